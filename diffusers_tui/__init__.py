@@ -1,0 +1,1 @@
+"""diffusers-tui: run and study diffusion models from a terminal."""

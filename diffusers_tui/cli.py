@@ -1,0 +1,239 @@
+"""Command line: parses arguments, builds an Engine, and runs a headless command.
+
+Every user mistake ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Sequence
+
+from diffusers_tui.engine.errors import RequestError, UserFacingError
+from diffusers_tui.engine.request import GenerationRequest, random_seed
+
+DEFAULT_PROMPT = "a red circle on a blue background"
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        if len(parts) == 1:
+            return int(parts[0]), int(parts[0])
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512 or 512")
+
+
+def _seed(text: str) -> int | None:
+    if text.lower() == "random":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'random'") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def _model_options(parser: argparse.ArgumentParser, default_model: str | None) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=default_model,
+                       help="demo, demo-ddpm, a Hub id in the local cache (org/name), a diffusers folder, "
+                            "or a single .safetensors file (default: %(default)s)")
+    group.add_argument("--config", metavar="DIR",
+                       help="for a single-file checkpoint: a local diffusers folder with its configs")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    group.add_argument("--dtype", default="auto",
+                       help="auto, float32, float16 or bfloat16 (auto: float16 on CUDA, else float32)")
+    group.add_argument("--offload", default="none", choices=["none", "model", "sequential"],
+                       help="move idle parts to the CPU to save GPU memory (CUDA only)")
+    group.add_argument("--allow-pickle", action="store_true",
+                       help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
+    group.add_argument("--threads", type=_positive,
+                       help="torch CPU threads (default: DIFFUSERS_TUI_THREADS, else all cores but one)")
+
+
+def _run_options(parser: argparse.ArgumentParser, steps: int, scheduler_help: str) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--steps", type=int, default=steps, help="denoising steps (default: %(default)s)")
+    group.add_argument("--scheduler", help=scheduler_help)
+    group.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
+    group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
+    group.add_argument("--preview", choices=["x0", "noisy"], default="x0",
+                       help="what --save-every snapshots show: denoised estimate or noisy sample")
+    group.add_argument("--preview-method", choices=["auto", "linear", "vae", "none"], default="auto",
+                       help="latent preview: linear map, full VAE decode, or auto (default)")
+    group.add_argument("--save-every", type=_positive, metavar="N",
+                       help="also save a snapshot every N model calls into a run folder (step_0050.png, ...)")
+    group.add_argument("--outputs", default="outputs", metavar="DIR",
+                       help="folder for saved images and index.jsonl (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffusers-tui",
+        description="Run and study diffusion models from a terminal.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="text-to-image with a diffusers pipeline, headless",
+                                   description="Generate one image from a prompt and save it with its recipe.")
+    generate.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
+    generate.add_argument("--negative", default="", help="negative prompt")
+    generate.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    _model_options(generate, "demo")
+    _run_options(generate, 20, "registry name, e.g. 'DPM++ 2M Karras' (default: the model's own)")
+
+    unet = commands.add_parser("unet", help="the manual UNet + scheduler loop on an unconditional UNet2DModel",
+                               description="Step an unconditional UNet2DModel by hand, as the diffusers "
+                                           "quick-start does, saving a snapshot every N steps.")
+    _model_options(unet, "demo-ddpm")
+    _run_options(unet, 1000, "registry name (default: the model's own, e.g. DDPM)")
+
+    models = commands.add_parser("models", help="list the demo models and every model in the local HF cache")
+    models.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                        help="also look in this folder (repeatable)")
+
+    schedulers = commands.add_parser("schedulers", help="the scheduler registry, and what a model supports")
+    _model_options(schedulers, None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command in ("generate", "unet"):
+            return _generate(args)
+        if args.command == "models":
+            return _models(args)
+        if args.command == "schedulers":
+            return _schedulers(args)
+    except UserFacingError as error:
+        print(f"diffusers-tui: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("diffusers-tui: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _engine(args):
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.sources import LoadOptions
+
+    options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
+                          allow_pickle=args.allow_pickle, config_dir=args.config)
+    return Engine(options, threads=args.threads)
+
+
+def _request(args) -> GenerationRequest:
+    width, height = args.size if args.size else (None, None)
+    return GenerationRequest(
+        prompt=getattr(args, "prompt", ""),
+        negative_prompt=getattr(args, "negative", ""),
+        model=args.model,
+        mode="unet" if args.command == "unet" else "text-to-image",
+        scheduler=args.scheduler,
+        steps=args.steps,
+        guidance=getattr(args, "guidance", 0.0),
+        seed=random_seed() if args.seed is None else args.seed,
+        width=width,
+        height=height,
+        preview=args.preview,
+        preview_every=args.save_every or 1,
+        preview_method=args.preview_method if args.save_every else "none",
+    )
+
+
+def _generate(args) -> int:
+    from tqdm import tqdm
+
+    from diffusers_tui.engine import outputs
+
+    request = _request(args)  # validate before the slow model load
+    engine = _engine(args)
+    print(f"loading {request.model} ...", file=sys.stderr)
+    loaded = engine.load(request.model)
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
+    snapshots = []
+    bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False)
+    cancel = threading.Event()
+
+    def on_step(snapshot) -> None:
+        bar.total = snapshot.total
+        bar.n = snapshot.step
+        bar.set_postfix_str(f"t={snapshot.timestep:.0f}", refresh=False)
+        bar.refresh()
+        if snapshot.preview is not None and args.save_every:
+            snapshots.append(snapshot)
+
+    try:
+        result = engine.run(request, on_step, cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        bar.close()
+    path = outputs.save_result(result, args.outputs, snapshots or None)
+    extra = f", {len(snapshots)} snapshots in {path.with_suffix('').name}/" if snapshots else ""
+    print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
+          f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
+    return 0
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _models(args) -> int:
+    from diffusers_tui.engine.sources import list_models
+
+    rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path))
+            for m in list_models(tuple(args.models_dir))]
+    _print_table(("name", "kind", "source", "size", "path"), rows)
+    return 0
+
+
+def _schedulers(args) -> int:
+    from diffusers_tui.engine import quiet
+
+    quiet()
+    engine = _engine(args)
+    statuses = engine.scheduler_statuses(args.model)
+    rows = [(s.entry.name, s.entry.class_name, s.entry.options_text or "-", str(s.entry.order),
+             "yes" if s.available else f"no: {s.reason}") for s in statuses]
+    if args.model:
+        print(f"schedulers for {args.model}:")
+    _print_table(("name", "class", "options", "calls/step", "available"), rows)
+    return 0
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

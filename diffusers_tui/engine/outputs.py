@@ -1,0 +1,246 @@
+"""Saving what the user keeps: numbered PNGs with their recipe, step snapshots, an index.
+
+Names are `outputs/YYYY-MM-DD/NNNNN-<scheduler>-<steps>-<seed>.png`. A file is written
+to a temporary name and then hard-linked into place, which fails instead of replacing
+when another process took that number first; then the next number is tried. Nothing
+is ever overwritten, and nothing the user typed becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from diffusers_tui.engine.errors import OutputError
+from diffusers_tui.engine.request import GenerationRequest
+
+RECIPE_KEY = "diffusers-tui"
+PARAMETERS_KEY = "parameters"
+INDEX_NAME = "index.jsonl"
+_NUMBERED = re.compile(r"^(\d{5,})-")
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe, lower-case rendering: only a-z, 0-9 and single dashes."""
+    text = text.lower().replace("++", "pp").replace("+", "p")
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return text[:limit].strip("-") or "default"
+
+
+def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
+    """The A1111 infotext line that other tools already read."""
+    lines = [request.prompt]
+    if request.negative_prompt:
+        lines.append(f"Negative prompt: {request.negative_prompt}")
+    sampler = recipe.get("scheduler_name") or recipe.get("scheduler_class", "")
+    fields = [
+        f"Steps: {request.steps}",
+        f"Sampler: {sampler}",
+        f"CFG scale: {request.guidance:g}",
+        f"Seed: {request.seed}",
+        f"Size: {recipe.get('width')}x{recipe.get('height')}",
+        f"Model: {recipe.get('model', request.model)}",
+        f"Version: diffusers-tui {_version()}",
+    ]
+    if recipe.get("model_revision"):
+        fields.insert(-1, f"Model hash: {recipe['model_revision'][:10]}")
+    lines.append(", ".join(fields))
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffusers-tui")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str:
+    """A short plain-diffusers script that makes the same image."""
+    model = recipe.get("model_repo_id") or recipe.get("model_path") or request.model
+    options = dict(recipe.get("scheduler_config", {}))
+    if recipe.get("mode") == "unet":
+        return "\n".join([
+            "import torch, diffusers",
+            f"unet = diffusers.UNet2DModel.from_pretrained({model!r}, subfolder='unet')",
+            f"scheduler = diffusers.{recipe['scheduler_class']}.from_config({options!r})",
+            f"scheduler.set_timesteps({request.steps})",
+            f"g = torch.Generator().manual_seed({request.seed})",
+            f"x = torch.randn((1, unet.config.in_channels, {recipe['height']}, {recipe['width']}), generator=g)"
+            " * scheduler.init_noise_sigma",
+            "with torch.no_grad():",
+            "    for t in scheduler.timesteps:",
+            "        eps = unet(scheduler.scale_model_input(x, t), t).sample",
+            "        x = scheduler.step(eps, t, x, generator=g).prev_sample",
+        ])
+    return "\n".join([
+        "import torch, diffusers",
+        f"pipe = diffusers.DiffusionPipeline.from_pretrained({model!r})",
+        f"pipe.scheduler = diffusers.{recipe['scheduler_class']}.from_config({options!r})",
+        f"image = pipe({request.prompt!r}, negative_prompt={request.negative_prompt or None!r}, "
+        f"num_inference_steps={request.steps}, guidance_scale={request.guidance!r}, "
+        f"width={recipe['width']}, height={recipe['height']}, "
+        f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
+    ])
+
+
+def recipe_json(request: GenerationRequest, recipe: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "request": request.to_dict(),
+        **recipe,
+        "diffusers_tui": _version(),
+        "reproduce": reproduce_snippet(request, recipe),
+    }
+
+
+def _png_info(request: GenerationRequest, recipe: dict[str, Any]):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    # iTXt keeps any Unicode exactly as given (tEXt is Latin-1 only).
+    info.add_itxt(PARAMETERS_KEY, a1111_parameters(request, recipe))
+    info.add_itxt(RECIPE_KEY, json.dumps(recipe_json(request, recipe), ensure_ascii=False))
+    return info
+
+
+def _next_number(folder: Path) -> int:
+    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NUMBERED.match(p.name))]
+    return max(numbers, default=0) + 1
+
+
+def _claim(folder: Path, stem_suffix: str, suffix: str, temp_path: Path) -> Path:
+    """Link `temp_path` to the next free NNNNN name in `folder`; never replaces a file."""
+    number = _next_number(folder)
+    for _ in range(10_000):
+        final = folder / f"{number:05d}-{stem_suffix}{suffix}"
+        try:
+            os.link(temp_path, final)  # atomic, and fails if the name exists
+            return final
+        except FileExistsError:
+            number += 1
+        except OSError:
+            # Filesystems without hard links: reserve the name exclusively, then replace it.
+            try:
+                fd = os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                number += 1
+                continue
+            os.close(fd)
+            os.replace(temp_path, final)
+            return final
+    raise OutputError(f"no free file name in {folder}")
+
+
+def _write_png_atomically(image, folder: Path, stem_suffix: str, pnginfo=None) -> Path:
+    fd, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
+    temp_path = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format="PNG", pnginfo=pnginfo)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return _claim(folder, stem_suffix, ".png", temp_path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def _append_index(outputs: Path, entry: dict[str, Any]) -> None:
+    """Append one JSON line; one write() on an O_APPEND file, under an exclusive lock."""
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(outputs / INDEX_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # Windows: O_APPEND alone
+            pass
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None = None,
+                today: _dt.date | None = None) -> Path:
+    """Save a finished run's image (and optionally its step previews); returns the PNG path.
+
+    `snapshots` are StepSnapshots whose previews go into a run folder named like the
+    image: `step_0050.png`, ... Raises OutputError (the image stays in memory) when the
+    folder cannot be written.
+    """
+    image = result.image if result.image is not None else result.last_preview
+    if image is None:
+        raise OutputError("nothing to save: the run was cancelled before its first preview")
+    request, recipe = result.request, dict(result.recipe)
+    recipe["cancelled"] = result.cancelled
+    outputs = Path(outputs_dir).expanduser()
+    day = (today or _dt.date.today()).isoformat()
+    folder = outputs / day
+    stem_suffix = f"{slug(recipe.get('scheduler_name') or recipe.get('scheduler_class', ''))}-{request.steps}-{request.seed}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _write_png_atomically(image, folder, stem_suffix, _png_info(request, recipe))
+        steps_folder = None
+        if snapshots:
+            steps_folder = path.with_suffix("")
+            steps_folder.mkdir()
+            for snapshot in snapshots:
+                if snapshot.preview is not None:
+                    _save_snapshot(snapshot.preview, steps_folder / f"step_{snapshot.step:04d}.png")
+        _append_index(outputs, {
+            "path": str(path.relative_to(outputs)),
+            "steps_folder": str(steps_folder.relative_to(outputs)) if steps_folder else None,
+            "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "model": recipe.get("model"),
+            "scheduler": recipe.get("scheduler_name") or recipe.get("scheduler_class"),
+            "steps": request.steps,
+            "guidance": request.guidance,
+            "seed": request.seed,
+            "width": recipe.get("width"),
+            "height": recipe.get("height"),
+            "cancelled": result.cancelled,
+        })
+    except OSError as error:
+        raise OutputError(
+            f"could not save into {outputs}: {error.strerror or error}. The image is still in memory; "
+            "choose another folder with --outputs DIR"
+        ) from error
+    return path
+
+
+def _save_snapshot(image, path: Path) -> None:
+    fd, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=path.parent)
+    with os.fdopen(fd, "wb") as handle:
+        image.save(handle, format="PNG")
+    os.replace(temp_name, path)  # the run folder is new and ours alone
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON recipe stored in a PNG saved by this tool (OutputError if it has none)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            text = image.text.get(RECIPE_KEY)  # type: ignore[attr-defined]
+    except OSError as error:
+        raise OutputError(f"cannot read {path}: {error}") from None
+    if text is None:
+        raise OutputError(f"{path} carries no diffusers-tui recipe")
+    return json.loads(text)
+
+
+def read_parameters(path: str | os.PathLike) -> str | None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.text.get(PARAMETERS_KEY)  # type: ignore[attr-defined]

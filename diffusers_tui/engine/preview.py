@@ -1,0 +1,151 @@
+"""Latents to small RGB previews: a linear latent->RGB map, a full VAE decode, or pixels as-is.
+
+A preview never touches the live latent: every operation here is out of place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+# Published latent->RGB factors for the scaled latents the UNet sees (ComfyUI's
+# latent_formats.py): rows are latent channels, columns R, G, B; output in [-1, 1].
+SD1_FACTORS = [
+    [0.3512, 0.2297, 0.3227],
+    [0.3250, 0.4974, 0.2350],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.2120, -0.2616, -0.7177],
+]
+SDXL_FACTORS = [
+    [0.3651, 0.4232, 0.4341],
+    [-0.2533, -0.0042, 0.1068],
+    [0.1076, 0.1111, -0.0362],
+    [-0.3165, -0.2492, -0.2188],
+]
+SDXL_BIAS = [0.1084, -0.0175, -0.0011]
+FIT_IMAGES = 8
+#: A fitted map worse than this (RMS, [0, 1] units) shows wrong colours: "auto" decodes instead.
+GOOD_FIT_ERROR = 0.05
+
+
+@dataclass
+class LatentPreviewer:
+    """Maps a (C, h, w) latent to RGB with a (C, 3) matrix and a bias, at latent resolution."""
+
+    factors: torch.Tensor
+    bias: torch.Tensor
+    family: str
+    #: RMS error in [0, 1] units of this map against a full VAE decode (fitted maps only).
+    fit_error: float | None = None
+
+    @property
+    def trustworthy(self) -> bool:
+        return self.fit_error is None or self.fit_error <= GOOD_FIT_ERROR
+
+    def to_image(self, latents: torch.Tensor):
+        latent = latents[0].float()
+        factors = self.factors.to(latent.device)
+        bias = self.bias.to(latent.device)
+        rgb = torch.einsum("chw,cr->hwr", latent, factors) + bias
+        return tensor_to_image(rgb.permute(2, 0, 1))
+
+
+def tensor_to_image(image: torch.Tensor):
+    """A (3, H, W) tensor in [-1, 1] (any device, any float dtype) to a PIL image."""
+    from PIL import Image
+
+    array = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).cpu().numpy())
+
+
+def detect_family(vae) -> str:
+    config = vae.config
+    if config.latent_channels == 4 and math.isclose(config.scaling_factor, 0.18215, rel_tol=1e-3):
+        return "sd1"
+    if config.latent_channels == 4 and math.isclose(config.scaling_factor, 0.13025, rel_tol=1e-3):
+        return "sdxl"
+    return "fitted"
+
+
+@torch.no_grad()
+def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer:
+    """Least-squares latent->RGB map for an unknown VAE, from a few encode/decode round trips.
+
+    The inputs are smooth random colour fields, so the latents look like real image
+    latents; the targets are the full decodes pooled to latent resolution, so the map
+    imitates exactly what the saved image would show. Returns the map with its error.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    width, height = size
+    device, dtype = vae.device, vae.dtype
+    coarse = torch.rand((FIT_IMAGES, 3, 4, 4), generator=generator) * 2 - 1
+    images = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
+    scale = vae.config.scaling_factor
+    latents = vae.encode(images.to(device, dtype)).latent_dist.mode() * scale
+    decoded = vae.decode(latents / scale).sample.float().clamp(-1, 1)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
+    x = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+    y = pooled.permute(0, 2, 3, 1).reshape(-1, 3)
+    train, held_out = slice(0, x.shape[0] * 3 // 4), slice(x.shape[0] * 3 // 4, None)
+    design = torch.cat([x, torch.ones(x.shape[0], 1, device=x.device)], dim=1)
+    solution = torch.linalg.lstsq(design[train].cpu(), y[train].cpu()).solution
+    predicted = design[held_out].cpu() @ solution
+    error = float(((predicted.clamp(-1, 1) - y[held_out].cpu()) / 2).pow(2).mean().sqrt())
+    return LatentPreviewer(solution[:-1], solution[-1], "fitted", fit_error=error)
+
+
+def previewer_for(loaded) -> None:
+    """Attach the right previewer to a LoadedModel (published factors, fitted, or pixels)."""
+    if loaded.pipeline is None:
+        loaded.family = "pixel"
+        loaded.previewer = None
+        return
+    vae = loaded.pipeline.vae
+    family = detect_family(vae)
+    loaded.family = family
+    if family == "sd1":
+        loaded.previewer = LatentPreviewer(torch.tensor(SD1_FACTORS), torch.zeros(3), family)
+    elif family == "sdxl":
+        loaded.previewer = LatentPreviewer(torch.tensor(SDXL_FACTORS), torch.tensor(SDXL_BIAS), family)
+    else:
+        loaded.previewer = fit_latent_map(vae, loaded.native_size)
+        verdict = ("good enough for previews" if loaded.previewer.trustworthy
+                   else f"above {GOOD_FIT_ERROR}, so 'auto' previews use the VAE decode")
+        loaded.notes.append(
+            f"latent preview map fitted from {FIT_IMAGES} VAE decodes: "
+            f"RMS error {loaded.previewer.fit_error:.3f} against a full decode ({verdict})"
+        )
+
+
+def current_sigma(scheduler, timestep) -> float | None:
+    """The noise level of the sample the scheduler is about to step, if it has one."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    index = getattr(scheduler, "step_index", None)
+    if sigmas is not None and index is not None and index < len(sigmas) and scheduler.init_noise_sigma > 1:
+        return float(sigmas[index])
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    if alphas is None:
+        return None
+    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
+    return math.sqrt((1 - alpha) / alpha)
+
+
+def estimate_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, timestep, sigma: float | None):
+    """The denoised estimate from one model output, for schedulers that do not report it."""
+    prediction = scheduler.config.get("prediction_type", "epsilon")
+    model_output = model_output.float()
+    sample = sample.float()
+    if prediction == "sample":
+        return model_output
+    if scheduler.init_noise_sigma > 1 and sigma is not None:
+        # Karras-style schedulers keep the sample at x0 + sigma * noise.
+        if prediction == "v_prediction":
+            return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
+        return sample - sigma * model_output
+    alphas = scheduler.alphas_cumprod
+    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
+    if prediction == "v_prediction":
+        return alpha**0.5 * sample - (1 - alpha) ** 0.5 * model_output
+    return (sample - (1 - alpha) ** 0.5 * model_output) / alpha**0.5

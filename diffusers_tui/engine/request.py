@@ -1,0 +1,144 @@
+"""The frozen values that cross the engine's boundary: requests, step snapshots, results.
+
+Nothing here imports torch, so the app can build and validate requests before the
+heavy libraries are loaded.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from diffusers_tui.engine.errors import RequestError
+
+Mode = Literal["auto", "text-to-image", "unet"]
+PreviewKind = Literal["x0", "noisy"]
+PreviewMethod = Literal["auto", "linear", "vae", "none"]
+
+MAX_SEED = 2**64 - 1
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+MAX_SIDE = 4096
+MAX_PROMPT_CHARS = 10_000
+
+
+def random_seed() -> int:
+    """A fresh seed in the range every request accepts."""
+    return secrets.randbelow(2**32)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything one run needs, validated once at construction and never changed."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    #: Model name as given to --model: "demo", a Hub id, a folder or a .safetensors file.
+    model: str = "demo"
+    #: "auto" follows the model: text-to-image for pipelines, "unet" for a bare UNet2DModel.
+    mode: Mode = "auto"
+    #: A registry display name (see engine.schedulers); None keeps the model's own.
+    scheduler: str | None = None
+    steps: int = 20
+    guidance: float = 5.0
+    seed: int = 0
+    #: Image size in pixels; None uses the model's native size.
+    width: int | None = None
+    height: int | None = None
+    #: Preview the denoised estimate ("x0") or the noisy sample ("noisy").
+    preview: PreviewKind = "x0"
+    #: Emit a preview every N model calls (the last call always gets one).
+    preview_every: int = 1
+    #: How a latent becomes a preview: linear map (cheap), full VAE decode, or none;
+    #: "auto" takes the linear map unless it was fitted and fits badly (see engine.preview).
+    preview_method: PreviewMethod = "auto"
+
+    def __post_init__(self) -> None:
+        _check_text("prompt", self.prompt)
+        _check_text("negative_prompt", self.negative_prompt)
+        if not isinstance(self.model, str) or not self.model.strip() or "\x00" in self.model:
+            raise RequestError("model", "give a model name, folder or file (for example 'demo')")
+        if self.mode not in ("auto", "text-to-image", "unet"):
+            raise RequestError("mode", f"{self.mode!r} is not one of auto, text-to-image, unet")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):
+            raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not (
+            0.0 <= float(self.guidance) <= MAX_GUIDANCE
+        ):
+            raise RequestError("guidance", f"{self.guidance!r} is outside 0 to {MAX_GUIDANCE:g}")
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int(name, value, 8, MAX_SIDE)
+                if value % 8:
+                    raise RequestError(name, f"{value} is not a multiple of 8")
+        if self.preview not in ("x0", "noisy"):
+            raise RequestError("preview", f"{self.preview!r} is not x0 or noisy")
+        _check_int("preview_every", self.preview_every, 1, MAX_STEPS)
+        if self.preview_method not in ("auto", "linear", "vae", "none"):
+            raise RequestError("preview_method", f"{self.preview_method!r} is not auto, linear, vae or none")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GenerationRequest":
+        """Rebuild a request from `to_dict` output, ignoring keys this version lacks."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise RequestError(name, "must be text")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise RequestError(name, f"is {len(value)} characters; the limit is {MAX_PROMPT_CHARS}")
+    if "\x00" in value:
+        raise RequestError(name, "contains a NUL character")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(name, f"{value!r} is not a whole number ({low} to {high})")
+    if not low <= value <= high:
+        raise RequestError(name, f"{value} is outside {low} to {high}")
+
+
+@dataclass(frozen=True)
+class StepSnapshot:
+    """One model call of a run, as the worker thread hands it to whoever listens."""
+
+    #: 1-based count of model calls so far.
+    step: int
+    #: Total model calls of the run (pipe.num_timesteps: 2N-1 for Heun and DPM2).
+    total: int
+    timestep: float
+    #: The noise level of the sample this call saw, when the scheduler defines one.
+    sigma: float | None
+    elapsed_s: float
+    #: Small RGB PIL image, or None when no preview was due at this call.
+    preview: Any = None
+    preview_kind: PreviewKind = "x0"
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a run produced: the image (None when cancelled early), and how it went."""
+
+    request: GenerationRequest
+    image: Any
+    cancelled: bool
+    elapsed_s: float
+    model_calls: int
+    total_calls: int
+    #: The last preview shown, kept so a cancelled run still has something to show.
+    last_preview: Any = None
+    #: Facts for the saved recipe: scheduler class and config, model id, dtype, device.
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.model_calls / self.elapsed_s if self.elapsed_s > 0 else 0.0
