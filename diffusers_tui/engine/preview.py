@@ -6,6 +6,7 @@ A preview never touches the live latent: every operation here is out of place.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +27,10 @@ SDXL_FACTORS = [
 ]
 SDXL_BIAS = [0.1084, -0.0175, -0.0011]
 FIT_IMAGES = 8
-#: A fitted map worse than this (RMS, [0, 1] units) shows wrong colours: "auto" decodes instead.
+#: A fitted map worse than this (RMS, [0, 1] units) shows wrong colours: "auto" decodes instead,
 GOOD_FIT_ERROR = 0.05
+#: ...but only when one decode costs less than this; a big VAE keeps the imperfect map.
+CHEAP_DECODE_S = 0.05
 
 
 @dataclass
@@ -39,10 +42,19 @@ class LatentPreviewer:
     family: str
     #: RMS error in [0, 1] units of this map against a full VAE decode (fitted maps only).
     fit_error: float | None = None
+    #: Seconds one full VAE decode of one image took when the map was fitted.
+    decode_s: float | None = None
 
     @property
     def trustworthy(self) -> bool:
         return self.fit_error is None or self.fit_error <= GOOD_FIT_ERROR
+
+    @property
+    def auto_method(self) -> str:
+        """What preview_method "auto" means for this model: "linear" or "vae"."""
+        if self.trustworthy or self.decode_s is None or self.decode_s > CHEAP_DECODE_S:
+            return "linear"
+        return "vae"
 
     def to_image(self, latents: torch.Tensor):
         latent = latents[0].float()
@@ -84,6 +96,9 @@ def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer
     images = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
     scale = vae.config.scaling_factor
     latents = vae.encode(images.to(device, dtype)).latent_dist.mode() * scale
+    started = time.perf_counter()
+    vae.decode(latents[:1] / scale)
+    decode_s = time.perf_counter() - started
     decoded = vae.decode(latents / scale).sample.float().clamp(-1, 1)
     pooled = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
     x = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
@@ -93,7 +108,7 @@ def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer
     solution = torch.linalg.lstsq(design[train].cpu(), y[train].cpu()).solution
     predicted = design[held_out].cpu() @ solution
     error = float(((predicted.clamp(-1, 1) - y[held_out].cpu()) / 2).pow(2).mean().sqrt())
-    return LatentPreviewer(solution[:-1], solution[-1], "fitted", fit_error=error)
+    return LatentPreviewer(solution[:-1], solution[-1], "fitted", fit_error=error, decode_s=decode_s)
 
 
 def previewer_for(loaded) -> None:
@@ -111,8 +126,14 @@ def previewer_for(loaded) -> None:
         loaded.previewer = LatentPreviewer(torch.tensor(SDXL_FACTORS), torch.tensor(SDXL_BIAS), family)
     else:
         loaded.previewer = fit_latent_map(vae, loaded.native_size)
-        verdict = ("good enough for previews" if loaded.previewer.trustworthy
-                   else f"above {GOOD_FIT_ERROR}, so 'auto' previews use the VAE decode")
+        previewer = loaded.previewer
+        if previewer.trustworthy:
+            verdict = "good enough for previews"
+        elif previewer.auto_method == "vae":
+            verdict = (f"above {GOOD_FIT_ERROR}, and a decode takes {previewer.decode_s * 1000:.0f} ms, "
+                       "so 'auto' previews use the VAE decode")
+        else:
+            verdict = f"above {GOOD_FIT_ERROR}, but a decode is too slow to run every step; kept"
         loaded.notes.append(
             f"latent preview map fitted from {FIT_IMAGES} VAE decodes: "
             f"RMS error {loaded.previewer.fit_error:.3f} against a full decode ({verdict})"

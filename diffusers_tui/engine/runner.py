@@ -7,6 +7,7 @@ set (skipping the final decode), and returns a GenerationResult.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import time
@@ -39,6 +40,9 @@ class _StepWatcher:
         self.sigma: float | None = None
         original_step = scheduler.step
 
+        # wraps() keeps the original signature visible: pipelines inspect it to decide
+        # whether to pass `generator`, and without it ancestral samplers lose their seed.
+        @functools.wraps(original_step)
         def step(model_output, timestep, sample, *args, **kwargs):
             sigma = current_sigma(scheduler, timestep)
             output = original_step(model_output, timestep, sample, *args, **kwargs)
@@ -105,6 +109,9 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
     scheduler = make_scheduler(loaded, request.scheduler)
+    if "noise_sampler_seed" in scheduler.config:
+        # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
+        scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
     cancel = cancel or threading.Event()
     on_step = on_step or (lambda snapshot: None)
     if loaded.mode == "unet":
@@ -147,7 +154,7 @@ def _preview_due(calls: int, total: int, request: GenerationRequest) -> bool:
 
 def _latent_preview(loaded, latents: torch.Tensor, method: str):
     if method == "auto":
-        method = "linear" if loaded.previewer.trustworthy else "vae"
+        method = loaded.previewer.auto_method
     if method == "vae":
         vae = loaded.pipeline.vae
         with torch.no_grad():

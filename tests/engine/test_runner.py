@@ -43,6 +43,12 @@ def test_same_seed_same_pixels_and_previews_never_change_the_result(engine, tiny
     assert not np.array_equal(_pixels(first), _pixels(other_seed))
 
 
+@pytest.mark.parametrize("name", ["Euler a", "DPM++ 2M SDE", "DPM SDE", "DDPM", "DPM2 a"])
+def test_stochastic_schedulers_are_reproducible_too(engine, tiny_sd, name):
+    request = GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler=name, steps=3, seed=4)
+    assert np.array_equal(_pixels(engine.run(request).image), _pixels(engine.run(request).image))
+
+
 def test_cancel_stops_within_one_step_and_keeps_the_last_preview(engine, tiny_sd):
     cancel = threading.Event()
     snapshots = []

@@ -1,0 +1,100 @@
+"""Model sources: demo, Hub ids from the local cache only, folders, single files, refusals."""
+
+import shutil
+
+import pytest
+
+from diffusers_tui.engine import sources
+from diffusers_tui.engine.errors import ModelLoadError, ModelNotFoundError
+from diffusers_tui.engine.sources import LoadOptions
+
+
+def test_demo_names_resolve_to_folders_inside_the_package():
+    for name in ("demo", "demo-sd", "demo-ddpm"):
+        source = sources.resolve(name)
+        assert source.kind == "demo" and (source.path / "model_index.json").exists()
+    assert sources.describe_folder(sources.resolve("demo").path)[0] == "text-to-image"
+    assert sources.describe_folder(sources.resolve("demo-ddpm").path)[0] == "unet"
+
+
+def test_hub_id_loads_from_the_local_cache_without_network(hf_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = sources.resolve("tiny-org/tiny-sd")
+    assert source.kind == "hub-cache" and source.revision == "0123456789abcdef0123456789abcdef01234567"
+    loaded = sources.load(source, LoadOptions(device="cpu"))
+    assert loaded.mode == "text-to-image" and loaded.pipeline is not None
+
+
+def test_missing_hub_id_names_the_model_and_the_download_command(hf_cache):
+    with pytest.raises(ModelNotFoundError) as caught:
+        sources.resolve("google/ddpm-cat-256")
+    message = str(caught.value)
+    assert "'google/ddpm-cat-256'" in message and "hf download google/ddpm-cat-256" in message
+    assert str(hf_cache) in message
+
+
+def test_unknown_names_and_paths_are_explained(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="not a built-in model"):
+        sources.resolve("no such model")
+    with pytest.raises(ModelLoadError, match="not a diffusers model folder"):
+        sources.load(sources.resolve(str(tmp_path)), LoadOptions(device="cpu"))
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hi")
+    with pytest.raises(ModelLoadError, match="not a checkpoint"):
+        sources.resolve(str(text_file))
+
+
+def test_pickle_only_weights_are_refused_unless_allowed(tmp_path):
+    from tests.conftest import build_tiny_unet
+
+    folder = tmp_path / "pickled-unet"
+    build_tiny_unet().save_pretrained(folder, safe_serialization=False)
+    with pytest.raises(ModelLoadError, match="--allow-pickle"):
+        sources.load(sources.resolve(str(folder)), LoadOptions(device="cpu"))
+    loaded = sources.load(sources.resolve(str(folder)), LoadOptions(device="cpu", allow_pickle=True))
+    assert loaded.mode == "unet"
+
+
+def test_corrupt_weights_give_a_load_error(tmp_path, tiny_bare_unet):
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_bare_unet, folder)
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="could not load"):
+        sources.load(sources.resolve(str(folder)), LoadOptions(device="cpu"))
+
+
+def test_single_file_checkpoints_need_a_config_and_pickles_are_refused(tmp_path):
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"\x00" * 16)
+    with pytest.raises(ModelLoadError, match="--config DIR"):
+        sources.load(sources.resolve(str(checkpoint)), LoadOptions(device="cpu"))
+    pickled = tmp_path / "model.ckpt"
+    pickled.write_bytes(b"\x00" * 16)
+    with pytest.raises(ModelLoadError, match="pickle checkpoint"):
+        sources.load(sources.resolve(str(pickled)), LoadOptions(device="cpu"))
+
+
+def test_bad_device_dtype_offload_name_the_option():
+    from diffusers_tui.engine.errors import RequestError
+
+    for kwargs, field in (({"device": "tpu"}, "device"), ({"dtype": "int8"}, "dtype"), ({"offload": "disk"}, "offload")):
+        with pytest.raises(RequestError) as caught:
+            LoadOptions(**kwargs)
+        assert caught.value.field == field
+    with pytest.raises(ModelLoadError, match="no CUDA"):
+        sources.pick_device("cuda:0")
+
+
+def test_dtype_auto_is_float32_on_cpu():
+    import torch
+
+    assert sources.pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert sources.pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert sources.pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_models_lists_demo_models_cached_repos_and_folders(hf_cache, tiny_ddpm):
+    found = {m.name: m for m in sources.list_models((str(tiny_ddpm.parent),))}
+    assert found["demo"].kind == "text-to-image" and found["demo-ddpm"].kind == "unet"
+    assert found["tiny-org/tiny-sd"].source == "hub-cache"
+    assert found[str(tiny_ddpm)].kind == "unet" and found[str(tiny_ddpm)].size_bytes > 0

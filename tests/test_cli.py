@@ -1,0 +1,89 @@
+"""The headless commands, run as a user runs them: files written, errors as one line, exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from diffusers_tui.cli import main
+from diffusers_tui.engine import outputs
+
+
+def _cli(*args, env_extra=None):
+    env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "diffusers_tui", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_generate_writes_a_png_with_its_recipe(tiny_sd, tmp_path, capsys):
+    code = main(["generate", "a blue square", "--model", str(tiny_sd), "--steps", "3", "--seed", "42",
+                 "--scheduler", "DPM++ 2M Karras", "--guidance", "7.5", "--size", "16x16",
+                 "--negative", "red", "--outputs", str(tmp_path)])
+    assert code == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("saved ") and "3 model calls" in line and "it/s" in line
+    path = next(tmp_path.rglob("*.png"))
+    assert path.name == "00001-dpmpp-2m-karras-3-42.png"
+    recipe = outputs.read_recipe(path)
+    assert recipe["request"]["negative_prompt"] == "red" and recipe["request"]["guidance"] == 7.5
+    assert recipe["scheduler_config"]["use_karras_sigmas"] is True
+
+
+def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
+    code = main(["unet", "--model", str(tiny_ddpm), "--steps", "10", "--save-every", "5", "--seed", "1",
+                 "--outputs", str(tmp_path)])
+    assert code == 0
+    image = next(tmp_path.rglob("*.png"))
+    run_folder = image.with_suffix("")
+    assert sorted(p.name for p in run_folder.iterdir()) == ["step_0005.png", "step_0010.png"]
+    index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
+    assert index[0]["steps_folder"] == str(run_folder.relative_to(tmp_path))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["generate", "--steps", "0"], "steps: 0 is outside 1 to 1000"),
+    (["generate", "--guidance", "-3"], "guidance: -3.0 is outside 0 to 50"),
+    (["generate", "--seed", str(2**64)], "seed:"),
+    (["generate", "--size", "100x64"], "width: 100 is not a multiple of 8"),
+    (["generate", "--scheduler", "Eulr"], "scheduler: unknown name 'Eulr'; choose one of"),
+    (["generate", "--device", "tpu"], "device: 'tpu' is not one of"),
+    (["generate", "--model", "org/not-cached"], "hf download org/not-cached"),
+    (["unet", "--model", "demo"], "mode: unet does not fit this model"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(args, words, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_missing_model_in_a_real_process_has_no_traceback(tmp_path):
+    done = _cli("generate", "--model", "google/ddpm-cat-256", env_extra={"HF_HUB_CACHE": str(tmp_path)})
+    assert done.returncode == 2
+    assert "hf download google/ddpm-cat-256" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_models_and_schedulers_print_tables(capsys):
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "demo " in listing and "demo-ddpm" in listing and "text-to-image" in listing
+    assert main(["schedulers", "--model", "demo"]) == 0
+    table = capsys.readouterr().out
+    assert "DPM++ 2M Karras" in table and "use_karras_sigmas=True" in table
+    assert len([line for line in table.splitlines() if line.endswith("yes")]) >= 18
+
+
+def test_every_command_documents_its_options():
+    for command, option in (("generate", "--scheduler"), ("unet", "--save-every"), ("models", "--models-dir"),
+                            ("schedulers", "--model")):
+        done = _cli(command, "--help")
+        assert done.returncode == 0 and option in done.stdout
+
+
+def test_console_script_entry_point_is_declared():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["diffusers-tui"] == "diffusers_tui.cli:main"
