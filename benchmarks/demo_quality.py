@@ -1,0 +1,82 @@
+"""Demo model quality, read back by the dataset's own checker; optionally draws the docs figures.
+
+    python benchmarks/demo_quality.py [--cases 50] [--ddpm-seeds 50] [--figures docs]
+
+demo-sd: 50 prompt x seed cases at the default settings and with guidance off; each
+attribute (colour, shape, background) is reported on its own. demo-ddpm: the share of
+seeds whose sample passes the dataset's plausibility check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=50)
+    parser.add_argument("--ddpm-seeds", type=int, default=50)
+    parser.add_argument("--ddpm-steps", type=int, default=1000)
+    parser.add_argument("--figures", type=Path, help="also write the README figures into this folder")
+    args = parser.parse_args()
+
+    from diffusers_tui.engine.demo.shapes import all_specs, read_shape
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.request import GenerationRequest
+
+    engine = Engine()
+    defaults = GenerationRequest()
+    rng = random.Random(0)
+    cases = [(rng.choice(all_specs()), rng.randrange(2**32)) for _ in range(args.cases)]
+    images = []
+    for label, guidance in ((f"default (guidance {defaults.guidance:g})", defaults.guidance), ("guidance off", 0.0)):
+        right = {"colour": 0, "shape": 0, "background": 0}
+        for spec, seed in cases:
+            result = engine.run(GenerationRequest(prompt=spec.caption, seed=seed, guidance=guidance,
+                                                  preview_method="none"))
+            reading = read_shape(result.image)
+            for attribute in right:
+                right[attribute] += getattr(reading, attribute) == getattr(spec, attribute)
+            if guidance == defaults.guidance:
+                images.append(result.image)
+        shares = ", ".join(f"{k} {v / len(cases):.0%}" for k, v in right.items())
+        print(f"demo-sd {label}, {defaults.steps} steps, {len(cases)} cases: {shares}", flush=True)
+
+    ddpm_images = []
+    plausible = 0
+    for seed in range(args.ddpm_seeds):
+        result = engine.run(GenerationRequest(model="demo-ddpm", steps=args.ddpm_steps, seed=seed,
+                                              preview_method="none"))
+        plausible += read_shape(result.image).plausible
+        ddpm_images.append(result.image)
+    if args.ddpm_seeds:
+        print(f"demo-ddpm, {args.ddpm_steps} DDPM steps, {args.ddpm_seeds} seeds: "
+              f"{plausible / args.ddpm_seeds:.0%} plausible", flush=True)
+
+    if args.figures:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        _grid(images[:24], 8, 2).save(args.figures / "demo-grid.png")
+        if ddpm_images:
+            _grid(ddpm_images[:20], 10, 4).save(args.figures / "demo-ddpm-grid.png")
+        snapshots = []
+        engine.run(GenerationRequest(prompt="a yellow triangle on a blue background", seed=3,
+                                     scheduler="Euler a", steps=12), on_step=snapshots.append)
+        _grid([s.preview for s in snapshots], 12, 2).save(args.figures / "demo-steps.png")
+
+
+def _grid(images, columns: int, scale: int):
+    from PIL import Image
+
+    width, height = images[0].size
+    rows = (len(images) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * width * scale, rows * height * scale), "black")
+    for i, image in enumerate(images):
+        tile = image.resize((width * scale, height * scale), Image.NEAREST)
+        sheet.paste(tile, ((i % columns) * width * scale, (i // columns) * height * scale))
+    return sheet
+
+
+if __name__ == "__main__":
+    main()
