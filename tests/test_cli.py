@@ -87,3 +87,24 @@ def test_console_script_entry_point_is_declared():
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["diffusers-tui"] == "diffusers_tui.cli:main"
+
+
+def test_hf_home_is_respected_for_listing_and_loading(tmp_path, tiny_sd):
+    import shutil
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hf-home" / "hub" / "models--someone--tiny-sd"
+    shutil.copytree(tiny_sd, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {"HF_HOME": str(tmp_path / "hf-home")}
+    env_clean = {k: v for k, v in os.environ.items() if k != "HF_HUB_CACHE"}
+    listing = subprocess.run([sys.executable, "-m", "diffusers_tui", "models"], capture_output=True, text=True,
+                             env={**env_clean, **env}, timeout=300)
+    assert "someone/tiny-sd" in listing.stdout
+    done = subprocess.run([sys.executable, "-m", "diffusers_tui", "generate", "--model", "someone/tiny-sd",
+                           "--steps", "2", "--outputs", str(tmp_path / "out")], capture_output=True, text=True,
+                          env={**env_clean, **env, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    recipe = outputs.read_recipe(next((tmp_path / "out").rglob("*.png")))
+    assert recipe["model_repo_id"] == "someone/tiny-sd" and recipe["model_revision"] == commit

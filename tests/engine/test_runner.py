@@ -115,3 +115,29 @@ def test_demo_model_draws_what_the_prompt_says(engine):
                                               steps=12, seed=seed, preview_method="none"))
         reading = read_shape(result.image)
         assert (reading.colour, reading.shape, reading.background) == (spec.colour, spec.shape, spec.background)
+
+
+def test_sdxl_pipelines_run_through_the_same_callback(engine, tiny_sdxl):
+    snapshots = []
+    result = engine.run(GenerationRequest(prompt="a red circle", model=str(tiny_sdxl), scheduler="DPM++ 2M Karras",
+                                          steps=3, seed=1), on_step=snapshots.append)
+    loaded = engine.load(str(tiny_sdxl))
+    assert type(loaded.pipeline).__name__ == "StableDiffusionXLPipeline" and loaded.family == "sdxl"
+    assert result.image.size == (16, 16) and [s.step for s in snapshots] == [1, 2, 3]
+    assert all(s.preview is not None for s in snapshots)
+
+
+def test_engine_sets_the_torch_thread_count(monkeypatch, tiny_ddpm):
+    import torch
+
+    from diffusers_tui.engine.engine import Engine
+
+    before = torch.get_num_threads()
+    try:
+        Engine(threads=2).load(str(tiny_ddpm))
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("DIFFUSERS_TUI_THREADS", "1")
+        Engine().load(str(tiny_ddpm))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

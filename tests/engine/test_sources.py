@@ -98,3 +98,23 @@ def test_models_lists_demo_models_cached_repos_and_folders(hf_cache, tiny_ddpm):
     assert found["demo"].kind == "text-to-image" and found["demo-ddpm"].kind == "unet"
     assert found["tiny-org/tiny-sd"].source == "hub-cache"
     assert found[str(tiny_ddpm)].kind == "unet" and found[str(tiny_ddpm)].size_bytes > 0
+
+
+def test_single_file_checkpoints_load_with_the_config_folder(tmp_path, tiny_sd, monkeypatch):
+    """Wiring only: converting a diffusers model back to an original single file needs a
+    script diffusers does not ship, so the call into from_single_file is observed instead."""
+    import diffusers
+
+    seen = {}
+
+    def from_single_file(path, **kwargs):
+        seen.update(kwargs, path=path)
+        return diffusers.DiffusionPipeline.from_pretrained(tiny_sd)
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_single_file", from_single_file)
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"\x00" * 16)
+    loaded = sources.load(sources.resolve(str(checkpoint)), LoadOptions(device="cpu", config_dir=str(tiny_sd)))
+    assert loaded.mode == "text-to-image" and loaded.source.kind == "single-file"
+    assert seen["path"] == str(checkpoint) and seen["config"] == str(tiny_sd)
+    assert seen["local_files_only"] is True and seen["safety_checker"] is None

@@ -104,9 +104,10 @@ class StepPlan:
     WARMUP = 10  # first steps are slow (allocator, kernel autotuning): not timed
     TIMED = 30
 
-    def __init__(self, steps: int | None, minutes: float):
+    def __init__(self, steps: int | None, minutes: float, hard_cap_minutes: float | None = None):
         self.total = steps
         self.minutes = minutes
+        self.hard_cap_s = hard_cap_minutes * 60 if hard_cap_minutes else None
         self.started = time.perf_counter()
         self.timed_from = self.started
 
@@ -118,6 +119,8 @@ class StepPlan:
             per_step = (now - self.timed_from) / self.TIMED
             remaining = self.minutes * 60 - (now - self.started)
             self.total = step + max(1, int(remaining / per_step))
+        if self.hard_cap_s is not None and time.perf_counter() - self.started > self.hard_cap_s:
+            self.total = step  # out of time (a shared machine slowed down): stop and save
         return self.total is not None and step >= self.total
 
     def lr_scale(self, step: int) -> float:
@@ -258,7 +261,7 @@ def train_ddpm(out: Path, device, seed: int, args, log) -> dict:
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-2)
     ema = EMA(unet, args.ema)
     alphas_cumprod = scheduler.alphas_cumprod.to(device)
-    plan = StepPlan(args.ddpm_steps, args.minutes)
+    plan = StepPlan(args.ddpm_steps, args.minutes, args.max_minutes)
     step = 0
     while not plan.done(step):
         images, _ = draw_batch(None, args.batch, DDPM_IMAGE_SIZE, generator, device)
@@ -304,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ddpm-steps", type=int, help="exact demo-ddpm steps")
     parser.add_argument("--ddpm-schedule", default="squaredcos_cap_v2",
                         choices=["squaredcos_cap_v2", "linear"])
+    parser.add_argument("--max-minutes", type=float,
+                        help="demo-ddpm: stop and save after this long even if steps remain")
     parser.add_argument("--resume", type=Path,
                         help="continue demo-ddpm from the weights in this folder (a second stage)")
     parser.add_argument("--batch", type=int, default=256)
