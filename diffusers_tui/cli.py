@@ -84,8 +84,13 @@ def _run_options(parser: argparse.ArgumentParser, steps: int, scheduler_help: st
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffusers-tui",
-        description="Run and study diffusion models from a terminal.",
+        description="Run and study diffusion models from a terminal. With no command, opens the app.",
     )
+    _model_options(parser, "demo")
+    parser.add_argument("--outputs", default="outputs", metavar="DIR",
+                        help="folder for saved images and index.jsonl (default: %(default)s)")
+    parser.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                        help="also list the models in this folder (repeatable)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     generate = commands.add_parser("generate", help="text-to-image with a diffusers pipeline, headless",
@@ -116,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command is None:
-            parser.print_help()
-            return 0
+            return _app(args)
         if args.command in ("generate", "unet"):
             return _generate(args)
         if args.command == "models":
@@ -130,6 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("diffusers-tui: interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _app(args) -> int:
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.sources import LoadOptions
+    from diffusers_tui.ui.app import DiffusersTuiApp
+
+    options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
+                          allow_pickle=args.allow_pickle, config_dir=args.config)
+    engine = Engine(options, model_folders=tuple(args.models_dir), threads=args.threads)
+    DiffusersTuiApp(engine, outputs_dir=args.outputs, model=args.model).run()
     return 0
 
 

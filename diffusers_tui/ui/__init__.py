@@ -1,0 +1,1 @@
+"""The Textual app: talks to the engine only through its public API."""

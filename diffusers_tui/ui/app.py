@@ -1,0 +1,475 @@
+"""The App: bindings, the one generation worker, model loading, saving, error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, OptionList, Select, Static, TextArea
+from textual.worker import get_current_worker
+
+from diffusers_tui.engine.errors import RequestError, UserFacingError
+from diffusers_tui.engine.request import GenerationRequest, random_seed
+from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
+                                       SaveFailed, StepRendered)
+from diffusers_tui.ui.render import render_frame
+from diffusers_tui.ui.widgets.help_screen import HelpScreen
+from diffusers_tui.ui.widgets.live_pane import LivePane
+from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+
+MIN_COLUMNS, MIN_ROWS = 80, 24
+#: Which widget shows a request field, so a bad value marks the right input.
+FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
+                 "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
+                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model"}
+
+
+def describe_failure(error: BaseException) -> tuple[str, str | None]:
+    """(message for the user, request field to mark or None) for anything a run raised."""
+    if isinstance(error, RequestError):
+        return str(error), error.field
+    if isinstance(error, UserFacingError):
+        return str(error), None
+    if type(error).__name__ == "OutOfMemoryError":
+        return ("out of memory: try a smaller size or fewer images, or start with --offload model "
+                "(or --offload sequential)"), None
+    return f"the run failed: {type(error).__name__}: {error}", None
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class DiffusersTuiApp(App):
+    """Type a prompt, pick a scheduler and steps, watch every denoising step, keep the result."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "diffusers-tui"
+    BINDINGS = [
+        Binding("ctrl+g,ctrl+enter", "generate", "Generate", id="generate",
+                tooltip="Generate with the current settings (cancels a run that is going)"),
+        Binding("escape", "cancel", "Cancel", id="cancel", tooltip="Stop the running generation within one step"),
+        Binding("ctrl+s", "save", "Save", id="save", tooltip="Save the image (and every step, if ticked) to outputs/"),
+        Binding("f3", "scheduler(1)", "Next sched", id="scheduler.next", tooltip="Next available scheduler"),
+        Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
+        Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step"),
+        Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer"),
+        Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
+        Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
+        Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",
+                tooltip="Preview the denoised estimate (x0) or the noisy sample"),
+        Binding("ctrl+e", "focus_prompt", "Prompt", id="focus.prompt", tooltip="Move focus to the prompt"),
+        Binding("ctrl+f", "focus_pane", "Pane", id="focus.pane", show=False,
+                tooltip="Move focus to the picture: left/right or [ ] then walk through the steps"),
+        Binding("f1,question_mark", "help", "Help", id="help", tooltip="Show every key"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (a running generation stops first)", priority=True),
+    ]
+
+    def __init__(self, engine, outputs_dir: str = "outputs", model: str = "demo", model_folders=()) -> None:
+        super().__init__()
+        self.engine = engine
+        self.outputs_dir = outputs_dir
+        self.model = model
+        self.model_folders = tuple(model_folders)
+        self.result = None
+        self.frames: list = []  # StepSnapshots with previews of the last run, for the scrubber
+        self.frame_index: int | None = None
+        self.run_id = 0
+        self.running = False
+        self._cancel_event: threading.Event | None = None
+        self._pane_cells = (64, 32)
+        self._model_mode = "text-to-image"
+        self.log_lines: list[str] = []  # what the log pane shows, kept whole
+        #: Set whenever no run is going; tests and benchmarks wait on it instead of sleeping.
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # ----- layout -----
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            yield SettingsPanel(id="settings")
+            with Vertical(id="main"):
+                yield LivePane(id="pane")
+                yield Static("idle", id="progress")
+                yield Log(id="log", max_lines=500)
+        yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#model", Select).set_options([(self.model, self.model)])
+        self.query_one("#model", Select).value = self.model
+        self.log_line(f"loading {self.model} in the background...")
+        self.list_models()
+        self.load_model(self.model)
+        self.query_one("#prompt", TextArea).focus()
+
+    def get_default_screen(self) -> Screen:
+        return _MainScreen()
+
+    def check_terminal_size(self) -> None:
+        """Below the minimum size, show what size is needed instead of a broken layout."""
+        too_small = self.size.width < MIN_COLUMNS or self.size.height < MIN_ROWS
+        self.screen.set_class(too_small, "-too-small")
+        if too_small:
+            self.query_one("#too-small", Static).update(
+                f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}; "
+                f"this one is {self.size.width}x{self.size.height}")
+
+    def on_live_pane_resized(self, message: LivePane.Resized) -> None:
+        if message.cells != self._pane_cells:
+            self._pane_cells = message.cells
+            self._show_frame(self.frame_index)
+
+    def log_line(self, text: str) -> None:
+        self.log_lines.append(text)
+        self.query_one("#log", Log).write_line(text)
+
+    # ----- models -----
+    @work(thread=True, group="models")
+    def list_models(self) -> None:
+        try:
+            names = [info.name for info in self.engine.models()]
+        except Exception:  # listing is a convenience; the named model still loads
+            names = []
+        self.post_message(ModelsListed(names))
+
+    def on_models_listed(self, message: ModelsListed) -> None:
+        select = self.query_one("#model", Select)
+        names = list(dict.fromkeys([self.model, *message.names]))
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in names])
+            select.value = self.model
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_model(self, model: str) -> None:
+        try:
+            loaded = self.engine.load(model)
+            statuses = self.engine.scheduler_statuses(model)
+            from diffusers_tui.engine import schedulers
+
+            entry = schedulers.entry_for_scheduler(loaded.scheduler)
+            self.post_message(ModelLoaded(model, loaded.mode, statuses, loaded.native_size, list(loaded.notes),
+                                          entry.name if entry else None))
+        except Exception as error:
+            self.post_message(ModelLoadFailed(model, describe_failure(error)[0]))
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        if message.model != self.model:
+            return
+        self._model_mode = message.mode
+        panel = self.query_one(SettingsPanel)
+        panel.set_schedulers(message.statuses, panel.scheduler or message.default_scheduler)
+        width, height = message.native_size
+        self.query_one("#mode").update(f"mode: {message.mode} · native size {width}x{height}")
+        available = sum(status.available for status in message.statuses)
+        self.log_line(f"loaded {message.model}: {message.mode}, {available} schedulers available")
+        for note in message.notes:
+            self.log_line(f"note: {note}")
+
+    def on_model_load_failed(self, message: ModelLoadFailed) -> None:
+        self.query_one("#mode").update("mode: - (model failed to load)")
+        self.log_line(f"error: {message.message}")
+        self.notify(message.message, title="Model not loaded", severity="error", timeout=10)
+
+    @on(Select.Changed, "#model")
+    def model_changed(self, event: Select.Changed) -> None:
+        if event.value != self.model and isinstance(event.value, str):
+            self.model = event.value
+            self.query_one("#mode").update("mode: (loading model...)")
+            self.log_line(f"loading {self.model} in the background...")
+            self.load_model(self.model)
+
+    # ----- building a request from the fields -----
+    def build_request(self) -> GenerationRequest | None:
+        """A validated request from the fields, or None after marking the bad field."""
+        for widget in self.query(".-invalid"):
+            widget.remove_class("-invalid")
+        panel = self.query_one(SettingsPanel)
+        try:
+            seed = self._seed_for_run()
+            width, height = _parse_size(self.query_one("#size", Input).value)
+            return GenerationRequest(
+                prompt=self.query_one("#prompt", TextArea).text,
+                negative_prompt=self.query_one("#negative", Input).value,
+                model=self.model,
+                scheduler=panel.scheduler,
+                steps=_parse_int("steps", self.query_one("#steps", Input).value, "1 to 1000"),
+                guidance=_parse_float("guidance", self.query_one("#guidance", Input).value, "0 to 50"),
+                seed=seed,
+                width=width,
+                height=height,
+                preview=self.query_one("#preview", Select).value,
+                preview_every=_parse_int("preview_every", self.query_one("#preview-every", Input).value, "1 to 1000"),
+            )
+        except RequestError as error:
+            self._mark_invalid(error.field, str(error))
+            return None
+
+    def _seed_for_run(self) -> int:
+        seed_input = self.query_one("#seed", Input)
+        if not self.query_one("#seed-lock", Checkbox).value:
+            seed_input.value = str(random_seed())
+        return _parse_int("seed", seed_input.value, f"0 to {2**64 - 1}")
+
+    def _mark_invalid(self, field: str, message: str) -> None:
+        selector = FIELD_WIDGETS.get(field)
+        if selector:
+            self.query_one(selector).add_class("-invalid")
+        self.log_line(f"error: {message}")
+        self.notify(message, title="Check this setting", severity="error", timeout=8)
+
+    # ----- generating -----
+    def action_generate(self) -> None:
+        request = self.build_request()
+        if request is None:
+            return
+        if self.running:
+            self._stop_run()
+            self.log_line("cancelled the running generation to start the new one")
+        self.run_id += 1
+        self.running = True
+        self.idle.clear()
+        self.result, self.frames, self.frame_index = None, [], None
+        self.query_one("#progress", Static).update(f"starting: {request.scheduler or 'model default'}, "
+                                                   f"{request.steps} steps, seed {request.seed}")
+        self.generate(request, self.run_id)
+        self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
+
+    @work(thread=True, exclusive=True, group="generate")
+    def generate(self, request: GenerationRequest, run_id: int) -> None:
+        """The one generation worker: runs the engine, converts frames to cells, posts messages."""
+        worker = get_current_worker()
+        cancel = threading.Event()
+        self._cancel_event = cancel
+        frames: list = []
+        try:
+            def on_step(snapshot) -> None:
+                if worker.is_cancelled:
+                    cancel.set()
+                pixels = None
+                if snapshot.preview is not None:
+                    frames.append(snapshot)
+                    pixels = render_frame(snapshot.preview, self._pane_cells)
+                self.post_message(StepRendered(run_id, snapshot, pixels))
+
+            result = self.engine.run(request, on_step, cancel)
+            image = result.image if result.image is not None else result.last_preview
+            pixels = render_frame(image, self._pane_cells) if image is not None else None
+            self.post_message(RunFinished(run_id, (result, frames), pixels))
+        except BaseException as error:  # the thread always reports back, whatever happened
+            message, field = describe_failure(error)
+            _free_memory()
+            self.post_message(RunFailed(run_id, message, field))
+
+    def on_step_rendered(self, message: StepRendered) -> None:
+        if message.run_id != self.run_id:
+            return
+        snapshot = message.snapshot
+        rate = snapshot.step / snapshot.elapsed_s if snapshot.elapsed_s > 0 else 0.0
+        eta = (snapshot.total - snapshot.step) / rate if rate > 0 else 0.0
+        sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
+        self.query_one("#progress", Static).update(
+            f"step {snapshot.step}/{snapshot.total} · {rate:.1f} it/s · ETA {eta:.1f}s · t={snapshot.timestep:.0f}{sigma}")
+        if message.pixels is not None:
+            self.query_one(LivePane).show(message.pixels, f"step {snapshot.step}/{snapshot.total} "
+                                                          f"({snapshot.preview_kind})")
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        if message.run_id != self.run_id:
+            return
+        self.result, self.frames = message.result
+        self.running = False
+        result = self.result
+        self.frame_index = None
+        if result.cancelled:
+            caption = f"cancelled at step {result.model_calls}/{result.total_calls}"
+        else:
+            caption = f"done: {result.model_calls} model calls in {result.elapsed_s:.1f}s · [ ] scrub · ctrl+s save"
+        if message.pixels is not None:
+            self.query_one(LivePane).show(message.pixels, caption)
+        else:
+            self.query_one(LivePane).show(None, caption)
+        self.query_one("#progress", Static).update(
+            f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
+            f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
+        self.log_line(caption)
+        self.idle.set()
+
+    def on_run_failed(self, message: RunFailed) -> None:
+        if message.run_id != self.run_id:
+            return
+        self.running = False
+        if message.field:
+            self._mark_invalid(message.field, message.message)
+        else:
+            self.log_line(f"error: {message.message}")
+            self.notify(message.message, title="Generation failed", severity="error", timeout=10)
+        self.query_one("#progress", Static).update("failed: see the log")
+        self.idle.set()
+
+    def _stop_run(self) -> None:
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+
+    def action_cancel(self) -> None:
+        if not self.running:
+            return
+        self._stop_run()
+        self.log_line("cancelling...")
+
+    async def action_quit(self) -> None:
+        self._stop_run()  # the worker stops at its next step, so exit does not wait a whole run
+        self.exit()
+
+    @on(Button.Pressed, "#generate")
+    def generate_pressed(self) -> None:
+        self.action_generate()
+
+    # ----- after a run: scrubbing, resizing, saving -----
+    def action_scrub(self, delta: int) -> None:
+        if self.running or not self.frames:
+            return
+        last = len(self.frames)  # index len(frames) is the final image
+        current = last if self.frame_index is None else self.frame_index
+        self.frame_index = min(max(current + delta, 0), last)
+        self._show_frame(self.frame_index)
+
+    def _show_frame(self, index: int | None) -> None:
+        if self.result is None:
+            return
+        if index is None or index >= len(self.frames):
+            image = self.result.image if self.result.image is not None else self.result.last_preview
+            caption = "final image · [ ] scrub · ctrl+s save"
+        else:
+            snapshot = self.frames[index]
+            image = snapshot.preview
+            sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
+            caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
+                       f"{snapshot.elapsed_s:.2f}s")
+        if image is not None:
+            self.render_still(image, caption)
+
+    @work(thread=True, exclusive=True, group="render")
+    def render_still(self, image, caption: str) -> None:
+        self.post_message(FrameReady(render_frame(image, self._pane_cells), caption))
+
+    def on_frame_ready(self, message: FrameReady) -> None:
+        self.query_one(LivePane).show(message.pixels, message.caption)
+
+    def action_save(self) -> None:
+        if self.result is None:
+            self.notify("nothing to save yet: generate first (ctrl+g)", severity="warning")
+            return
+        with_steps = self.query_one("#save-steps", Checkbox).value
+        self.save(self.result, list(self.frames) if with_steps else None)
+
+    @work(thread=True, group="save")
+    def save(self, result, frames) -> None:
+        from diffusers_tui.engine import outputs
+
+        try:
+            path = outputs.save_result(result, self.outputs_dir, frames)
+            self.post_message(Saved(path, len(frames or [])))
+        except Exception as error:
+            self.post_message(SaveFailed(describe_failure(error)[0]))
+
+    def on_saved(self, message: Saved) -> None:
+        extra = f" and {message.steps} steps" if message.steps else ""
+        self.log_line(f"saved {message.path}{extra}")
+        self.notify(f"saved {message.path}{extra}", title="Saved")
+
+    def on_save_failed(self, message: SaveFailed) -> None:
+        self.log_line(f"error: {message.message}")
+        self.notify(message.message, title="Not saved", severity="error", timeout=10)
+
+    # ----- small actions -----
+    def action_scheduler(self, delta: int) -> None:
+        name = self.query_one(SettingsPanel).move_scheduler(delta)
+        if name:
+            self.log_line(f"scheduler: {name}")
+
+    def action_steps(self, delta: int) -> None:
+        steps_input = self.query_one("#steps", Input)
+        try:
+            steps = int(steps_input.value)
+        except ValueError:
+            steps = 20
+        steps_input.value = str(min(max(steps + delta, 1), 1000))
+
+    def action_new_seed(self) -> None:
+        self.query_one("#seed", Input).value = str(random_seed())
+        self.query_one("#seed-lock", Checkbox).value = True  # a seed picked by hand is kept
+
+    def action_lock_seed(self) -> None:
+        lock = self.query_one("#seed-lock", Checkbox)
+        lock.value = not lock.value
+
+    def action_toggle_preview(self) -> None:
+        preview = self.query_one("#preview", Select)
+        preview.value = "noisy" if preview.value == "x0" else "x0"
+
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt", TextArea).focus()
+
+    def action_focus_pane(self) -> None:
+        self.query_one(LivePane).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.BINDINGS) + list(LivePane.BINDINGS)))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            action = binding.action
+            yield SystemCommand(binding.description, binding.tooltip,
+                                lambda action=action: self.run_action(action))
+
+
+class _MainScreen(Screen):
+    """The default screen; it tells the app about terminal resizes (the App itself is not told)."""
+
+    def on_resize(self) -> None:
+        self.app.check_terminal_size()
+
+
+def _parse_int(field: str, text: str, valid: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise RequestError(field, f"{text!r} is not a whole number ({valid})") from None
+
+
+def _parse_float(field: str, text: str, valid: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise RequestError(field, f"{text!r} is not a number ({valid})") from None
+
+
+def _parse_size(text: str) -> tuple[int | None, int | None]:
+    text = text.strip().lower()
+    if not text:
+        return None, None
+    parts = text.split("x")
+    try:
+        if len(parts) == 1:
+            return int(parts[0]), int(parts[0])
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise RequestError("size", f"{text!r} is not a size like 64x64 (multiples of 8, up to 4096)")

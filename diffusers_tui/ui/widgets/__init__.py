@@ -1,0 +1,1 @@
+"""The app's widgets: the settings sidebar, the live pane, the help screen."""

@@ -1,0 +1,89 @@
+"""The settings sidebar: prompt, negative prompt, model, scheduler, steps and the rest."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
+from textual.widgets.option_list import Option
+
+from diffusers_tui.engine import schedulers
+
+
+class SettingsPanel(VerticalScroll):
+    """Every input of a run. Values are read by the app when it builds a request."""
+
+    DEFAULT_CSS = """
+    SettingsPanel { width: 46; padding: 0 1; border-right: vkey $primary-darken-2; }
+    SettingsPanel Label { margin-top: 1; color: $text-muted; }
+    SettingsPanel #prompt { height: 5; }
+    SettingsPanel #scheduler { height: 9; }
+    SettingsPanel Horizontal { height: auto; }
+    SettingsPanel Horizontal Input { width: 1fr; }
+    SettingsPanel Input.-invalid, SettingsPanel TextArea.-invalid { border: tall $error; }
+    SettingsPanel #generate { width: 100%; margin-top: 1; }
+    SettingsPanel #mode { color: $text-muted; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label("Prompt")
+        yield TextArea("a red circle on a blue background", id="prompt", soft_wrap=True)
+        yield Label("Negative prompt")
+        yield Input(placeholder="what to avoid", id="negative")
+        yield Label("Model")
+        yield Select([("demo", "demo")], value="demo", allow_blank=False, id="model")
+        yield Label("mode: text-to-image (loading model...)", id="mode")
+        yield Label("Scheduler")
+        yield OptionList(*[Option(name, id=name) for name in schedulers.names()], id="scheduler")
+        yield Label("Steps · guidance")
+        with Horizontal():
+            yield Input("20", id="steps", tooltip="denoising steps, 1 to 1000")
+            yield Input("5.0", id="guidance", tooltip="classifier-free guidance, 0 to 50")
+        yield Label("Seed")
+        with Horizontal():
+            yield Input("0", id="seed", tooltip="0 to 2^64-1; a new random one each run unless locked")
+            yield Checkbox("lock", id="seed-lock")
+        yield Label("Size (blank: the model's own)")
+        yield Input(placeholder="e.g. 64x64", id="size")
+        yield Label("Preview · every N calls")
+        with Horizontal():
+            yield Select([("denoised (x0)", "x0"), ("noisy sample", "noisy")], value="x0",
+                         allow_blank=False, id="preview")
+            yield Input("1", id="preview-every", tooltip="a preview every N model calls")
+        yield Checkbox("save every step too (ctrl+s)", id="save-steps")
+        yield Button("Generate  ctrl+g", id="generate", variant="primary")
+
+    def set_schedulers(self, statuses, selected: str | None) -> None:
+        """Refill the scheduler list: unavailable entries greyed out with their reason."""
+        options = self.query_one("#scheduler", OptionList)
+        options.clear_options()
+        for status in statuses:
+            label = Text(status.entry.name)
+            if not status.available:
+                label.append(f"  {status.reason}", style="dim italic")
+            options.add_option(Option(label, id=status.entry.name, disabled=not status.available))
+        if selected is not None:
+            try:
+                options.highlighted = options.get_option_index(selected)
+            except Exception:  # the model's own scheduler may not be in the registry
+                pass
+
+    @property
+    def scheduler(self) -> str | None:
+        options = self.query_one("#scheduler", OptionList)
+        if options.highlighted is None:
+            return None
+        return options.get_option_at_index(options.highlighted).id
+
+    def move_scheduler(self, delta: int) -> str | None:
+        """Highlight the next available scheduler up or down; returns its name."""
+        options = self.query_one("#scheduler", OptionList)
+        count = options.option_count
+        index = options.highlighted if options.highlighted is not None else -delta
+        for _ in range(count):
+            index = (index + delta) % count
+            if not options.get_option_at_index(index).disabled:
+                options.highlighted = index
+                return options.get_option_at_index(index).id
+        return None

@@ -1,0 +1,211 @@
+"""Pilot tests of the app, driving the real engine on tiny models and the demo model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from textual.widgets import Input, OptionList, TextArea
+
+from diffusers_tui.engine import outputs
+from diffusers_tui.engine.engine import Engine
+from diffusers_tui.ui.app import DiffusersTuiApp
+from diffusers_tui.ui.widgets.live_pane import LivePane
+
+SIZE = (120, 40)
+
+
+async def _loaded(pilot, app) -> None:
+    """Wait until the model's schedulers are listed (the app's own signal: a mode line)."""
+    for _ in range(600):
+        if "native size" in str(app.query_one("#mode").render()) or "failed" in str(app.query_one("#mode").render()):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("model never loaded")
+
+
+async def _finished(pilot, app) -> None:
+    await asyncio.wait_for(app.idle.wait(), 120)
+    await pilot.pause()
+
+
+def _progress(app) -> str:
+    return str(app.query_one("#progress").render())
+
+
+@pytest.fixture()
+def make_app(tmp_path):
+    def make(model="demo"):
+        return DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=model)
+    return make
+
+
+async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_path, tiny_sd):
+    app = make_app(str(tiny_sd))
+    frames_seen = []
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        pane = app.query_one(LivePane)
+        original_show = pane.show
+
+        def counting_show(pixels, caption=None):
+            if pixels is not None:
+                frames_seen.append(caption)
+            original_show(pixels, caption)
+
+        pane.show = counting_show
+        prompt = app.query_one("#prompt", TextArea)
+        prompt.text = ""
+        prompt.focus()
+        await pilot.press(*"a blue square")
+        await pilot.press("f3")  # next scheduler
+        chosen = app.query_one("#scheduler", OptionList)
+        name = chosen.get_option_at_index(chosen.highlighted).id
+        app.query_one("#steps", Input).value = "6"
+        await pilot.press("f5")  # steps up: 7
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result is not None and not app.result.cancelled
+        assert app.result.request.prompt == "a blue square" and app.result.request.scheduler == name
+        assert app.result.request.steps == 7
+        assert len(frames_seen) > 1 and frames_seen[0].startswith("step ")  # the pane changed while running
+        assert "step 7/7" in _progress(app) or f"/{app.result.total_calls}" in _progress(app)
+        assert app.query_one(LivePane).pixels is not None
+        await pilot.press("ctrl+s")
+        for _ in range(200):
+            if list((tmp_path / "out").rglob("*.png")):
+                break
+            await pilot.pause(0.05)
+        saved = list((tmp_path / "out").rglob("*.png"))
+        assert len(saved) == 1
+        assert outputs.read_recipe(saved[0])["request"]["prompt"] == "a blue square"
+
+
+async def test_cancel_mid_run_then_generate_again(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "400"
+        await pilot.press("ctrl+g")
+        for _ in range(400):
+            if "step " in _progress(app):
+                break
+            await pilot.pause(0.02)
+        await pilot.press("escape")
+        await _finished(pilot, app)
+        assert app.result.cancelled and app.result.model_calls < 400
+        app.query_one("#steps", Input).value = "3"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert not app.result.cancelled and app.result.model_calls == app.result.total_calls
+
+
+async def test_scrubber_walks_every_step_after_a_run(make_app, tiny_sd):
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "4"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.focused is app.query_one(LivePane)
+        await pilot.press("left")
+        await pilot.pause(0.2)
+        assert app.frame_index == len(app.frames) - 1
+        await pilot.press("home")
+        await pilot.pause(0.2)
+        assert app.frame_index == 0
+        assert app.query_one(LivePane).caption.startswith("step 1/")
+        await pilot.press("right_square_bracket")
+        await pilot.pause(0.2)
+        assert app.query_one(LivePane).caption.startswith("step 2/")
+
+
+async def test_bad_field_is_marked_and_the_next_run_works(make_app, tiny_sd):
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        steps = app.query_one("#steps", Input)
+        steps.value = "zero"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert steps.has_class("-invalid") and app.result is None
+        assert any("steps: 'zero' is not a whole number (1 to 1000)" in line for line in app.log_lines)
+        steps.value = "2"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert not steps.has_class("-invalid") and app.result is not None
+
+
+async def test_a_failing_model_leaves_the_app_up(make_app, tmp_path):
+    app = make_app("org/not-in-the-cache")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        assert "hf download org/not-in-the-cache" in "\n".join(app.log_lines)
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result is None and "failed" in _progress(app)
+        app.model = "demo"
+        app.load_model("demo")
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "2"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result is not None
+
+
+async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypatch):
+    import torch
+
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        unet = app.engine.load(str(tiny_sd)).pipeline.unet
+        original = unet.forward
+        calls = {"n": 0}
+
+        def failing(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(unet, "forward", failing)
+        app.query_one("#steps", Input).value = "3"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert any("out of memory" in line and "--offload" in line for line in app.log_lines)
+        monkeypatch.setattr(unet, "forward", original)
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result is not None and not app.result.cancelled
+
+
+async def test_resize_refits_the_pane_and_tiny_terminals_get_a_message(make_app, tiny_sd):
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "2"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        before = app._pane_cells
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.3)
+        assert app._pane_cells != before
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        assert app.screen.has_class("-too-small")
+        assert "at least 80x24" in str(app.query_one("#too-small").render())
+
+
+async def test_help_screen_and_command_palette_list_every_binding(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        text = str(app.screen.query_one("Static").render())
+        for binding in app.BINDINGS:
+            assert binding.tooltip in text
+        assert "cancels that run" in text
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Generate", "Cancel", "Save", "Next sched"} <= set(titles)
+        assert all(binding.id and binding.tooltip for binding in app.BINDINGS)
