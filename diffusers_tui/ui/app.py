@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Iterable
 
 from textual import on, work
@@ -24,6 +25,9 @@ from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
+#: Live frames drawn per second at most; a faster model skips frames (the newest wins) so
+#: converting and painting never crowd out key presses. Every frame stays scrubbable.
+MAX_FRAMES_PER_SECOND = 15
 #: Which widget shows a request field, so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
@@ -256,6 +260,7 @@ class DiffusersTuiApp(App):
         cancel = threading.Event()
         self._cancel_event = cancel
         frames: list = []
+        last_drawn = [0.0]
         try:
             def on_step(snapshot) -> None:
                 if worker.is_cancelled:
@@ -263,7 +268,10 @@ class DiffusersTuiApp(App):
                 pixels = None
                 if snapshot.preview is not None:
                     frames.append(snapshot)
-                    pixels = render_frame(snapshot.preview, self._pane_cells)
+                    now = time.perf_counter()
+                    if now - last_drawn[0] >= 1 / MAX_FRAMES_PER_SECOND:
+                        last_drawn[0] = now
+                        pixels = render_frame(snapshot.preview, self._pane_cells)
                 self.post_message(StepRendered(run_id, snapshot, pixels))
 
             result = self.engine.run(request, on_step, cancel)

@@ -209,3 +209,58 @@ async def test_help_screen_and_command_palette_list_every_binding(make_app):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert {"Generate", "Cancel", "Save", "Next sched"} <= set(titles)
         assert all(binding.id and binding.tooltip for binding in app.BINDINGS)
+
+
+async def test_generate_while_running_cancels_and_starts_anew(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "400"
+        await pilot.press("ctrl+g")
+        first_run = app.run_id
+        for _ in range(400):
+            if "step " in _progress(app):
+                break
+            await pilot.pause(0.02)
+        app.query_one("#steps", Input).value = "3"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.run_id == first_run + 1
+        assert app.result.request.steps == 3 and not app.result.cancelled
+        assert any("cancelled the running generation" in line for line in app.log_lines)
+
+
+async def test_typing_and_focus_moves_work_during_a_run(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "300"
+        await pilot.press("ctrl+g")
+        await pilot.press("ctrl+e")
+        prompt = app.query_one("#prompt", TextArea)
+        prompt.text = ""
+        await pilot.press(*"typed while running")
+        await pilot.press("tab")
+        assert app.running and prompt.text == "typed while running"
+        assert app.focused is not prompt
+        await pilot.press("escape")
+        await _finished(pilot, app)
+
+
+async def test_quitting_mid_run_exits_promptly(make_app):
+    import time
+
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "1000"
+        await pilot.press("ctrl+g")
+        for _ in range(400):
+            if "step " in _progress(app):
+                break
+            await pilot.pause(0.02)
+        started = time.perf_counter()
+        await pilot.press("ctrl+q")
+    # The worker stops at its next step; a whole 1000-step run would take far longer.
+    assert app.result is None or app.result.model_calls < 1000
+    assert time.perf_counter() - started < 20

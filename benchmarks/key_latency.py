@@ -1,0 +1,66 @@
+"""Key-press-to-screen latency while a generation runs, through Textual's headless driver.
+
+    python benchmarks/key_latency.py [--keys 60]
+
+A long demo run goes on in the worker thread while keys are typed into the prompt;
+each sample is the time from posting the key event until the prompt holds the new
+character and the screen has been refreshed once more. (Pilot.press would wait for
+the app to go idle, which it never does while frames stream in.) Goal: p95 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+
+async def measure(keys: int) -> list[float]:
+    from textual import events
+    from textual.widgets import Input, TextArea
+
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.ui.app import DiffusersTuiApp
+
+    app = DiffusersTuiApp(Engine(), outputs_dir="/tmp/diffusers-tui-bench", model="demo")
+    samples = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(600):
+            if "native size" in str(app.query_one("#mode").render()):
+                break
+            await pilot.pause(0.05)
+        app.query_one("#steps", Input).value = "1000"
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.5)
+        await pilot.press("ctrl+e")
+        prompt = app.query_one("#prompt", TextArea)
+        for i in range(keys):
+            assert app.running, f"the run ended before the measurement did: {app.log_lines[-3:]}"
+            before = len(prompt.text)
+            started = time.perf_counter()
+            prompt.post_message(events.Key("x", "x"))
+            while len(prompt.text) == before:
+                await asyncio.sleep(0.001)
+            painted = asyncio.Event()
+            app.call_after_refresh(painted.set)
+            await painted.wait()
+            samples.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+        await pilot.press("escape")
+        await asyncio.wait_for(app.idle.wait(), 60)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=60)
+    args = parser.parse_args()
+    samples = asyncio.run(measure(args.keys))
+    p95 = statistics.quantiles(samples, n=20)[-1]
+    print(f"{'figure':<44}{'p50':>9}{'p95':>9}  goal")
+    print(f"{'key to screen during a run':<44}{statistics.median(samples) * 1000:>7.1f}ms{p95 * 1000:>7.1f}ms  p95 < 50 ms")
+
+
+if __name__ == "__main__":
+    main()

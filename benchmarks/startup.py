@@ -1,0 +1,71 @@
+"""Start-up: launch to first painted frame of the app, against importing a diffusers pipeline.
+
+    python benchmarks/startup.py [--repeats 5]
+
+The app runs in a pseudo-terminal; the clock stops at the first screen bytes that show
+its prompt panel. The baseline is `python -c "from diffusers import StableDiffusionPipeline"`.
+Alternating runs, ratio of medians; goal: at most 0.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+APP = [sys.executable, "-m", "diffusers_tui", "--outputs", os.devnull]
+BASELINE = [sys.executable, "-c", "from diffusers import StableDiffusionPipeline"]
+
+
+def time_first_paint(timeout: float = 60.0) -> float:
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the app, in a 120x40 terminal
+        os.environ.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
+        os.execv(APP[0], APP)
+    started = time.perf_counter()
+    seen = b""
+    try:
+        while time.perf_counter() - started < timeout:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+                if b"Prompt" in seen:
+                    return time.perf_counter() - started
+        raise RuntimeError("the app painted nothing recognisable")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def time_baseline() -> float:
+    started = time.perf_counter()
+    subprocess.run(BASELINE, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    ours, baseline = [], []
+    time_first_paint(), time_baseline()  # warm the file cache for both
+    for _ in range(args.repeats):
+        ours.append(time_first_paint())
+        baseline.append(time_baseline())
+    a, b = statistics.median(ours), statistics.median(baseline)
+    print(f"{'figure':<44}{'ours':>9}{'baseline':>10}{'ratio':>8}  goal")
+    print(f"{'launch to first frame / import pipeline':<44}{a:>8.2f}s{b:>9.2f}s{a / b:>8.3f}  <= 0.15")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Snapshot tests (pytest-textual-snapshot) of the idle screen and a finished run, fixed seed."""
+
+import asyncio
+
+from textual.widgets import Checkbox, Input, Log
+
+from diffusers_tui.engine.engine import Engine
+from diffusers_tui.ui.app import DiffusersTuiApp
+from diffusers_tui.ui.widgets.live_pane import LivePane
+
+SIZE = (120, 40)
+
+
+async def _wait_loaded(pilot) -> None:
+    app = pilot.app
+    for _ in range(600):
+        if "native size" in str(app.query_one("#mode").render()):
+            break
+        await pilot.pause(0.05)
+    # The log holds timings and paths that differ from run to run.
+    app.query_one(Log).clear()
+    await pilot.pause()
+
+
+def test_idle_screen(snap_compare, tmp_path):
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model="demo")
+    assert snap_compare(app, terminal_size=SIZE, run_before=_wait_loaded)
+
+
+def test_finished_run_with_a_fixed_seed(snap_compare, tmp_path):
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model="demo")
+
+    async def run(pilot) -> None:
+        await _wait_loaded(pilot)
+        app.query_one("#seed-lock", Checkbox).value = True
+        app.query_one("#seed", Input).value = "7"
+        app.query_one("#steps", Input).value = "12"
+        await pilot.press("ctrl+g")
+        await asyncio.wait_for(app.idle.wait(), 120)
+        await pilot.pause(0.3)
+        # Seconds and it/s differ between machines: replace only those texts.
+        app.query_one("#progress").update("step 12/12 · (timing hidden in the snapshot)")
+        app.query_one(LivePane).caption = "done: 12 model calls · [ ] scrub · ctrl+s save"
+        app.query_one(Log).clear()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run)
