@@ -116,10 +116,29 @@ class DiffusersTuiApp(App):
     def on_mount(self) -> None:
         self.query_one("#model", Select).set_options([(self.model, self.model)])
         self.query_one("#model", Select).value = self.model
-        self.log_line(f"loading {self.model} in the background...")
         self.list_models()
-        self.load_model(self.model)
+        self._start_loading(self.model)
         self.query_one("#prompt", TextArea).focus()
+
+    def _start_loading(self, model: str) -> None:
+        """Load `model` in a thread; the mode line counts the seconds until it is ready."""
+        self.log_line(f"loading {model} in the background (you can type meanwhile)...")
+        started = time.perf_counter()
+        mode_line = self.query_one("#mode")
+
+        def tick() -> None:
+            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
+
+        if getattr(self, "_loading_timer", None) is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_interval(0.2, tick)
+        tick()
+        self.load_model(model)
+
+    def _stop_loading_timer(self) -> None:
+        if getattr(self, "_loading_timer", None) is not None:
+            self._loading_timer.stop()
+            self._loading_timer = None
 
     def get_default_screen(self) -> Screen:
         return _MainScreen()
@@ -174,6 +193,7 @@ class DiffusersTuiApp(App):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.model != self.model:
             return
+        self._stop_loading_timer()
         self._model_mode = message.mode
         panel = self.query_one(SettingsPanel)
         panel.set_schedulers(message.statuses, panel.scheduler or message.default_scheduler)
@@ -185,6 +205,7 @@ class DiffusersTuiApp(App):
             self.log_line(f"note: {note}")
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
+        self._stop_loading_timer()
         self.query_one("#mode").update("mode: - (model failed to load)")
         self.log_line(f"error: {message.message}")
         self.notify(message.message, title="Model not loaded", severity="error", timeout=10)
@@ -193,9 +214,7 @@ class DiffusersTuiApp(App):
     def model_changed(self, event: Select.Changed) -> None:
         if event.value != self.model and isinstance(event.value, str):
             self.model = event.value
-            self.query_one("#mode").update("mode: (loading model...)")
-            self.log_line(f"loading {self.model} in the background...")
-            self.load_model(self.model)
+            self._start_loading(self.model)
 
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:
