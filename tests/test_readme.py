@@ -13,7 +13,7 @@ def _readme_commands() -> list[str]:
 
 def test_readme_opens_with_run_and_test_commands():
     run, test = _readme_commands()[:2]
-    assert run.endswith("diffusers-tui generate 'a red circle on a blue background'")
+    assert run.endswith(".venv/bin/diffusers-tui")  # the app, on the demo model
     assert test.endswith("python -m pytest -q")
 
 

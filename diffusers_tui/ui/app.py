@@ -15,10 +15,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, OptionList, Select, Static, TextArea
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine.errors import RequestError, UserFacingError
+from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, random_seed
 from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
                                        SaveFailed, StepRendered)
+from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int, parse_size
 from diffusers_tui.ui.render import render_frame
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -28,24 +29,6 @@ MIN_COLUMNS, MIN_ROWS = 80, 24
 #: Live frames drawn per second at most; a faster model skips frames (the newest wins) so
 #: converting and painting never crowd out key presses. Every frame stays scrubbable.
 MAX_FRAMES_PER_SECOND = 15
-#: Which widget shows a request field, so a bad value marks the right input.
-FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
-                 "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
-                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model"}
-
-
-def describe_failure(error: BaseException) -> tuple[str, str | None]:
-    """(message for the user, request field to mark or None) for anything a run raised."""
-    if isinstance(error, RequestError):
-        return str(error), error.field
-    if isinstance(error, UserFacingError):
-        return str(error), None
-    if type(error).__name__ == "OutOfMemoryError":
-        return ("out of memory: try a smaller size or fewer images, or start with --offload model "
-                "(or --offload sequential)"), None
-    return f"the run failed: {type(error).__name__}: {error}", None
-
-
 def _free_memory() -> None:
     import gc
 
@@ -224,19 +207,19 @@ class DiffusersTuiApp(App):
         panel = self.query_one(SettingsPanel)
         try:
             seed = self._seed_for_run()
-            width, height = _parse_size(self.query_one("#size", Input).value)
+            width, height = parse_size(self.query_one("#size", Input).value)
             return GenerationRequest(
                 prompt=self.query_one("#prompt", TextArea).text,
                 negative_prompt=self.query_one("#negative", Input).value,
                 model=self.model,
                 scheduler=panel.scheduler,
-                steps=_parse_int("steps", self.query_one("#steps", Input).value, "1 to 1000"),
-                guidance=_parse_float("guidance", self.query_one("#guidance", Input).value, "0 to 50"),
+                steps=parse_int("steps", self.query_one("#steps", Input).value, "1 to 1000"),
+                guidance=parse_float("guidance", self.query_one("#guidance", Input).value, "0 to 50"),
                 seed=seed,
                 width=width,
                 height=height,
                 preview=self.query_one("#preview", Select).value,
-                preview_every=_parse_int("preview_every", self.query_one("#preview-every", Input).value, "1 to 1000"),
+                preview_every=parse_int("preview_every", self.query_one("#preview-every", Input).value, "1 to 1000"),
             )
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
@@ -246,7 +229,7 @@ class DiffusersTuiApp(App):
         seed_input = self.query_one("#seed", Input)
         if not self.query_one("#seed-lock", Checkbox).value:
             seed_input.value = str(random_seed())
-        return _parse_int("seed", seed_input.value, f"0 to {2**64 - 1}")
+        return parse_int("seed", seed_input.value, f"0 to {2**64 - 1}")
 
     def _mark_invalid(self, field: str, message: str) -> None:
         selector = FIELD_WIDGETS.get(field)
@@ -471,32 +454,3 @@ class _MainScreen(Screen):
 
     def on_resize(self) -> None:
         self.app.check_terminal_size()
-
-
-def _parse_int(field: str, text: str, valid: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise RequestError(field, f"{text!r} is not a whole number ({valid})") from None
-
-
-def _parse_float(field: str, text: str, valid: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise RequestError(field, f"{text!r} is not a number ({valid})") from None
-
-
-def _parse_size(text: str) -> tuple[int | None, int | None]:
-    text = text.strip().lower()
-    if not text:
-        return None, None
-    parts = text.split("x")
-    try:
-        if len(parts) == 1:
-            return int(parts[0]), int(parts[0])
-        if len(parts) == 2:
-            return int(parts[0]), int(parts[1])
-    except ValueError:
-        pass
-    raise RequestError("size", f"{text!r} is not a size like 64x64 (multiples of 8, up to 4096)")
