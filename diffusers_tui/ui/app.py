@@ -195,9 +195,14 @@ class DiffusersTuiApp(App):
 
     @on(Select.Changed, "#model")
     def model_changed(self, event: Select.Changed) -> None:
-        if event.value != self.model and isinstance(event.value, str):
-            self.model = event.value
-            self._start_loading(self.model)
+        if isinstance(event.value, str):
+            self.switch_model(event.value)
+
+    def switch_model(self, model: str) -> None:
+        """Make `model` the one runs use, loading it in the background."""
+        if model != self.model:
+            self.model = model
+            self._start_loading(model)
 
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:

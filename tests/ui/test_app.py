@@ -145,7 +145,7 @@ async def test_a_failing_model_leaves_the_app_up(make_app, tmp_path):
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
         assert app.result is None and "failed" in _progress(app)
-        app.query_one("#model").value = "demo"  # switch models from the selector
+        app.switch_model("demo")  # what choosing it in the model selector does
         await _loaded(pilot, app)
         app.query_one("#steps", Input).value = "2"
         await pilot.press("ctrl+g")
@@ -234,15 +234,29 @@ async def test_typing_and_focus_moves_work_during_a_run(make_app):
     app = make_app("demo")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "300"
+        from textual import events
+
+        app.query_one("#steps", Input).value = "1000"
         await pilot.press("ctrl+g")
         await pilot.press("ctrl+e")
         prompt = app.query_one("#prompt", TextArea)
         prompt.text = ""
-        await pilot.press(*"typed while running")
-        await pilot.press("tab")
+        # Keys are posted as a terminal sends them; Pilot.press would wait for an idle app,
+        # which never comes while frames stream in.
+        for character in "typed while running":
+            key = "space" if character == " " else character
+            prompt.post_message(events.Key(key, character))
+        for _ in range(400):
+            if prompt.text == "typed while running":
+                break
+            await asyncio.sleep(0.01)
         assert app.running and prompt.text == "typed while running"
-        assert app.focused is not prompt
+        app.post_message(events.Key("tab", None))
+        for _ in range(400):
+            if app.focused is not prompt:
+                break
+            await asyncio.sleep(0.01)
+        assert app.running and app.focused is not prompt
         await pilot.press("escape")
         await _finished(pilot, app)
 

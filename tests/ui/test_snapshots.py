@@ -17,8 +17,11 @@ async def _wait_loaded(pilot) -> None:
         if "native size" in str(app.query_one("#mode").render()):
             break
         await pilot.pause(0.05)
-    # The log holds timings and paths that differ from run to run.
+    # The log holds timings and paths that differ from run to run; a blinking cursor is
+    # drawn or not depending on the moment.
     app.query_one(Log).clear()
+    for field in app.query("TextArea, Input"):
+        field.cursor_blink = False
     await pilot.pause()
 
 
