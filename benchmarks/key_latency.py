@@ -16,7 +16,7 @@ import statistics
 import time
 
 
-async def measure(keys: int) -> list[float]:
+async def measure(keys: int, during_run: bool = True) -> list[float]:
     from textual import events
     from textual.widgets import Input, TextArea
 
@@ -30,13 +30,14 @@ async def measure(keys: int) -> list[float]:
             if "native size" in str(app.query_one("#mode").render()):
                 break
             await pilot.pause(0.05)
-        app.query_one("#steps", Input).value = "1000"
-        await pilot.press("ctrl+g")
-        await pilot.pause(0.5)
+        if during_run:
+            app.query_one("#steps", Input).value = "1000"
+            await pilot.press("ctrl+g")
+            await pilot.pause(0.5)
         await pilot.press("ctrl+e")
         prompt = app.query_one("#prompt", TextArea)
         for i in range(keys):
-            assert app.running, f"the run ended before the measurement did: {app.log_lines[-3:]}"
+            assert app.running or not during_run, f"the run ended too soon: {app.log_lines[-3:]}"
             before = len(prompt.text)
             started = time.perf_counter()
             prompt.post_message(events.Key("x", "x"))
@@ -47,8 +48,9 @@ async def measure(keys: int) -> list[float]:
             await painted.wait()
             samples.append(time.perf_counter() - started)
             await asyncio.sleep(0.02)
-        await pilot.press("escape")
-        await asyncio.wait_for(app.idle.wait(), 60)
+        if during_run:
+            app.post_message(events.Key("escape", None))
+            await asyncio.wait_for(app.idle.wait(), 60)
     return samples
 
 
@@ -56,10 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=60)
     args = parser.parse_args()
-    samples = asyncio.run(measure(args.keys))
-    p95 = statistics.quantiles(samples, n=20)[-1]
     print(f"{'figure':<44}{'p50':>9}{'p95':>9}  goal")
-    print(f"{'key to screen during a run':<44}{statistics.median(samples) * 1000:>7.1f}ms{p95 * 1000:>7.1f}ms  p95 < 50 ms")
+    for label, during_run, goal in (("key to screen, idle app (for reference)", False, "-"),
+                                    ("key to screen during a run", True, "p95 < 50 ms")):
+        samples = asyncio.run(measure(args.keys, during_run))
+        p95 = statistics.quantiles(samples, n=20)[-1]
+        print(f"{label:<44}{statistics.median(samples) * 1000:>7.1f}ms{p95 * 1000:>7.1f}ms  {goal}")
 
 
 if __name__ == "__main__":

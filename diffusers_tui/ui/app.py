@@ -20,7 +20,7 @@ from diffusers_tui.engine.request import GenerationRequest, random_seed
 from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
                                        SaveFailed, StepRendered)
 from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int, parse_size
-from diffusers_tui.ui.render import render_frame
+from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
@@ -179,7 +179,8 @@ class DiffusersTuiApp(App):
         self._stop_loading_timer()
         self._model_mode = message.mode
         panel = self.query_one(SettingsPanel)
-        panel.set_schedulers(message.statuses, panel.scheduler or message.default_scheduler)
+        # A newly loaded model starts on its own scheduler (DPM++ 2M for the demo).
+        panel.set_schedulers(message.statuses, message.default_scheduler or panel.scheduler)
         width, height = message.native_size
         self.query_one("#mode").update(f"mode: {message.mode} · native size {width}x{height}")
         available = sum(status.available for status in message.statuses)
@@ -278,12 +279,12 @@ class DiffusersTuiApp(App):
                     now = time.perf_counter()
                     if now - last_drawn[0] >= 1 / MAX_FRAMES_PER_SECOND:
                         last_drawn[0] = now
-                        pixels = render_frame(snapshot.preview, self._pane_cells)
+                        pixels = render_strips(snapshot.preview, self._pane_cells)
                 self.post_message(StepRendered(run_id, snapshot, pixels))
 
             result = self.engine.run(request, on_step, cancel)
             image = result.image if result.image is not None else result.last_preview
-            pixels = render_frame(image, self._pane_cells) if image is not None else None
+            pixels = render_strips(image, self._pane_cells) if image is not None else None
             self.post_message(RunFinished(run_id, (result, frames), pixels))
         except BaseException as error:  # the thread always reports back, whatever happened
             message, field = describe_failure(error)
@@ -380,7 +381,7 @@ class DiffusersTuiApp(App):
 
     @work(thread=True, exclusive=True, group="render")
     def render_still(self, image, caption: str) -> None:
-        self.post_message(FrameReady(render_frame(image, self._pane_cells), caption))
+        self.post_message(FrameReady(render_strips(image, self._pane_cells), caption))
 
     def on_frame_ready(self, message: FrameReady) -> None:
         self.query_one(LivePane).show(message.pixels, message.caption)

@@ -15,6 +15,7 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich_pixels import Pixels, Renderer
+from textual.strip import Strip
 
 LOWER_HALF = "▄"  # foreground paints the lower pixel, background the upper one
 
@@ -70,10 +71,26 @@ def fit_pixels(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int
 _RENDERER = FastHalfcellRenderer()
 
 
-def render_frame(image: Image.Image, cells: tuple[int, int]) -> Pixels:
-    """Terminal pixels for `image`, fitted to a box of `cells` (columns, rows)."""
+def _fitted_segments(image: Image.Image, cells: tuple[int, int]) -> list[Segment]:
     size = fit_pixels(image.size, cells)
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
-    fitted = image.convert("RGB").resize(size, method)
-    return Pixels.from_segments(_RENDERER.render(fitted, None))
+    return _RENDERER.render(image.convert("RGB").resize(size, method), None)
+
+
+def render_frame(image: Image.Image, cells: tuple[int, int]) -> Pixels:
+    """Terminal pixels for `image`, fitted to a box of `cells` (columns, rows), as rich-pixels."""
+    return Pixels.from_segments(_fitted_segments(image, cells))
+
+
+def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
+    """The same frame as ready-made Textual lines: the UI thread only places them."""
+    lines: list[Strip] = []
+    row: list[Segment] = []
+    for segment in _fitted_segments(image, cells):
+        if segment.text == "\n":
+            lines.append(Strip(row, sum(len(s.text) for s in row)))
+            row = []
+        else:
+            row.append(segment)
+    return lines

@@ -1,24 +1,27 @@
-"""The live pane: shows the newest frame (already converted to cells) and a caption."""
+"""The live pane: places the newest frame's ready-made lines, centred, over a caption."""
 
 from __future__ import annotations
 
-from rich.align import Align
-from rich.console import Group
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 
 class LivePane(Widget, can_focus=True):
-    """Terminal pixels of the current preview, centred, with a one-line caption under them."""
+    """Terminal pixels of the current preview, centred, with a one-line caption under them.
+
+    Frames arrive as lists of Strips built in the worker thread; painting only pads and
+    places them (the Line API), so a streaming run costs the UI thread almost nothing.
+    """
 
     DEFAULT_CSS = """
     LivePane {
         border: round $primary-darken-2;
         background: $surface;
-        content-align: center middle;
     }
     LivePane:focus { border: round $accent; }
     """
@@ -42,26 +45,34 @@ class LivePane(Widget, can_focus=True):
             super().__init__()
             self.cells = cells
 
-    def on_resize(self) -> None:
-        self.post_message(self.Resized(self.cell_box))
-
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.pixels = None
+        self.strips: list[Strip] | None = None
 
     @property
     def cell_box(self) -> tuple[int, int]:
         """Columns and rows the picture may use (the caption takes one row)."""
         return max(1, self.content_size.width), max(1, self.content_size.height - 1)
 
-    def show(self, pixels, caption: str | None = None) -> None:
-        self.pixels = pixels
+    def on_resize(self) -> None:
+        self.post_message(self.Resized(self.cell_box))
+
+    def show(self, strips: list[Strip] | None, caption: str | None = None) -> None:
+        self.strips = strips
         if caption is not None:
             self.caption = caption
         self.refresh()
 
-    def render(self):
-        caption = Text(self.caption, style="dim", justify="center")
-        if self.pixels is None:
-            return Align.center(caption, vertical="middle")
-        return Align.center(Group(Align.center(self.pixels), caption), vertical="middle")
+    def render_line(self, y: int) -> Strip:
+        width, height = self.content_size.width, self.content_size.height
+        base = self.rich_style
+        picture = self.strips or []
+        top = max(0, (height - len(picture) - 1) // 2)
+        if top <= y < top + len(picture):
+            line = picture[y - top]
+            left = max(0, (width - line.cell_length) // 2)
+            return Strip.join([Strip.blank(left, base), line]).crop_extend(0, width, base)
+        if y == top + len(picture):
+            text = self.caption[:width].center(width)
+            return Strip([Segment(text, base + Style(dim=True))], width)
+        return Strip.blank(width, base)
