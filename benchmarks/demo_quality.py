@@ -19,6 +19,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--ddpm-seeds", type=int, default=50)
     parser.add_argument("--ddpm-steps", type=int, default=1000)
+    parser.add_argument("--ddpm-model", default="demo-ddpm", help="another demo-ddpm folder to check")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--figures", type=Path, help="also write the README figures into this folder")
     args = parser.parse_args()
 
@@ -31,7 +33,8 @@ def main() -> None:
     rng = random.Random(0)
     cases = [(rng.choice(all_specs()), rng.randrange(2**32)) for _ in range(args.cases)]
     images = []
-    for label, guidance in ((f"default (guidance {defaults.guidance:g})", defaults.guidance), ("guidance off", 0.0)):
+    settings = [(f"default (guidance {defaults.guidance:g})", defaults.guidance), ("guidance off", 0.0)]
+    for label, guidance in settings if cases else []:
         right = {"colour": 0, "shape": 0, "background": 0}
         for spec, seed in cases:
             result = engine.run(GenerationRequest(prompt=spec.caption, seed=seed, guidance=guidance,
@@ -46,8 +49,8 @@ def main() -> None:
 
     ddpm_images = []
     plausible = 0
-    for seed in range(args.ddpm_seeds):
-        result = engine.run(GenerationRequest(model="demo-ddpm", steps=args.ddpm_steps, seed=seed,
+    for seed in range(args.first_seed, args.first_seed + args.ddpm_seeds):
+        result = engine.run(GenerationRequest(model=args.ddpm_model, steps=args.ddpm_steps, seed=seed,
                                               preview_method="none"))
         plausible += read_shape(result.image).plausible
         ddpm_images.append(result.image)
@@ -57,7 +60,8 @@ def main() -> None:
 
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
-        _grid(images[:24], 8, 2).save(args.figures / "demo-grid.png")
+        if images:
+            _grid(images[:24], 8, 2).save(args.figures / "demo-grid.png")
         if ddpm_images:
             _grid(ddpm_images[:20], 10, 4).save(args.figures / "demo-ddpm-grid.png")
         snapshots = []

@@ -11,21 +11,16 @@ import threading
 from typing import Sequence
 
 from diffusers_tui.engine.errors import RequestError, UserFacingError
-from diffusers_tui.engine.request import GenerationRequest, random_seed
+from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
 
 DEFAULT_PROMPT = "a red circle on a blue background"
 
 
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
+def _size(text: str) -> tuple[int | None, int | None]:
     try:
-        if len(parts) == 1:
-            return int(parts[0]), int(parts[0])
-        if len(parts) == 2:
-            return int(parts[0]), int(parts[1])
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512x512 or 512")
+        return parse_size(text)
+    except RequestError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _seed(text: str) -> int | None:

@@ -23,6 +23,22 @@ MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 10_000
 
 
+def parse_size(text: str) -> tuple[int | None, int | None]:
+    """"512x768" or "512" to (width, height); "" to (None, None), the model's own size."""
+    text = text.strip().lower()
+    if not text:
+        return None, None
+    parts = text.split("x")
+    try:
+        if len(parts) == 1:
+            return int(parts[0]), int(parts[0])
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise RequestError("size", f"{text!r} is not a size like 512x512 or 512 (multiples of 8, up to {MAX_SIDE})")
+
+
 def random_seed() -> int:
     """A fresh seed in the range every request accepts."""
     return secrets.randbelow(2**32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from diffusers_tui.engine.errors import RequestError, UserFacingError
+from diffusers_tui.engine.request import parse_size  # noqa: F401  (re-exported for the app)
 
 #: Which widget shows a request field, so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
@@ -34,18 +35,3 @@ def parse_float(field: str, text: str, valid: str) -> float:
         return float(text.strip())
     except ValueError:
         raise RequestError(field, f"{text!r} is not a number ({valid})") from None
-
-
-def parse_size(text: str) -> tuple[int | None, int | None]:
-    text = text.strip().lower()
-    if not text:
-        return None, None
-    parts = text.split("x")
-    try:
-        if len(parts) == 1:
-            return int(parts[0]), int(parts[0])
-        if len(parts) == 2:
-            return int(parts[0]), int(parts[1])
-    except ValueError:
-        pass
-    raise RequestError("size", f"{text!r} is not a size like 64x64 (multiples of 8, up to 4096)")

@@ -30,6 +30,15 @@ async def _finished(pilot, app) -> None:
     await pilot.pause()
 
 
+async def _first_step(pilot, app) -> None:
+    """Wait until the running generation has reported its first step."""
+    for _ in range(400):
+        if "step " in _progress(app):
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("no step was reported")
+
+
 def _progress(app) -> str:
     return str(app.query_one("#progress").render())
 
@@ -88,10 +97,7 @@ async def test_cancel_mid_run_then_generate_again(make_app):
         await _loaded(pilot, app)
         app.query_one("#steps", Input).value = "400"
         await pilot.press("ctrl+g")
-        for _ in range(400):
-            if "step " in _progress(app):
-                break
-            await pilot.pause(0.02)
+        await _first_step(pilot, app)
         await pilot.press("escape")
         await _finished(pilot, app)
         assert app.result.cancelled and app.result.model_calls < 400
@@ -218,10 +224,7 @@ async def test_generate_while_running_cancels_and_starts_anew(make_app):
         app.query_one("#steps", Input).value = "400"
         await pilot.press("ctrl+g")
         first_run = app.run_id
-        for _ in range(400):
-            if "step " in _progress(app):
-                break
-            await pilot.pause(0.02)
+        await _first_step(pilot, app)
         app.query_one("#steps", Input).value = "3"
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
@@ -269,10 +272,7 @@ async def test_quitting_mid_run_exits_promptly(make_app):
         await _loaded(pilot, app)
         app.query_one("#steps", Input).value = "1000"
         await pilot.press("ctrl+g")
-        for _ in range(400):
-            if "step " in _progress(app):
-                break
-            await pilot.pause(0.02)
+        await _first_step(pilot, app)
         started = time.perf_counter()
         await pilot.press("ctrl+q")
     # The worker stops at its next step; a whole 1000-step run would take far longer.
