@@ -23,9 +23,10 @@ def main() -> None:
     import numpy as np
     from PIL import Image
     from rich.console import Console
+    from rich.segment import Segment, Segments
     from rich_pixels import Pixels
 
-    from diffusers_tui.ui.render import render_frame
+    from diffusers_tui.ui.render import render_strips
 
     rng = np.random.default_rng(0)
     # A smooth image with noise, like a mid-run preview: few equal neighbours to merge.
@@ -38,7 +39,8 @@ def main() -> None:
         return len(out.getvalue().encode())
 
     def ours():
-        return render_frame(image, (64, 32))
+        strips = render_strips(image, (64, 32))
+        return Segments([segment for strip in strips for segment in [*strip, Segment.line()]])
 
     def shipped():
         return Pixels.from_image(image)

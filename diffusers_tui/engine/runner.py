@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from diffusers_tui.engine import schedulers as registry
-from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 from diffusers_tui.engine.preview import current_sigma, estimate_x0, tensor_to_image
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 
@@ -36,7 +36,6 @@ class _StepWatcher:
 
     def __init__(self, scheduler):
         self.scheduler = scheduler
-        self.x0: torch.Tensor | None = None
         self.sigma: float | None = None
         original_step = scheduler.step
 
@@ -72,8 +71,6 @@ def make_scheduler(loaded, name: str | None):
     entry = registry.get(name)
     allowed = registry.compatible_names(loaded.scheduler)
     if entry.class_name not in allowed:
-        from diffusers_tui.engine.errors import SchedulerUnavailableError
-
         raise SchedulerUnavailableError(
             f"scheduler: {entry.name} ({entry.class_name}) is not compatible with this model's "
             f"{type(loaded.scheduler).__name__}"
@@ -81,8 +78,6 @@ def make_scheduler(loaded, name: str | None):
     try:
         return registry.build(entry, loaded.original_scheduler_config)
     except ImportError as error:
-        from diffusers_tui.engine.errors import SchedulerUnavailableError
-
         raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
 
 

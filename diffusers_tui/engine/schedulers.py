@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from diffusers_tui.engine.errors import SchedulerUnavailableError
+
 
 @dataclass(frozen=True)
 class SchedulerEntry:
@@ -65,8 +67,6 @@ def names() -> list[str]:
 
 def get(name: str) -> SchedulerEntry:
     """The registry entry for a display name (case-insensitive), or a clear error."""
-    from diffusers_tui.engine.errors import SchedulerUnavailableError
-
     entry = _BY_NAME.get(name.strip().casefold())
     if entry is None:
         raise SchedulerUnavailableError(

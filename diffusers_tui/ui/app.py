@@ -20,7 +20,8 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, random_seed
 from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
                                        SaveFailed, StepRendered)
-from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int, parse_size
+from diffusers_tui.engine.request import parse_size
+from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -35,8 +36,6 @@ def _free_memory() -> None:
     import gc
 
     gc.collect()
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -80,7 +79,6 @@ class DiffusersTuiApp(App):
         self.running = False
         self._cancel_event: threading.Event | None = None
         self._pane_cells = (64, 32)
-        self._model_mode = "text-to-image"
         self.log_lines: list[str] = []  # what the log pane shows, kept whole
         #: Set whenever no run is going; tests and benchmarks wait on it instead of sleeping.
         self.idle = asyncio.Event()
@@ -182,7 +180,6 @@ class DiffusersTuiApp(App):
         if message.model != self.model:
             return
         self._stop_loading_timer()
-        self._model_mode = message.mode
         panel = self.query_one(SettingsPanel)
         # A newly loaded model starts on its own scheduler (DPM++ 2M for the demo).
         panel.set_schedulers(message.statuses, message.default_scheduler or panel.scheduler)
@@ -285,8 +282,8 @@ class DiffusersTuiApp(App):
                 if now - last_drawn[0] < 1 / MAX_FRAMES_PER_SECOND and snapshot.step < snapshot.total:
                     return
                 last_drawn[0] = now
-                shown = snapshot if snapshot.preview is not None else (frames[-1] if frames else None)
-                pixels = render_strips(shown.preview, self._pane_cells) if shown is not None else None
+                # Steps without a preview update only the progress line; the pane keeps its frame.
+                pixels = render_strips(snapshot.preview, self._pane_cells) if snapshot.preview is not None else None
                 self.post_message(StepRendered(run_id, snapshot, pixels))
 
             result = self.engine.run(request, on_step, cancel)

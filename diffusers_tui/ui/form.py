@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from diffusers_tui.engine.errors import RequestError, UserFacingError
-from diffusers_tui.engine.request import parse_size  # noqa: F401  (re-exported for the app)
 
 #: Which widget shows a request field, so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",

@@ -14,35 +14,34 @@ from PIL import Image
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from rich_pixels import Pixels, Renderer
+from rich_pixels import Renderer
 from textual.strip import Strip
 
 LOWER_HALF = "▄"  # foreground paints the lower pixel, background the upper one
 
 
 @lru_cache(maxsize=65536)
-def _style(upper: tuple[int, int, int], lower: tuple[int, int, int]) -> Style:
-    return Style(color=Color.from_rgb(*lower), bgcolor=Color.from_rgb(*upper))
+def _style(upper: int, lower: int) -> Style:
+    """The style of one cell; colours are packed as 0xRRGGBB so the cache key is cheap."""
+    return Style(color=Color.from_rgb(lower >> 16, (lower >> 8) & 255, lower & 255),
+                 bgcolor=Color.from_rgb(upper >> 16, (upper >> 8) & 255, upper & 255))
 
 
 class FastHalfcellRenderer(Renderer):
     """A rich-pixels Renderer: cached styles, one segment per run of equal cells."""
 
-    def render(self, image: Image.Image, resize: tuple[int, int] | None) -> list[Segment]:
-        rgb = image.convert("RGB")
-        if resize and rgb.size != resize:
-            rgb = rgb.resize(resize, Image.NEAREST)
-        pixels = np.asarray(rgb)
+    def rows(self, image: Image.Image) -> list[list[Segment]]:
+        """The segments of each cell row (two pixel rows), without line breaks."""
+        pixels = np.asarray(image.convert("RGB"), dtype=np.uint32)
         if pixels.shape[0] % 2:
             pixels = np.concatenate([pixels, pixels[-1:]], axis=0)
-        segments: list[Segment] = []
-        newline = Segment("\n")
-        for y in range(0, pixels.shape[0], 2):
-            upper_row = pixels[y].tolist()
-            lower_row = pixels[y + 1].tolist()
+        packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+        rows = []
+        for y in range(0, packed.shape[0], 2):
+            segments: list[Segment] = []
             run_style, run_length = None, 0
-            for upper, lower in zip(upper_row, lower_row):
-                style = _style(tuple(upper), tuple(lower))
+            for upper, lower in zip(packed[y].tolist(), packed[y + 1].tolist()):
+                style = _style(upper, lower)
                 if style is run_style:
                     run_length += 1
                     continue
@@ -51,8 +50,14 @@ class FastHalfcellRenderer(Renderer):
                 run_style, run_length = style, 1
             if run_style is not None:
                 segments.append(Segment(LOWER_HALF * run_length, run_style))
-            segments.append(newline)
-        return segments
+            rows.append(segments)
+        return rows
+
+    def render(self, image: Image.Image, resize: tuple[int, int] | None) -> list[Segment]:
+        if resize and image.size != resize:
+            image = image.resize(resize, Image.NEAREST)
+        newline = Segment("\n")
+        return [segment for row in self.rows(image) for segment in [*row, newline]]
 
 
 def fit_pixels(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int, int]:
@@ -71,26 +76,11 @@ def fit_pixels(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int
 _RENDERER = FastHalfcellRenderer()
 
 
-def _fitted_segments(image: Image.Image, cells: tuple[int, int]) -> list[Segment]:
+def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
+    """Terminal pixels for `image`, fitted to `cells` (columns, rows), as ready-made Textual
+    lines: the UI thread only places them."""
     size = fit_pixels(image.size, cells)
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
-    return _RENDERER.render(image.convert("RGB").resize(size, method), None)
-
-
-def render_frame(image: Image.Image, cells: tuple[int, int]) -> Pixels:
-    """Terminal pixels for `image`, fitted to a box of `cells` (columns, rows), as rich-pixels."""
-    return Pixels.from_segments(_fitted_segments(image, cells))
-
-
-def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
-    """The same frame as ready-made Textual lines: the UI thread only places them."""
-    lines: list[Strip] = []
-    row: list[Segment] = []
-    for segment in _fitted_segments(image, cells):
-        if segment.text == "\n":
-            lines.append(Strip(row, sum(len(s.text) for s in row)))
-            row = []
-        else:
-            row.append(segment)
-    return lines
+    fitted = image.convert("RGB").resize(size, method)
+    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted)]

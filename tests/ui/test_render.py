@@ -1,0 +1,36 @@
+"""Terminal pixels: same picture as rich-pixels draws, fitted to the pane with its aspect."""
+
+import io
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.segment import Segment, Segments
+from rich_pixels import Pixels
+
+from diffusers_tui.ui.render import fit_pixels, render_strips
+
+
+def _cells(renderable) -> list[tuple]:
+    """(character, style) for every cell a terminal would show; how segments split doesn't matter."""
+    console = Console(file=io.StringIO(), color_system="truecolor", width=64)
+    return [(character, segment.style.color.get_truecolor(), segment.style.bgcolor.get_truecolor())
+            for segment in console.render(renderable) if segment.text != "\n" for character in segment.text]
+
+
+def test_strips_show_exactly_what_rich_pixels_shows():
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    image.paste((10, 200, 30), (0, 0, 64, 20))  # a flat band, merged into runs by ours
+    strips = render_strips(image, (64, 32))
+    ours = Segments([segment for strip in strips for segment in [*strip, Segment.line()]])
+    assert len(strips) == 32 and all(strip.cell_length == 64 for strip in strips)
+    shipped = Pixels.from_image(image)
+    assert _cells(ours) == _cells(shipped)
+    assert len(list(Console(file=io.StringIO()).render(ours))) < len(list(Console(file=io.StringIO()).render(shipped)))
+
+
+def test_fit_keeps_the_aspect_ratio_inside_the_cell_box():
+    assert fit_pixels((64, 64), (64, 32)) == (64, 64)
+    assert fit_pixels((64, 64), (100, 20)) == (40, 40)
+    assert fit_pixels((512, 256), (64, 32)) == (64, 32)
