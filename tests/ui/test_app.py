@@ -30,6 +30,12 @@ async def _finished(pilot, app) -> None:
     await pilot.pause()
 
 
+async def _generate(pilot, app, steps: int) -> None:
+    """Set the steps field and press ctrl+g, as a user would."""
+    app.query_one("#steps", Input).value = str(steps)
+    await pilot.press("ctrl+g")
+
+
 async def _first_step(pilot, app) -> None:
     """Wait until the running generation has reported its first step."""
     for _ in range(400):
@@ -95,14 +101,12 @@ async def test_cancel_mid_run_then_generate_again(make_app):
     app = make_app("demo")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "400"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 400)
         await _first_step(pilot, app)
         await pilot.press("escape")
         await _finished(pilot, app)
         assert app.result.cancelled and app.result.model_calls < 400
-        app.query_one("#steps", Input).value = "3"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 3)
         await _finished(pilot, app)
         assert not app.result.cancelled and app.result.model_calls == app.result.total_calls
 
@@ -111,8 +115,7 @@ async def test_scrubber_walks_every_step_after_a_run(make_app, tiny_sd):
     app = make_app(str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "4"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 4)
         await _finished(pilot, app)
         assert app.focused is app.query_one(LivePane)
         await pilot.press("left")
@@ -153,8 +156,7 @@ async def test_a_failing_model_leaves_the_app_up(make_app, tmp_path):
         assert app.result is None and "failed" in _progress(app)
         app.switch_model("demo")  # what choosing it in the model selector does
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "2"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 2)
         await _finished(pilot, app)
         assert app.result is not None
 
@@ -176,8 +178,7 @@ async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypat
             return original(*args, **kwargs)
 
         monkeypatch.setattr(unet, "forward", failing)
-        app.query_one("#steps", Input).value = "3"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 3)
         await _finished(pilot, app)
         assert any("out of memory" in line and "--offload" in line for line in app.log_lines)
         monkeypatch.setattr(unet, "forward", original)
@@ -190,8 +191,7 @@ async def test_resize_refits_the_pane_and_tiny_terminals_get_a_message(make_app,
     app = make_app(str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "2"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 2)
         await _finished(pilot, app)
         before = app._pane_cells
         await pilot.resize_terminal(100, 30)
@@ -221,12 +221,10 @@ async def test_generate_while_running_cancels_and_starts_anew(make_app):
     app = make_app("demo")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "400"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 400)
         first_run = app.run_id
         await _first_step(pilot, app)
-        app.query_one("#steps", Input).value = "3"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 3)
         await _finished(pilot, app)
         assert app.run_id == first_run + 1
         assert app.result.request.steps == 3 and not app.result.cancelled
@@ -239,8 +237,7 @@ async def test_typing_and_focus_moves_work_during_a_run(make_app):
         await _loaded(pilot, app)
         from textual import events
 
-        app.query_one("#steps", Input).value = "1000"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 1000)
         await pilot.press("ctrl+e")
         prompt = app.query_one("#prompt", TextArea)
         prompt.text = ""
@@ -270,8 +267,7 @@ async def test_quitting_mid_run_exits_promptly(make_app):
     app = make_app("demo")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        app.query_one("#steps", Input).value = "1000"
-        await pilot.press("ctrl+g")
+        await _generate(pilot, app, 1000)
         await _first_step(pilot, app)
         started = time.perf_counter()
         await pilot.press("ctrl+q")
