@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -32,9 +33,9 @@ MIN_COLUMNS, MIN_ROWS = 80, 24
 #: frames (the newest wins) so converting and painting never crowd out key presses.
 #: Every frame stays scrubbable.
 MAX_FRAMES_PER_SECOND = 15
-def _free_memory() -> None:
-    import gc
 
+
+def _free_memory() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -143,6 +144,11 @@ class DiffusersTuiApp(App):
             self._pane_cells = message.cells
             self._show_frame(self.frame_index)
 
+    def _set_progress(self, text: str) -> None:
+        # The line is one row high whatever it says: no layout pass, which would repaint
+        # the whole screen on every step and make key presses wait behind it.
+        self.query_one("#progress", Static).update(text, layout=False)
+
     def log_line(self, text: str) -> None:
         self.log_lines.append(text)
         self.query_one("#log", Log).write_line(text)
@@ -179,6 +185,10 @@ class DiffusersTuiApp(App):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.model != self.model:
             return
+        # torch, diffusers and the model are millions of long-lived objects; moving them
+        # out of the collector's sight keeps full collections (seen pausing the UI for
+        # 0.3 s mid-run) short.
+        gc.freeze()
         self._stop_loading_timer()
         panel = self.query_one(SettingsPanel)
         # A newly loaded model starts on its own scheduler (DPM++ 2M for the demo).
@@ -258,7 +268,7 @@ class DiffusersTuiApp(App):
         self.running = True
         self.idle.clear()
         self.result, self.frames, self.frame_index = None, [], None
-        self.query_one("#progress", Static).update(f"starting: {request.scheduler or 'model default'}, "
+        self._set_progress(f"starting: {request.scheduler or 'model default'}, "
                                                    f"{request.steps} steps, seed {request.seed}")
         self.generate(request, self.run_id)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
@@ -302,7 +312,7 @@ class DiffusersTuiApp(App):
         rate = snapshot.step / snapshot.elapsed_s if snapshot.elapsed_s > 0 else 0.0
         eta = (snapshot.total - snapshot.step) / rate if rate > 0 else 0.0
         sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
-        self.query_one("#progress", Static).update(
+        self._set_progress(
             f"step {snapshot.step}/{snapshot.total} · {rate:.1f} it/s · ETA {eta:.1f}s · t={snapshot.timestep:.0f}{sigma}")
         if message.pixels is not None:
             self.query_one(LivePane).show(message.pixels, f"step {snapshot.step}/{snapshot.total} "
@@ -323,7 +333,7 @@ class DiffusersTuiApp(App):
             self.query_one(LivePane).show(message.pixels, caption)
         else:
             self.query_one(LivePane).show(None, caption)
-        self.query_one("#progress", Static).update(
+        self._set_progress(
             f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
             f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
         self.log_line(caption)
@@ -338,7 +348,7 @@ class DiffusersTuiApp(App):
         else:
             self.log_line(f"error: {message.message}")
             self.notify(message.message, title="Generation failed", severity="error", timeout=10)
-        self.query_one("#progress", Static).update("failed: see the log")
+        self._set_progress("failed: see the log")
         self.idle.set()
 
     def _stop_run(self) -> None:

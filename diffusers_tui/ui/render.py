@@ -1,17 +1,19 @@
 """PIL image -> terminal pixels (half-blocks, two pixels per cell), sized to a cell box.
 
 Runs in worker threads: building segments is pure computation. The renderer caches
-styles per colour pair and merges runs of equal cells, which rich-pixels' own
-half-cell renderer (one parsed style string per cell) does not.
+colours (not colour pairs: a noisy preview has few repeated pairs), builds styles with
+`Style.from_color` and merges runs of equal cells, which rich-pixels' own half-cell
+renderer (one parsed style string per cell) does not.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import partial
+from itertools import repeat
 
 import numpy as np
 from PIL import Image
-from rich.color import Color
+from rich.color import Color, ColorTriplet, ColorType
 from rich.segment import Segment
 from rich.style import Style
 from rich_pixels import Renderer
@@ -20,15 +22,35 @@ from textual.strip import Strip
 LOWER_HALF = "▄"  # foreground paints the lower pixel, background the upper one
 
 
-@lru_cache(maxsize=65536)
-def _style(upper: int, lower: int) -> Style:
-    """The style of one cell; colours are packed as 0xRRGGBB so the cache key is cheap."""
-    return Style(color=Color.from_rgb(lower >> 16, (lower >> 8) & 255, lower & 255),
-                 bgcolor=Color.from_rgb(upper >> 16, (upper >> 8) & 255, upper & 255))
+#: Colours already built, by 0xRRGGBB; emptied when it grows past `MAX_CACHED_COLOURS`.
+_COLOURS: dict[int, Color] = {}
+MAX_CACHED_COLOURS = 16384
+# NamedTuples built straight from a tuple, in C: their Python constructors were half the
+# cost of a noisy frame (about 4,000 new colours and 2,000 segments).
+_new_triplet = partial(tuple.__new__, ColorTriplet)
+_new_colour = partial(tuple.__new__, Color)
+_new_segment = partial(tuple.__new__, Segment)
+
+
+def _colour_table(packed: np.ndarray) -> dict[int, Color]:
+    """Rich truecolor colours for every 0xRRGGBB value in `packed`.
+
+    Building colours is most of a cell's cost, so each distinct value is built once per
+    frame (or never, when an earlier frame had it), and directly: `Color.from_rgb` makes
+    the same value but its name formatting takes two thirds of its time.
+    """
+    table = _COLOURS
+    if len(table) > MAX_CACHED_COLOURS:
+        table.clear()  # a stream of noisy frames would otherwise grow it without end
+    new = [value for value in np.unique(packed).tolist() if value not in table]
+    triplets = map(_new_triplet, [(v >> 16, (v >> 8) & 255, v & 255) for v in new])
+    names = ["#%06x" % value for value in new]
+    table.update(zip(new, map(_new_colour, zip(names, repeat(ColorType.TRUECOLOR), repeat(None), triplets))))
+    return table
 
 
 class FastHalfcellRenderer(Renderer):
-    """A rich-pixels Renderer: cached styles, one segment per run of equal cells."""
+    """A rich-pixels Renderer: cached colours, one segment per run of equal cells."""
 
     def rows(self, image: Image.Image) -> list[list[Segment]]:
         """The segments of each cell row (two pixel rows), without line breaks."""
@@ -36,21 +58,21 @@ class FastHalfcellRenderer(Renderer):
         if pixels.shape[0] % 2:
             pixels = np.concatenate([pixels, pixels[-1:]], axis=0)
         packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+        width = packed.shape[1]
+        colour = _colour_table(packed)
+        from_color = Style.from_color
         rows = []
         for y in range(0, packed.shape[0], 2):
-            segments: list[Segment] = []
-            run_style, run_length = None, 0
-            for upper, lower in zip(packed[y].tolist(), packed[y + 1].tolist()):
-                style = _style(upper, lower)
-                if style is run_style:
-                    run_length += 1
-                    continue
-                if run_style is not None:
-                    segments.append(Segment(LOWER_HALF * run_length, run_style))
-                run_style, run_length = style, 1
-            if run_style is not None:
-                segments.append(Segment(LOWER_HALF * run_length, run_style))
-            rows.append(segments)
+            upper, lower = packed[y], packed[y + 1]
+            # Where a cell differs from its left neighbour a new segment starts.
+            changes = (upper[1:] != upper[:-1]) | (lower[1:] != lower[:-1])
+            starts = [0, *(np.flatnonzero(changes) + 1).tolist()]
+            ends = starts[1:] + [width]
+            uppers, lowers = upper[starts].tolist(), lower[starts].tolist()
+            rows.append(list(map(_new_segment, [
+                (LOWER_HALF * (end - start), from_color(colour[low], colour[up]), None)
+                for start, end, up, low in zip(starts, ends, uppers, lowers)
+            ])))
         return rows
 
     def render(self, image: Image.Image, resize: tuple[int, int] | None) -> list[Segment]:
