@@ -102,6 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(unet, "demo-ddpm")
     _run_options(unet, 1000, "registry name (default: the model's own, e.g. DDPM)")
 
+    compare = commands.add_parser(
+        "compare", help="race schedulers on one prompt and seed; print a table, save a grid",
+        description="Run the same prompt, seed and starting noise under several schedulers (and step "
+                    "counts), batched into one UNet call per round. Under `accelerate launch "
+                    "--num_processes N` the runs are split across the processes (one per GPU).")
+    compare.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
+    compare.add_argument("--schedulers", required=True, metavar="LIST",
+                         help="registry names separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"")
+    compare.add_argument("--steps", default="20", metavar="LIST", help="step counts, e.g. 10,20,30 (default: 20)")
+    compare.add_argument("--reference", metavar="SCHEDULER:STEPS",
+                         help="a long run to measure every image against, e.g. \"DPM++ 2M:100\"")
+    compare.add_argument("--equal-calls", action="store_true",
+                         help="give second-order schedulers (Heun, DPM2, DPM SDE) half the steps")
+    compare.add_argument("--no-batch", action="store_true", help="run the schedulers one after another")
+    compare.add_argument("--negative", default="", help="negative prompt")
+    compare.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    compare.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
+    compare.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
+    compare.add_argument("--outputs", default="outputs", metavar="DIR",
+                         help="folder for the comparison (default: %(default)s)")
+    _model_options(compare, "demo")
+
     models = commands.add_parser("models", help="list the demo models and every model in the local HF cache")
     models.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                         help="also look in this folder (repeatable)")
@@ -119,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _app(args)
         if args.command in ("generate", "unet"):
             return _generate(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "models":
             return _models(args)
         if args.command == "schedulers":
@@ -207,6 +231,18 @@ def _generate(args) -> int:
     print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
           f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
     return 0
+
+
+def _compare(args) -> int:
+    from diffusers_tui import compare_command
+    from diffusers_tui.engine import quiet
+
+    quiet()
+    width, height = args.size if args.size else (None, None)
+    base = GenerationRequest(prompt=args.prompt, negative_prompt=args.negative, model=args.model,
+                             guidance=args.guidance, seed=random_seed() if args.seed is None else args.seed,
+                             width=width, height=height, preview_method="none")
+    return compare_command.run(args, _engine(args), base)
 
 
 def _human_size(size: int) -> str:

@@ -51,6 +51,9 @@ def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
     (["generate", "--device", "tpu"], "device: 'tpu' is not one of"),
     (["generate", "--model", "org/not-cached"], "hf download org/not-cached"),
     (["unet", "--model", "demo"], "mode: unet does not fit this model"),
+    (["compare", "--schedulers", "Euler,Eulr"], "scheduler: unknown name 'Eulr'; choose one of"),
+    (["compare", "--schedulers", "Euler", "--steps", "10,x"], "'x' is not a step count"),
+    (["compare", "--schedulers", "Euler", "--reference", "Euler"], "is not SCHEDULER:STEPS"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(args, words, capsys):
     assert main(args) == 2
@@ -76,7 +79,7 @@ def test_models_and_schedulers_print_tables(capsys):
 
 def test_every_command_documents_its_options():
     for command, option in (("generate", "--scheduler"), ("unet", "--save-every"), ("models", "--models-dir"),
-                            ("schedulers", "--model")):
+                            ("schedulers", "--model"), ("compare", "--equal-calls")):
         done = _cli(command, "--help")
         assert done.returncode == 0 and option in done.stdout
 
@@ -108,3 +111,40 @@ def test_hf_home_is_respected_for_listing_and_loading(tmp_path, tiny_sd):
     assert done.returncode == 0, done.stderr
     recipe = outputs.read_recipe(next((tmp_path / "out").rglob("*.png")))
     assert recipe["model_repo_id"] == "someone/tiny-sd" and recipe["model_revision"] == commit
+
+
+def _compare_args(model, outputs_dir):
+    return ["compare", "a red square", "--model", str(model), "--schedulers", "Euler,DPM++ 2M Karras,UniPC",
+            "--steps", "2,3", "--seed", "7", "--reference", "DPM++ 2M:8", "--outputs", str(outputs_dir)]
+
+
+def test_compare_prints_the_table_and_saves_the_grid(tiny_sd, tmp_path, capsys):
+    assert main(_compare_args(tiny_sd, tmp_path)) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("Euler", "DPM++", "UniPC"))]
+    assert len(rows) == 6 and all(row[-1].replace(".", "").isdigit() for row in rows)  # rmse filled in
+    assert "RMSE to reference" in out and "batched" in out
+    folder = next(tmp_path.glob("*/*-compare-7"))
+    assert (folder / "grid.png").exists() and len(list(folder.glob("0*.png"))) == 7  # 6 runs + reference
+
+
+def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_path):
+    """`accelerate launch` with 2 CPU processes: one table and one grid, equal to one process's."""
+    single = tmp_path / "single"
+    assert main(_compare_args(tiny_sd, single)) == 0
+    env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # --multi_gpu makes accelerate start one process per rank (torchrun); without GPUs they use gloo.
+    done = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "-m", "diffusers_tui", *_compare_args(tiny_sd, tmp_path / "split")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 processes shared the 6 runs" in done.stderr
+    assert done.stdout.count("saved ") == 1  # only the main process reports and saves
+    split_table = json.loads(next((tmp_path / "split").glob("*/*/table.json")).read_text())
+    single_table = json.loads(next(single.glob("*/*/table.json")).read_text())
+    assert [(r["scheduler"], r["steps"], r["model_calls"]) for r in split_table["runs"]] == \
+        [(r["scheduler"], r["steps"], r["model_calls"]) for r in single_table["runs"]]
+    for split_row, single_row in zip(split_table["runs"], single_table["runs"]):
+        assert split_row["rmse_to_reference"] == pytest.approx(single_row["rmse_to_reference"], abs=0.5)

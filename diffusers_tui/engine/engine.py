@@ -44,6 +44,14 @@ class Engine:
             loaded = self.load(request.model)
             return runner.run(loaded, request, on_step, cancel)
 
+    def compare(self, request, on_lane_step=None, cancel: threading.Event | None = None):
+        """Race a ComparisonRequest's lanes on its model (see engine.lockstep)."""
+        from diffusers_tui.engine import lockstep
+
+        with self._run_lock:
+            loaded = self.load(request.base.model)
+            return lockstep.compare(loaded, request, on_lane_step, cancel)
+
     def scheduler_statuses(self, model: str | None = None):
         """Registry entries marked available or not, for `model` or for this machine alone."""
         from diffusers_tui.engine import schedulers

@@ -101,7 +101,7 @@ def recipe_json(request: GenerationRequest, recipe: dict[str, Any]) -> dict[str,
     }
 
 
-def _png_info(request: GenerationRequest, recipe: dict[str, Any]):
+def png_info(request: GenerationRequest, recipe: dict[str, Any]):
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
@@ -111,14 +111,14 @@ def _png_info(request: GenerationRequest, recipe: dict[str, Any]):
     return info
 
 
-def _next_number(folder: Path) -> int:
+def next_number(folder: Path) -> int:
     numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NUMBERED.match(p.name))]
     return max(numbers, default=0) + 1
 
 
 def _claim(folder: Path, stem_suffix: str, suffix: str, temp_path: Path) -> Path:
     """Link `temp_path` to the next free NNNNN name in `folder`; never replaces a file."""
-    number = _next_number(folder)
+    number = next_number(folder)
     for _ in range(10_000):
         final = folder / f"{number:05d}-{stem_suffix}{suffix}"
         try:
@@ -139,7 +139,7 @@ def _claim(folder: Path, stem_suffix: str, suffix: str, temp_path: Path) -> Path
     raise OutputError(f"no free file name in {folder}")
 
 
-def _write_png_atomically(image, folder: Path, stem_suffix: str, pnginfo=None) -> Path:
+def write_png_atomically(image, folder: Path, stem_suffix: str, pnginfo=None) -> Path:
     fd, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
     temp_path = Path(temp_name)
     try:
@@ -152,7 +152,7 @@ def _write_png_atomically(image, folder: Path, stem_suffix: str, pnginfo=None) -
         temp_path.unlink(missing_ok=True)
 
 
-def _append_index(outputs: Path, entry: dict[str, Any]) -> None:
+def append_index(outputs: Path, entry: dict[str, Any]) -> None:
     """Append one JSON line; one write() on an O_APPEND file, under an exclusive lock."""
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     fd = os.open(outputs / INDEX_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -187,15 +187,15 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
     stem_suffix = f"{slug(recipe.get('scheduler_name') or recipe.get('scheduler_class', ''))}-{request.steps}-{request.seed}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = _write_png_atomically(image, folder, stem_suffix, _png_info(request, recipe))
+        path = write_png_atomically(image, folder, stem_suffix, png_info(request, recipe))
         steps_folder = None
         if snapshots:
             steps_folder = path.with_suffix("")
             steps_folder.mkdir()
             for snapshot in snapshots:
                 if snapshot.preview is not None:
-                    _save_snapshot(snapshot.preview, steps_folder / f"step_{snapshot.step:04d}.png")
-        _append_index(outputs, {
+                    write_into_own_folder(snapshot.preview, steps_folder / f"step_{snapshot.step:04d}.png")
+        append_index(outputs, {
             "path": str(path.relative_to(outputs)),
             "steps_folder": str(steps_folder.relative_to(outputs)) if steps_folder else None,
             "time": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -218,11 +218,28 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
     return path
 
 
-def _save_snapshot(image, path: Path) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=path.parent)
+def write_into_own_folder(image, path: Path) -> None:
+    """Write a PNG (a PIL image) or bytes into a folder this process just created."""
+    fd, temp_name = tempfile.mkstemp(prefix=".saving-", suffix=path.suffix, dir=path.parent)
     with os.fdopen(fd, "wb") as handle:
-        image.save(handle, format="PNG")
-    os.replace(temp_name, path)  # the run folder is new and ours alone
+        if isinstance(image, bytes):
+            handle.write(image)
+        else:
+            image.save(handle, format="PNG")
+    os.replace(temp_name, path)  # the folder is new and ours alone: nothing to overwrite
+
+
+def claim_folder(parent: Path, stem_suffix: str) -> Path:
+    """Create the next free `NNNNN-<stem_suffix>` folder in `parent`; never reuses one."""
+    number = next_number(parent)
+    for _ in range(10_000):
+        folder = parent / f"{number:05d}-{stem_suffix}"
+        try:
+            folder.mkdir()  # atomic: fails if another process took the number
+            return folder
+        except FileExistsError:
+            number += 1
+    raise OutputError(f"no free folder name in {parent}")
 
 
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:

@@ -81,6 +81,15 @@ def make_scheduler(loaded, name: str | None):
         raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
 
 
+def scheduler_for(loaded, request: GenerationRequest):
+    """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
+    scheduler = make_scheduler(loaded, request.scheduler)
+    if "noise_sampler_seed" in scheduler.config:
+        # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
+        scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
+    return scheduler
+
+
 def resolve_size(loaded, request: GenerationRequest) -> tuple[int, int]:
     native_w, native_h = loaded.native_size
     width = request.width or native_w
@@ -103,10 +112,7 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     """Run `request` on `loaded`; see the module docstring for the contract."""
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
-    scheduler = make_scheduler(loaded, request.scheduler)
-    if "noise_sampler_seed" in scheduler.config:
-        # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
-        scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
+    scheduler = scheduler_for(loaded, request)
     cancel = cancel or threading.Event()
     on_step = on_step or (lambda snapshot: None)
     if loaded.mode == "unet":
@@ -114,7 +120,7 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     return _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel)
 
 
-def _recipe(loaded, scheduler, width: int, height: int) -> dict[str, Any]:
+def recipe(loaded, scheduler, width: int, height: int) -> dict[str, Any]:
     import diffusers
     import transformers
 
@@ -141,13 +147,13 @@ def _recipe(loaded, scheduler, width: int, height: int) -> dict[str, Any]:
     }
 
 
-def _preview_due(calls: int, total: int, request: GenerationRequest) -> bool:
+def preview_due(calls: int, total: int, request: GenerationRequest) -> bool:
     if request.preview_method == "none":
         return False
     return calls % request.preview_every == 0 or calls == total
 
 
-def _latent_preview(loaded, latents: torch.Tensor, method: str):
+def latent_preview(loaded, latents: torch.Tensor, method: str):
     if method == "auto":
         method = loaded.previewer.auto_method
     if method == "vae":
@@ -171,10 +177,10 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
         total = int(pipeline.num_timesteps)
         calls = index + 1
         preview = None
-        if _preview_due(calls, total, request):
+        if preview_due(calls, total, request):
             source = tensors["latents"] if request.preview == "noisy" else watcher.denoised()
             if source is not None:
-                preview = _latent_preview(loaded, source, request.preview_method)
+                preview = latent_preview(loaded, source, request.preview_method)
                 state["last_preview"] = preview
         state.update(calls=calls, total=total)
         on_step(StepSnapshot(step=calls, total=total, timestep=float(timestep), sigma=watcher.sigma,
@@ -206,11 +212,11 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"], last_preview=state["last_preview"],
-        recipe=_recipe(loaded, scheduler, width, height),
+        recipe=recipe(loaded, scheduler, width, height),
     )
 
 
-def _accepts(function, name: str) -> bool:
+def accepts(function, name: str) -> bool:
     return name in inspect.signature(function).parameters
 
 
@@ -223,7 +229,7 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
     shape = (1, unet.config.in_channels, height, width)
     sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
     sample = sample * scheduler.init_noise_sigma
-    step_kwargs = {"generator": generator} if _accepts(scheduler.step, "generator") else {}
+    step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
     total = len(scheduler.timesteps)
     started = time.perf_counter()
     calls, last_preview, cancelled = 0, None, False
@@ -238,7 +244,7 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
             output = scheduler.step(noise_pred, timestep, sample, **step_kwargs)
             calls += 1
             preview = None
-            if _preview_due(calls, total, request):
+            if preview_due(calls, total, request):
                 if request.preview == "noisy":
                     shown = sample
                 else:
@@ -255,5 +261,5 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=calls, total_calls=total, last_preview=last_preview,
-        recipe=_recipe(loaded, scheduler, width, height),
+        recipe=recipe(loaded, scheduler, width, height),
     )

@@ -1,0 +1,87 @@
+"""Scheduler comparison: lanes batched into one UNet call per round, against one after another.
+
+    python benchmarks/compare_batching.py [--model demo] [--repeats 5] [--steps 20]
+    python benchmarks/compare_batching.py --sd15 --device cuda --dtype float16   # on a GPU
+
+Four schedulers at equal steps, the same prompt and seed, previews off (the sampling cost
+alone). The two ways alternate; each figure is the median. Goal on a CPU: at most 0.8;
+at Stable Diffusion 1.5 scale on a GPU (random weights from the SD 1.5 configs, float16,
+512x512): at most 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+SCHEDULERS = ("Euler", "DPM++ 2M", "UniPC", "DDIM")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--sd15", action="store_true",
+                        help="build a Stable Diffusion 1.5-sized pipeline with random weights and use it")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    from diffusers_tui.engine.comparison import ComparisonRequest, Lane
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.request import GenerationRequest
+    from diffusers_tui.engine.sources import LoadOptions
+
+    model = args.model
+    if args.sd15:
+        model = tempfile.mkdtemp(prefix="sd15-random-")
+        _build_sd15(model)
+    engine = Engine(LoadOptions(device=args.device, dtype=args.dtype))
+    base = GenerationRequest(model=model, prompt="a red circle on a blue background", seed=7,
+                             preview_method="none")
+    lanes = tuple(Lane(name, args.steps) for name in SCHEDULERS)
+    batched = ComparisonRequest(base, lanes, batch=True)
+    one_by_one = ComparisonRequest(base, lanes, batch=False)
+    engine.compare(ComparisonRequest(base, lanes[:1], batch=False))  # load and warm up
+    timings: dict[str, list[float]] = {"batched": [], "one by one": []}
+    for _ in range(args.repeats):
+        for label, request in (("batched", batched), ("one by one", one_by_one)):
+            started = time.perf_counter()
+            result = engine.compare(request)
+            timings[label].append(time.perf_counter() - started)
+            assert result.batched == (label == "batched"), "this model does not batch"
+    ours, baseline = statistics.median(timings["batched"]), statistics.median(timings["one by one"])
+    print(f"{'figure':<58}{'ours':>9}{'baseline':>10}{'ratio':>8}  goal")
+    goal = "<= 0.6" if args.sd15 else "<= 0.8"
+    label = f"compare {len(lanes)} schedulers x {args.steps} steps, batched / one by one"
+    print(f"{label:<58}{ours:>8.2f}s{baseline:>9.2f}s{ours / baseline:>8.3f}  {goal}")
+
+
+def _build_sd15(folder: str) -> None:
+    """A pipeline with Stable Diffusion 1.5's architecture and random weights (no download)."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from diffusers_tui.engine.demo.train import build_tokenizer
+
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # the SD 1.5 defaults
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        sample_size=512)
+    tokenizer = build_tokenizer()
+    tokenizer.model_max_length = 77
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072,
+                                                num_hidden_layers=12, num_attention_heads=12,
+                                                max_position_embeddings=77))
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              skip_prk_steps=True, steps_offset=1)
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                            scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(folder)
+
+
+if __name__ == "__main__":
+    main()

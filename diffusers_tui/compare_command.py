@@ -1,0 +1,106 @@
+"""`diffusers-tui compare`: race schedulers headless, on one process or split across several.
+
+Under `accelerate launch --num_processes N` each process (one per GPU) runs its share of
+the lanes, split with Accelerate's `PartialState`; the main process gathers every
+result, measures them against the reference, prints one table and saves one grid.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+
+from diffusers_tui.engine.comparison import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, Lane, LaneResult,
+                                             parse_lanes, with_distances)
+from diffusers_tui.engine.errors import RequestError
+
+
+def parse_reference(text: str | None) -> Lane | None:
+    """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); None stays None."""
+    if not text:
+        return None
+    name, _, steps = text.rpartition(":")
+    if not name or not steps.strip().isdigit():
+        raise RequestError("reference", f"{text!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
+    return Lane(name.strip(), int(steps))
+
+
+def build_request(args, base) -> ComparisonRequest:
+    return ComparisonRequest(base=base, lanes=parse_lanes(args.schedulers, args.steps),
+                             equal_calls=args.equal_calls, reference=parse_reference(args.reference),
+                             batch=not args.no_batch)
+
+
+def _launched_distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def run(args, engine, base) -> int:
+    from diffusers_tui.engine import compare_outputs
+
+    request = build_request(args, base)  # validate before loading anything
+    started = time.perf_counter()
+    if _launched_distributed():
+        result, is_main = _run_distributed(args, engine, request, started)
+    else:
+        print(f"loading {base.model} ...", file=sys.stderr)
+        result, is_main = engine.compare(request), True
+    if not is_main:
+        return 0
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print_table(result)
+    folder = compare_outputs.save_comparison(result, args.outputs)
+    print(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
+          f"in {result.elapsed_s:.1f} s{', batched' if result.batched else ''}")
+    return 0
+
+
+def _run_distributed(args, engine, request: ComparisonRequest, started: float) -> tuple[ComparisonResult, bool]:
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    state = PartialState(cpu=not torch.cuda.is_available() or args.device == "cpu")
+    if args.device == "auto" and state.device.type != "cpu":
+        engine.options = replace(engine.options, device=str(state.device))  # one GPU per process
+    indexed = list(enumerate(request.lanes))
+    with state.split_between_processes(indexed) as mine:
+        mine = list(mine)
+    mine_results: list[tuple[int, LaneResult]] = []
+    batched = False
+    if mine:
+        share = ComparisonRequest(request.base, tuple(lane for _, lane in mine), request.equal_calls,
+                                  None, request.batch)
+        share_result = engine.compare(share)
+        batched = share_result.batched
+        mine_results = [(index, lane) for (index, _), lane in zip(mine, share_result.lanes)]
+    if request.reference is not None and state.is_last_process:  # the last process gets the fewest lanes
+        reference = engine.compare(ComparisonRequest(request.base, (request.reference,), batch=request.batch))
+        mine_results.append((-1, reference.lanes[0]))
+    gathered = gather_object([(index, lane, batched) for index, lane in mine_results])
+    if not state.is_main_process:
+        return None, False
+    reference = next((lane for index, lane, _ in gathered if index == -1), None)
+    lanes = [lane for _, lane, _ in sorted((g for g in gathered if g[0] >= 0), key=lambda g: g[0])]
+    result = ComparisonResult(
+        request=request, lanes=tuple(with_distances(lanes, reference)), reference=reference,
+        batched=all(b for _, _, b in gathered), elapsed_s=time.perf_counter() - started,
+        notes=(f"{state.num_processes} processes shared the {len(request.lanes)} runs",),
+    )
+    return result, True
+
+
+def print_table(result: ComparisonResult) -> None:
+    rows = result.table()
+    header = ("scheduler", "steps", "model calls", "seconds", "rmse")
+    cells = [(row["scheduler"], str(row["steps"]), str(row["model_calls"]), f"{row['seconds']:.2f}",
+              "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}") for row in rows]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *cells]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if result.reference is not None:
+        print(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
+              f"{result.reference.lane.steps} steps")

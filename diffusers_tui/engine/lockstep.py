@@ -1,0 +1,219 @@
+"""Run a comparison: every lane in lockstep, one batched UNet call per round, or one by one.
+
+In a round, every lane that still has a timestep left contributes its (guided) model
+input; the UNet sees them all at once with per-sample timesteps, and each lane's own
+scheduler steps its own share of the output. Each lane keeps its own generator, seeded
+like a solo run, so its starting noise and any noise its scheduler draws are the same
+as in `runner.run`: batched and one-by-one give the same images (within float error).
+Models outside the two loops written here (Stable Diffusion 1.x style pipelines and bare
+UNet2DModels), SDXL for one, run their lanes one after another through `runner.run`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import torch
+
+from diffusers_tui.engine import runner
+from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
+from diffusers_tui.engine.preview import current_sigma, estimate_x0, tensor_to_image
+from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
+
+#: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
+OnLaneStep = Callable[[int, StepSnapshot], None]
+
+
+def can_batch(loaded) -> bool:
+    """True for the models whose denoising loop `_LockstepLoop` reproduces exactly."""
+    if loaded.mode == "unet":
+        return True
+    from diffusers import StableDiffusionPipeline
+
+    unet = loaded.pipeline.unet
+    return (type(loaded.pipeline) is StableDiffusionPipeline
+            and unet.config.time_cond_proj_dim is None and unet.config.addition_embed_type is None)
+
+
+def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None = None,
+            cancel: threading.Event | None = None) -> ComparisonResult:
+    """Run every lane of `request` (and its reference) on `loaded`."""
+    cancel = cancel or threading.Event()
+    on_lane_step = on_lane_step or (lambda index, snapshot: None)
+    requests = request.lane_requests()
+    batched = request.batch and can_batch(loaded)
+    started = time.perf_counter()
+    frames: list[list[StepSnapshot]] = [[] for _ in requests]
+
+    def record(index: int, snapshot: StepSnapshot) -> None:
+        if snapshot.preview is not None:
+            frames[index].append(snapshot)
+        on_lane_step(index, snapshot)
+
+    if batched:
+        results = _LockstepLoop(loaded, requests).run(record, cancel)
+    else:
+        results = []
+        for index, lane_request in enumerate(requests):
+            if cancel.is_set():
+                break
+            results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
+    lanes = list(request.lanes) + ([request.reference] if request.reference else [])
+    lane_results = [LaneResult(lane, result, tuple(frames[i])) for i, (lane, result) in enumerate(zip(lanes, results))]
+    reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
+    lane_results = lane_results[:len(request.lanes)]
+    notes = () if batched or not request.batch else (
+        f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
+        "pipelines and UNet2DModel)",)
+    return ComparisonResult(
+        request=request, lanes=tuple(with_distances(lane_results, reference)), reference=reference,
+        batched=batched, elapsed_s=time.perf_counter() - started,
+        cancelled=cancel.is_set() or len(lane_results) < len(request.lanes), notes=notes,
+    )
+
+
+class _Lane:
+    """One lane's scheduler, generator, sample and progress through its timesteps."""
+
+    def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool):
+        device, dtype = loaded.device, loaded.dtype
+        self.request = request
+        self.scheduler = runner.scheduler_for(loaded, request)
+        # A CPU generator per lane, seeded like a solo run: same start, same step noise.
+        self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        self.scheduler.set_timesteps(request.steps, device=device)
+        self.timesteps = list(self.scheduler.timesteps)
+        if pipeline_mode:  # as StableDiffusionPipeline.prepare_latents draws it
+            from diffusers.utils.torch_utils import randn_tensor
+
+            noise = randn_tensor(shape, generator=self.generator, device=device, dtype=dtype)
+        else:  # as runner's UNet loop draws it
+            noise = torch.randn(shape, generator=self.generator, dtype=torch.float32).to(device, dtype)
+        self.sample = noise * self.scheduler.init_noise_sigma
+        self.step_kwargs = {}
+        if runner.accepts(self.scheduler.step, "generator"):
+            self.step_kwargs["generator"] = self.generator
+        if pipeline_mode and runner.accepts(self.scheduler.step, "eta"):
+            self.step_kwargs["eta"] = 0.0
+        self.calls = 0
+        self.elapsed_s = 0.0
+        self.last_preview = None
+        self.image = None
+
+    @property
+    def total(self) -> int:
+        return len(self.timesteps)
+
+    @property
+    def done(self) -> bool:
+        return self.calls >= self.total
+
+
+class _LockstepLoop:
+    """All lanes advance one model call per round; one UNet call serves the whole round."""
+
+    def __init__(self, loaded, requests: list[GenerationRequest]):
+        self.loaded = loaded
+        self.pipe = loaded.pipeline
+        self.pipeline_mode = loaded.mode != "unet"
+        base = requests[0]
+        runner.check_mode(loaded, base)
+        self.width, self.height = runner.resolve_size(loaded, base)
+        if self.pipeline_mode:
+            unet = self.pipe.unet
+            factor = self.pipe.vae_scale_factor
+            shape = (1, unet.config.in_channels, self.height // factor, self.width // factor)
+        else:
+            unet = loaded.unet
+            shape = (1, unet.config.in_channels, self.height, self.width)
+        self.unet = unet
+        self.lanes = [_Lane(loaded, request, shape, self.pipeline_mode) for request in requests]
+
+    def run(self, on_lane_step: OnLaneStep, cancel: threading.Event) -> list[GenerationResult]:
+        started = time.perf_counter()
+        cancelled = False
+        with torch.inference_mode():
+            embeds = self._encode_prompt() if self.pipeline_mode else None
+            while not all(lane.done for lane in self.lanes):
+                if cancel.is_set():
+                    cancelled = True
+                    break
+                active = [(i, lane) for i, lane in enumerate(self.lanes) if not lane.done]
+                outputs = self._model_round([lane for _, lane in active], embeds)
+                for (index, lane), model_output in zip(active, outputs):
+                    self._step_lane(index, lane, model_output, started, on_lane_step)
+        return [self._result(lane, cancelled) for lane in self.lanes]
+
+    def _encode_prompt(self) -> tuple[torch.Tensor, bool]:
+        request = self.lanes[0].request
+        guided = request.guidance > 1.0
+        positive, negative = self.pipe.encode_prompt(
+            request.prompt, self.pipe._execution_device, 1, guided, request.negative_prompt or None)
+        return (torch.cat([negative, positive]) if guided else positive), guided
+
+    def _model_round(self, lanes: list[_Lane], embeds) -> list[torch.Tensor]:
+        """One UNet call for every lane's next timestep; each lane's (guided) output."""
+        inputs, timesteps = [], []
+        copies = 2 if embeds is not None and embeds[1] else 1
+        for lane in lanes:
+            t = lane.timesteps[lane.calls]
+            model_input = lane.scheduler.scale_model_input(torch.cat([lane.sample] * copies), t)
+            inputs.append(model_input)
+            # Float timesteps: the UNet's sinusoidal embedding casts them so anyway.
+            timesteps.append(torch.full((copies,), float(t), device=model_input.device))
+        batch, t_batch = torch.cat(inputs), torch.cat(timesteps)
+        if embeds is None:
+            output = self.unet(batch, t_batch).sample
+        else:
+            states, _ = embeds
+            states = states.repeat(len(lanes), 1, 1)  # [uncond, text] for every lane, in order
+            output = self.unet(batch, t_batch, encoder_hidden_states=states, return_dict=False)[0]
+        results = []
+        for lane_output in output.split(copies):
+            if copies == 2:
+                uncond, text = lane_output.chunk(2)
+                guidance = lanes[0].request.guidance
+                lane_output = uncond + guidance * (text - uncond)
+            results.append(lane_output)
+        return results
+
+    def _step_lane(self, index: int, lane: _Lane, model_output, started: float, on_lane_step) -> None:
+        t = lane.timesteps[lane.calls]
+        sigma = current_sigma(lane.scheduler, t)
+        output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
+        lane.calls += 1
+        request = lane.request
+        preview = None
+        if runner.preview_due(lane.calls, lane.total, request):
+            if request.preview == "noisy":
+                shown = lane.sample
+            else:
+                shown = getattr(output, "pred_original_sample", None)
+                if shown is None:
+                    shown = estimate_x0(lane.scheduler, model_output, lane.sample, t, sigma)
+            preview = (runner.latent_preview(self.loaded, shown, request.preview_method)
+                       if self.pipeline_mode else tensor_to_image(shown[0]))
+            lane.last_preview = preview
+        lane.sample = output.prev_sample
+        if lane.done:
+            lane.image = self._decode(lane)
+        lane.elapsed_s = time.perf_counter() - started
+        on_lane_step(index, StepSnapshot(step=lane.calls, total=lane.total, timestep=float(t), sigma=sigma,
+                                         elapsed_s=lane.elapsed_s, preview=preview, preview_kind=request.preview))
+
+    def _decode(self, lane: _Lane):
+        if not self.pipeline_mode:
+            return tensor_to_image(lane.sample[0])
+        vae = self.pipe.vae
+        decoded = vae.decode(lane.sample / vae.config.scaling_factor, return_dict=False, generator=lane.generator)[0]
+        return self.pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
+
+    def _result(self, lane: _Lane, cancelled: bool) -> GenerationResult:
+        return GenerationResult(
+            request=lane.request, image=lane.image, cancelled=cancelled and not lane.done,
+            elapsed_s=lane.elapsed_s, model_calls=lane.calls, total_calls=lane.total,
+            last_preview=lane.last_preview,
+            recipe=runner.recipe(self.loaded, lane.scheduler, self.width, self.height),
+        )
