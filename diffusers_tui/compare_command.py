@@ -12,19 +12,8 @@ import sys
 import time
 from dataclasses import replace
 
-from diffusers_tui.engine.comparison import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, Lane, LaneResult,
-                                             parse_lanes, with_distances)
-from diffusers_tui.engine.errors import RequestError
-
-
-def parse_reference(text: str | None) -> Lane | None:
-    """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); None stays None."""
-    if not text:
-        return None
-    name, _, steps = text.rpartition(":")
-    if not name or not steps.strip().isdigit():
-        raise RequestError("reference", f"{text!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
-    return Lane(name.strip(), int(steps))
+from diffusers_tui.engine.comparison import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, LaneResult,
+                                             parse_lanes, parse_reference, with_distances)
 
 
 def build_request(args, base) -> ComparisonRequest:

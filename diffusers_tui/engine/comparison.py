@@ -101,6 +101,16 @@ def parse_step_list(text: str) -> list[int]:
     return list(dict.fromkeys(counts))
 
 
+def parse_reference(text: str | None) -> Lane | None:
+    """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); None stays None."""
+    if not text:
+        return None
+    name, _, steps = text.rpartition(":")
+    if not name or not steps.strip().isdigit():
+        raise RequestError("reference", f"{text!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
+    return Lane(name.strip(), int(steps))
+
+
 @dataclass(frozen=True)
 class LaneResult:
     """One lane's run: its result, its previews (for scrubbing) and its distance."""

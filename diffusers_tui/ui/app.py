@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, OptionList, Select, Static, TextArea
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.errors import RequestError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, random_seed
 from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
                                        SaveFailed, StepRendered)
@@ -26,7 +26,8 @@ from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, 
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+from diffusers_tui.ui.widgets.compare_screen import CompareScreen
+from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
 #: Live updates (frame and progress line) per second at most; a faster model skips
@@ -50,12 +51,16 @@ class DiffusersTuiApp(App):
     BINDINGS = [
         Binding("ctrl+g,ctrl+enter", "generate", "Generate", id="generate",
                 tooltip="Generate with the current settings (cancels a run that is going)"),
+        # F4-F6 are priority keys: the prompt (a TextArea) would otherwise take F5 and F6
+        # for selecting a word or a line, and ctrl+k for deleting to the end of the line.
+        Binding("f6", "compare", "Compare", id="compare", priority=True,
+                tooltip="Race the marked schedulers (space marks them) on this prompt and seed, side by side"),
         Binding("escape", "cancel", "Cancel", id="cancel", tooltip="Stop the running generation within one step"),
         Binding("ctrl+s", "save", "Save", id="save", tooltip="Save the image (and every step, if ticked) to outputs/"),
         Binding("f3", "scheduler(1)", "Next sched", id="scheduler.next", tooltip="Next available scheduler"),
         Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
-        Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step"),
-        Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer"),
+        Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step", priority=True),
+        Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer", priority=True),
         Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
         Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
         Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",
@@ -89,7 +94,7 @@ class DiffusersTuiApp(App):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            yield SettingsPanel(id="settings")
+            yield SettingsPanel(self.model, id="settings")
             with Vertical(id="main"):
                 yield LivePane(id="pane")
                 yield Static("idle", id="progress")
@@ -101,8 +106,6 @@ class DiffusersTuiApp(App):
         # A small model's forward pass is mostly Python, so the worker holds the GIL most of
         # the time; a 1 ms switch interval (default 5 ms) hands it back to key presses sooner.
         sys.setswitchinterval(0.001)
-        self.query_one("#model", Select).set_options([(self.model, self.model)])
-        self.query_one("#model", Select).value = self.model
         self.list_models()
         self._start_loading(self.model)
         self.query_one("#prompt", TextArea).focus()
@@ -126,6 +129,15 @@ class DiffusersTuiApp(App):
         if getattr(self, "_loading_timer", None) is not None:
             self._loading_timer.stop()
             self._loading_timer = None
+
+    #: Actions that read or change the main screen's fields: off while another screen is up.
+    MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",
+                           "toggle_preview", "focus_prompt", "focus_pane", "scrub"}
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, _MainScreen):
+            return False
+        return True
 
     def get_default_screen(self) -> Screen:
         return _MainScreen()
@@ -272,6 +284,36 @@ class DiffusersTuiApp(App):
                                                    f"{request.steps} steps, seed {request.seed}")
         self.generate(request, self.run_id)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
+
+    def action_compare(self) -> None:
+        """Race the marked schedulers on a screen of their own."""
+        from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_reference, parse_step_list
+
+        panel = self.query_one(SettingsPanel)
+        if len(panel.marked) < 1:
+            self._mark_invalid("compare", "mark schedulers to compare first: highlight one in the list and "
+                                          "press space (f6 then races them)")
+            return
+        base = self.build_request()
+        if base is None:
+            return
+        try:
+            steps = parse_step_list(self.query_one("#compare-steps", Input).value)
+            request = ComparisonRequest(
+                base=base, lanes=tuple(Lane(name, count) for name in panel.marked for count in steps),
+                equal_calls=self.query_one("#equal-calls", Checkbox).value,
+                reference=parse_reference(self.query_one("#reference", Input).value.strip() or None))
+        except RequestError as error:
+            self._mark_invalid(error.field, str(error))
+            return
+        except UserFacingError as error:
+            self._mark_invalid("compare", str(error))
+            return
+        if self.running:
+            self._stop_run()
+            self.log_line("cancelled the running generation to start the comparison")
+        self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(l.label for l in request.lanes)}")
+        self.push_screen(CompareScreen(request, self.outputs_dir))
 
     @work(thread=True, exclusive=True, group="generate")
     def generate(self, request: GenerationRequest, run_id: int) -> None:
@@ -459,7 +501,8 @@ class DiffusersTuiApp(App):
         self.query_one(LivePane).focus()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.BINDINGS) + list(LivePane.BINDINGS)))
+        self.push_screen(HelpScreen([*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS,
+                                     *CompareScreen.BINDINGS]))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

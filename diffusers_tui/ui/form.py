@@ -7,7 +7,8 @@ from diffusers_tui.engine.errors import RequestError, UserFacingError
 #: Which widget shows a request field, so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
-                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model"}
+                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
+                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference"}
 
 
 def describe_failure(error: BaseException) -> tuple[str, str | None]:

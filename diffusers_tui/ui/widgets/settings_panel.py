@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option
 
 from diffusers_tui.engine import schedulers
+
+
+class SchedulerList(OptionList):
+    """The registry's schedulers; space marks the highlighted one for a comparison."""
+
+    BINDINGS = [Binding("space,m", "toggle_mark", "Mark", id="compare.mark",
+                        tooltip="Mark or unmark the highlighted scheduler for a comparison (f6 races them)")]
+
+    def action_toggle_mark(self) -> None:
+        if self.highlighted is not None:
+            self.screen.query_one(SettingsPanel).toggle_mark(self.get_option_at_index(self.highlighted).id)
 
 
 class SettingsPanel(VerticalScroll):
@@ -26,16 +38,27 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel #mode { color: $text-muted; }
     """
 
+    def __init__(self, model: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model  # the model the app starts on; the list fills in once models are found
+
     def compose(self) -> ComposeResult:
         yield Label("Prompt")
         yield TextArea("a red circle on a blue background", id="prompt", soft_wrap=True)
         yield Label("Negative prompt")
         yield Input(placeholder="what to avoid", id="negative")
         yield Label("Model")
-        yield Select([("demo", "demo")], value="demo", allow_blank=False, id="model")
+        yield Select([(self.model, self.model)], value=self.model, allow_blank=False, id="model")
         yield Label("mode: text-to-image (loading model...)", id="mode")
-        yield Label("Scheduler")
-        yield OptionList(*[Option(name, id=name) for name in schedulers.names()], id="scheduler")
+        yield Label("Scheduler · space marks for compare")
+        yield SchedulerList(*[Option(name, id=name) for name in schedulers.names()], id="scheduler")
+        yield Label("Compare: steps · reference run")
+        with Horizontal():
+            yield Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30")
+            yield Input(placeholder="DPM++ 2M:100", id="reference",
+                        tooltip="a long run to measure every image against: SCHEDULER:STEPS (blank: none)")
+        yield Checkbox("equal model calls", id="equal-calls",
+                       tooltip="second-order schedulers (2 model calls a step) get half the steps")
         yield Label("Steps · guidance")
         with Horizontal():
             yield Input("20", id="steps", tooltip="denoising steps, 1 to 1000")
@@ -54,20 +77,43 @@ class SettingsPanel(VerticalScroll):
         yield Checkbox("save every step too (ctrl+s)", id="save-steps")
         yield Button("Generate  ctrl+g", id="generate", variant="primary")
 
+    def on_mount(self) -> None:
+        self.marked: list[str] = []  # schedulers marked for a comparison, in marking order
+        self._statuses: list = schedulers.statuses(None, None)  # until a model says more
+
     def set_schedulers(self, statuses, selected: str | None) -> None:
         """Refill the scheduler list: unavailable entries greyed out with their reason."""
+        self._statuses = list(statuses)
+        available = {status.entry.name for status in statuses if status.available}
+        self.marked = [name for name in self.marked if name in available]
+        self._fill_schedulers()
         options = self.query_one("#scheduler", OptionList)
-        options.clear_options()
-        for status in statuses:
-            label = Text(status.entry.name)
-            if not status.available:
-                label.append(f"  {status.reason}", style="dim italic")
-            options.add_option(Option(label, id=status.entry.name, disabled=not status.available))
         if selected is not None:
             try:
                 options.highlighted = options.get_option_index(selected)
             except Exception:  # the model's own scheduler may not be in the registry
                 pass
+
+    def _fill_schedulers(self) -> None:
+        options = self.query_one("#scheduler", OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        for status in self._statuses:
+            mark = "● " if status.entry.name in self.marked else "  "
+            label = Text(mark + status.entry.name)
+            if not status.available:
+                label.append(f"  {status.reason}", style="dim italic")
+            options.add_option(Option(label, id=status.entry.name, disabled=not status.available))
+        if highlighted is not None and highlighted < options.option_count:
+            options.highlighted = highlighted
+
+    def toggle_mark(self, name: str) -> None:
+        """Mark `name` for the next comparison, or unmark it."""
+        if name in self.marked:
+            self.marked.remove(name)
+        else:
+            self.marked.append(name)
+        self._fill_schedulers()
 
     @property
     def scheduler(self) -> str | None:

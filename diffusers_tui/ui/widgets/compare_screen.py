@@ -1,0 +1,362 @@
+"""The comparison screen: a grid of live panes racing, then a synced scrubber, a table, blink.
+
+The screen owns one worker thread that runs the comparison through the engine and only
+posts messages: each lane's newest frame (already converted to cells), then the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonRequest
+from diffusers_tui.ui.form import describe_failure
+from diffusers_tui.ui.messages import Saved, SaveFailed
+from diffusers_tui.ui.render import render_strips
+from diffusers_tui.ui.widgets.live_pane import LivePane
+
+#: Frames per second for all panes together while the race runs (each lane gets a share).
+FRAMES_PER_SECOND_ALL_PANES = 30
+
+
+class LanePane(LivePane, inherit_bindings=False):
+    """One lane's pane; the screen's keys scrub all panes together."""
+
+    DEFAULT_CSS = "LanePane { height: 1fr; min-height: 6; }"
+
+    def __init__(self, index: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.index = index
+        self.frames_shown = 0
+
+
+class LaneFrame(Message):
+    """A lane's newest frame; a newer one of the same lane replaces it in the queue."""
+
+    def __init__(self, lane: int, snapshot, pixels) -> None:
+        super().__init__()
+        self.lane, self.snapshot, self.pixels = lane, snapshot, pixels
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LaneFrame) and message.lane == self.lane
+
+
+class ComparisonDone(Message):
+    def __init__(self, result, pixels: list) -> None:
+        super().__init__()
+        self.result, self.pixels = result, pixels
+
+
+class ComparisonFailed(Message):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+class PanesRendered(Message):
+    """Frames for every pane (after a scrub, a blink or a resize), converted off the UI thread."""
+
+    def __init__(self, frames: list[tuple[int, list, str]]) -> None:
+        super().__init__()
+        self.frames = frames
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PanesRendered)
+
+
+class CompareScreen(Screen):
+    """Race the marked schedulers; afterwards scrub, blink, open one full-size, save."""
+
+    DEFAULT_CSS = """
+    CompareScreen #lanes { grid-gutter: 0 1; height: 1fr; }
+    CompareScreen #single { display: none; height: 1fr; }
+    CompareScreen.-single #lanes { display: none; }
+    CompareScreen.-single #single { display: block; }
+    CompareScreen #status { height: 1; padding: 0 1; background: $boost; }
+    CompareScreen #table { height: auto; max-height: 12; display: none; }
+    CompareScreen.-finished #table { display: block; }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Cancel/close", id="compare.close",
+                tooltip="Cancel the comparison while it runs; afterwards go back to the main screen"),
+        Binding("right,right_square_bracket", "scrub(1)", "Step >", id="compare.next",
+                tooltip="After the race: every pane one step on, in sync"),
+        Binding("left,left_square_bracket", "scrub(-1)", "Step <", id="compare.previous",
+                tooltip="After the race: every pane one step back, in sync"),
+        Binding("n", "toggle_alignment", "Align", id="compare.align",
+                tooltip="Scrub by step index or align the panes by noise level (sigma)"),
+        Binding("b", "blink", "Blink", id="compare.blink",
+                tooltip="Flip the focused pane between its run and the partner run (the reference, or one set with p)"),
+        Binding("p", "set_partner", "Partner", id="compare.partner", show=False,
+                tooltip="Make the focused pane's run the blink partner"),
+        Binding("f,enter", "toggle_single", "Full size", id="compare.full",
+                tooltip="Open the focused pane's run full size (again: back to the grid)"),
+        Binding("tab", "focus_next", "Next pane", id="compare.focus", show=False,
+                tooltip="Move focus to the next pane"),
+        Binding("ctrl+s", "save", "Save", id="compare.save",
+                tooltip="Save the grid PNG, every image with its recipe, and the table (CSV, JSON) to outputs/"),
+    ]
+
+    def __init__(self, request: ComparisonRequest, outputs_dir: str) -> None:
+        super().__init__()
+        self.request = request
+        self.outputs_dir = outputs_dir
+        self.labels = [lane.label for lane in request.lanes]
+        if request.reference is not None:
+            self.labels.append(f"reference: {request.reference.label}")
+        self.result = None
+        self.frames: list[list] = [[] for _ in self.labels]
+        self.position: int | None = None  # None: the final images
+        self.by_noise = False
+        self.partner = len(self.labels) - 1 if request.reference else (1 if len(self.labels) > 1 else 0)
+        self.blinking = False
+        self.cancel = threading.Event()
+        self.cells = (32, 16)
+        self.started = time.perf_counter()
+        #: Set once the race has ended (done, cancelled or failed); tests wait on it.
+        self.finished = asyncio.Event()
+
+    def compose(self) -> ComposeResult:
+        columns = min(4, len(self.labels))
+        with Vertical():
+            lanes = Grid(id="lanes")
+            lanes.styles.grid_size_columns = columns
+            with lanes:
+                for index, label in enumerate(self.labels):
+                    pane = LanePane(index, id=f"lane-{index}")
+                    pane.border_title = label
+                    yield pane
+            yield LivePane(id="single")
+            yield Static("starting...", id="status")
+            yield DataTable(id="table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#table", DataTable)
+        table.add_columns("scheduler", "steps", "model calls", "seconds", "rmse to reference")
+        self.query_one("#lane-0", LanePane).focus()
+        self.race()
+
+    # ----- the race -----
+    @work(thread=True, exclusive=True, group="compare")
+    def race(self) -> None:
+        worker = get_current_worker()
+        lanes = len(self.labels)
+        min_gap = lanes / FRAMES_PER_SECOND_ALL_PANES
+        last_drawn = [0.0] * lanes
+
+        def on_lane_step(index: int, snapshot) -> None:
+            if worker.is_cancelled:
+                self.cancel.set()
+            now = time.perf_counter()
+            if snapshot.step < snapshot.total and now - last_drawn[index] < min_gap:
+                return
+            last_drawn[index] = now
+            pixels = render_strips(snapshot.preview, self.cells) if snapshot.preview is not None else None
+            self.post_message(LaneFrame(index, snapshot, pixels))
+
+        try:
+            result = self.app.engine.compare(self.request, on_lane_step, self.cancel)
+            finals = [_final_image(lane) for lane in self._all_lanes(result)]
+            pixels = [render_strips(image, self.cells) if image is not None else None for image in finals]
+            self.post_message(ComparisonDone(result, pixels))
+        except BaseException as error:  # the thread always reports back
+            self.post_message(ComparisonFailed(describe_failure(error)[0]))
+
+    @staticmethod
+    def _all_lanes(result) -> list:
+        return [*result.lanes, *([result.reference] if result.reference else [])]
+
+    def on_lane_frame(self, message: LaneFrame) -> None:
+        snapshot = message.snapshot
+        pane = self.query_one(f"#lane-{message.lane}", LanePane)
+        caption = (f"step {snapshot.step}/{snapshot.total} · {snapshot.step} calls · "
+                   f"{snapshot.elapsed_s:.1f}s")
+        if message.pixels is not None:
+            pane.frames_shown += 1
+            pane.show(message.pixels, caption)
+        else:
+            pane.caption = caption
+        self.query_one("#status", Static).update(
+            f"racing {len(self.request.lanes)} runs · {time.perf_counter() - self.started:.1f}s · escape cancels",
+            layout=False)
+
+    def on_comparison_done(self, message: ComparisonDone) -> None:
+        self.result = message.result
+        lanes = self._all_lanes(self.result)
+        self.frames = [list(lane.frames) for lane in lanes]
+        for index, (lane, pixels) in enumerate(zip(lanes, message.pixels)):
+            pane = self.query_one(f"#lane-{index}", LanePane)
+            pane.frames_shown += pixels is not None
+            pane.show(pixels, _lane_caption(lane))
+        table = self.query_one("#table", DataTable)
+        for row in self.result.table():
+            rmse = "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}"
+            table.add_row(row["scheduler"], str(row["steps"]), str(row["model_calls"]),
+                          f"{row['seconds']:.2f}", rmse)
+        self.add_class("-finished")
+        how = "batched into one UNet call per round" if self.result.batched else "one after another"
+        state = "cancelled" if self.result.cancelled else "done"
+        metric = f" · rmse: {DISTANCE_NAME}" if self.result.reference else ""
+        self.query_one("#status", Static).update(
+            f"{state} in {self.result.elapsed_s:.1f}s ({how}){metric} · [ ] scrub · n align · b blink · "
+            f"f full size · ctrl+s save", layout=False)
+        for note in self.result.notes:
+            self.app.log_line(f"note: {note}")
+        self.app.log_line(f"comparison {state}: {len(self.result.lanes)} runs in {self.result.elapsed_s:.1f}s")
+        self.finished.set()
+
+    def on_comparison_failed(self, message: ComparisonFailed) -> None:
+        self.query_one("#status", Static).update(f"failed: {message.message}", layout=False)
+        self.app.log_line(f"error: {message.message}")
+        self.app.notify(message.message, title="Comparison failed", severity="error", timeout=10)
+        self.finished.set()
+
+    @on(LivePane.Resized)
+    def pane_resized(self, message: LivePane.Resized) -> None:
+        message.stop()  # the main screen's pane size is not ours
+        if message.cells != self.cells and not self.has_class("-single"):
+            self.cells = message.cells
+            if self.result is not None:
+                self._show_position()
+
+    # ----- after the race -----
+    def action_close(self) -> None:
+        if self.result is None:
+            self.cancel.set()
+            self.query_one("#status", Static).update("cancelling...", layout=False)
+            return
+        self.app.pop_screen()
+
+    def action_scrub(self, delta: int) -> None:
+        if self.result is None:
+            return
+        longest = max((len(frames) for frames in self._scrub_axis()), default=0)
+        current = longest if self.position is None else self.position
+        self.position = min(max(current + delta, 0), longest)
+        if self.position == longest:
+            self.position = None
+        self._show_position()
+
+    def _scrub_axis(self) -> list[list]:
+        return [self._noise_axis()] if self.by_noise else self.frames
+
+    def _noise_axis(self) -> list:
+        """The noise levels to align on: the lane with the most previews sets the grid."""
+        return max(self.frames, key=len, default=[])
+
+    def action_toggle_alignment(self) -> None:
+        self.by_noise = not self.by_noise
+        self.position = None
+        self.app.notify("scrub aligned by noise level" if self.by_noise else "scrub by step index")
+        self._show_position()
+
+    def action_blink(self) -> None:
+        if self.result is None:
+            return
+        self.blinking = not self.blinking
+        self._show_position()
+
+    def action_set_partner(self) -> None:
+        pane = self._focused_pane()
+        if pane is not None:
+            self.partner = pane.index
+            self.app.notify(f"blink partner: {self.labels[pane.index]}")
+
+    def action_toggle_single(self) -> None:
+        if self.result is None:
+            return
+        self.toggle_class("-single")
+        self._show_position()
+
+    def action_focus_next(self) -> None:
+        self.focus_next(LanePane)
+
+    def _focused_pane(self) -> LanePane | None:
+        return self.focused if isinstance(self.focused, LanePane) else self.query_one("#lane-0", LanePane)
+
+    def _frame_for(self, lane: int) -> tuple[object, str]:
+        """The image and caption lane `lane` shows at the current scrub position."""
+        frames = self.frames[lane]
+        lane_result = self._all_lanes(self.result)[lane]
+        if self.position is None or not frames:
+            return _final_image(lane_result), _lane_caption(lane_result)
+        if self.by_noise:
+            target = _noise_level(self._noise_axis()[self.position])
+            snapshot = min(frames, key=lambda s: abs(_noise_level(s) - target))
+        else:
+            snapshot = frames[min(self.position, len(frames) - 1)]
+        sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
+        return snapshot.preview, (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
+                                  f"{snapshot.elapsed_s:.2f}s")
+
+    def _show_position(self) -> None:
+        focused = self._focused_pane()
+        focused_index = focused.index if focused is not None else 0
+        jobs = []
+        for index in range(len(self.labels)):
+            shown = self.partner if self.blinking and index == focused_index else index
+            image, caption = self._frame_for(shown)
+            if shown != index:
+                caption = f"blink: {self.labels[shown]} · {caption}"
+            jobs.append((index, image, caption))
+        single_shown = self.partner if self.blinking else focused_index
+        image, caption = self._frame_for(single_shown)
+        jobs.append((-1, image, f"{self.labels[single_shown]} · {caption}"))
+        single = self.query_one("#single", LivePane)
+        self.render_panes(jobs, self.cells, single.cell_box)
+
+    @work(thread=True, exclusive=True, group="compare-render")
+    def render_panes(self, jobs, cells, single_cells) -> None:
+        frames = [(index, render_strips(image, single_cells if index < 0 else cells) if image is not None else None,
+                   caption) for index, image, caption in jobs]
+        self.post_message(PanesRendered(frames))
+
+    def on_panes_rendered(self, message: PanesRendered) -> None:
+        for index, pixels, caption in message.frames:
+            pane = self.query_one("#single", LivePane) if index < 0 else self.query_one(f"#lane-{index}", LanePane)
+            pane.show(pixels, caption)
+
+    def action_save(self) -> None:
+        if self.result is None:
+            self.app.notify("the comparison is still running", severity="warning")
+            return
+        self.save(self.result)
+
+    @work(thread=True, group="save")
+    def save(self, result) -> None:
+        from diffusers_tui.engine import compare_outputs
+
+        try:
+            folder = compare_outputs.save_comparison(result, self.outputs_dir)
+            self.post_message(Saved(folder / "grid.png", 0))  # the app says where
+        except Exception as error:
+            self.post_message(SaveFailed(describe_failure(error)[0]))
+
+
+def _final_image(lane_result):
+    result = lane_result.result
+    return result.image if result.image is not None else result.last_preview
+
+
+def _lane_caption(lane_result) -> str:
+    result = lane_result.result
+    caption = f"{result.model_calls} calls · {result.elapsed_s:.1f}s"
+    if lane_result.distance is not None:
+        caption += f" · rmse {lane_result.distance:.1f}"
+    return caption + (" · cancelled" if result.cancelled else "")
+
+
+def _noise_level(snapshot) -> float:
+    """Sigma where the scheduler has one, else the timestep (same direction: high is noisy)."""
+    return snapshot.sigma if snapshot.sigma is not None else snapshot.timestep

@@ -1,0 +1,101 @@
+"""Pilot test of the comparison flow: mark, race, scrub, blink, full size, save, back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import DataTable, Input
+
+from diffusers_tui.engine import outputs
+from diffusers_tui.engine.engine import Engine
+from diffusers_tui.ui.app import DiffusersTuiApp
+from diffusers_tui.ui.widgets.compare_screen import CompareScreen, LanePane
+from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+
+from test_app import SIZE, _loaded  # tests/ui is on sys.path (no package)
+
+
+def _caption(pane) -> str:
+    return pane.caption
+
+
+async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd):
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#scheduler").focus()
+        await pilot.pause(0.2)
+        await pilot.press("space", "down", "down", "space")  # the model's own (PLMS) and the second after it
+        assert app.query_one(SettingsPanel).marked == ["PLMS", "DEIS"]
+        app.query_one("#compare-steps", Input).value = "3,4"
+        app.query_one("#reference", Input).value = "Euler:12"
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await asyncio.wait_for(screen.finished.wait(), 120)
+        await pilot.pause()
+        panes = list(screen.query(LanePane))
+        assert [pane.border_title for pane in panes] == ["PLMS · 3", "PLMS · 4", "DEIS · 3", "DEIS · 4",
+                                                         "reference: Euler · 12"]
+        assert all(pane.frames_shown >= 2 for pane in panes)  # live frames, then the final image
+        table = screen.query_one("#table", DataTable)
+        assert table.row_count == 4
+        rows = [table.get_row_at(i) for i in range(4)]
+        assert [row[2] for row in rows] == ["4", "5", "3", "4"]  # PLMS makes one call more than its steps
+        assert all(float(row[4]) >= 0 for row in rows)  # distances to the reference
+
+        await pilot.press("left")  # every pane one step back, in sync
+        await pilot.pause(0.3)
+        assert all(_caption(pane).startswith("step ") for pane in panes)
+        assert _caption(panes[0]).startswith("step 4/4") and _caption(panes[2]).startswith("step 3/3")
+        await pilot.press("n")  # align by noise level instead
+        await pilot.press("left", "left")
+        await pilot.pause(0.3)
+        assert all("σ=" in _caption(pane) for pane in panes)
+
+        await pilot.press("b")  # the focused pane flips to the partner (the reference)
+        await pilot.pause(0.3)
+        assert _caption(panes[0]).startswith("blink: reference: Euler · 12")
+        await pilot.press("b")
+        await pilot.pause(0.3)
+        assert not _caption(panes[0]).startswith("blink")
+
+        await pilot.press("f")  # full size
+        await pilot.pause(0.3)
+        assert screen.has_class("-single") and screen.query_one("#single").strips
+        await pilot.press("f")
+        assert not screen.has_class("-single")
+
+        await pilot.press("ctrl+s")
+        for _ in range(200):
+            grids = list((tmp_path / "out").glob("*/*-compare-*/grid.png"))
+            if grids:
+                break
+            await pilot.pause(0.05)
+        assert len(grids) == 1
+        folder = grids[0].parent
+        images = sorted(p.name for p in folder.glob("0*.png"))
+        assert len(images) == 5 and images[-1].startswith("00005-reference-euler-12")
+        assert outputs.read_recipe(folder / images[0])["request"]["scheduler"] == "PLMS"
+        assert any("saved" in line and "grid.png" in line for line in app.log_lines)
+
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+        await pilot.press("ctrl+g")  # the main screen works as before
+        await asyncio.wait_for(app.idle.wait(), 120)
+
+
+async def test_compare_with_nothing_marked_says_what_to_do(tmp_path, tiny_sd):
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("f6")
+        assert not isinstance(app.screen, CompareScreen)
+        assert "press space" in app.log_lines[-1] and app.query_one("#scheduler").has_class("-invalid")
+        app.query_one("#scheduler").focus()
+        await pilot.pause(0.2)
+        await pilot.press("space")
+        app.query_one("#compare-steps", Input).value = "ten"
+        await pilot.press("f6")
+        assert not isinstance(app.screen, CompareScreen)
+        assert app.query_one("#compare-steps").has_class("-invalid") and "'ten'" in app.log_lines[-1]
