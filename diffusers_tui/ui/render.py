@@ -58,22 +58,25 @@ class FastHalfcellRenderer(Renderer):
         if pixels.shape[0] % 2:
             pixels = np.concatenate([pixels, pixels[-1:]], axis=0)
         packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
-        width = packed.shape[1]
+        upper, lower = packed[0::2], packed[1::2]  # one cell row = two pixel rows
+        height, width = upper.shape
+        # A segment starts at each row's first cell and wherever a cell differs from its
+        # left neighbour; found for the whole image at once. Every row opens with a start,
+        # so a run's length (the gap to the next start) never crosses into the next row.
+        starts = np.ones((height, width), dtype=bool)
+        starts[:, 1:] = (upper[:, 1:] != upper[:, :-1]) | (lower[:, 1:] != lower[:, :-1])
+        row_of, column = np.nonzero(starts)
+        flat = row_of * width + column
+        lengths = np.diff(np.append(flat, height * width))
         colour = _colour_table(packed)
         from_color = Style.from_color
-        rows = []
-        for y in range(0, packed.shape[0], 2):
-            upper, lower = packed[y], packed[y + 1]
-            # Where a cell differs from its left neighbour a new segment starts.
-            changes = (upper[1:] != upper[:-1]) | (lower[1:] != lower[:-1])
-            starts = [0, *(np.flatnonzero(changes) + 1).tolist()]
-            ends = starts[1:] + [width]
-            uppers, lowers = upper[starts].tolist(), lower[starts].tolist()
-            rows.append(list(map(_new_segment, [
-                (LOWER_HALF * (end - start), from_color(colour[low], colour[up]), None)
-                for start, end, up, low in zip(starts, ends, uppers, lowers)
-            ])))
-        return rows
+        segments = list(map(_new_segment, [
+            (LOWER_HALF * length, from_color(colour[low], colour[up]), None)
+            for length, up, low in zip(lengths.tolist(), upper.ravel()[flat].tolist(),
+                                       lower.ravel()[flat].tolist())
+        ]))
+        bounds = np.searchsorted(row_of, np.arange(height + 1)).tolist()
+        return [segments[bounds[y]:bounds[y + 1]] for y in range(height)]
 
     def render(self, image: Image.Image, resize: tuple[int, int] | None) -> list[Segment]:
         if resize and image.size != resize:
@@ -104,5 +107,5 @@ def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
     size = fit_pixels(image.size, cells)
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
-    fitted = image.convert("RGB").resize(size, method)
+    fitted = image if size == image.size else image.resize(size, method)
     return [Strip(row, size[0]) for row in _RENDERER.rows(fitted)]
