@@ -79,7 +79,9 @@ class SettingsPanel(VerticalScroll):
 
     def on_mount(self) -> None:
         self.marked: list[str] = []  # schedulers marked for a comparison, in marking order
-        self._statuses: list = schedulers.statuses(None, None)  # until a model says more
+        # Every entry counts as available until the loaded model says more; asking the
+        # registry now would import diffusers on the UI thread before the first frame.
+        self._statuses: list = [schedulers.SchedulerStatus(entry, True) for entry in schedulers.REGISTRY]
 
     def set_schedulers(self, statuses, selected: str | None) -> None:
         """Refill the scheduler list: unavailable entries greyed out with their reason."""
