@@ -4,7 +4,9 @@
 
 The app runs in a pseudo-terminal; the clock stops at the first screen bytes that show
 its prompt panel. The baseline is `python -c "from diffusers import StableDiffusionPipeline"`.
-Alternating runs, ratio of medians; goal: at most 0.15.
+Alternating runs, ratio of medians; goal: at most 0.15. First, a regression check: the
+modules on the app's start path must import neither torch nor diffusers (exit status 1
+and the culprit's name if one does).
 """
 
 from __future__ import annotations
@@ -53,10 +55,30 @@ def time_baseline() -> float:
     return time.perf_counter() - started
 
 
+HEAVY = ("torch", "diffusers", "transformers", "accelerate")
+START_PATH = ("diffusers_tui.cli", "diffusers_tui.ui.app", "diffusers_tui.engine.engine")
+
+
+def heavy_imports_on_start_path() -> dict[str, list[str]]:
+    """For each start-path module, the heavy packages importing it pulls in (fresh interpreter)."""
+    found = {}
+    for module in START_PATH:
+        script = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+        loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                check=True).stdout.split()
+        found[module] = [name for name in HEAVY if name in loaded]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    culprits = {module: names for module, names in heavy_imports_on_start_path().items() if names}
+    if culprits:
+        for module, names in culprits.items():
+            print(f"regression: importing {module} imports {', '.join(names)} at module level", file=sys.stderr)
+        sys.exit(1)
     ours, baseline = [], []
     time_first_paint(), time_baseline()  # warm the file cache for both
     for _ in range(args.repeats):
