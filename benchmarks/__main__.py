@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ("startup", "frame_conversion", "key_latency", "preview_overhead", "compare_batching", "memory")
+ORDER = ("startup", "frame_conversion", "frame_bytes", "key_latency", "preview_overhead", "compare_batching",
+         "memory")
 SLOW = ("demo_quality",)
 
 

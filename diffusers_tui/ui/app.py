@@ -30,10 +30,11 @@ from diffusers_tui.ui.widgets.compare_screen import CompareScreen
 from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
-#: Live updates (frame and progress line) per second at most; a faster model skips
-#: frames (the newest wins) so converting and painting never crowd out key presses.
-#: Every frame stays scrubbable.
+#: Live updates (frame and progress line) per second at most, by default; the settings
+#: panel's "frames/s" field changes it. A faster model skips frames (the newest wins) so
+#: converting and painting never crowd out key presses. Every frame stays scrubbable.
 MAX_FRAMES_PER_SECOND = 15
+FRAME_RATE_RANGE = (1, 60)
 #: Cyclic-collector thresholds while the app runs. Converting a frame makes about 10,000
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per
 #: frame and took a third of the conversion time.
@@ -274,9 +275,22 @@ class DiffusersTuiApp(App):
         self.notify(message, title="Check this setting", severity="error", timeout=8)
 
     # ----- generating -----
+    def frame_rate(self) -> int | None:
+        """The live frame cap from its field, or None after marking the field."""
+        low, high = FRAME_RATE_RANGE
+        try:
+            fps = parse_int("fps", self.query_one("#fps", Input).value, f"{low} to {high}")
+            if not low <= fps <= high:
+                raise RequestError("fps", f"{fps} frames per second is outside {low} to {high}")
+        except RequestError as error:
+            self._mark_invalid(error.field, str(error))
+            return None
+        return fps
+
     def action_generate(self) -> None:
         request = self.build_request()
-        if request is None:
+        fps = self.frame_rate()
+        if request is None or fps is None:
             return
         if self.running:
             self._stop_run()
@@ -287,7 +301,7 @@ class DiffusersTuiApp(App):
         self.result, self.frames, self.frame_index = None, [], None
         self._set_progress(f"starting: {request.scheduler or 'model default'}, "
                                                    f"{request.steps} steps, seed {request.seed}")
-        self.generate(request, self.run_id)
+        self.generate(request, self.run_id, fps)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
 
     def action_compare(self) -> None:
@@ -318,10 +332,13 @@ class DiffusersTuiApp(App):
             self._stop_run()
             self.log_line("cancelled the running generation to start the comparison")
         self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(l.label for l in request.lanes)}")
-        self.push_screen(CompareScreen(request, self.outputs_dir))
+        fps = self.frame_rate()
+        if fps is None:
+            return
+        self.push_screen(CompareScreen(request, self.outputs_dir, fps))
 
     @work(thread=True, exclusive=True, group="generate")
-    def generate(self, request: GenerationRequest, run_id: int) -> None:
+    def generate(self, request: GenerationRequest, run_id: int, fps: int = MAX_FRAMES_PER_SECOND) -> None:
         """The one generation worker: runs the engine, converts frames to cells, posts messages."""
         worker = get_current_worker()
         cancel = threading.Event()
@@ -335,8 +352,8 @@ class DiffusersTuiApp(App):
                 if snapshot.preview is not None:
                     frames.append(snapshot)
                 now = time.perf_counter()
-                # Progress and frames both go out at most MAX_FRAMES_PER_SECOND times a second.
-                if now - last_drawn[0] < 1 / MAX_FRAMES_PER_SECOND and snapshot.step < snapshot.total:
+                # Progress and frames both go out at most `fps` times a second.
+                if now - last_drawn[0] < 1 / fps and snapshot.step < snapshot.total:
                     return
                 last_drawn[0] = now
                 # Steps without a preview update only the progress line; the pane keeps its frame.

@@ -8,7 +8,7 @@ from diffusers_tui.engine.errors import RequestError, UserFacingError
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
                  "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
-                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference"}
+                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps"}
 
 
 def describe_failure(error: BaseException) -> tuple[str, str | None]:

@@ -141,9 +141,16 @@ async def test_bad_field_is_marked_and_the_next_run_works(make_app, tiny_sd):
         assert steps.has_class("-invalid") and app.result is None
         assert any("steps: 'zero' is not a whole number (1 to 1000)" in line for line in app.log_lines)
         steps.value = "2"
+        fps = app.query_one("#fps", Input)
+        fps.value = "0"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert fps.has_class("-invalid") and app.result is None
+        assert "fps: 0 frames per second is outside 1 to 60" in app.log_lines[-1]
+        fps.value = "5"
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
-        assert not steps.has_class("-invalid") and app.result is not None
+        assert not steps.has_class("-invalid") and not fps.has_class("-invalid") and app.result is not None
 
 
 async def test_a_failing_model_leaves_the_app_up(make_app, tmp_path):

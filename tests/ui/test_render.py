@@ -34,3 +34,24 @@ def test_fit_keeps_the_aspect_ratio_inside_the_cell_box():
     assert fit_pixels((64, 64), (64, 32)) == (64, 64)
     assert fit_pixels((64, 64), (100, 20)) == (40, 40)
     assert fit_pixels((512, 256), (64, 32)) == (64, 32)
+
+
+async def test_a_new_frame_redraws_only_the_rows_that_changed():
+    from textual.app import App
+
+    from diffusers_tui.ui.widgets.live_pane import LivePane
+
+    class PaneApp(App):
+        def compose(self):
+            yield LivePane()
+
+    image = Image.new("RGB", (64, 64), (20, 40, 200))
+    changed = image.copy()
+    changed.paste((220, 40, 40), (10, 20, 30, 24))  # pixel rows 20-23: cell rows 10 and 11
+    async with PaneApp().run_test(size=(70, 40)) as pilot:
+        pane = pilot.app.query_one(LivePane)
+        first, second = render_strips(image, (64, 32)), render_strips(changed, (64, 32))
+        assert pane._changed_rows(None, first) is None  # the first frame: everything
+        top = pane._top(32)
+        assert pane._changed_rows(first, second) == [top + 10, top + 11]
+        assert pane._changed_rows(first, render_strips(image, (32, 16))) is None  # new size: everything

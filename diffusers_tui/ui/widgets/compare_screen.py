@@ -25,8 +25,6 @@ from diffusers_tui.ui.messages import Saved, SaveFailed
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 
-#: Frames per second for all panes together while the race runs (each lane gets a share).
-FRAMES_PER_SECOND_ALL_PANES = 30
 
 
 class LanePane(LivePane, inherit_bindings=False):
@@ -107,8 +105,9 @@ class CompareScreen(Screen):
                 tooltip="Save the grid PNG, every image with its recipe, and the table (CSV, JSON) to outputs/"),
     ]
 
-    def __init__(self, request: ComparisonRequest, outputs_dir: str) -> None:
+    def __init__(self, request: ComparisonRequest, outputs_dir: str, fps: int = 15) -> None:
         super().__init__()
+        self.fps = fps  # live frames per second for all panes together (each lane gets a share)
         self.request = request
         self.outputs_dir = outputs_dir
         self.labels = [lane.label for lane in request.lanes]
@@ -152,7 +151,7 @@ class CompareScreen(Screen):
     def race(self) -> None:
         worker = get_current_worker()
         lanes = len(self.labels)
-        min_gap = lanes / FRAMES_PER_SECOND_ALL_PANES
+        min_gap = lanes / self.fps
         last_drawn = [0.0] * lanes
 
         def on_lane_step(index: int, snapshot) -> None:

@@ -6,6 +6,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.message import Message
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -36,7 +37,8 @@ class LivePane(Widget, can_focus=True):
         Binding("end", "app.scrub(1000)", "Final", id="scrub.last", show=False, tooltip="After a run: the final image"),
     ]
 
-    caption: reactive[str] = reactive("press ctrl+g to generate")
+    # Not a repaint reactive: a new caption redraws its own row only (see watch_caption).
+    caption: reactive[str] = reactive("press ctrl+g to generate", repaint=False)
 
     class Resized(Message):
         """The pane's cell box changed: frames should be converted to the new size."""
@@ -58,16 +60,39 @@ class LivePane(Widget, can_focus=True):
         self.post_message(self.Resized(self.cell_box))
 
     def show(self, strips: list[Strip] | None, caption: str | None = None) -> None:
-        self.strips = strips
+        """Show a new frame; only the rows that differ from the last frame are redrawn."""
+        previous, self.strips = self.strips, strips
+        rows = self._changed_rows(previous, strips)
         if caption is not None:
             self.caption = caption
-        self.refresh()
+        if rows is None:
+            self.refresh()
+        elif rows:
+            width = self.content_size.width
+            self.refresh(*[Region(0, row, width, 1) for row in rows])
+
+    def _top(self, rows: int) -> int:
+        """The first content row of a picture `rows` high (centred, the caption under it)."""
+        return max(0, (self.content_size.height - rows - 1) // 2)
+
+    def _changed_rows(self, previous: list[Strip] | None, strips: list[Strip] | None) -> list[int] | None:
+        """Content rows whose cells changed, or None when the whole pane needs redrawing."""
+        if previous is None or strips is None or len(previous) != len(strips):
+            return None
+        if any(old.cell_length != new.cell_length for old, new in zip(previous, strips)):
+            return None
+        top = self._top(len(strips))
+        return [top + y for y, (old, new) in enumerate(zip(previous, strips)) if old != new]
+
+    def watch_caption(self) -> None:
+        row = self._top(len(self.strips or []))
+        self.refresh(Region(0, row + len(self.strips or []), self.content_size.width, 1))
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size.width, self.content_size.height
         base = self.rich_style
         picture = self.strips or []
-        top = max(0, (height - len(picture) - 1) // 2)
+        top = self._top(len(picture))
         if top <= y < top + len(picture):
             line = picture[y - top]
             left = max(0, (width - line.cell_length) // 2)

@@ -33,6 +33,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel #scheduler { height: 9; }
     SettingsPanel Horizontal { height: auto; }
     SettingsPanel Horizontal Input { width: 1fr; }
+    SettingsPanel #preview { width: 20; }
     SettingsPanel Input.-invalid, SettingsPanel TextArea.-invalid { border: tall $error; }
     SettingsPanel #generate { width: 100%; margin-top: 1; }
     SettingsPanel #mode { color: $text-muted; }
@@ -69,11 +70,12 @@ class SettingsPanel(VerticalScroll):
             yield Checkbox("lock", id="seed-lock")
         yield Label("Size (blank: the model's own)")
         yield Input(placeholder="e.g. 64x64", id="size")
-        yield Label("Preview · every N calls")
+        yield Label("Preview · every N calls · frames/s")
         with Horizontal():
-            yield Select([("denoised (x0)", "x0"), ("noisy sample", "noisy")], value="x0",
+            yield Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0",
                          allow_blank=False, id="preview")
             yield Input("1", id="preview-every", tooltip="a preview every N model calls")
+            yield Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")
         yield Checkbox("save every step too (ctrl+s)", id="save-steps")
         yield Button("Generate  ctrl+g", id="generate", variant="primary")
 

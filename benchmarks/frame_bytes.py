@@ -1,0 +1,87 @@
+"""Terminal bytes per live frame of a 64x32-cell pane, through Textual's own screen updates.
+
+    python benchmarks/frame_bytes.py [--steps 30]
+
+The app runs headless at a size that gives the live pane 64x32 cells for the demo's
+64x64 pictures. Every screen update Textual composes is rendered to truecolor terminal
+bytes (what the real driver writes) and counted while a demo run streams its frames.
+Two runs, same seed: redrawing only the rows that changed (ours) and redrawing the whole
+pane each frame; both against the naive 40 bytes per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+
+from rich.console import Console
+
+NAIVE_BYTES_PER_CELL = 40
+SIZE = (112, 45)  # settings panel 46 columns; the pane's content is then 64x33 (picture + caption)
+
+
+async def bytes_per_frame(steps: int, skip_unchanged_rows: bool, preview: str) -> tuple[float, int]:
+    from textual._compositor import CompositorUpdate
+    from textual.widgets import Input
+
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.ui.app import DiffusersTuiApp
+    from diffusers_tui.ui.widgets.live_pane import LivePane
+
+    app = DiffusersTuiApp(Engine(), outputs_dir="/tmp/diffusers-tui-bench", model="demo")
+    console = Console(file=io.StringIO(), color_system="truecolor", force_terminal=True, width=SIZE[0])
+    written = [0]
+    display = app._display
+
+    def counting_display(screen, renderable):
+        if isinstance(renderable, CompositorUpdate):
+            written[0] += len(renderable.render_segments(console).encode())
+        display(screen, renderable)
+
+    app._display = counting_display
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(600):
+            if "native size" in str(app.query_one("#mode").render()):
+                break
+            await pilot.pause(0.05)
+        pane = app.query_one(LivePane)
+        assert pane.cell_box == (64, 32), f"the pane is {pane.cell_box}, not 64x32 cells"
+        if not skip_unchanged_rows:
+            pane._changed_rows = lambda previous, strips: None
+        frames = [0]
+        show = pane.show
+
+        def counting_show(strips, caption=None):
+            frames[0] += strips is not None
+            show(strips, caption)
+
+        pane.show = counting_show
+        for field, value in (("#steps", str(steps)), ("#seed", "7"), ("#fps", "60")):
+            app.query_one(field, Input).value = value
+        app.query_one("#seed-lock").value = True
+        app.query_one("#preview").value = preview
+        await pilot.pause(0.5)
+        written[0] = 0
+        await pilot.press("ctrl+g")
+        await asyncio.wait_for(app.idle.wait(), 120)
+        await pilot.pause(0.3)
+    return written[0] / max(frames[0], 1), frames[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    naive = NAIVE_BYTES_PER_CELL * 64 * 32
+    print(f"{'figure (bytes per frame, 64x32 cells)':<52}{'ours':>9}{'baseline':>10}{'ratio':>8}  goal")
+    for preview in ("x0", "noisy"):
+        ours, frames = asyncio.run(bytes_per_frame(args.steps, True, preview))
+        full, _ = asyncio.run(bytes_per_frame(args.steps, False, preview))
+        print(f"{f'{preview} previews: changed rows / naive 40 B a cell':<52}{ours:>9.0f}{naive:>10}{ours / naive:>8.3f}  -")
+        print(f"{f'{preview} previews: changed rows / whole pane':<52}{ours:>9.0f}{full:>10.0f}{ours / full:>8.3f}  -"
+              f"   ({frames} frames)")
+
+
+if __name__ == "__main__":
+    main()
