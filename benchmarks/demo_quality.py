@@ -66,7 +66,8 @@ def main() -> None:
             _grid(ddpm_images[:20], 10, 4).save(args.figures / "demo-ddpm-grid.png")
         snapshots = []
         engine.run(GenerationRequest(prompt="a yellow triangle on a blue background", seed=3,
-                                     scheduler="Euler a", steps=12), on_step=snapshots.append)
+                                     scheduler="Euler a", steps=12, preview_method="vae"),
+                   on_step=snapshots.append)
         _grid([s.preview for s in snapshots], 12, 2).save(args.figures / "demo-steps.png")
 
 

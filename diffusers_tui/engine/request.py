@@ -67,7 +67,7 @@ class GenerationRequest:
     #: Emit a preview every N model calls (the last call always gets one).
     preview_every: int = 1
     #: How a latent becomes a preview: linear map (cheap), full VAE decode, or none;
-    #: "auto" takes the linear map unless it was fitted and fits badly (see engine.preview).
+    #: "auto" is the linear map (published factors, or fitted at load: see engine.preview).
     preview_method: PreviewMethod = "auto"
 
     def __post_init__(self) -> None:

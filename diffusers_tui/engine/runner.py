@@ -154,8 +154,6 @@ def preview_due(calls: int, total: int, request: GenerationRequest) -> bool:
 
 
 def latent_preview(loaded, latents: torch.Tensor, method: str):
-    if method == "auto":
-        method = loaded.previewer.auto_method
     if method == "vae":
         vae = loaded.pipeline.vae
         with torch.no_grad():
