@@ -38,7 +38,9 @@ def main() -> None:
     model = args.model
     if args.sd15:
         model = tempfile.mkdtemp(prefix="sd15-random-")
-        _build_sd15(model)
+        from sd15 import build_sd15  # benchmarks/ is on the path when run as a script
+
+        build_sd15(model)
     engine = Engine(LoadOptions(device=args.device, dtype=args.dtype))
     base = GenerationRequest(model=model, prompt="a red circle on a blue background", seed=7,
                              preview_method="none")
@@ -58,29 +60,6 @@ def main() -> None:
     goal = "<= 0.6" if args.sd15 else "<= 0.8"
     label = f"compare {len(lanes)} schedulers x {args.steps} steps, batched / one by one"
     print(f"{label:<58}{ours:>8.2f}s{baseline:>9.2f}s{ours / baseline:>8.3f}  {goal}")
-
-
-def _build_sd15(folder: str) -> None:
-    """A pipeline with Stable Diffusion 1.5's architecture and random weights (no download)."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from diffusers_tui.engine.demo.train import build_tokenizer
-
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # the SD 1.5 defaults
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=512)
-    tokenizer = build_tokenizer()
-    tokenizer.model_max_length = 77
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072,
-                                                num_hidden_layers=12, num_attention_heads=12,
-                                                max_position_embeddings=77))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              skip_prk_steps=True, steps_offset=1)
-    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                            scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                            requires_safety_checker=False).save_pretrained(folder)
 
 
 if __name__ == "__main__":
