@@ -220,8 +220,13 @@ async def test_help_screen_and_command_palette_list_every_binding(make_app):
             assert binding.tooltip in text
         assert "cancels that run" in text
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert {"Generate", "Cancel", "Save", "Next sched"} <= set(titles)
+        assert {"Generate", "Cancel", "Save", "Next sched", "Compare"} <= set(titles)
         assert all(binding.id and binding.tooltip for binding in app.BINDINGS)
+        for key in ("escape", "q", "question_mark"):  # every closing key, and the app stays up
+            await pilot.press("f1")
+            assert app.screen.__class__.__name__ == "HelpScreen"
+            await pilot.press(key)
+            assert app.screen.__class__.__name__ == "_MainScreen"
 
 
 async def test_generate_while_running_cancels_and_starts_anew(make_app):

@@ -28,11 +28,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self.listed_bindings = bindings  # not _bindings: Screen keeps its own key map there
 
     def compose(self) -> ComposeResult:
         lines = ["[b]diffusers-tui keys[/b]", ""]
-        for binding in self._bindings:
+        for binding in self.listed_bindings:
             keys = ", ".join(binding.key.split(","))
             lines.append(f"[b]{keys:<22}[/b] {binding.tooltip or binding.description}")
         lines += ["", GENERATE_WHILE_RUNNING,
