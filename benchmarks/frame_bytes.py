@@ -26,6 +26,8 @@ async def bytes_per_frame(steps: int, skip_unchanged_rows: bool, preview: str) -
     from textual.widgets import Input
 
     from diffusers_tui.engine.engine import Engine
+    from app_harness import wait_until_loaded  # benchmarks/ is on the path when run as a script
+
     from diffusers_tui.ui.app import DiffusersTuiApp
     from diffusers_tui.ui.widgets.live_pane import LivePane
 
@@ -41,10 +43,7 @@ async def bytes_per_frame(steps: int, skip_unchanged_rows: bool, preview: str) -
 
     app._display = counting_display
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(600):
-            if "native size" in str(app.query_one("#mode").render()):
-                break
-            await pilot.pause(0.05)
+        await wait_until_loaded(pilot, app)
         pane = app.query_one(LivePane)
         assert pane.cell_box == (64, 32), f"the pane is {pane.cell_box}, not 64x32 cells"
         if not skip_unchanged_rows:

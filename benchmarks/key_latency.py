@@ -21,15 +21,14 @@ async def measure(keys: int, during_run: bool = True) -> list[float]:
     from textual.widgets import Input, TextArea
 
     from diffusers_tui.engine.engine import Engine
+    from app_harness import wait_until_loaded  # benchmarks/ is on the path when run as a script
+
     from diffusers_tui.ui.app import DiffusersTuiApp
 
     app = DiffusersTuiApp(Engine(), outputs_dir="/tmp/diffusers-tui-bench", model="demo")
     samples = []
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(600):
-            if "native size" in str(app.query_one("#mode").render()):
-                break
-            await pilot.pause(0.05)
+        await wait_until_loaded(pilot, app)
         if during_run:
             app.query_one("#steps", Input).value = "1000"
             await pilot.press("ctrl+g")
