@@ -141,3 +141,17 @@ def test_engine_sets_the_torch_thread_count(monkeypatch, tiny_ddpm):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_demo_ddpm_draws_plausible_shapes(engine):
+    """A small version of demo-ddpm's quality check (100 DDPM steps, 10 seeds; 8 pass today).
+
+    An untrained or broken model passes none; the full check (1000 steps, 50 seeds) is
+    benchmarks/demo_quality.py.
+    """
+    from diffusers_tui.engine.demo.shapes import read_shape
+
+    readings = [read_shape(engine.run(GenerationRequest(model="demo-ddpm", steps=100, seed=seed,
+                                                         preview_method="none")).image)
+                for seed in range(10)]
+    assert sum(reading.plausible for reading in readings) >= 6, readings
