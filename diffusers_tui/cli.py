@@ -258,7 +258,7 @@ def _models(args) -> int:
 
     rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path))
             for m in list_models(tuple(args.models_dir))]
-    _print_table(("name", "kind", "source", "size", "path"), rows)
+    print_table(("name", "kind", "source", "size", "path"), rows)
     return 0
 
 
@@ -272,11 +272,11 @@ def _schedulers(args) -> int:
              "yes" if s.available else f"no: {s.reason}") for s in statuses]
     if args.model:
         print(f"schedulers for {args.model}:")
-    _print_table(("name", "class", "options", "calls/step", "available"), rows)
+    print_table(("name", "class", "options", "calls/step", "available"), rows)
     return 0
 
 
-def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 
+from diffusers_tui import cli
 from diffusers_tui.engine.comparison import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, LaneResult,
                                              parse_lanes, parse_reference, with_distances)
 
@@ -40,7 +41,7 @@ def run(args, engine, base) -> int:
         return 0
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print_table(result)
+    print_results(result)
     folder = compare_outputs.save_comparison(result, args.outputs)
     print(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
           f"in {result.elapsed_s:.1f} s{', batched' if result.batched else ''}")
@@ -82,14 +83,12 @@ def _run_distributed(args, engine, request: ComparisonRequest, started: float) -
     return result, True
 
 
-def print_table(result: ComparisonResult) -> None:
+def print_results(result: ComparisonResult) -> None:
     rows = result.table()
     header = ("scheduler", "steps", "model calls", "seconds", "rmse")
     cells = [(row["scheduler"], str(row["steps"]), str(row["model_calls"]), f"{row['seconds']:.2f}",
               "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}") for row in rows]
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *cells]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    cli.print_table(header, cells)
     if result.reference is not None:
         print(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
               f"{result.reference.lane.steps} steps")

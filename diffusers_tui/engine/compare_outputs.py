@@ -35,7 +35,7 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
         folder = outputs.claim_folder(root / day, f"compare-{base.seed}")
         files = {}
         for lane_result in [*result.lanes, *([result.reference] if result.reference else [])]:
-            image = _image(lane_result)
+            image = lane_result.result.shown_image
             if image is None:
                 continue
             request, recipe = lane_result.result.request, dict(lane_result.result.recipe)
@@ -72,11 +72,6 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
     return folder
 
 
-def _image(lane_result: LaneResult):
-    result = lane_result.result
-    return result.image if result.image is not None else result.last_preview
-
-
 def _csv(rows: list[dict]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["scheduler"])
@@ -92,7 +87,7 @@ def grid_image(result: ComparisonResult):
     schedulers = list(dict.fromkeys(lane.lane.scheduler for lane in result.lanes))
     step_counts = list(dict.fromkeys(lane.lane.steps for lane in result.lanes))
     cells = {(lane.lane.scheduler, lane.lane.steps): lane for lane in result.lanes}
-    sample = next((image for lane in result.lanes if (image := _image(lane)) is not None), None)
+    sample = next((image for lane in result.lanes if (image := lane.result.shown_image) is not None), None)
     width, height = sample.size if sample is not None else (64, 64)
     scale = max(1, -(-MIN_CELL // width))
     cell_w, cell_h = width * scale, height * scale
@@ -109,7 +104,7 @@ def grid_image(result: ComparisonResult):
         lanes = ([result.reference] if name == "reference" and result.reference and row == len(schedulers)
                  else [cells.get((name, steps)) for steps in step_counts])
         for column, lane in enumerate(lanes):
-            if lane is None or (image := _image(lane)) is None:
+            if lane is None or (image := lane.result.shown_image) is None:
                 continue
             left = label_w + column * cell_w
             sheet.paste(image.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left, top))

@@ -19,7 +19,7 @@ import torch
 
 from diffusers_tui.engine import runner
 from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
-from diffusers_tui.engine.preview import current_sigma, estimate_x0, tensor_to_image
+from diffusers_tui.engine.preview import current_sigma, tensor_to_image
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 
 #: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
@@ -62,8 +62,8 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
             results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
     lanes = list(request.lanes) + ([request.reference] if request.reference else [])
     lane_results = [LaneResult(lane, result, tuple(frames[i])) for i, (lane, result) in enumerate(zip(lanes, results))]
+    # One by one and cancelled, the reference (last) may not have run at all.
     reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
-    lane_results = lane_results[:len(request.lanes)]
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
         "pipelines and UNet2DModel)",)
@@ -187,12 +187,7 @@ class _LockstepLoop:
         request = lane.request
         preview = None
         if runner.preview_due(lane.calls, lane.total, request):
-            if request.preview == "noisy":
-                shown = lane.sample
-            else:
-                shown = getattr(output, "pred_original_sample", None)
-                if shown is None:
-                    shown = estimate_x0(lane.scheduler, model_output, lane.sample, t, sigma)
+            shown = runner.preview_source(request, lane.scheduler, output, model_output, lane.sample, t, sigma)
             preview = (runner.latent_preview(self.loaded, shown, request.preview_method)
                        if self.pipeline_mode else tensor_to_image(shown[0]))
             lane.last_preview = preview

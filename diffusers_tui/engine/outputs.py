@@ -176,7 +176,7 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
     image: `step_0050.png`, ... Raises OutputError (the image stays in memory) when the
     folder cannot be written.
     """
-    image = result.image if result.image is not None else result.last_preview
+    image = result.shown_image
     if image is None:
         raise OutputError("nothing to save: the run was cancelled before its first preview")
     request, recipe = result.request, dict(result.recipe)

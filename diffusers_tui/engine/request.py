@@ -156,5 +156,10 @@ class GenerationResult:
     recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def shown_image(self) -> Any:
+        """The image, or the last preview when the run was cancelled before it."""
+        return self.image if self.image is not None else self.last_preview
+
+    @property
     def calls_per_second(self) -> float:
         return self.model_calls / self.elapsed_s if self.elapsed_s > 0 else 0.0

@@ -153,6 +153,16 @@ def preview_due(calls: int, total: int, request: GenerationRequest) -> bool:
     return calls % request.preview_every == 0 or calls == total
 
 
+def preview_source(request: GenerationRequest, scheduler, output, model_output, sample, timestep, sigma):
+    """What a hand-stepped loop previews: the noisy sample, or the scheduler's x0 estimate."""
+    if request.preview == "noisy":
+        return sample
+    shown = getattr(output, "pred_original_sample", None)
+    if shown is None:
+        shown = estimate_x0(scheduler, model_output, sample, timestep, sigma)
+    return shown
+
+
 def latent_preview(loaded, latents: torch.Tensor, method: str):
     if method == "vae":
         vae = loaded.pipeline.vae
@@ -243,12 +253,7 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
             calls += 1
             preview = None
             if preview_due(calls, total, request):
-                if request.preview == "noisy":
-                    shown = sample
-                else:
-                    shown = getattr(output, "pred_original_sample", None)
-                    if shown is None:
-                        shown = estimate_x0(scheduler, noise_pred, sample, timestep, sigma)
+                shown = preview_source(request, scheduler, output, noise_pred, sample, timestep, sigma)
                 preview = tensor_to_image(shown[0])
                 last_preview = preview
             sample = output.prev_sample

@@ -18,15 +18,14 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, Option
 from textual.worker import get_current_worker
 
 from diffusers_tui.engine.errors import RequestError, UserFacingError
-from diffusers_tui.engine.request import GenerationRequest, random_seed
+from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
 from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
                                        SaveFailed, StepRendered)
-from diffusers_tui.engine.request import parse_size
 from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int
 from diffusers_tui.ui.render import render_strips
+from diffusers_tui.ui.widgets.compare_screen import CompareScreen
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from diffusers_tui.ui.widgets.compare_screen import CompareScreen
 from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
@@ -361,7 +360,7 @@ class DiffusersTuiApp(App):
                 self.post_message(StepRendered(run_id, snapshot, pixels))
 
             result = self.engine.run(request, on_step, cancel)
-            image = result.image if result.image is not None else result.last_preview
+            image = result.shown_image
             pixels = render_strips(image, self._pane_cells) if image is not None else None
             self.post_message(RunFinished(run_id, (result, frames), pixels))
         except BaseException as error:  # the thread always reports back, whatever happened
@@ -446,7 +445,7 @@ class DiffusersTuiApp(App):
         if self.result is None:
             return
         if index is None or index >= len(self.frames):
-            image = self.result.image if self.result.image is not None else self.result.last_preview
+            image = self.result.shown_image
             caption = "final image · [ ] scrub · ctrl+s save"
         else:
             snapshot = self.frames[index]

@@ -166,7 +166,7 @@ class CompareScreen(Screen):
 
         try:
             result = self.app.engine.compare(self.request, on_lane_step, self.cancel)
-            finals = [_final_image(lane) for lane in self._all_lanes(result)]
+            finals = [lane.result.shown_image for lane in self._all_lanes(result)]
             pixels = [render_strips(image, self.cells) if image is not None else None for image in finals]
             self.post_message(ComparisonDone(result, pixels))
         except BaseException as error:  # the thread always reports back
@@ -289,7 +289,7 @@ class CompareScreen(Screen):
         frames = self.frames[lane]
         lane_result = self._all_lanes(self.result)[lane]
         if self.position is None or not frames:
-            return _final_image(lane_result), _lane_caption(lane_result)
+            return lane_result.result.shown_image, _lane_caption(lane_result)
         if self.by_noise:
             target = _noise_level(self._noise_axis()[self.position])
             snapshot = min(frames, key=lambda s: abs(_noise_level(s) - target))
@@ -341,11 +341,6 @@ class CompareScreen(Screen):
             self.post_message(Saved(folder / "grid.png", 0))  # the app says where
         except Exception as error:
             self.post_message(SaveFailed(describe_failure(error)[0]))
-
-
-def _final_image(lane_result):
-    result = lane_result.result
-    return result.image if result.image is not None else result.last_preview
 
 
 def _lane_caption(lane_result) -> str:
