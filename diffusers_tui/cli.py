@@ -1,16 +1,21 @@
 """Command line: parses arguments, builds an Engine, and runs a headless command.
 
-Every user mistake ends in one line on stderr and exit status 2, never a traceback.
+Every failure ends in one line on stderr, never a traceback: exit status 2 for input
+that cannot be used (a bad value, a model that will not load), 1 for a run or a save
+that failed, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import threading
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
-from diffusers_tui.engine.errors import RequestError, UserFacingError
+from diffusers_tui.engine.errors import OutputError, RequestError, RunError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
 
 DEFAULT_PROMPT = "a red circle on a blue background"
@@ -42,22 +47,39 @@ def _positive(text: str) -> int:
     return value
 
 
-def _model_options(parser: argparse.ArgumentParser, default_model: str | None) -> None:
+#: The model each command runs when --model is not given (schedulers: none, the machine alone).
+DEFAULT_MODELS = {None: "demo", "generate": "demo", "compare": "demo", "unet": "demo-ddpm"}
+
+
+def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    """The model options, accepted before the command and after it.
+
+    After it they default to SUPPRESS: a subcommand's defaults would otherwise replace
+    what was given before the command (`diffusers-tui --outputs X generate` saving in outputs/).
+    """
+    def default(value):
+        return value if top_level else argparse.SUPPRESS
+
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=default_model,
+    group.add_argument("--model", default=default(None),
                        help="demo, demo-ddpm, a Hub id in the local cache (org/name), a diffusers folder, "
-                            "or a single .safetensors file (default: %(default)s)")
-    group.add_argument("--config", metavar="DIR",
+                            "or a single .safetensors file (default: demo; demo-ddpm for unet)")
+    group.add_argument("--config", metavar="DIR", default=default(None),
                        help="for a single-file checkpoint: a local diffusers folder with its configs")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    group.add_argument("--dtype", default="auto",
+    group.add_argument("--device", default=default("auto"), help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    group.add_argument("--dtype", default=default("auto"),
                        help="auto, float32, float16 or bfloat16 (auto: float16 on CUDA, else float32)")
-    group.add_argument("--offload", default="none", choices=["none", "model", "sequential"],
-                       help="move idle parts to the CPU to save GPU memory (CUDA only)")
-    group.add_argument("--allow-pickle", action="store_true",
+    group.add_argument("--offload", default=default("none"), choices=["none", "model", "sequential"],
+                       help="move idle parts to the CPU to save GPU memory (CUDA only; default: none)")
+    group.add_argument("--allow-pickle", action="store_true", default=default(False),
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
-    group.add_argument("--threads", type=_positive,
+    group.add_argument("--threads", type=_positive, default=default(None),
                        help="torch CPU threads (default: DIFFUSERS_TUI_THREADS, else all cores but one)")
+
+
+def _outputs_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    parser.add_argument("--outputs", default="outputs" if top_level else argparse.SUPPRESS, metavar="DIR",
+                        help="folder for saved images and index.jsonl (default: outputs)")
 
 
 def _run_options(parser: argparse.ArgumentParser, steps: int, scheduler_help: str) -> None:
@@ -72,8 +94,7 @@ def _run_options(parser: argparse.ArgumentParser, steps: int, scheduler_help: st
                        help="latent preview: linear map, full VAE decode, or auto (default)")
     group.add_argument("--save-every", type=_positive, metavar="N",
                        help="also save a snapshot every N model calls into a run folder (step_0050.png, ...)")
-    group.add_argument("--outputs", default="outputs", metavar="DIR",
-                       help="folder for saved images and index.jsonl (default: %(default)s)")
+    _outputs_option(group, top_level=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffusers-tui",
         description="Run and study diffusion models from a terminal. With no command, opens the app.",
     )
-    _model_options(parser, "demo")
-    parser.add_argument("--outputs", default="outputs", metavar="DIR",
-                        help="folder for saved images and index.jsonl (default: %(default)s)")
+    _model_options(parser, top_level=True)
+    _outputs_option(parser, top_level=True)
     parser.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                         help="also list the models in this folder (repeatable)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -93,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
     generate.add_argument("--negative", default="", help="negative prompt")
     generate.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
-    _model_options(generate, "demo")
+    _model_options(generate, top_level=False)
     _run_options(generate, 20, "registry name, e.g. 'DPM++ 2M Karras' (default: the model's own)")
 
     unet = commands.add_parser("unet", help="the manual UNet + scheduler loop on an unconditional UNet2DModel",
                                description="Step an unconditional UNet2DModel by hand, as the diffusers "
                                            "quick-start does, saving a snapshot every N steps.")
-    _model_options(unet, "demo-ddpm")
+    _model_options(unet, top_level=False)
     _run_options(unet, 1000, "registry name (default: the model's own, e.g. DDPM)")
 
     compare = commands.add_parser(
@@ -120,22 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
     compare.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     compare.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
-    compare.add_argument("--outputs", default="outputs", metavar="DIR",
-                         help="folder for the comparison (default: %(default)s)")
-    _model_options(compare, "demo")
+    _outputs_option(compare, top_level=False)
+    _model_options(compare, top_level=False)
 
     models = commands.add_parser("models", help="list the demo models and every model in the local HF cache")
-    models.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+    models.add_argument("--models-dir", action="append", default=argparse.SUPPRESS, metavar="DIR",
                         help="also look in this folder (repeatable)")
 
     schedulers = commands.add_parser("schedulers", help="the scheduler registry, and what a model supports")
-    _model_options(schedulers, None)
+    _model_options(schedulers, top_level=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.model is None:
+        args.model = DEFAULT_MODELS.get(args.command)
     try:
         if args.command is None:
             return _app(args)
@@ -149,11 +170,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _schedulers(args)
     except UserFacingError as error:
         print(f"diffusers-tui: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_status
     except KeyboardInterrupt:
         print("diffusers-tui: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - a bug of ours: one line, the traceback on request
+        if os.environ.get("DIFFUSERS_TUI_DEBUG"):
+            raise
+        print(f"diffusers-tui: unexpected error: {type(error).__name__}: {error} "
+              "(set DIFFUSERS_TUI_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0
+
+
+#: Where the CLI puts an image its --outputs folder would not take, so no run is lost.
+RESCUE_DIR = Path(tempfile.gettempdir()) / "diffusers-tui-unsaved"
+
+
+def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path:
+    """`save(outputs_dir)`; when that folder cannot be written, `save(RESCUE_DIR)` and say so."""
+    try:
+        return save(outputs_dir)
+    except OutputError as error:
+        if error.saved is not None:
+            raise
+        try:
+            rescued = save(RESCUE_DIR)
+        except OutputError:
+            raise error from None
+        raise OutputError(f"{error}. Saved it as {rescued} instead: move it from there, or choose a "
+                          "writable folder with --outputs DIR", saved=rescued) from None
 
 
 def _app(args) -> int:
@@ -208,7 +254,7 @@ def _generate(args) -> int:
     for note in loaded.notes:
         print(f"note: {note}", file=sys.stderr)
     snapshots = []
-    bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)
     cancel = threading.Event()
 
     def on_step(snapshot) -> None:
@@ -226,7 +272,9 @@ def _generate(args) -> int:
         raise
     finally:
         bar.close()
-    path = outputs.save_result(result, args.outputs, snapshots or None)
+    if result.stopped:
+        raise RunError(result.stopped)
+    path = save_or_rescue(lambda folder: outputs.save_result(result, folder, snapshots or None), args.outputs)
     extra = f", {len(snapshots)} snapshots in {path.with_suffix('').name}/" if snapshots else ""
     print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
           f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")

@@ -41,8 +41,11 @@ def run(args, engine, base) -> int:
         return 0
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    for lane in result.lanes:
+        if lane.result.stopped:
+            print(f"warning: {lane.lane.label}: {lane.result.stopped}", file=sys.stderr)
     print_results(result)
-    folder = compare_outputs.save_comparison(result, args.outputs)
+    folder = cli.save_or_rescue(lambda outputs_dir: compare_outputs.save_comparison(result, outputs_dir), args.outputs)
     print(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
           f"in {result.elapsed_s:.1f} s{', batched' if result.batched else ''}")
     return 0

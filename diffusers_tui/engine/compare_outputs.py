@@ -67,8 +67,7 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
             "steps": sorted({lane.steps for lane in result.request.lanes}),
         })
     except OSError as error:
-        raise OutputError(f"could not save the comparison into {root}: {error.strerror or error}. "
-                          "It is still in memory; choose another folder with --outputs DIR") from error
+        raise OutputError(f"could not save the comparison into {root}: {outputs.describe_os_error(error)}") from error
     return folder
 
 

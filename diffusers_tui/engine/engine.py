@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
+from diffusers_tui.engine.errors import OutOfMemory, RunError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult
 from diffusers_tui.engine.sources import LoadOptions
 
@@ -42,7 +45,14 @@ class Engine:
 
         with self._run_lock:
             loaded = self.load(request.model)
-            return runner.run(loaded, request, on_step, cancel)
+            progress = _Progress()
+
+            def watched(snapshot) -> None:
+                progress.seen(snapshot)
+                if on_step is not None:
+                    on_step(snapshot)
+
+            return _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
 
     def compare(self, request, on_lane_step=None, cancel: threading.Event | None = None):
         """Race a ComparisonRequest's lanes on its model (see engine.lockstep)."""
@@ -50,7 +60,14 @@ class Engine:
 
         with self._run_lock:
             loaded = self.load(request.base.model)
-            return lockstep.compare(loaded, request, on_lane_step, cancel)
+            progress = _Progress()
+
+            def watched(index, snapshot) -> None:
+                progress.seen(snapshot)
+                if on_lane_step is not None:
+                    on_lane_step(index, snapshot)
+
+            return _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress, loaded)
 
     def scheduler_statuses(self, model: str | None = None):
         """Registry entries marked available or not, for `model` or for this machine alone."""
@@ -66,3 +83,60 @@ class Engine:
         from diffusers_tui.engine import sources
 
         return sources.list_models(self.model_folders)
+
+
+class _Progress:
+    """The last model call a run reported, so a failure can say where it happened."""
+
+    def __init__(self) -> None:
+        self.step, self.total = 0, 0
+
+    def seen(self, snapshot) -> None:
+        self.step, self.total = snapshot.step, snapshot.total
+
+    def where(self) -> str:
+        return f"after model call {self.step} of {self.total}" if self.total else "before the first model call"
+
+
+def _reporting_failures(run, progress: _Progress, loaded):
+    """Call `run`; turn whatever it raises into a UserFacingError, freeing memory after OOM."""
+    failure = None
+    try:
+        return run()
+    except UserFacingError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure reaches the user as one message
+        failure = _explain(error, progress, loaded)
+    # Raised outside the except block, so the failing frames (and their tensors) are not
+    # kept alive as the new error's context, and the collector can free them.
+    free_memory()
+    raise failure
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA), no torch import
+        return True
+    text = str(error)
+    # CPU allocations that fail raise a plain RuntimeError; MPS has its own wording.
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _explain(error: Exception, progress: _Progress, loaded) -> UserFacingError:
+    where = progress.where()
+    if is_out_of_memory(error):
+        if getattr(loaded.device, "type", "cpu") == "cuda":
+            advice = "try a smaller size, fewer runs compared at once, or start with --offload model " \
+                     "(--offload sequential uses the least GPU memory)"
+        else:
+            advice = "try a smaller size or fewer runs compared at once"
+        return OutOfMemory(f"out of memory {where}; what the run held was freed: {advice}")
+    text = str(error).splitlines()[0] if str(error) else ""
+    return RunError(f"the run failed {where}: {type(error).__name__}: {text}".rstrip(": "))
+
+
+def free_memory() -> None:
+    """Collect what a failed run left behind and hand cached GPU memory back."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -4,6 +4,9 @@
 class UserFacingError(Exception):
     """A problem the user can fix; the message says what happened and what to do."""
 
+    #: The CLI's exit status: 2 for input it was given, 1 for a run or save that failed.
+    exit_status = 2
+
 
 class RequestError(UserFacingError, ValueError):
     """A generation setting is out of range; `field` names it."""
@@ -27,3 +30,22 @@ class SchedulerUnavailableError(UserFacingError):
 
 class OutputError(UserFacingError):
     """An image could not be written to the outputs folder."""
+
+    exit_status = 1
+
+    def __init__(self, message: str, saved=None):
+        super().__init__(message)
+        #: Where the image did get saved (with its steps or index line missing), or None.
+        self.saved = saved
+
+
+class OutOfMemory(UserFacingError):
+    """The device (or the host) ran out of memory during a run; what it held was freed."""
+
+    exit_status = 1
+
+
+class RunError(UserFacingError):
+    """A run raised something unexpected, or stopped by itself; the message says where and why."""
+
+    exit_status = 1

@@ -81,6 +81,7 @@ class _Lane:
         device, dtype = loaded.device, loaded.dtype
         self.request = request
         self.scheduler = runner.scheduler_for(loaded, request)
+        runner.check_steps(self.scheduler, request)
         # A CPU generator per lane, seeded like a solo run: same start, same step noise.
         self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
         self.scheduler.set_timesteps(request.steps, device=device)
@@ -101,6 +102,7 @@ class _Lane:
         self.elapsed_s = 0.0
         self.last_preview = None
         self.image = None
+        self.stopped: str | None = None  # why the lane stopped early by itself (NaN)
 
     @property
     def total(self) -> int:
@@ -108,7 +110,7 @@ class _Lane:
 
     @property
     def done(self) -> bool:
-        return self.calls >= self.total
+        return self.calls >= self.total or self.stopped is not None
 
 
 class _LockstepLoop:
@@ -184,6 +186,10 @@ class _LockstepLoop:
         sigma = current_sigma(lane.scheduler, t)
         output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
         lane.calls += 1
+        if not runner.is_finite(output.prev_sample):
+            lane.stopped = runner.not_finite_message(f"latents at model call {lane.calls} of {lane.total}",
+                                                     self.loaded.dtype)
+            return
         request = lane.request
         preview = None
         if runner.preview_due(lane.calls, lane.total, request):
@@ -192,7 +198,7 @@ class _LockstepLoop:
                        if self.pipeline_mode else tensor_to_image(shown[0]))
             lane.last_preview = preview
         lane.sample = output.prev_sample
-        if lane.done:
+        if lane.calls == lane.total:
             lane.image = self._decode(lane)
         lane.elapsed_s = time.perf_counter() - started
         on_lane_step(index, StepSnapshot(step=lane.calls, total=lane.total, timestep=float(t), sigma=sigma,
@@ -210,5 +216,5 @@ class _LockstepLoop:
             request=lane.request, image=lane.image, cancelled=cancelled and not lane.done,
             elapsed_s=lane.elapsed_s, model_calls=lane.calls, total_calls=lane.total,
             last_preview=lane.last_preview,
-            recipe=runner.recipe(self.loaded, lane.scheduler, self.width, self.height),
+            recipe=runner.recipe(self.loaded, lane.scheduler, self.width, self.height), stopped=lane.stopped,
         )

@@ -170,31 +170,40 @@ def append_index(outputs: Path, entry: dict[str, Any]) -> None:
 
 def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None = None,
                 today: _dt.date | None = None) -> Path:
-    """Save a finished run's image (and optionally its step previews); returns the PNG path.
+    """Save a run's image (and optionally its step previews); returns the PNG path.
 
     `snapshots` are StepSnapshots whose previews go into a run folder named like the
-    image: `step_0050.png`, ... Raises OutputError (the image stays in memory) when the
-    folder cannot be written.
+    image: `step_0050.png`, ... Raises OutputError when the folder cannot be written
+    (nothing half-written is left behind under a final name; the caller still holds
+    the image), or when the image was saved but its steps or index line were not.
     """
     image = result.shown_image
     if image is None:
         raise OutputError("nothing to save: the run was cancelled before its first preview")
     request, recipe = result.request, dict(result.recipe)
     recipe["cancelled"] = result.cancelled
+    if result.stopped:
+        recipe["stopped"] = result.stopped
     outputs = Path(outputs_dir).expanduser()
-    day = (today or _dt.date.today()).isoformat()
-    folder = outputs / day
+    folder = outputs / (today or _dt.date.today()).isoformat()
     stem_suffix = f"{slug(recipe.get('scheduler_name') or recipe.get('scheduler_class', ''))}-{request.steps}-{request.seed}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = write_png_atomically(image, folder, stem_suffix, png_info(request, recipe))
-        steps_folder = None
-        if snapshots:
+    except OSError as error:
+        raise OutputError(f"could not save into {outputs}: {describe_os_error(error)}") from error
+    problems = []
+    steps_folder = None
+    if snapshots:
+        try:
             steps_folder = path.with_suffix("")
             steps_folder.mkdir()
             for snapshot in snapshots:
                 if snapshot.preview is not None:
                     write_into_own_folder(snapshot.preview, steps_folder / f"step_{snapshot.step:04d}.png")
+        except OSError as error:
+            problems.append(f"not all of its step snapshots ({describe_os_error(error)})")
+    try:
         append_index(outputs, {
             "path": str(path.relative_to(outputs)),
             "steps_folder": str(steps_folder.relative_to(outputs)) if steps_folder else None,
@@ -211,11 +220,16 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
             "cancelled": result.cancelled,
         })
     except OSError as error:
-        raise OutputError(
-            f"could not save into {outputs}: {error.strerror or error}. The image is still in memory; "
-            "choose another folder with --outputs DIR"
-        ) from error
+        problems.append(f"not its line in {INDEX_NAME} ({describe_os_error(error)})")
+    if problems:
+        raise OutputError(f"saved {path}, but {' and '.join(problems)}", saved=path)
     return path
+
+
+def describe_os_error(error: OSError) -> str:
+    """The reason without Python's decoration: 'No space left on device', 'Permission denied'."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{reason} ({error.filename})" if error.filename else reason
 
 
 def write_into_own_folder(image, path: Path) -> None:

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 
 Mode = Literal["auto", "text-to-image", "unet"]
 PreviewKind = Literal["x0", "noisy"]
@@ -72,13 +72,15 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
+        if self.mode == "text-to-image":
+            check_prompt_given(self.prompt)
         _check_text("negative_prompt", self.negative_prompt)
         if not isinstance(self.model, str) or not self.model.strip() or "\x00" in self.model:
             raise RequestError("model", "give a model name, folder or file (for example 'demo')")
         if self.mode not in ("auto", "text-to-image", "unet"):
             raise RequestError("mode", f"{self.mode!r} is not one of auto, text-to-image, unet")
-        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):
-            raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
+        if self.scheduler is not None:
+            _check_scheduler(self.scheduler)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not (
             0.0 <= float(self.guidance) <= MAX_GUIDANCE
@@ -90,7 +92,7 @@ class GenerationRequest:
             if value is not None:
                 _check_int(name, value, 8, MAX_SIDE)
                 if value % 8:
-                    raise RequestError(name, f"{value} is not a multiple of 8")
+                    raise RequestError(name, f"{value} is not a multiple of 8 (8 to {MAX_SIDE})")
         if self.preview not in ("x0", "noisy"):
             raise RequestError("preview", f"{self.preview!r} is not x0 or noisy")
         _check_int("preview_every", self.preview_every, 1, MAX_STEPS)
@@ -113,7 +115,31 @@ def _check_text(name: str, value: object) -> None:
     if len(value) > MAX_PROMPT_CHARS:
         raise RequestError(name, f"is {len(value)} characters; the limit is {MAX_PROMPT_CHARS}")
     if "\x00" in value:
-        raise RequestError(name, "contains a NUL character")
+        raise RequestError(name, "contains a NUL character; remove it")
+    try:
+        # Bytes that were not UTF-8 (a mis-set terminal, say) arrive as lone surrogates,
+        # which no file or PNG chunk can store.
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(name, f"has bytes that are not valid UTF-8 text at character {error.start}; "
+                                 "retype it (is the terminal's locale UTF-8?)") from None
+
+
+def _check_scheduler(name: object) -> None:
+    from diffusers_tui.engine import schedulers
+
+    if not isinstance(name, str) or not name.strip():
+        raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
+    try:
+        schedulers.get(name)
+    except SchedulerUnavailableError as error:
+        raise RequestError("scheduler", str(error).removeprefix("scheduler: ")) from None
+
+
+def check_prompt_given(prompt: str) -> None:
+    """A text-to-image run needs something to draw; whitespace alone is not a prompt."""
+    if not prompt.strip():
+        raise RequestError("prompt", "is empty: type what to draw")
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -154,10 +180,12 @@ class GenerationResult:
     last_preview: Any = None
     #: Facts for the saved recipe: scheduler class and config, model id, dtype, device.
     recipe: dict[str, Any] = field(default_factory=dict)
+    #: Why the run stopped before its end by itself (NaN latents), or None.
+    stopped: str | None = None
 
     @property
     def shown_image(self) -> Any:
-        """The image, or the last preview when the run was cancelled before it."""
+        """The image, or the last preview when the run was cancelled or stopped before it."""
         return self.image if self.image is not None else self.last_preview
 
     @property

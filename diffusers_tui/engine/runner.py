@@ -9,22 +9,39 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from diffusers_tui.engine import schedulers as registry
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 from diffusers_tui.engine.preview import current_sigma, estimate_x0, tensor_to_image
-from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
+from diffusers_tui.engine.request import (MAX_SIDE, GenerationRequest, GenerationResult, StepSnapshot,
+                                         check_prompt_given)
 
 OnStep = Callable[[StepSnapshot], None]
 
 
 class _Cancelled(Exception):
     """Raised inside the pipeline callback: it skips the remaining steps and the VAE decode."""
+
+
+class _NotFinite(Exception):
+    """Raised inside the pipeline callback when the latents hold NaN or infinity."""
+
+
+def not_finite_message(where: str, dtype) -> str:
+    advice = (" In float16 this is usually an overflow: try --dtype float32 or bfloat16."
+              if dtype == torch.float16 else "")
+    return f"the {where} became NaN or infinite: the run was stopped and its last good preview kept.{advice}"
+
+
+def is_finite(tensor: torch.Tensor) -> bool:
+    return bool(torch.isfinite(tensor).all())
 
 
 class _StepWatcher:
@@ -98,13 +115,51 @@ def resolve_size(loaded, request: GenerationRequest) -> tuple[int, int]:
     for field_name, value in (("width", width), ("height", height)):
         if value % multiple:
             raise RequestError(field_name, f"{value} is not a multiple of {multiple}, this model's factor "
-                                           f"(native size {native_w}x{native_h})")
+                                           f"(use {multiple} to {MAX_SIDE} in steps of {multiple}; "
+                                           f"native size {native_w}x{native_h})")
     return width, height
 
 
 def check_mode(loaded, request: GenerationRequest) -> None:
     if request.mode not in ("auto", loaded.mode):
         raise RequestError("mode", f"{request.mode} does not fit this model, which runs {loaded.mode}")
+    if loaded.mode == "text-to-image":
+        check_prompt_given(request.prompt)
+
+
+def check_steps(scheduler, request: GenerationRequest) -> None:
+    """RequestError("steps") when `scheduler` cannot run `request.steps` steps to the end.
+
+    Some schedulers fail only at their last step for some step counts (DPM++ 2M, UniPC
+    and DEIS when the steps equal the model's training timesteps), or reject a count
+    outright; finding that out before the model runs saves the run.
+    """
+    reason = _schedule_failure(type(scheduler), json.dumps(dict(scheduler.config), sort_keys=True, default=str),
+                               request.steps)
+    if reason is not None:
+        name = request.scheduler or type(scheduler).__name__
+        raise RequestError("steps", f"{name} cannot run {request.steps} steps on this model ({reason}); "
+                                    "choose fewer steps or another scheduler")
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | None:
+    """Step a copy of the scheduler through its whole schedule on a one-pixel sample.
+
+    About 0.1 ms a step for most schedulers (4 ms for LMS and DPM SDE), once per
+    scheduler, config and step count.
+    """
+    trial = scheduler_class.from_config(json.loads(config_json))
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if accepts(trial.step, "generator") else {}
+    try:
+        trial.set_timesteps(steps)
+        sample = torch.zeros(1, 1, 1, 1)
+        for timestep in trial.timesteps:
+            model_input = trial.scale_model_input(sample, timestep)
+            sample = trial.step(torch.zeros_like(model_input), timestep, sample, **kwargs).prev_sample
+    except Exception as error:  # noqa: BLE001 - whatever the scheduler raises, the run would too
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return None
 
 
 def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
@@ -113,6 +168,7 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
     scheduler = scheduler_for(loaded, request)
+    check_steps(scheduler, request)
     cancel = cancel or threading.Event()
     on_step = on_step or (lambda snapshot: None)
     if loaded.mode == "unet":
@@ -184,6 +240,9 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
             raise _Cancelled
         total = int(pipeline.num_timesteps)
         calls = index + 1
+        if not is_finite(tensors["latents"]):
+            state.update(calls=calls, total=total)
+            raise _NotFinite
         preview = None
         if preview_due(calls, total, request):
             source = tensors["latents"] if request.preview == "noisy" else watcher.denoised()
@@ -209,18 +268,25 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
         generator=torch.Generator(device="cpu").manual_seed(request.seed),
         callback_on_step_end=callback,
         callback_on_step_end_tensor_inputs=["latents"],
-        output_type="pil",
+        # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
+        output_type="np",
     )
-    image, cancelled = None, False
+    image, cancelled, stopped = None, False, None
     try:
         with torch.inference_mode():
-            image = pipe(**kwargs).images[0]
+            decoded = pipe(**kwargs).images
+        if np.isfinite(decoded).all():
+            image = pipe.numpy_to_pil(decoded)[0]
+        else:
+            stopped = not_finite_message("decoded image (VAE output)", loaded.dtype)
     except _Cancelled:
         cancelled = True
+    except _NotFinite:
+        stopped = not_finite_message(f"latents at model call {state['calls']} of {state['total']}", loaded.dtype)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"], last_preview=state["last_preview"],
-        recipe=recipe(loaded, scheduler, width, height),
+        recipe=recipe(loaded, scheduler, width, height), stopped=stopped,
     )
 
 
@@ -240,7 +306,7 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
     step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
     total = len(scheduler.timesteps)
     started = time.perf_counter()
-    calls, last_preview, cancelled = 0, None, False
+    calls, last_preview, cancelled, stopped = 0, None, False, None
     with torch.inference_mode():
         for timestep in scheduler.timesteps:
             if cancel.is_set():
@@ -251,6 +317,9 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
             noise_pred = unet(model_input, timestep).sample
             output = scheduler.step(noise_pred, timestep, sample, **step_kwargs)
             calls += 1
+            if not is_finite(output.prev_sample):
+                stopped = not_finite_message(f"sample at model call {calls} of {total}", dtype)
+                break
             preview = None
             if preview_due(calls, total, request):
                 shown = preview_source(request, scheduler, output, noise_pred, sample, timestep, sigma)
@@ -260,9 +329,9 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
             on_step(StepSnapshot(step=calls, total=total, timestep=float(timestep), sigma=sigma,
                                  elapsed_s=time.perf_counter() - started, preview=preview,
                                  preview_kind=request.preview))
-    image = None if cancelled else tensor_to_image(sample[0])
+    image = None if cancelled or stopped else tensor_to_image(sample[0])
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=calls, total_calls=total, last_preview=last_preview,
-        recipe=recipe(loaded, scheduler, width, height),
+        recipe=recipe(loaded, scheduler, width, height), stopped=stopped,
     )

@@ -109,9 +109,17 @@ def resolve(name: str) -> ModelSource:
                 "reinstall the package, or retrain it: python -m diffusers_tui.engine.demo.train"
             )
         return ModelSource(name, "demo", folder)
+    if not name or "\x00" in name:
+        raise ModelNotFoundError("give a model name, folder or file (for example 'demo'); "
+                                 "`diffusers-tui models` lists what is on this machine")
     path = Path(name).expanduser()
-    if path.exists():
-        if path.is_file():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as error:  # a name too long for the filesystem, say
+        raise ModelNotFoundError(f"model {name[:80]!r}... is not a usable file name: "
+                                 f"{getattr(error, 'strerror', None) or error}") from None
+    if exists:
+        if is_file:
             if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
                 raise ModelLoadError(
                     f"{name!r} is a file but not a checkpoint ({', '.join(SINGLE_FILE_SUFFIXES)})"
@@ -230,6 +238,12 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
 
 def _explain_load_failure(source: ModelSource, error: Exception, options: LoadOptions) -> str:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "custom code" in text:
+        return (f"could not load {source.name!r}: it ships its own Python code, which diffusers-tui never "
+                f"runs ({text})")
+    if type(error).__name__ == "OutOfMemoryError":
+        return (f"could not load {source.name!r}: out of memory on {options.device}; try --dtype float16, "
+                "--offload model, or a smaller model")
     if not options.allow_pickle and ("safetensors" in text.lower() or "use_safetensors" in text):
         return (
             f"could not load {source.name!r}: it has no .safetensors weights ({text}). "
@@ -250,7 +264,15 @@ def _common_kwargs(options: LoadOptions, dtype) -> dict[str, Any]:
 def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> LoadedModel:
     from diffusers import DiffusionPipeline
 
+    import diffusers
+
     index = _read_json(source.path / "model_index.json")
+    class_name = index.get("_class_name", "")
+    if not hasattr(diffusers, class_name):
+        raise ModelLoadError(
+            f"{source.name!r} names the pipeline class {class_name!r}, which diffusers does not have; "
+            "custom pipelines (code shipped with a model) are never run"
+        )
     kwargs = _common_kwargs(options, dtype)
     if "safety_checker" in index and not options.safety_checker:
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)

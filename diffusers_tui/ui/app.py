@@ -26,6 +26,7 @@ from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.compare_screen import CompareScreen
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from diffusers_tui.ui.widgets.save_to_screen import SaveToScreen
 from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
@@ -38,13 +39,6 @@ FRAME_RATE_RANGE = (1, 60)
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per
 #: frame and took a third of the conversion time.
 GC_THRESHOLDS = (20_000, 10, 10)
-
-
-def _free_memory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class DiffusersTuiApp(App):
@@ -61,6 +55,8 @@ class DiffusersTuiApp(App):
                 tooltip="Race the marked schedulers (space marks them) on this prompt and seed, side by side"),
         Binding("escape", "cancel", "Cancel", id="cancel", tooltip="Stop the running generation within one step"),
         Binding("ctrl+s", "save", "Save", id="save", tooltip="Save the image (and every step, if ticked) to outputs/"),
+        Binding("ctrl+o", "save_to", "Save to", id="save.to", show=False,
+                tooltip="Save into another folder (and keep using it): for when outputs/ cannot be written"),
         Binding("f3", "scheduler(1)", "Next sched", id="scheduler.next", tooltip="Next available scheduler"),
         Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
         Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step", priority=True),
@@ -141,6 +137,8 @@ class DiffusersTuiApp(App):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, _MainScreen):
+            return False
+        if action == "save_to" and not isinstance(self.screen, (_MainScreen, CompareScreen)):
             return False
         return True
 
@@ -237,8 +235,8 @@ class DiffusersTuiApp(App):
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:
         """A validated request from the fields, or None after marking the bad field."""
-        for widget in self.query(".-invalid"):
-            widget.remove_class("-invalid")
+        for widget in self.query(".-bad-value"):
+            widget.remove_class("-bad-value")
         panel = self.query_one(SettingsPanel)
         try:
             seed = self._seed_for_run()
@@ -269,7 +267,7 @@ class DiffusersTuiApp(App):
     def _mark_invalid(self, field: str, message: str) -> None:
         selector = FIELD_WIDGETS.get(field)
         if selector:
-            self.query_one(selector).add_class("-invalid")
+            self.query_one(selector).add_class("-bad-value")
         self.log_line(f"error: {message}")
         self.notify(message, title="Check this setting", severity="error", timeout=8)
 
@@ -365,7 +363,6 @@ class DiffusersTuiApp(App):
             self.post_message(RunFinished(run_id, (result, frames), pixels))
         except BaseException as error:  # the thread always reports back, whatever happened
             message, field = describe_failure(error)
-            _free_memory()
             self.post_message(RunFailed(run_id, message, field))
 
     def on_step_rendered(self, message: StepRendered) -> None:
@@ -388,7 +385,11 @@ class DiffusersTuiApp(App):
         self.running = False
         result = self.result
         self.frame_index = None
-        if result.cancelled:
+        if result.stopped:
+            caption = f"stopped at step {result.model_calls}/{result.total_calls}: last good preview"
+            self.log_line(f"error: {result.stopped}")
+            self.notify(result.stopped, title="Run stopped", severity="error", timeout=10)
+        elif result.cancelled:
             caption = f"cancelled at step {result.model_calls}/{result.total_calls}"
         else:
             caption = f"done: {result.model_calls} model calls in {result.elapsed_s:.1f}s · [ ] scrub · ctrl+s save"
@@ -486,8 +487,24 @@ class DiffusersTuiApp(App):
         self.notify(f"saved {message.path}{extra}", title="Saved")
 
     def on_save_failed(self, message: SaveFailed) -> None:
-        self.log_line(f"error: {message.message}")
-        self.notify(message.message, title="Not saved", severity="error", timeout=10)
+        text = f"{message.message}. It is kept in memory: press ctrl+o to save it into another folder"
+        self.log_line(f"error: {text}")
+        self.notify(text, title="Not saved", severity="error", timeout=15)
+
+    def action_save_to(self) -> None:
+        """Ask for another outputs folder, then save what the current screen holds into it."""
+        def chosen(folder: str | None) -> None:
+            if folder is None:
+                return
+            self.outputs_dir = folder
+            self.log_line(f"saving into {folder} from now on")
+            if isinstance(self.screen, CompareScreen):
+                self.screen.outputs_dir = folder
+                self.screen.action_save()
+            else:
+                self.action_save()
+
+        self.push_screen(SaveToScreen(self.outputs_dir), chosen)
 
     # ----- small actions -----
     def action_scheduler(self, delta: int) -> None:

@@ -17,10 +17,8 @@ def describe_failure(error: BaseException) -> tuple[str, str | None]:
         return str(error), error.field
     if isinstance(error, UserFacingError):
         return str(error), None
-    if type(error).__name__ == "OutOfMemoryError":
-        return ("out of memory: try a smaller size or fewer images, or start with --offload model "
-                "(or --offload sequential)"), None
-    return f"the run failed: {type(error).__name__}: {error}", None
+    # The engine turns run failures into UserFacingErrors; anything else is a bug of ours.
+    return f"unexpected error: {type(error).__name__}: {error}", None
 
 
 def parse_int(field: str, text: str, valid: str) -> int:

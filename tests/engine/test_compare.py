@@ -55,7 +55,7 @@ def test_every_lane_starts_from_the_same_noise(engine, tiny_ddpm):
 
 
 def test_equal_calls_halves_second_order_steps(engine, tiny_sd):
-    base = GenerationRequest(model=str(tiny_sd), seed=1, preview_method="none")
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=1, preview_method="none")
     result = engine.compare(ComparisonRequest(base, (Lane("Euler", 6), Lane("Heun", 6), Lane("DPM2", 6)),
                                               equal_calls=True))
     calls = {lane.lane.scheduler: lane.result.model_calls for lane in result.lanes}
@@ -82,7 +82,7 @@ def test_cancel_stops_every_lane_within_a_round(engine, tiny_sd):
         if snapshot.step == 2:
             cancel.set()
 
-    base = GenerationRequest(model=str(tiny_sd), seed=1, preview_method="none")
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=1, preview_method="none")
     result = engine.compare(ComparisonRequest(base, (Lane("Euler", 20), Lane("UniPC", 20))), on_lane_step, cancel)
     assert result.cancelled
     assert max(step for _, step in seen) == 2

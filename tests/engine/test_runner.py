@@ -27,7 +27,7 @@ def test_pipeline_run_streams_a_preview_every_call(engine, tiny_sd):
 
 def test_preview_every_n_and_always_the_last(engine, tiny_sd):
     snapshots = []
-    engine.run(GenerationRequest(model=str(tiny_sd), scheduler="Euler", steps=5, preview_every=2),
+    engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="Euler", steps=5, preview_every=2),
                on_step=snapshots.append)
     assert [s.step for s in snapshots if s.preview is not None] == [2, 4, 5]
 
@@ -58,12 +58,12 @@ def test_cancel_stops_within_one_step_and_keeps_the_last_preview(engine, tiny_sd
         if snapshot.step == 2:
             cancel.set()
 
-    result = engine.run(GenerationRequest(model=str(tiny_sd), scheduler="Euler", steps=10), on_step, cancel)
+    result = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="Euler", steps=10), on_step, cancel)
     assert result.cancelled and result.image is None
     assert len(snapshots) == 2 and result.model_calls == 2
     assert result.last_preview is snapshots[-1].preview
     # The pipeline stays usable after a cancelled run.
-    assert engine.run(GenerationRequest(model=str(tiny_sd), steps=2)).image is not None
+    assert engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=2)).image is not None
 
 
 def test_cancel_before_start_returns_at_once(engine, tiny_ddpm):
@@ -97,11 +97,11 @@ def test_unet_loop_takes_registry_schedulers(engine, tiny_ddpm):
 
 def test_mode_and_size_mismatches_name_the_field(engine, tiny_sd, tiny_ddpm):
     with pytest.raises(RequestError, match="mode: unet does not fit"):
-        engine.run(GenerationRequest(model=str(tiny_sd), mode="unet", steps=2))
+        engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), mode="unet", steps=2))
     with pytest.raises(RequestError, match="mode: text-to-image does not fit"):
-        engine.run(GenerationRequest(model=str(tiny_ddpm), mode="text-to-image", steps=2))
+        engine.run(GenerationRequest(prompt="a red square", model=str(tiny_ddpm), mode="text-to-image", steps=2))
     with pytest.raises(RequestError, match="width: 72 is not a multiple of 16"):
-        engine.run(GenerationRequest(model="demo", width=72, steps=2))
+        engine.run(GenerationRequest(prompt="a red square", model="demo", width=72, steps=2))
 
 
 def test_demo_model_draws_what_the_prompt_says(engine):

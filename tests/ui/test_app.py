@@ -138,19 +138,19 @@ async def test_bad_field_is_marked_and_the_next_run_works(make_app, tiny_sd):
         steps.value = "zero"
         await pilot.press("ctrl+g")
         await pilot.pause()
-        assert steps.has_class("-invalid") and app.result is None
+        assert steps.has_class("-bad-value") and app.result is None
         assert any("steps: 'zero' is not a whole number (1 to 1000)" in line for line in app.log_lines)
         steps.value = "2"
         fps = app.query_one("#fps", Input)
         fps.value = "0"
         await pilot.press("ctrl+g")
         await pilot.pause()
-        assert fps.has_class("-invalid") and app.result is None
+        assert fps.has_class("-bad-value") and app.result is None
         assert "fps: 0 frames per second is outside 1 to 60" in app.log_lines[-1]
         fps.value = "5"
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
-        assert not steps.has_class("-invalid") and not fps.has_class("-invalid") and app.result is not None
+        assert not steps.has_class("-bad-value") and not fps.has_class("-bad-value") and app.result is not None
 
 
 async def test_a_failing_model_leaves_the_app_up(make_app, tmp_path):
@@ -187,7 +187,8 @@ async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypat
         monkeypatch.setattr(unet, "forward", failing)
         await _generate(pilot, app, 3)
         await _finished(pilot, app)
-        assert any("out of memory" in line and "--offload" in line for line in app.log_lines)
+        assert any("out of memory after model call 1 of" in line and "smaller size" in line
+                   for line in app.log_lines)
         monkeypatch.setattr(unet, "forward", original)
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
@@ -286,3 +287,111 @@ async def test_quitting_mid_run_exits_promptly(make_app):
     # The worker stops at its next step; a whole 1000-step run would take far longer.
     assert app.result is None or app.result.model_calls < 1000
     assert time.perf_counter() - started < 20
+
+
+#: (field, bad value, what the message must say): each marks its field, and nothing runs.
+BAD_VALUES = [
+    ("#steps", "0", "steps: 0 is outside 1 to 1000"),
+    ("#steps", "-5", "steps: -5 is outside 1 to 1000"),
+    ("#steps", "99999", "steps: 99999 is outside 1 to 1000"),
+    ("#steps", "2.5", "steps: '2.5' is not a whole number (1 to 1000)"),
+    ("#guidance", "strong", "guidance: 'strong' is not a number (0 to 50)"),
+    ("#guidance", "51", "guidance: 51.0 is outside 0 to 50"),
+    ("#guidance", "nan", "guidance: nan is outside 0 to 50"),
+    ("#seed", "-1", "seed: -1 is outside 0 to 18446744073709551615"),
+    ("#seed", str(2**64), "seed: 18446744073709551616 is outside 0 to 18446744073709551615"),
+    ("#size", "big", "size: 'big' is not a size like 512x512"),
+    ("#size", "100", "width: 100 is not a multiple of 8 (8 to 4096)"),
+    ("#size", "8192", "width: 8192 is outside 8 to 4096"),
+    ("#preview-every", "0", "preview_every: 0 is outside 1 to 1000"),
+    ("#fps", "120", "fps: 120 frames per second is outside 1 to 60"),
+    ("#prompt", "x" * 10_001, "prompt: is 10001 characters; the limit is 10000"),
+    # These two need the model: the run starts, and fails before its first step.
+    ("#size", "24", "width: 24 is not a multiple of 16, this model's factor"),
+    ("#prompt", "   ", "prompt: is empty: type what to draw"),
+]
+
+
+async def test_every_bad_value_marks_its_field_and_says_the_valid_range(make_app):
+    app = make_app("demo")  # its size factor is 16: 24 passes the request's check, not the model's
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#seed-lock").value = True
+        for selector, bad, expected in BAD_VALUES:
+            widget = app.query_one(selector)
+            good = widget.text if isinstance(widget, TextArea) else widget.value
+            if isinstance(widget, TextArea):
+                widget.text = bad
+            else:
+                widget.value = bad
+            shown = len(app._notifications)
+            await pilot.press("ctrl+g")
+            await _finished(pilot, app)
+            assert widget.has_class("-bad-value"), (selector, bad)
+            assert expected in app.log_lines[-1], (selector, bad, app.log_lines[-1])
+            assert len(app._notifications) > shown and app.result is None
+            if isinstance(widget, TextArea):
+                widget.text = good
+            else:
+                widget.value = good
+        await _generate(pilot, app, 2)  # all fixed: the app is still up and runs
+        await _finished(pilot, app)
+        assert app.result is not None and not app.query(".-bad-value")
+
+
+async def test_a_failed_save_keeps_the_image_and_ctrl_o_saves_it_elsewhere(make_app, tiny_sd, tmp_path):
+    app = make_app(str(tiny_sd))
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the outputs folder should be")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        await _generate(pilot, app, 2)
+        await _finished(pilot, app)
+        kept = app.result
+        await pilot.press("ctrl+s")
+        for _ in range(200):
+            if any("Not a directory" in line for line in app.log_lines):
+                break
+            await pilot.pause(0.05)
+        assert "kept in memory: press ctrl+o" in app.log_lines[-1] and app.result is kept
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        folder = app.screen.query_one("#save-to-folder", Input)
+        folder.value = str(tmp_path / "elsewhere")
+        await pilot.press("enter")
+        for _ in range(200):
+            if list((tmp_path / "elsewhere").rglob("*.png")):
+                break
+            await pilot.pause(0.05)
+        saved = list((tmp_path / "elsewhere").rglob("*.png"))
+        assert len(saved) == 1 and outputs.read_recipe(saved[0])["request"]["seed"] == kept.request.seed
+        assert app.outputs_dir == str(tmp_path / "elsewhere")
+    assert blocker.read_text() == "a file where the outputs folder should be"
+
+
+async def test_nan_latents_stop_the_run_and_the_last_good_preview_stays(make_app, tiny_sd, monkeypatch):
+    import torch
+
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        unet = app.engine.load(str(tiny_sd)).pipeline.unet
+        original = unet.forward
+        calls = {"n": 0}
+
+        def poisoned(*args, **kwargs):
+            calls["n"] += 1
+            sample = original(*args, **kwargs)[0]
+            return (torch.full_like(sample, float("nan")) if calls["n"] == 3 else sample,)
+
+        monkeypatch.setattr(unet, "forward", poisoned)
+        await _generate(pilot, app, 5)
+        await _finished(pilot, app)
+        assert app.result.stopped and app.result.shown_image is app.frames[-1].preview
+        caption = app.query_one(LivePane).caption
+        assert len(app.frames) == 2 and caption.startswith(f"stopped at step 3/{app.result.total_calls}")
+        assert "NaN" in app.log_lines[-2]
+        monkeypatch.setattr(unet, "forward", original)
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result.stopped is None and app.result.image is not None

@@ -91,11 +91,11 @@ async def test_compare_with_nothing_marked_says_what_to_do(tmp_path, tiny_sd):
         await _loaded(pilot, app)
         await pilot.press("f6")
         assert not isinstance(app.screen, CompareScreen)
-        assert "press space" in app.log_lines[-1] and app.query_one("#scheduler").has_class("-invalid")
+        assert "press space" in app.log_lines[-1] and app.query_one("#scheduler").has_class("-bad-value")
         app.query_one("#scheduler").focus()
         await pilot.pause(0.2)
         await pilot.press("space")
         app.query_one("#compare-steps", Input).value = "ten"
         await pilot.press("f6")
         assert not isinstance(app.screen, CompareScreen)
-        assert app.query_one("#compare-steps").has_class("-invalid") and "'ten'" in app.log_lines[-1]
+        assert app.query_one("#compare-steps").has_class("-bad-value") and "'ten'" in app.log_lines[-1]

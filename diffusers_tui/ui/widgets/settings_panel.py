@@ -34,7 +34,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Horizontal { height: auto; }
     SettingsPanel Horizontal Input { width: 1fr; }
     SettingsPanel #preview { width: 20; }
-    SettingsPanel Input.-invalid, SettingsPanel TextArea.-invalid { border: tall $error; }
+    SettingsPanel Input.-bad-value, SettingsPanel TextArea.-bad-value { border: tall $error; }
     SettingsPanel #generate { width: 100%; margin-top: 1; }
     SettingsPanel #mode { color: $text-muted; }
     """

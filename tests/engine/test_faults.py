@@ -1,0 +1,196 @@
+"""Faults during a run and while loading: each one clear message, memory freed, the next run fine."""
+
+import json
+import shutil
+import weakref
+
+import pytest
+import torch
+
+from diffusers_tui.engine import sources
+from diffusers_tui.engine.errors import ModelLoadError, OutOfMemory, RequestError, RunError
+from diffusers_tui.engine.request import GenerationRequest
+from diffusers_tui.engine.sources import LoadOptions
+
+
+def _fail_at(monkeypatch, module, call: int, make_error, output=None):
+    """Make `module.forward` raise make_error() (or return `output(result)`) on model call `call`."""
+    original = module.forward
+    seen = {"calls": 0, "tensor": None}
+
+    def forward(*args, **kwargs):
+        seen["calls"] += 1
+        result = original(*args, **kwargs)
+        if seen["calls"] == call:
+            if output is not None:
+                return output(result)
+            held = torch.empty(1 << 20)  # what a failing step holds, to see it freed
+            seen["tensor"] = weakref.ref(held)
+            raise make_error()
+        return result
+
+    monkeypatch.setattr(module, "forward", forward)
+    return seen
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
+def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_fixture, request, monkeypatch):
+    model = str(request.getfixturevalue(model_fixture))
+    loaded = engine.load(model)
+    unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
+    seen = _fail_at(monkeypatch, unet, 3, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
+    run = GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=5, seed=1)
+    with pytest.raises(OutOfMemory) as caught:
+        engine.run(run)
+    message = str(caught.value)
+    assert "out of memory after model call 2 of 5" in message and "smaller size" in message
+    assert caught.value.__context__ is None and seen["tensor"]() is None  # the failing step's memory is gone
+    monkeypatch.undo()
+    assert engine.run(run).image is not None
+
+
+def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
+    loaded = engine.load(str(tiny_sd))
+    monkeypatch.setattr(loaded, "device", torch.device("cuda"))  # only the advice reads it
+    _fail_at(monkeypatch, loaded.pipeline.unet, 1, lambda: torch.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(OutOfMemory, match="--offload model"):
+        engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2))
+
+
+@pytest.mark.parametrize("call", [1, 2, 4])
+def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny_sd, monkeypatch, call):
+    loaded = engine.load(str(tiny_sd))
+    _fail_at(monkeypatch, loaded.pipeline.unet, call, lambda: RuntimeError("kernel exploded"))
+    run = GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=4, seed=2)
+    with pytest.raises(RunError, match=f"failed (after model call {call - 1} of 4|before the first model call): "
+                                       "RuntimeError: kernel exploded"):
+        engine.run(run)
+    monkeypatch.undo()
+    assert engine.run(run).image is not None
+
+
+def _nan_after(result):
+    sample = result.sample if hasattr(result, "sample") else result[0]
+    poisoned = torch.full_like(sample, float("nan"))
+    return type(result)(sample=poisoned) if hasattr(result, "sample") else (poisoned,)
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
+def test_nan_latents_stop_the_run_and_keep_the_last_good_preview(engine, model_fixture, request, monkeypatch):
+    model = str(request.getfixturevalue(model_fixture))
+    loaded = engine.load(model)
+    unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
+    _fail_at(monkeypatch, unet, 3, None, output=_nan_after)
+    previews = []
+    result = engine.run(GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=6, seed=3),
+                        lambda snapshot: previews.append(snapshot.preview))
+    assert result.stopped and "NaN" in result.stopped and "model call 3 of 6" in result.stopped
+    assert result.image is None and not result.cancelled and result.model_calls == 3
+    assert len(previews) == 2 and result.last_preview is previews[-1] is result.shown_image
+    monkeypatch.undo()
+    assert engine.run(GenerationRequest(prompt="x", model=model, steps=2)).stopped is None
+
+
+def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypatch):
+    from diffusers_tui.engine.comparison import ComparisonRequest, Lane
+
+    loaded = engine.load(str(tiny_ddpm))
+
+    def poison_first_sample(result):  # in the batched call, only lane 0 gets NaN
+        sample = result.sample.clone()
+        sample[0] = float("nan")
+        return type(result)(sample=sample)
+
+    _fail_at(monkeypatch, loaded.unet, 2, None, output=poison_first_sample)
+    base = GenerationRequest(model=str(tiny_ddpm), steps=4, seed=1, preview_method="none")
+    result = engine.compare(ComparisonRequest(base, (Lane("Euler", 4), Lane("DDIM", 4))))
+    first, second = result.lanes
+    assert first.result.stopped and "model call 2 of 4" in first.result.stopped and first.result.image is None
+    assert second.result.stopped is None and second.result.image is not None
+
+
+def test_schedules_that_cannot_finish_are_refused_before_the_model_runs(engine, tiny_ddpm, monkeypatch):
+    loaded = engine.load(str(tiny_ddpm))
+    calls = _fail_at(monkeypatch, loaded.unet, 10**9, RuntimeError)
+    # diffusers' DPM++ 2M indexes past its sigmas on the last step when steps == training timesteps
+    with pytest.raises(RequestError, match="steps: DPM\\+\\+ 2M cannot run 1000 steps on this model"):
+        engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DPM++ 2M", steps=1000))
+    assert calls["calls"] == 0
+
+
+def test_models_that_fail_to_load_each_get_a_clear_message(tmp_path, tiny_sd, tiny_bare_unet):
+    missing = tmp_path / "missing-weights"
+    shutil.copytree(tiny_sd, missing)
+    (missing / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="could not load .*missing-weights"):
+        sources.load(sources.resolve(str(missing)), LoadOptions(device="cpu"))
+
+    missing_part = tmp_path / "missing-vae"
+    shutil.copytree(tiny_sd, missing_part)
+    shutil.rmtree(missing_part / "vae")
+    with pytest.raises(ModelLoadError, match="could not load .*missing-vae"):
+        sources.load(sources.resolve(str(missing_part)), LoadOptions(device="cpu"))
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_bare_unet, truncated)
+    weights = truncated / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="could not load .*truncated"):
+        sources.load(sources.resolve(str(truncated)), LoadOptions(device="cpu"))
+
+    bad_index = tmp_path / "bad-index"
+    shutil.copytree(tiny_sd, bad_index)
+    (bad_index / "model_index.json").write_text("{ not json")
+    with pytest.raises(ModelLoadError, match="cannot read .*model_index.json"):
+        sources.load(sources.resolve(str(bad_index)), LoadOptions(device="cpu"))
+
+
+class _Payload:
+    """Unpickling this writes a marker file: what a hostile checkpoint would do instead."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_hostile_pickles_and_shipped_code_are_never_run(tmp_path, tiny_sd, tiny_bare_unet):
+    import pickle
+
+    marker = tmp_path / "ran"
+    pickled = tmp_path / "pickled-unet"
+    shutil.copytree(tiny_bare_unet, pickled)
+    (pickled / "diffusion_pytorch_model.safetensors").unlink()
+    (pickled / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelLoadError, match="--allow-pickle"):
+        sources.load(sources.resolve(str(pickled)), LoadOptions(device="cpu"))
+    single = tmp_path / "model.ckpt"
+    single.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelLoadError, match="pickle checkpoint"):
+        sources.load(sources.resolve(str(single)), LoadOptions(device="cpu"))
+
+    custom_component = tmp_path / "custom-component"
+    shutil.copytree(tiny_sd, custom_component)
+    (custom_component / "unet" / "my_unet.py").write_text(
+        f"open({str(marker)!r}, 'w')\nfrom diffusers import UNet2DConditionModel as MyUNet\n")
+    index = json.loads((custom_component / "model_index.json").read_text())
+    (custom_component / "model_index.json").write_text(json.dumps({**index, "unet": ["my_unet", "MyUNet"]}))
+    with pytest.raises(ModelLoadError, match="never runs"):
+        sources.load(sources.resolve(str(custom_component)), LoadOptions(device="cpu"))
+
+    custom_pipeline = tmp_path / "custom-pipeline"
+    shutil.copytree(tiny_sd, custom_pipeline)
+    (custom_pipeline / "pipeline.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (custom_pipeline / "model_index.json").write_text(json.dumps({**index, "_class_name": "MyPipeline"}))
+    with pytest.raises(ModelLoadError, match="custom pipelines .* are never run"):
+        sources.load(sources.resolve(str(custom_pipeline)), LoadOptions(device="cpu"))
+    assert not marker.exists()
+
+
+def test_unusable_model_names_are_explained_not_crashed_on():
+    from diffusers_tui.engine.errors import ModelNotFoundError
+
+    for name in ("x" * 5000, "bad\x00name", "../../../../etc", "/dev/null/x", "ünïcödé/mödel"):
+        with pytest.raises((ModelNotFoundError, ModelLoadError)):
+            sources.load(sources.resolve(name), LoadOptions(device="cpu"))
