@@ -122,7 +122,9 @@ def resolve_size(loaded, request: GenerationRequest) -> tuple[int, int]:
 
 def check_mode(loaded, request: GenerationRequest) -> None:
     if request.mode not in ("auto", loaded.mode):
-        raise RequestError("mode", f"{request.mode} does not fit this model, which runs {loaded.mode}")
+        command = "generate" if loaded.mode == "text-to-image" else "unet"
+        raise RequestError("mode", f"{request.mode} does not fit this model, which runs {loaded.mode} "
+                                   f"(the `{command}` command)")
     if loaded.mode == "text-to-image":
         check_prompt_given(request.prompt)
 
