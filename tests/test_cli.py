@@ -148,3 +148,58 @@ def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_
         [(r["scheduler"], r["steps"], r["model_calls"]) for r in single_table["runs"]]
     for split_row, single_row in zip(split_table["runs"], single_table["runs"]):
         assert split_row["rmse_to_reference"] == pytest.approx(single_row["rmse_to_reference"], abs=0.5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="limits the address space with setrlimit")
+def test_a_size_too_large_for_memory_is_one_line_and_exit_1(tmp_path):
+    """Under a 2.5 GB address-space limit a 64 px image works and a 4096 px one cannot be allocated."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2500 * 2**20, 2500 * 2**20))
+
+    env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    common = [sys.executable, "-m", "diffusers_tui", "--outputs", str(tmp_path), "generate", "a circle", "--steps", "2"]
+    small = subprocess.run(common, capture_output=True, text=True, env=env, timeout=300, preexec_fn=limit)
+    assert small.returncode == 0, small.stderr
+    large = subprocess.run([*common, "--size", "4096"], capture_output=True, text=True, env=env, timeout=300,
+                           preexec_fn=limit)
+    assert large.returncode == 1 and "Traceback" not in large.stderr
+    assert "out of memory" in large.stderr and "smaller size" in large.stderr
+    assert len(list(tmp_path.rglob("*.png"))) == 1
+
+
+def test_an_unwritable_outputs_folder_rescues_the_image_and_says_where(tiny_sd, tmp_path, monkeypatch, capsys):
+    from diffusers_tui import cli
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(cli, "RESCUE_DIR", tmp_path / "rescue")
+    code = main(["--outputs", str(blocker), "generate", "a square", "--model", str(tiny_sd), "--steps", "2"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    rescued = list((tmp_path / "rescue").rglob("*.png"))
+    assert code == 1 and len(rescued) == 1 and blocker.read_text() == "x"
+    assert f"could not save into {blocker}" in error and f"Saved it as {rescued[0]} instead" in error
+
+
+def test_options_before_the_command_are_kept(tiny_sd, tmp_path):
+    assert main(["--model", str(tiny_sd), "--outputs", str(tmp_path), "--device", "cpu",
+                 "generate", "a square", "--steps", "2"]) == 0
+    saved = list(tmp_path.rglob("*.png"))
+    assert len(saved) == 1 and outputs.read_recipe(saved[0])["model_path"] == str(tiny_sd)
+
+
+def test_a_run_that_goes_nan_exits_1_and_saves_nothing(tiny_ddpm, tmp_path, monkeypatch, capsys):
+    import torch
+    from diffusers import UNet2DModel
+
+    original = UNet2DModel.forward
+
+    def poisoned(self, *args, **kwargs):
+        output = original(self, *args, **kwargs)
+        return type(output)(sample=torch.full_like(output.sample, float("nan")))
+
+    monkeypatch.setattr(UNet2DModel, "forward", poisoned)
+    code = main(["unet", "--model", str(tiny_ddpm), "--steps", "3", "--outputs", str(tmp_path)])
+    assert code == 1 and "NaN or infinite" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.png"))

@@ -95,7 +95,11 @@ class _Progress:
         self.step, self.total = snapshot.step, snapshot.total
 
     def where(self) -> str:
-        return f"after model call {self.step} of {self.total}" if self.total else "before the first model call"
+        if not self.total:
+            return "before the first model call finished"
+        if self.step < self.total:
+            return f"at model call {self.step + 1} of {self.total}"
+        return "after the last model call (decoding the image)"
 
 
 def _reporting_failures(run, progress: _Progress, loaded):

@@ -43,7 +43,7 @@ def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_f
     with pytest.raises(OutOfMemory) as caught:
         engine.run(run)
     message = str(caught.value)
-    assert "out of memory after model call 2 of 5" in message and "smaller size" in message
+    assert "out of memory at model call 3 of 5" in message and "smaller size" in message
     assert caught.value.__context__ is None and seen["tensor"]() is None  # the failing step's memory is gone
     monkeypatch.undo()
     assert engine.run(run).image is not None
@@ -62,8 +62,8 @@ def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny
     loaded = engine.load(str(tiny_sd))
     _fail_at(monkeypatch, loaded.pipeline.unet, call, lambda: RuntimeError("kernel exploded"))
     run = GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=4, seed=2)
-    with pytest.raises(RunError, match=f"failed (after model call {call - 1} of 4|before the first model call): "
-                                       "RuntimeError: kernel exploded"):
+    where = f"at model call {call} of 4" if call > 1 else "before the first model call finished"
+    with pytest.raises(RunError, match=f"failed {where}: RuntimeError: kernel exploded"):
         engine.run(run)
     monkeypatch.undo()
     assert engine.run(run).image is not None

@@ -187,7 +187,7 @@ async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypat
         monkeypatch.setattr(unet, "forward", failing)
         await _generate(pilot, app, 3)
         await _finished(pilot, app)
-        assert any("out of memory after model call 1 of" in line and "smaller size" in line
+        assert any("out of memory at model call 2 of" in line and "smaller size" in line
                    for line in app.log_lines)
         monkeypatch.setattr(unet, "forward", original)
         await pilot.press("ctrl+g")
