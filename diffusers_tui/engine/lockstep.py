@@ -186,8 +186,8 @@ class _LockstepLoop:
         sigma = current_sigma(lane.scheduler, t)
         output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
         lane.calls += 1
-        if not runner.is_finite(output.prev_sample):
-            lane.stopped = runner.not_finite_message(f"latents at model call {lane.calls} of {lane.total}",
+        if runner.nan_check_due(lane.calls, lane.total, lane.request) and not runner.is_finite(output.prev_sample):
+            lane.stopped = runner.not_finite_message(f"latents by model call {lane.calls} of {lane.total}",
                                                      self.loaded.dtype)
             return
         request = lane.request

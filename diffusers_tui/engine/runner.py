@@ -44,6 +44,15 @@ def is_finite(tensor: torch.Tensor) -> bool:
     return bool(torch.isfinite(tensor).all())
 
 
+#: Without previews, NaN is looked for every this many model calls (and at the last):
+#: reading the answer waits for the GPU, which a preview does anyway.
+NAN_CHECK_EVERY = 10
+
+
+def nan_check_due(calls: int, total: int, request: GenerationRequest) -> bool:
+    return preview_due(calls, total, request) or calls % NAN_CHECK_EVERY == 0 or calls == total
+
+
 class _StepWatcher:
     """Wraps one scheduler's `step` to keep what a preview needs from the latest call.
 
@@ -242,7 +251,7 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
             raise _Cancelled
         total = int(pipeline.num_timesteps)
         calls = index + 1
-        if not is_finite(tensors["latents"]):
+        if nan_check_due(calls, total, request) and not is_finite(tensors["latents"]):
             state.update(calls=calls, total=total)
             raise _NotFinite
         preview = None
@@ -284,7 +293,7 @@ def _run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) ->
     except _Cancelled:
         cancelled = True
     except _NotFinite:
-        stopped = not_finite_message(f"latents at model call {state['calls']} of {state['total']}", loaded.dtype)
+        stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"], last_preview=state["last_preview"],
@@ -319,8 +328,8 @@ def _run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -
             noise_pred = unet(model_input, timestep).sample
             output = scheduler.step(noise_pred, timestep, sample, **step_kwargs)
             calls += 1
-            if not is_finite(output.prev_sample):
-                stopped = not_finite_message(f"sample at model call {calls} of {total}", dtype)
+            if nan_check_due(calls, total, request) and not is_finite(output.prev_sample):
+                stopped = not_finite_message(f"sample by model call {calls} of {total}", dtype)
                 break
             preview = None
             if preview_due(calls, total, request):

@@ -102,7 +102,7 @@ def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypa
         return type(result)(sample=sample)
 
     _fail_at(monkeypatch, loaded.unet, 2, None, output=poison_first_sample)
-    base = GenerationRequest(model=str(tiny_ddpm), steps=4, seed=1, preview_method="none")
+    base = GenerationRequest(model=str(tiny_ddpm), steps=4, seed=1)  # previews: a NaN check every call
     result = engine.compare(ComparisonRequest(base, (Lane("Euler", 4), Lane("DDIM", 4))))
     first, second = result.lanes
     assert first.result.stopped and "model call 2 of 4" in first.result.stopped and first.result.image is None

@@ -348,6 +348,8 @@ def _lane_caption(lane_result) -> str:
     caption = f"{result.model_calls} calls · {result.elapsed_s:.1f}s"
     if lane_result.distance is not None:
         caption += f" · rmse {lane_result.distance:.1f}"
+    if result.stopped:
+        return caption + " · stopped: NaN"
     return caption + (" · cancelled" if result.cancelled else "")
 
 
