@@ -21,11 +21,13 @@ from diffusers_tui.engine.request import GenerationRequest, parse_size, random_s
 DEFAULT_PROMPT = "a red circle on a blue background"
 
 
-def _size(text: str) -> tuple[int | None, int | None]:
+def _size(text: str) -> str:
+    """The text, once it reads as a size: settings keep sizes as text ("512x768", "" for native)."""
     try:
-        return parse_size(text)
+        parse_size(text)
     except RequestError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _seed(text: str) -> int | None:
@@ -47,8 +49,8 @@ def _positive(text: str) -> int:
     return value
 
 
-#: The model each command runs when --model is not given (schedulers: none, the machine alone).
-DEFAULT_MODELS = {None: "demo", "generate": "demo", "compare": "demo", "unet": "demo-ddpm"}
+#: The unet command keeps its own defaults: settings are for the text-to-image model.
+UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
 
 
 def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
@@ -66,10 +68,10 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
                             "or a single .safetensors file (default: demo; demo-ddpm for unet)")
     group.add_argument("--config", metavar="DIR", default=default(None),
                        help="for a single-file checkpoint: a local diffusers folder with its configs")
-    group.add_argument("--device", default=default("auto"), help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    group.add_argument("--dtype", default=default("auto"),
+    group.add_argument("--device", default=default(None), help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    group.add_argument("--dtype", default=default(None),
                        help="auto, float32, float16 or bfloat16 (auto: float16 on CUDA, else float32)")
-    group.add_argument("--offload", default=default("none"), choices=["none", "model", "sequential"],
+    group.add_argument("--offload", default=default(None), choices=["none", "model", "sequential"],
                        help="move idle parts to the CPU to save GPU memory (CUDA only; default: none)")
     group.add_argument("--allow-pickle", action="store_true", default=default(False),
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
@@ -78,23 +80,31 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
 
 
 def _outputs_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
-    parser.add_argument("--outputs", default="outputs" if top_level else argparse.SUPPRESS, metavar="DIR",
+    parser.add_argument("--outputs", default=None if top_level else argparse.SUPPRESS, metavar="DIR",
                         help="folder for saved images and index.jsonl (default: outputs)")
 
 
-def _run_options(parser: argparse.ArgumentParser, steps: int, scheduler_help: str) -> None:
+def _from_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    parser.add_argument("--from", dest="from_png", metavar="PNG", default=None if top_level else argparse.SUPPRESS,
+                        help="start from the recipe in a PNG this tool saved, or one with an A1111 "
+                             "'parameters' line; options given here override it")
+
+
+def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
+    """Run options: left None when not given, so the config file, the environment or --from fill them."""
     group = parser.add_argument_group("run")
-    group.add_argument("--steps", type=int, default=steps, help="denoising steps (default: %(default)s)")
+    group.add_argument("--steps", type=int, help="denoising steps (default: 20; 1000 for unet)")
     group.add_argument("--scheduler", help=scheduler_help)
     group.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
-    group.add_argument("--preview", choices=["x0", "noisy"], default="x0",
-                       help="what --save-every snapshots show: denoised estimate or noisy sample")
-    group.add_argument("--preview-method", choices=["auto", "linear", "vae", "none"], default="auto",
+    group.add_argument("--preview", choices=["x0", "noisy"],
+                       help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")
+    group.add_argument("--preview-method", choices=["auto", "linear", "vae", "none"],
                        help="latent preview: linear map, full VAE decode, or auto (default)")
     group.add_argument("--save-every", type=_positive, metavar="N",
                        help="also save a snapshot every N model calls into a run folder (step_0050.png, ...)")
     _outputs_option(group, top_level=False)
+    _from_option(group, top_level=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,23 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_options(parser, top_level=True)
     _outputs_option(parser, top_level=True)
+    _from_option(parser, top_level=True)
+    parser.add_argument("--graphics", choices=["auto", "halfblock", "kitty", "sixel"],
+                        help="how the app shows a finished image: kitty or sixel graphics where the terminal "
+                             "has them, else half-blocks (default: auto, detected at start)")
     parser.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                         help="also list the models in this folder (repeatable)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     generate = commands.add_parser("generate", help="text-to-image with a diffusers pipeline, headless",
                                    description="Generate one image from a prompt and save it with its recipe.")
-    generate.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
-    generate.add_argument("--negative", default="", help="negative prompt")
-    generate.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    generate.add_argument("prompt", nargs="?", help=f"what to draw (default: {DEFAULT_PROMPT!r})")
+    generate.add_argument("--negative", help="negative prompt")
+    generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 5)")
     _model_options(generate, top_level=False)
-    _run_options(generate, 20, "registry name, e.g. 'DPM++ 2M Karras' (default: the model's own)")
+    _run_options(generate, "registry name, e.g. 'DPM++ 2M Karras' (default: the model's own)")
 
     unet = commands.add_parser("unet", help="the manual UNet + scheduler loop on an unconditional UNet2DModel",
                                description="Step an unconditional UNet2DModel by hand, as the diffusers "
                                            "quick-start does, saving a snapshot every N steps.")
     _model_options(unet, top_level=False)
-    _run_options(unet, 1000, "registry name (default: the model's own, e.g. DDPM)")
+    _run_options(unet, "registry name (default: the model's own, e.g. DDPM)")
 
     compare = commands.add_parser(
         "compare", help="race schedulers on one prompt and seed; print a table, save a grid",
@@ -130,14 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
     compare.add_argument("--schedulers", required=True, metavar="LIST",
                          help="registry names separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"")
-    compare.add_argument("--steps", default="20", metavar="LIST", help="step counts, e.g. 10,20,30 (default: 20)")
+    compare.add_argument("--steps", dest="step_list", metavar="LIST",
+                         help="step counts, e.g. 10,20,30 (default: the configured steps, 20)")
     compare.add_argument("--reference", metavar="SCHEDULER:STEPS",
                          help="a long run to measure every image against, e.g. \"DPM++ 2M:100\"")
     compare.add_argument("--equal-calls", action="store_true",
                          help="give second-order schedulers (Heun, DPM2, DPM SDE) half the steps")
     compare.add_argument("--no-batch", action="store_true", help="run the schedulers one after another")
     compare.add_argument("--negative", default="", help="negative prompt")
-    compare.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    compare.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 5)")
     compare.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     compare.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     _outputs_option(compare, top_level=False)
@@ -149,21 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedulers = commands.add_parser("schedulers", help="the scheduler registry, and what a model supports")
     _model_options(schedulers, top_level=False)
+
+    commands.add_parser("config", help="the effective settings and where each came from",
+                        description="Print every setting: its value and its source (default, the config file "
+                                    "and line, a DIFFUSERS_TUI_* variable, or the command line).")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.model is None:
-        args.model = DEFAULT_MODELS.get(args.command)
     try:
+        settings = _resolve_settings(args)
+        if args.command == "config":
+            return _config(settings)
         if args.command is None:
-            return _app(args)
+            return _app(args, settings)
         if args.command in ("generate", "unet"):
-            return _generate(args)
+            return _generate(args, settings)
         if args.command == "compare":
-            return _compare(args)
+            return _compare(args, settings)
         if args.command == "models":
             return _models(args)
         if args.command == "schedulers":
@@ -202,15 +222,49 @@ def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path
                           "writable folder with --outputs DIR", saved=rescued) from None
 
 
-def _app(args) -> int:
+def _resolve_settings(args):
+    """Fill the settings-backed options: command line > DIFFUSERS_TUI_* > config file > defaults."""
+    from diffusers_tui import settings as settings_module
+
+    given = {name: getattr(args, name, None) for name in settings_module.SETTINGS}
+    settings = settings_module.load(given)
+    for warning in settings.warnings:
+        print(f"diffusers-tui: warning: {warning}", file=sys.stderr)
+    for name in settings_module.SETTINGS:
+        if hasattr(args, name):
+            setattr(args, name, settings[name])
+    if args.command == "unet":
+        for name, value in UNET_DEFAULTS.items():
+            if settings.sources[name] != "command line":
+                setattr(args, name, value)
+    if args.command == "schedulers" and settings.sources["model"] != "command line":
+        args.model = None  # the registry for this machine, not for a model
+    return settings
+
+
+def _config(settings) -> int:
+    print(f"config file: {settings.path}{'' if settings.path.exists() else ' (not written yet: F9 in the app)'}")
+    print_table(("setting", "value", "from"), settings.rows())
+    return 0
+
+
+def _app(args, settings) -> int:
     from diffusers_tui.engine.engine import Engine
     from diffusers_tui.engine.sources import LoadOptions
-    from diffusers_tui.ui.app import DiffusersTuiApp
+    from diffusers_tui.ui import graphics
 
+    recipe = _recipe(args)
+    kind = graphics.choose(args.graphics)  # probes the terminal: must happen before the app starts
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
                           allow_pickle=args.allow_pickle, config_dir=args.config)
     engine = Engine(options, model_folders=tuple(args.models_dir), threads=args.threads)
-    DiffusersTuiApp(engine, outputs_dir=args.outputs, model=args.model).run()
+    model = args.model
+    if recipe is not None and settings.sources["model"] != "command line":
+        model = recipe.fields.get("model", model)
+    from diffusers_tui.ui.app import DiffusersTuiApp
+
+    DiffusersTuiApp(engine, outputs_dir=args.outputs, model=model, settings=settings, recipe=recipe,
+                    graphics=kind).run()
     return 0
 
 
@@ -223,31 +277,55 @@ def _engine(args):
     return Engine(options, threads=args.threads)
 
 
-def _request(args) -> GenerationRequest:
-    width, height = args.size if args.size else (None, None)
+def _recipe(args):
+    """The recipe of --from, its notes printed; None without --from."""
+    if not getattr(args, "from_png", None):
+        return None
+    from diffusers_tui.engine.history import recipe_from_png
+
+    recipe = recipe_from_png(args.from_png)
+    for note in recipe.notes:
+        print(f"note: --from {args.from_png}: {note}", file=sys.stderr)
+    return recipe
+
+
+#: Request fields a recipe (--from) brings, and the setting that overrides each from the command line.
+RECIPE_FIELDS = {"model": "model", "scheduler": "scheduler", "steps": "steps", "guidance": "guidance",
+                 "width": "size", "height": "size"}
+
+
+def _request(args, settings) -> GenerationRequest:
+    """Settings < the --from recipe < options given on this command line."""
+    width, height = parse_size(args.size or "")
+    fields = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
+              "guidance": getattr(args, "guidance", 0.0), "width": width, "height": height}
+    recipe = _recipe(args)
+    prompt, negative, seed = getattr(args, "prompt", None), getattr(args, "negative", None), args.seed
+    if recipe is not None:
+        for name, setting in RECIPE_FIELDS.items():
+            if name in recipe.fields and settings.sources[setting] != "command line":
+                fields[name] = recipe.fields[name]
+        prompt = recipe.fields.get("prompt", "") if prompt is None else prompt
+        negative = recipe.fields.get("negative_prompt", "") if negative is None else negative
+        seed = recipe.fields.get("seed") if seed is None else seed
     return GenerationRequest(
-        prompt=getattr(args, "prompt", ""),
-        negative_prompt=getattr(args, "negative", ""),
-        model=args.model,
+        prompt=DEFAULT_PROMPT if prompt is None else prompt,
+        negative_prompt=negative or "",
         mode="unet" if args.command == "unet" else "text-to-image",
-        scheduler=args.scheduler,
-        steps=args.steps,
-        guidance=getattr(args, "guidance", 0.0),
-        seed=random_seed() if args.seed is None else args.seed,
-        width=width,
-        height=height,
+        seed=random_seed() if seed is None else seed,
         preview=args.preview,
         preview_every=args.save_every or 1,
         preview_method=args.preview_method if args.save_every else "none",
+        **fields,
     )
 
 
-def _generate(args) -> int:
+def _generate(args, settings) -> int:
     from tqdm import tqdm
 
     from diffusers_tui.engine import outputs
 
-    request = _request(args)  # validate before the slow model load
+    request = _request(args, settings)  # validate before the slow model load
     engine = _engine(args)
     print(f"loading {request.model} ...", file=sys.stderr)
     loaded = engine.load(request.model)
@@ -281,13 +359,15 @@ def _generate(args) -> int:
     return 0
 
 
-def _compare(args) -> int:
+def _compare(args, settings) -> int:
     from diffusers_tui import compare_command
     from diffusers_tui.engine import quiet
 
     quiet()
-    width, height = args.size if args.size else (None, None)
-    base = GenerationRequest(prompt=args.prompt, negative_prompt=args.negative, model=args.model,
+    width, height = parse_size(args.size or "")
+    args.steps = args.step_list or str(settings["steps"])
+    base = GenerationRequest(prompt=DEFAULT_PROMPT if args.prompt is None else args.prompt,
+                             negative_prompt=args.negative, model=args.model,
                              guidance=args.guidance, seed=random_seed() if args.seed is None else args.seed,
                              width=width, height=height, preview_method="none")
     return compare_command.run(args, _engine(args), base)

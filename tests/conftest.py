@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("DIFFUSERS_TUI_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tests never read or write the config file of whoever runs them.
+os.environ["DIFFUSERS_TUI_CONFIG"] = os.path.join(tempfile.mkdtemp(prefix="diffusers-tui-config-"), "config.toml")
 
 
 def build_tiny_sd(folder: Path) -> Path:

@@ -118,20 +118,25 @@ def next_number(folder: Path) -> int:
 
 def _claim(folder: Path, stem_suffix: str, suffix: str, temp_path: Path) -> Path:
     """Link `temp_path` to the next free NNNNN name in `folder`; never replaces a file."""
-    number = next_number(folder)
-    for _ in range(10_000):
-        final = folder / f"{number:05d}-{stem_suffix}{suffix}"
+    start = next_number(folder)
+    names = (f"{number:05d}-{stem_suffix}{suffix}" for number in range(start, start + 10_000))
+    return link_to_free_name(temp_path, folder, names)
+
+
+def link_to_free_name(temp_path: Path, folder: Path, names) -> Path:
+    """Give `temp_path` the first of `names` not taken in `folder`; never replaces a file."""
+    for name in names:
+        final = folder / name
         try:
             os.link(temp_path, final)  # atomic, and fails if the name exists
             return final
         except FileExistsError:
-            number += 1
+            continue
         except OSError:
             # Filesystems without hard links: reserve the name exclusively, then replace it.
             try:
                 fd = os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                number += 1
                 continue
             os.close(fd)
             os.replace(temp_path, final)

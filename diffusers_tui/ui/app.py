@@ -17,14 +17,17 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, OptionList, Select, Static, TextArea
 from textual.worker import get_current_worker
 
+from diffusers_tui import settings as settings_module
 from diffusers_tui.engine.errors import RequestError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
-from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished, Saved,
-                                       SaveFailed, StepRendered)
+from diffusers_tui.ui.messages import (Exported, FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed,
+                                       RunFinished, Saved, SaveFailed, StepRendered)
 from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int
+from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.compare_screen import CompareScreen
 from diffusers_tui.ui.widgets.help_screen import HelpScreen
+from diffusers_tui.ui.widgets.history_screen import HistoryScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.save_to_screen import SaveToScreen
 from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
@@ -68,15 +71,32 @@ class DiffusersTuiApp(App):
         Binding("ctrl+e", "focus_prompt", "Prompt", id="focus.prompt", tooltip="Move focus to the prompt"),
         Binding("ctrl+f", "focus_pane", "Pane", id="focus.pane", show=False,
                 tooltip="Move focus to the picture: left/right or [ ] then walk through the steps"),
+        Binding("f7", "history", "History", id="history", priority=True,
+                tooltip="Everything saved in outputs/, newest first: see it, and load its recipe with enter"),
+        Binding("f8", "export", "Export", id="export", priority=True, show=False,
+                tooltip="Export the run's steps as an animated WebP and a contact sheet (saves the run first)"),
+        Binding("f9", "save_settings", "Save settings", id="settings.save", priority=True, show=False,
+                tooltip="Keep the current model, scheduler, steps, guidance, size and preview settings as defaults"),
         Binding("f1,question_mark", "help", "Help", id="help", tooltip="Show every key"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (a running generation stops first)", priority=True),
     ]
 
-    def __init__(self, engine, outputs_dir: str = "outputs", model: str = "demo", model_folders=()) -> None:
+    def __init__(self, engine, outputs_dir: str | None = None, model: str | None = None, model_folders=(),
+                 settings=None, recipe=None, graphics: str = "halfblock") -> None:
         super().__init__()
         self.engine = engine
-        self.outputs_dir = outputs_dir
-        self.model = model
+        #: Effective settings (see diffusers_tui.settings); the built-in defaults when not given.
+        self.settings = settings or settings_module.defaults()
+        self.outputs_dir = outputs_dir or self.settings["outputs"]
+        self.model = model or self.settings["model"]
+        #: A recipe (--from) to put into the controls at start.
+        self.recipe = recipe
+        #: How a finished image is shown: "halfblock", "kitty" or "sixel" (see ui.graphics).
+        self.graphics = graphics
+        #: Scheduler to select once the next model has loaded (from settings or a recipe).
+        self._wanted_scheduler: str | None = self.settings["scheduler"]
+        #: Where the current result was saved, so export writes next to it.
+        self.saved_path = None
         self.model_folders = tuple(model_folders)
         self.result = None
         self.frames: list = []  # StepSnapshots with previews of the last run, for the scrubber
@@ -97,6 +117,8 @@ class DiffusersTuiApp(App):
             yield SettingsPanel(self.model, id="settings")
             with Vertical(id="main"):
                 yield LivePane(id="pane")
+                if self.graphics != "halfblock":
+                    yield final_image_class(self.graphics)(id="final-image")
                 yield Static("idle", id="progress")
                 yield Log(id="log", max_lines=500)
         yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
@@ -107,9 +129,36 @@ class DiffusersTuiApp(App):
         # the time; a 1 ms switch interval (default 5 ms) hands it back to key presses sooner.
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
+        self._apply_settings()
         self.list_models()
         self._start_loading(self.model)
+        if self.recipe is not None:
+            self.apply_recipe(self.recipe.fields, self.recipe.notes, switch_model=False)
         self.query_one("#prompt", TextArea).focus()
+
+    def _apply_settings(self) -> None:
+        """Start the fields, the key map and the messages from the effective settings."""
+        settings = self.settings
+        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#size", "size"),
+                               ("#preview-every", "preview_every"), ("#fps", "fps"), ("#compare-steps", "steps")):
+            self.query_one(selector, Input).value = str(settings[name])
+        self.query_one("#preview", Select).value = settings["preview"]
+        known = {binding.id for binding in self._every_binding() if binding.id}
+        keys = {name: value for name, value in settings["keys"].items() if name in known}
+        if keys:
+            self.set_keymap(keys)
+        unknown = sorted(set(settings["keys"]) - known)
+        warnings = list(settings.warnings)
+        if unknown:
+            warnings.append(f"{settings.path}: [keys] names no binding {', '.join(unknown)} "
+                            "(F1 lists the keys; the command palette, ctrl+p, names every action)")
+        for warning in warnings:
+            self.log_line(f"warning: {warning}")
+            self.notify(warning, title="Settings", severity="warning", timeout=12)
+
+    def _every_binding(self) -> list[Binding]:
+        return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *CompareScreen.BINDINGS,
+                *HistoryScreen.BINDINGS]
 
     def _start_loading(self, model: str) -> None:
         """Load `model` in a thread; the mode line counts the seconds until it is ready."""
@@ -133,7 +182,8 @@ class DiffusersTuiApp(App):
 
     #: Actions that read or change the main screen's fields: off while another screen is up.
     MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",
-                           "toggle_preview", "focus_prompt", "focus_pane", "scrub"}
+                           "toggle_preview", "focus_prompt", "focus_pane", "scrub", "history", "export",
+                           "save_settings"}
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, _MainScreen):
@@ -178,11 +228,16 @@ class DiffusersTuiApp(App):
         self.post_message(ModelsListed(names))
 
     def on_models_listed(self, message: ModelsListed) -> None:
+        self.model_names = list(message.names)
+        self._show_model(self.model)
+
+    def _show_model(self, model: str) -> None:
+        """Make the model selector list `model` (first, if it is not a listed one) and show it."""
         select = self.query_one("#model", Select)
-        names = list(dict.fromkeys([self.model, *message.names]))
+        names = list(dict.fromkeys([model, *getattr(self, "model_names", [])]))
         with self.prevent(Select.Changed):
             select.set_options([(name, name) for name in names])
-            select.value = self.model
+            select.value = model
 
     @work(thread=True, exclusive=True, group="load")
     def load_model(self, model: str) -> None:
@@ -206,8 +261,13 @@ class DiffusersTuiApp(App):
         gc.freeze()
         self._stop_loading_timer()
         panel = self.query_one(SettingsPanel)
-        # A newly loaded model starts on its own scheduler (DPM++ 2M for the demo).
-        panel.set_schedulers(message.statuses, message.default_scheduler or panel.scheduler)
+        # A newly loaded model starts on the scheduler asked for (settings, a recipe), else its own.
+        wanted, self._wanted_scheduler = self._wanted_scheduler, None
+        available = {status.entry.name for status in message.statuses if status.available}
+        if wanted and wanted not in available:
+            self.log_line(f"note: {wanted} is not available for {message.model}: its own scheduler is selected")
+            wanted = None
+        panel.set_schedulers(message.statuses, wanted or message.default_scheduler or panel.scheduler)
         width, height = message.native_size
         self.query_one("#mode").update(f"mode: {message.mode} · native size {width}x{height}")
         available = sum(status.available for status in message.statuses)
@@ -295,7 +355,8 @@ class DiffusersTuiApp(App):
         self.run_id += 1
         self.running = True
         self.idle.clear()
-        self.result, self.frames, self.frame_index = None, [], None
+        self.result, self.frames, self.frame_index, self.saved_path = None, [], None, None
+        self._show_live_pane()
         self._set_progress(f"starting: {request.scheduler or 'model default'}, "
                                                    f"{request.steps} steps, seed {request.seed}")
         self.generate(request, self.run_id, fps)
@@ -393,10 +454,9 @@ class DiffusersTuiApp(App):
             caption = f"cancelled at step {result.model_calls}/{result.total_calls}"
         else:
             caption = f"done: {result.model_calls} model calls in {result.elapsed_s:.1f}s · [ ] scrub · ctrl+s save"
-        if message.pixels is not None:
-            self.query_one(LivePane).show(message.pixels, caption)
-        else:
-            self.query_one(LivePane).show(None, caption)
+        self.query_one(LivePane).show(message.pixels, caption)
+        if result.image is not None:
+            self._show_final_graphics(result.image, caption)
         self._set_progress(
             f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
             f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
@@ -454,6 +514,10 @@ class DiffusersTuiApp(App):
             sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
             caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
                        f"{snapshot.elapsed_s:.2f}s")
+        if index is None or index >= len(self.frames):
+            if self._show_final_graphics(self.result.image, caption):
+                return
+        self._show_live_pane()
         if image is not None:
             self.render_still(image, caption)
 
@@ -477,11 +541,13 @@ class DiffusersTuiApp(App):
 
         try:
             path = outputs.save_result(result, self.outputs_dir, frames)
-            self.post_message(Saved(path, len(frames or [])))
+            self.post_message(Saved(path, len(frames or []), result))
         except Exception as error:
             self.post_message(SaveFailed(describe_failure(error)[0]))
 
     def on_saved(self, message: Saved) -> None:
+        if message.result is not None and message.result is self.result:
+            self.saved_path = message.path
         extra = f" and {message.steps} steps" if message.steps else ""
         self.log_line(f"saved {message.path}{extra}")
         self.notify(f"saved {message.path}{extra}", title="Saved")
@@ -539,8 +605,123 @@ class DiffusersTuiApp(App):
         self.query_one(LivePane).focus()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen([*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS,
-                                     *CompareScreen.BINDINGS]))
+        self.push_screen(HelpScreen(self._every_binding()))
+
+    # ----- graphics: the finished image through kitty/sixel where the terminal has them -----
+    def _show_final_graphics(self, image, caption: str) -> bool:
+        """Show `image` with terminal graphics instead of half-blocks; False when there are none."""
+        if self.graphics == "halfblock" or image is None:
+            return False
+        pane, final = self.query_one(LivePane), self.query_one("#final-image")
+        final.image = image
+        final.tooltip = caption
+        had_focus = self.focused is pane
+        pane.display, final.display = False, True
+        if had_focus:
+            final.focus()
+        self._set_progress(caption)
+        return True
+
+    def _show_live_pane(self) -> None:
+        if self.graphics == "halfblock":
+            return
+        pane, final = self.query_one(LivePane), self.query_one("#final-image")
+        if final.display:
+            had_focus = self.focused is final
+            final.display, pane.display = False, True
+            if had_focus:
+                pane.focus()
+
+    # ----- history, recipes, export, settings -----
+    def action_history(self) -> None:
+        def chosen(entry) -> None:
+            if entry is None:
+                return
+            from diffusers_tui.engine.history import recipe_from_png
+
+            try:
+                recipe = recipe_from_png(entry.recipe_path)
+            except UserFacingError as error:
+                self.log_line(f"error: {error}")
+                self.notify(str(error), title="No recipe", severity="error")
+                return
+            self.apply_recipe(recipe.fields, recipe.notes)
+            self.log_line(f"loaded the recipe of {entry.recipe_path.name}")
+
+        self.push_screen(HistoryScreen(self.outputs_dir), chosen)
+
+    def apply_recipe(self, fields: dict, notes=(), switch_model: bool = True) -> None:
+        """Put a saved recipe into the controls: prompt, steps, guidance, seed (locked), size, scheduler, model."""
+        if "prompt" in fields:
+            self.query_one("#prompt", TextArea).text = fields["prompt"]
+        if "negative_prompt" in fields:
+            self.query_one("#negative", Input).value = fields["negative_prompt"] or ""
+        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed")):
+            if name in fields:
+                self.query_one(selector, Input).value = str(fields[name])
+        if "seed" in fields:
+            self.query_one("#seed-lock", Checkbox).value = True  # a recipe's seed is the point of it
+        if "width" in fields or "height" in fields:
+            width, height = fields.get("width"), fields.get("height")
+            self.query_one("#size", Input).value = f"{width}x{height}" if width and height else ""
+        for note in notes:
+            self.log_line(f"note: {note}")
+        model = fields.get("model")
+        scheduler = fields.get("scheduler")
+        if switch_model and model and model != self.model:
+            self._wanted_scheduler = scheduler
+            self._show_model(model)
+            self.switch_model(model)
+        elif scheduler:
+            if self.running or "native size" not in str(self.query_one("#mode").render()):
+                self._wanted_scheduler = scheduler  # applied when the model has loaded
+            elif not self.query_one(SettingsPanel).select_scheduler(scheduler):
+                self.log_line(f"note: {scheduler} is not available for this model: kept {self.query_one(SettingsPanel).scheduler}")
+
+    def action_export(self) -> None:
+        """Export the run's previews as an animation and a contact sheet, next to its saved PNG."""
+        if self.result is None or self.running:
+            self.notify("nothing to export yet: generate first (ctrl+g)", severity="warning")
+            return
+        self.export(self.result, list(self.frames), self.saved_path)
+
+    @work(thread=True, group="save")
+    def export(self, result, frames, saved_path) -> None:
+        from diffusers_tui.engine import export, outputs
+
+        try:
+            if saved_path is None:
+                saved_path = outputs.save_result(result, self.outputs_dir)
+                self.post_message(Saved(saved_path, 0, result))
+            done = export.export_denoising(frames, result.image, saved_path.with_suffix(""))
+            self.post_message(Exported(done))
+        except Exception as error:
+            self.post_message(SaveFailed(describe_failure(error)[0]))
+
+    def on_exported(self, message: Exported) -> None:
+        done = message.exported
+        text = f"exported {done.frames} frames: {done.animation} and {done.contact_sheet.name}"
+        self.log_line(text)
+        self.notify(text, title="Exported")
+
+    def action_save_settings(self) -> None:
+        """Write the current controls into the config file, as the defaults of the next start."""
+        panel = self.query_one(SettingsPanel)
+        values = {"model": self.model, "scheduler": panel.scheduler, "size": self.query_one("#size", Input).value,
+                  "outputs": self.outputs_dir, "preview": self.query_one("#preview", Select).value}
+        try:
+            for selector, name, read in (("#steps", "steps", parse_int), ("#guidance", "guidance", parse_float),
+                                         ("#preview-every", "preview_every", parse_int), ("#fps", "fps", parse_int)):
+                values[name] = read(name, self.query_one(selector, Input).value, "see the field's tooltip")
+            path = settings_module.save(values, self.settings.path)
+        except RequestError as error:
+            self._mark_invalid(error.field, str(error))
+            return
+        except OSError as error:
+            self.notify(f"could not write {self.settings.path}: {error.strerror or error}", severity="error")
+            return
+        self.log_line(f"settings saved in {path}")
+        self.notify(f"saved in {path}; the next start uses them", title="Settings saved")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -75,10 +75,21 @@ class FrameReady(Message):
 
 
 class Saved(Message):
-    def __init__(self, path: Any, steps: int) -> None:
+    """An image (or comparison) was saved at `path`; `result` is the run it came from."""
+
+    def __init__(self, path, steps: int, result: Any = None) -> None:
         super().__init__()
         self.path = path
         self.steps = steps
+        self.result = result
+
+
+class Exported(Message):
+    """A run's steps were exported (engine.export.Exported)."""
+
+    def __init__(self, exported: Any) -> None:
+        super().__init__()
+        self.exported = exported
 
 
 class SaveFailed(Message):

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import schedulers
 
@@ -95,7 +95,7 @@ class SettingsPanel(VerticalScroll):
         if selected is not None:
             try:
                 options.highlighted = options.get_option_index(selected)
-            except Exception:  # the model's own scheduler may not be in the registry
+            except OptionDoesNotExist:  # the model's own scheduler may not be in the registry
                 pass
 
     def _fill_schedulers(self) -> None:
@@ -125,6 +125,18 @@ class SettingsPanel(VerticalScroll):
         if options.highlighted is None:
             return None
         return options.get_option_at_index(options.highlighted).id
+
+    def select_scheduler(self, name: str) -> bool:
+        """Highlight `name` if the list has it available; False otherwise."""
+        options = self.query_one("#scheduler", OptionList)
+        try:
+            index = options.get_option_index(name)
+        except OptionDoesNotExist:  # not a registry name
+            return False
+        if options.get_option_at_index(index).disabled:
+            return False
+        options.highlighted = index
+        return True
 
     def move_scheduler(self, delta: int) -> str | None:
         """Highlight the next available scheduler up or down; returns its name."""

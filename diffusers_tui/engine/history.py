@@ -1,0 +1,201 @@
+"""What was saved before: the index of an outputs folder, and the recipe inside any PNG.
+
+`entries(outputs)` reads `index.jsonl` newest first. `recipe_from_png(path)` gives back
+the request fields a PNG was made with: from this tool's own JSON chunk, or from an
+A1111 `parameters` line (its sampler mapped through the scheduler registry), with a
+note for everything that could not be carried over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffusers_tui.engine import schedulers
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
+from diffusers_tui.engine.outputs import INDEX_NAME, PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.request import GenerationRequest
+
+#: A1111's own pattern for `key: value` pairs (values with commas are JSON-quoted).
+_A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+#: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
+_A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version"}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of index.jsonl: an image or a comparison folder, with what made it."""
+
+    path: Path  # the PNG (for a comparison: its grid.png)
+    kind: str  # "image" or "comparison"
+    time: str
+    prompt: str
+    model: str | None
+    scheduler: str | None
+    steps: Any
+    seed: Any
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def recipe_path(self) -> Path:
+        """The PNG whose recipe `l` loads: the image, or a comparison's first run."""
+        if self.kind != "comparison":
+            return self.path
+        runs = sorted(p for p in self.path.parent.glob("*.png") if p.name != "grid.png")
+        return runs[0] if runs else self.path
+
+
+@dataclass
+class History:
+    """The entries of one outputs folder, newest first, and how many lines were unreadable."""
+
+    entries: list[HistoryEntry] = field(default_factory=list)
+    skipped: int = 0
+
+
+def read_history(outputs_dir: str | os.PathLike) -> History:
+    """Every readable line of `outputs_dir/index.jsonl`, newest first (a missing index is empty)."""
+    root = Path(outputs_dir).expanduser()
+    history = History()
+    try:
+        lines = (root / INDEX_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return history
+    for line in lines:
+        try:
+            data = json.loads(line)
+            relative = Path(data["path"])
+        except (ValueError, KeyError, TypeError):
+            history.skipped += 1
+            continue
+        path = (root / relative).resolve()
+        if relative.is_absolute() or not path.is_relative_to(root.resolve()):
+            history.skipped += 1  # an index line never points outside its folder
+            continue
+        comparison = data.get("kind") == "comparison"
+        steps = data.get("steps")
+        history.entries.append(HistoryEntry(
+            path=path / "grid.png" if comparison else path,
+            kind="comparison" if comparison else "image",
+            time=str(data.get("time", "")),
+            prompt=str(data.get("prompt", "")),
+            model=data.get("model"),
+            scheduler=", ".join(data.get("schedulers", [])) if comparison else data.get("scheduler"),
+            steps=",".join(map(str, steps)) if isinstance(steps, list) else steps,
+            seed=data.get("seed"),
+        ))
+    history.entries.reverse()
+    return history
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Request fields read back from a PNG, and what could not be carried over."""
+
+    fields: dict[str, Any]
+    source: str  # "diffusers-tui" or "a1111"
+    notes: tuple[str, ...] = ()
+
+    def request(self, **overrides) -> GenerationRequest:
+        """A validated request: these fields, then `overrides` (the model to run on, say)."""
+        return GenerationRequest(**{**self.fields, **overrides})
+
+
+def recipe_from_png(path: str | os.PathLike) -> Recipe:
+    """The recipe stored in a PNG; RequestError("from") when it holds none this tool can read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            text = dict(getattr(image, "text", {}) or {})
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise RequestError("from", f"cannot read {path}: {error}") from None
+    if RECIPE_KEY in text:
+        return _own_recipe(text[RECIPE_KEY], path)
+    if PARAMETERS_KEY in text:
+        return parse_a1111(text[PARAMETERS_KEY])
+    raise RequestError("from", f"{path} carries no recipe: neither a diffusers-tui chunk nor an A1111 "
+                               "'parameters' line")
+
+
+def _own_recipe(text: str, path) -> Recipe:
+    try:
+        request = json.loads(text)["request"]
+        known = {name for name in GenerationRequest.__dataclass_fields__}
+        fields = {key: value for key, value in request.items() if key in known}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RequestError("from", f"{path}: its diffusers-tui recipe is damaged") from None
+    dropped = sorted(set(request) - set(fields))
+    notes = (f"not used (from a newer version): {', '.join(dropped)}",) if dropped else ()
+    return Recipe(fields, "diffusers-tui", notes)
+
+
+def parse_a1111(text: str) -> Recipe:
+    """Request fields from an A1111 infotext: prompt, negative prompt, then `Steps: ..., ...`."""
+    lines = text.strip().splitlines()
+    settings_line = lines.pop() if lines and "Steps:" in lines[-1] else ""
+    prompt_lines, negative_lines, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line.removeprefix("Negative prompt:").strip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    pairs = {key.strip(): _unquote(value.strip()) for key, value in _A1111_PAIR.findall(settings_line)}
+    fields: dict[str, Any] = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
+    notes: list[str] = []
+    for key, name, convert in (("Steps", "steps", int), ("CFG scale", "guidance", float), ("Seed", "seed", int)):
+        if key in pairs:
+            try:
+                fields[name] = convert(pairs[key])
+            except ValueError:
+                notes.append(f"{key} {pairs[key]!r} is not a number: not used")
+    if "Size" in pairs:
+        try:
+            width, height = (int(part) for part in pairs["Size"].lower().split("x"))
+            fields.update(width=width, height=height)
+        except ValueError:
+            notes.append(f"Size {pairs['Size']!r} is not WIDTHxHEIGHT: not used")
+    if "Sampler" in pairs:
+        scheduler, note = _map_sampler(pairs["Sampler"], pairs.get("Schedule type"))
+        if scheduler:
+            fields["scheduler"] = scheduler
+        if note:
+            notes.append(note)
+    if "Model" in pairs:
+        notes.append(f"model {pairs['Model']!r} is A1111's name for it: the model chosen here is used")
+    unused = sorted(set(pairs) - _A1111_USED)
+    if unused:
+        notes.append(f"not used: {', '.join(unused)}")
+    return Recipe(fields, "a1111", tuple(notes))
+
+
+def _unquote(value: str) -> str:
+    if value.startswith('"') and value.endswith('"'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value[1:-1]
+    return value
+
+
+def _map_sampler(sampler: str, schedule: str | None) -> tuple[str | None, str | None]:
+    """A registry name for an A1111 sampler (and schedule type), or None and why not."""
+    name = sampler.strip()
+    schedule = (schedule or "").strip()
+    if schedule.lower() == "karras" and not name.lower().endswith("karras"):
+        name += " Karras"
+    elif schedule and schedule.lower() not in ("automatic", "karras"):
+        return None, (f"sampler {sampler!r} with schedule {schedule!r} has no registry entry: "
+                      "the model's own scheduler is used")
+    try:
+        return schedulers.get(name).name, None
+    except SchedulerUnavailableError:
+        return None, (f"sampler {sampler!r} has no registry entry (`diffusers-tui schedulers` lists them): "
+                      "the model's own scheduler is used")
