@@ -203,3 +203,36 @@ def test_a_run_that_goes_nan_exits_1_and_saves_nothing(tiny_ddpm, tmp_path, monk
     code = main(["unet", "--model", str(tiny_ddpm), "--steps", "3", "--outputs", str(tmp_path)])
     assert code == 1 and "NaN or infinite" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.png"))
+
+
+def test_generate_from_a_saved_png_makes_the_same_image_and_options_override_it(tiny_sd, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    assert main(["generate", "a green square", "--model", str(tiny_sd), "--steps", "3", "--seed", "11",
+                 "--scheduler", "Euler a", "--size", "16x16", "--outputs", str(tmp_path / "a")]) == 0
+    first = next((tmp_path / "a").rglob("*.png"))
+    assert main(["generate", "--from", str(first), "--outputs", str(tmp_path / "b")]) == 0
+    again = next((tmp_path / "b").rglob("*.png"))
+    assert again.name == first.name and np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(again)))
+    assert main(["generate", "--from", str(first), "--steps", "2", "--outputs", str(tmp_path / "c")]) == 0
+    changed = outputs.read_recipe(next((tmp_path / "c").rglob("*.png")))["request"]
+    assert (changed["steps"], changed["seed"], changed["scheduler"], changed["prompt"]) == (2, 11, "Euler a",
+                                                                                             "a green square")
+
+
+def test_generate_from_an_a1111_png_says_what_it_could_not_map(tiny_sd, tmp_path, capsys):
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a castle\nNegative prompt: fog\nSteps: 2, Sampler: Euler a, CFG scale: 4, "
+                                "Seed: 77, Size: 16x16, Model: sd15, Clip skip: 2")
+    png = tmp_path / "from-a1111.png"
+    Image.new("RGB", (16, 16)).save(png, pnginfo=info)
+    code = main(["generate", "--from", str(png), "--model", str(tiny_sd), "--outputs", str(tmp_path / "out")])
+    errors = capsys.readouterr().err
+    assert code == 0 and "'sd15' is A1111's name" in errors and "not used: Clip skip" in errors
+    request = outputs.read_recipe(next((tmp_path / "out").rglob("*.png")))["request"]
+    assert (request["prompt"], request["negative_prompt"], request["scheduler"], request["seed"], request["steps"],
+            request["guidance"]) == ("a castle", "fog", "Euler a", 77, 2, 4.0)
+    assert main(["generate", "--from", str(tmp_path / "missing.png")]) == 2
