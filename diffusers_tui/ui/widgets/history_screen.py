@@ -93,6 +93,9 @@ class HistoryScreen(Screen[object]):
         message.stop()  # the app's own handler draws into the main pane
         self.query_one(LivePane).show(message.pixels, message.caption)
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_load()  # the table takes enter for itself and reports it as a selection
+
     def action_load(self) -> None:
         if self.selected is not None:
             self.dismiss(self.selected)

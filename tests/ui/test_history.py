@@ -1,0 +1,162 @@
+"""Pilot tests: the history screen and re-runs, export, settings that stick, and terminal graphics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from textual.widgets import Checkbox, DataTable, Input, TextArea
+
+from diffusers_tui import settings as settings_module
+from diffusers_tui.engine import outputs
+from diffusers_tui.engine.engine import Engine
+from diffusers_tui.ui import graphics
+from diffusers_tui.ui.app import DiffusersTuiApp
+from diffusers_tui.ui.widgets.live_pane import LivePane
+from tests.ui.test_app import SIZE, _finished, _generate, _loaded, make_app  # noqa: F401 (a fixture)
+
+
+async def _until(pilot, condition, what: str, tries: int = 300) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def _run_and_save(pilot, app, tmp_path, steps: int, seed: int) -> None:
+    app.query_one("#seed", Input).value = str(seed)
+    app.query_one("#seed-lock", Checkbox).value = True
+    await _generate(pilot, app, steps)
+    await _finished(pilot, app)
+    saved = len(list((tmp_path / "out").rglob("*.png")))
+    await pilot.press("ctrl+s")
+    await _until(pilot, lambda: len(list((tmp_path / "out").rglob("*.png"))) > saved, "the save")
+
+
+async def test_history_shows_saves_newest_first_and_loads_a_recipe_that_reruns_it(make_app, tiny_sd, tmp_path):
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#prompt", TextArea).text = "the first one"
+        await _run_and_save(pilot, app, tmp_path, 3, 101)
+        first_image = app.result.image
+        app.query_one("#prompt", TextArea).text = "the second one"
+        await pilot.press("f3")  # another scheduler
+        await _run_and_save(pilot, app, tmp_path, 4, 202)
+        await pilot.press("f7")
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        assert [table.get_row_at(i)[4] for i in range(2)] == ["the second one", "the first one"]
+        await _until(pilot, lambda: app.screen.query_one(LivePane).strips, "the picture")
+        await pilot.press("down", "enter")
+        assert app.screen.__class__.__name__ == "_MainScreen"
+        assert app.query_one("#prompt", TextArea).text == "the first one"
+        assert app.query_one("#steps", Input).value == "3" and app.query_one("#seed", Input).value == "101"
+        assert app.query_one("#seed-lock", Checkbox).value
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result.request.seed == 101 and np.array_equal(np.asarray(app.result.image),
+                                                                  np.asarray(first_image))
+
+
+async def test_export_key_writes_the_animation_next_to_the_saved_png(make_app, tiny_sd, tmp_path):
+    app = make_app(str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        await _generate(pilot, app, 5)
+        await _finished(pilot, app)
+        await pilot.press("f8")  # not saved yet: it saves the run first
+        await _until(pilot, lambda: list((tmp_path / "out").rglob("denoising.webp")), "the export")
+        png = next((tmp_path / "out").glob("*/*.png"))
+        animation = png.with_suffix("") / "denoising.webp"
+        with Image.open(animation) as frames:
+            assert frames.n_frames == len(app.frames) + 1  # every preview, then the final image
+        assert (png.with_suffix("") / "contact-sheet.png").exists()
+
+
+async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path):
+    path = tmp_path / "config.toml"
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd),
+                          settings=settings_module.defaults(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one("#steps", Input).value = "7"
+        app.query_one("#guidance", Input).value = "2.5"
+        await pilot.press("f3")
+        chosen = app.query_one("SettingsPanel").scheduler
+        await pilot.press("f9")
+        assert path.exists() and f"settings saved in {path}" in app.log_lines[-1]
+        app.query_one("#steps", Input).value = "0"
+        await pilot.press("f9")  # a bad value is marked, and the file keeps the good ones
+        assert app.query_one("#steps", Input).has_class("-bad-value")
+    with path.open("a") as config:
+        config.write('\n[keys]\ngenerate = "f10"\nno-such-binding = "f11"\n')
+    loaded = settings_module.load({}, environ={}, path=path)
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), settings=loaded)
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        assert app.model == str(tiny_sd) and app.query_one("#steps", Input).value == "7"
+        assert app.query_one("#guidance", Input).value == "2.5" and app.query_one("SettingsPanel").scheduler == chosen
+        assert any("no-such-binding" in line for line in app.log_lines)
+        await pilot.press("f10")  # the rebound generate key
+        await _finished(pilot, app)
+        assert app.result is not None and app.result.request.steps == 7
+
+
+async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path):
+    from diffusers_tui.engine.history import parse_a1111
+
+    recipe = parse_a1111("a lighthouse\nNegative prompt: rain\nSteps: 4, Sampler: DDIM, CFG scale: 3, Seed: 9, "
+                         "Size: 16x16")
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), recipe=recipe)
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        assert app.query_one("#prompt", TextArea).text == "a lighthouse"
+        assert app.query_one("#negative", Input).value == "rain" and app.query_one("#size", Input).value == "16x16"
+        assert app.query_one("SettingsPanel").scheduler == "DDIM"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        request = app.result.request
+        assert (request.steps, request.seed, request.guidance, request.scheduler) == (4, 9, 3.0, "DDIM")
+
+
+@pytest.mark.parametrize("requested, environ, is_tty, probed, expected, asks", [
+    ("kitty", {}, False, None, "kitty", False),  # forced: no question asked
+    ("halfblock", {}, True, "sixel", "halfblock", False),
+    ("auto", {}, False, "kitty", "halfblock", False),  # not a terminal: tests, pipes
+    ("auto", {"TMUX": "/tmp/tmux-0/default,1,0"}, True, "kitty", "halfblock", False),
+    ("auto", {"TERM": "screen-256color"}, True, "sixel", "halfblock", False),
+    ("auto", {"TERM": "xterm-kitty"}, True, "kitty", "kitty", True),
+    (None, {"TERM": "foot"}, True, "sixel", "sixel", True),
+    ("auto", {"TERM": "xterm-256color"}, True, "halfblock", "halfblock", True),
+])
+def test_graphics_are_forced_or_detected_before_the_app_starts(requested, environ, is_tty, probed, expected, asks):
+    asked = []
+
+    def probe() -> str:
+        asked.append(True)
+        return probed
+
+    assert graphics.choose(requested, probe, environ, is_tty) == expected
+    assert bool(asked) == asks
+
+
+async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(make_app, tiny_sd, tmp_path):
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="kitty")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        await _generate(pilot, app, 3)
+        await _finished(pilot, app)
+        final, pane = app.query_one("#final-image"), app.query_one(LivePane)
+        assert final.display and not pane.display and final.image is app.result.image
+        assert type(final).__mro__[1] is graphics.widget_class("kitty") and app.focused is final
+        await pilot.press("left")  # back into the steps: half-blocks again
+        await _until(pilot, lambda: pane.display, "the live pane")
+        assert not final.display and app.focused is pane and app.frame_index == len(app.frames) - 1
+        await pilot.press("end")
+        await _until(pilot, lambda: final.display, "the final image again")
+        app.action_generate()  # what ctrl+g does; checked before this short run ends
+        assert pane.display and not final.display
+        await _finished(pilot, app)
+        assert final.display and final.image is app.result.image
