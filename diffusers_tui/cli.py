@@ -53,6 +53,16 @@ def _positive(text: str) -> int:
 UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1 to 65535")
+    return value
+
+
 def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
     """The model options, accepted before the command and after it.
 
@@ -165,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     schedulers = commands.add_parser("schedulers", help="the scheduler registry, and what a model supports")
     _model_options(schedulers, top_level=False)
 
+    serve = commands.add_parser(
+        "serve", help="the app in a web browser (textual-serve), on 127.0.0.1 for an SSH port forward",
+        description="Serve the app over HTTP: every browser tab gets its own app process with the options "
+                    "given before `serve`. Bound to 127.0.0.1 unless --host says otherwise.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+
     commands.add_parser("config", help="the effective settings and where each came from",
                         description="Print every setting: its value and its source (default, the config file "
                                     "and line, a DIFFUSERS_TUI_* variable, or the command line).")
@@ -188,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args)
         if args.command == "schedulers":
             return _schedulers(args)
+        if args.command == "serve":
+            from diffusers_tui import serve_command
+
+            return serve_command.run(args)
     except UserFacingError as error:
         print(f"diffusers-tui: error: {error}", file=sys.stderr)
         return error.exit_status
