@@ -21,6 +21,7 @@ def test_engine_import_pulls_in_no_ui_library():
         import diffusers_tui.engine
         import diffusers_tui.engine.engine, diffusers_tui.engine.runner, diffusers_tui.engine.sources
         import diffusers_tui.engine.schedulers, diffusers_tui.engine.preview, diffusers_tui.engine.outputs
+        import diffusers_tui.engine.history, diffusers_tui.engine.export, diffusers_tui.settings
     """)
     assert "torch" in loaded  # the runner really was imported
     assert not loaded & set(UI_MODULES)

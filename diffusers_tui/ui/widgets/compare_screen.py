@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 
 from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonRequest
 from diffusers_tui.ui.form import describe_failure
+from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import Saved, SaveFailed
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -80,6 +81,8 @@ class CompareScreen(Screen):
     CompareScreen #single { display: none; height: 1fr; }
     CompareScreen.-single #lanes { display: none; }
     CompareScreen.-single #single { display: block; }
+    CompareScreen.-single.-graphics #single { display: none; }
+    CompareScreen.-single.-graphics #single-final { display: block; }
     CompareScreen #status { height: 1; padding: 0 1; background: $boost; }
     CompareScreen #table { height: auto; max-height: 12; display: none; }
     CompareScreen.-finished #table { display: block; }
@@ -136,6 +139,9 @@ class CompareScreen(Screen):
                     pane.border_title = label
                     yield pane
             yield LivePane(id="single")
+            kind = getattr(self.app, "graphics", "halfblock")
+            if kind != "halfblock":  # the full-size view of a final image, at the terminal's resolution
+                yield final_image_class(kind)(id="single-final")
             yield Static("starting...", id="status")
             yield DataTable(id="table", cursor_type="row")
         yield Footer()
@@ -312,6 +318,11 @@ class CompareScreen(Screen):
         single_shown = self.partner if self.blinking else focused_index
         image, caption = self._frame_for(single_shown)
         jobs.append((-1, image, f"{self.labels[single_shown]} · {caption}"))
+        final = self._all_lanes(self.result)[single_shown].result.image if self.result is not None else None
+        graphics = self.position is None and final is not None and bool(self.query("#single-final"))
+        self.set_class(graphics, "-graphics")
+        if graphics:
+            self.query_one("#single-final").image = final
         single = self.query_one("#single", LivePane)
         self.render_panes(jobs, self.cells, single.cell_box)
 

@@ -160,3 +160,28 @@ async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(mak
         assert pane.display and not final.display
         await _finished(pilot, app)
         assert final.display and final.image is app.result.image
+
+
+async def test_the_comparison_full_size_view_uses_graphics_for_final_images(tiny_sd, tmp_path):
+    import asyncio
+
+    from diffusers_tui.ui.widgets.compare_screen import CompareScreen
+    from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+
+    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="sixel")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        app.query_one(SettingsPanel).toggle_mark("DDIM")
+        app.query_one("#compare-steps", Input).value = "3"
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await asyncio.wait_for(screen.finished.wait(), 120)
+        await pilot.press("f")  # full size: the final image, through sixel
+        await pilot.pause(0.2)
+        final = screen.query_one("#single-final")
+        assert screen.has_class("-graphics") and final.display and not screen.query_one("#single").display
+        assert final.image is screen.result.lanes[0].result.image
+        await pilot.press("left")  # a step preview: half-blocks
+        await pilot.pause(0.2)
+        assert not screen.has_class("-graphics") and screen.query_one("#single").display
