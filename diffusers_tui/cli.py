@@ -11,11 +11,10 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from diffusers_tui.engine.errors import OutputError, RequestError, RunError, UserFacingError
+from diffusers_tui.engine.errors import OutputError, RequestError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
 
 DEFAULT_PROMPT = "a red circle on a blue background"
@@ -198,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _app(args, settings)
         if args.command in ("generate", "unet"):
-            return _generate(args, settings)
+            from diffusers_tui import generate_command
+
+            return generate_command.run(args, settings, _engine(args))
         if args.command == "compare":
             return _compare(args, settings)
         if args.command == "models":
@@ -274,7 +275,9 @@ def _app(args, settings) -> int:
     from diffusers_tui.engine.sources import LoadOptions
     from diffusers_tui.ui import graphics
 
-    recipe = _recipe(args)
+    from diffusers_tui.generate_command import recipe_of
+
+    recipe = recipe_of(args)
     kind = graphics.choose(args.graphics)  # probes the terminal: must happen before the app starts
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
                           allow_pickle=args.allow_pickle, config_dir=args.config)
@@ -296,88 +299,6 @@ def _engine(args):
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
                           allow_pickle=args.allow_pickle, config_dir=args.config)
     return Engine(options, threads=args.threads)
-
-
-def _recipe(args):
-    """The recipe of --from, its notes printed; None without --from."""
-    if not getattr(args, "from_png", None):
-        return None
-    from diffusers_tui.engine.history import recipe_from_png
-
-    recipe = recipe_from_png(args.from_png)
-    for note in recipe.notes:
-        print(f"note: --from {args.from_png}: {note}", file=sys.stderr)
-    return recipe
-
-
-#: Request fields a recipe (--from) brings, and the setting that overrides each from the command line.
-RECIPE_FIELDS = {"model": "model", "scheduler": "scheduler", "steps": "steps", "guidance": "guidance",
-                 "width": "size", "height": "size"}
-
-
-def _request(args, settings) -> GenerationRequest:
-    """Settings < the --from recipe < options given on this command line."""
-    width, height = parse_size(args.size or "")
-    fields = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
-              "guidance": getattr(args, "guidance", 0.0), "width": width, "height": height}
-    recipe = _recipe(args)
-    prompt, negative, seed = getattr(args, "prompt", None), getattr(args, "negative", None), args.seed
-    if recipe is not None:
-        for name, setting in RECIPE_FIELDS.items():
-            if name in recipe.fields and settings.sources[setting] != "command line":
-                fields[name] = recipe.fields[name]
-        prompt = recipe.fields.get("prompt", "") if prompt is None else prompt
-        negative = recipe.fields.get("negative_prompt", "") if negative is None else negative
-        seed = recipe.fields.get("seed") if seed is None else seed
-    return GenerationRequest(
-        prompt=DEFAULT_PROMPT if prompt is None else prompt,
-        negative_prompt=negative or "",
-        mode="unet" if args.command == "unet" else "text-to-image",
-        seed=random_seed() if seed is None else seed,
-        preview=args.preview,
-        preview_every=args.save_every or 1,
-        preview_method=args.preview_method if args.save_every else "none",
-        **fields,
-    )
-
-
-def _generate(args, settings) -> int:
-    from tqdm import tqdm
-
-    from diffusers_tui.engine import outputs
-
-    request = _request(args, settings)  # validate before the slow model load
-    engine = _engine(args)
-    print(f"loading {request.model} ...", file=sys.stderr)
-    loaded = engine.load(request.model)
-    for note in loaded.notes:
-        print(f"note: {note}", file=sys.stderr)
-    snapshots = []
-    bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)
-    cancel = threading.Event()
-
-    def on_step(snapshot) -> None:
-        bar.total = snapshot.total
-        bar.n = snapshot.step
-        bar.set_postfix_str(f"t={snapshot.timestep:.0f}", refresh=False)
-        bar.refresh()
-        if snapshot.preview is not None and args.save_every:
-            snapshots.append(snapshot)
-
-    try:
-        result = engine.run(request, on_step, cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        bar.close()
-    if result.stopped:
-        raise RunError(result.stopped)
-    path = save_or_rescue(lambda folder: outputs.save_result(result, folder, snapshots or None), args.outputs)
-    extra = f", {len(snapshots)} snapshots in {path.with_suffix('').name}/" if snapshots else ""
-    print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
-          f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
-    return 0
 
 
 def _compare(args, settings) -> int:

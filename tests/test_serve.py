@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,8 +46,10 @@ def test_a_browser_session_gets_the_app(tmp_path):
 
     port = _free_port()
     env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1"}
+    # Its own process group: the app each session starts goes down with the server.
     server = subprocess.Popen([sys.executable, "-m", "diffusers_tui", "--outputs", str(tmp_path), "serve",
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                              start_new_session=True)
 
     async def session() -> bytes:
         received = b""
@@ -72,7 +75,11 @@ def test_a_browser_session_gets_the_app(tmp_path):
     try:
         screen = asyncio.run(session())
     finally:
-        server.terminate()
-        server.wait(10)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:  # a session still closing: no need to wait for it
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
     assert b"Generate" in screen and b"Prompt" in screen
     assert b"serving on http://127.0.0.1" in server.stderr.read()
