@@ -112,6 +112,8 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
                        help="latent preview: linear map, full VAE decode, or auto (default)")
     group.add_argument("--save-every", type=_positive, metavar="N",
                        help="also save a snapshot every N model calls into a run folder (step_0050.png, ...)")
+    group.add_argument("--export", action="store_true",
+                       help="also write the steps as an animated WebP and a contact sheet into the run folder")
     _outputs_option(group, top_level=False)
     _from_option(group, top_level=False)
 

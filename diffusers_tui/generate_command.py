@@ -53,7 +53,8 @@ def build_request(args, settings) -> GenerationRequest:
         seed=random_seed() if seed is None else seed,
         preview=args.preview,
         preview_every=args.save_every or 1,
-        preview_method=args.preview_method if args.save_every else "none",
+        # Previews cost a conversion each: made only when something keeps them.
+        preview_method=args.preview_method if args.save_every or args.export else "none",
         **fields,
     )
 
@@ -77,7 +78,7 @@ def run(args, settings, engine) -> int:
         bar.n = snapshot.step
         bar.set_postfix_str(f"t={snapshot.timestep:.0f}", refresh=False)
         bar.refresh()
-        if snapshot.preview is not None and args.save_every:
+        if snapshot.preview is not None and (args.save_every or args.export):
             snapshots.append(snapshot)
 
     try:
@@ -89,8 +90,14 @@ def run(args, settings, engine) -> int:
         bar.close()
     if result.stopped:
         raise RunError(result.stopped)
-    path = save_or_rescue(lambda folder: outputs.save_result(result, folder, snapshots or None), args.outputs)
-    extra = f", {len(snapshots)} snapshots in {path.with_suffix('').name}/" if snapshots else ""
+    kept = snapshots if args.save_every else None
+    path = save_or_rescue(lambda folder: outputs.save_result(result, folder, kept), args.outputs)
+    extra = f", {len(snapshots)} snapshots in {path.with_suffix('').name}/" if kept else ""
     print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
           f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
+    if args.export:
+        from diffusers_tui.engine.export import export_denoising
+
+        done = export_denoising(snapshots, result.image, path.with_suffix(""))
+        print(f"exported {done.frames} frames: {done.animation} and {done.contact_sheet.name}")
     return 0

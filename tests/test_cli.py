@@ -236,3 +236,15 @@ def test_generate_from_an_a1111_png_says_what_it_could_not_map(tiny_sd, tmp_path
     assert (request["prompt"], request["negative_prompt"], request["scheduler"], request["seed"], request["steps"],
             request["guidance"]) == ("a castle", "fog", "Euler a", 77, 2, 4.0)
     assert main(["generate", "--from", str(tmp_path / "missing.png")]) == 2
+
+
+def test_unet_export_writes_the_denoising_next_to_the_image(tiny_ddpm, tmp_path, capsys):
+    from PIL import Image
+
+    code = main(["unet", "--model", str(tiny_ddpm), "--steps", "6", "--export", "--outputs", str(tmp_path)])
+    assert code == 0 and "exported 7 frames" in capsys.readouterr().out
+    image = next(tmp_path.glob("*/*.png"))
+    with Image.open(image.with_suffix("") / "denoising.webp") as animation:
+        assert animation.n_frames == 7  # six previews and the final image
+    assert (image.with_suffix("") / "contact-sheet.png").exists()
+    assert not list(image.with_suffix("").glob("step_*.png"))  # --export alone keeps no step PNGs
