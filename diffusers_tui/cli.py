@@ -280,7 +280,8 @@ def _app(args, settings) -> int:
     from diffusers_tui.generate_command import recipe_of
 
     recipe = recipe_of(args)
-    kind = graphics.choose(args.graphics)  # probes the terminal: must happen before the app starts
+    # Asks the terminal: must happen before the app takes stdin.
+    kind = graphics.choose(args.graphics, warn=lambda text: print(f"diffusers-tui: warning: {text}", file=sys.stderr))
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
                           allow_pickle=args.allow_pickle, config_dir=args.config)
     engine = Engine(options, model_folders=tuple(args.models_dir), threads=args.threads)

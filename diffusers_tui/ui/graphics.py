@@ -15,21 +15,31 @@ KINDS = ("halfblock", "kitty", "sixel")
 
 
 def choose(requested: str | None, probe: Callable[[], str] | None = None,
-           environ: Mapping[str, str] = os.environ, is_tty: bool | None = None) -> str:
-    """'halfblock', 'kitty' or 'sixel': as forced, or detected for 'auto' (None)."""
+           environ: Mapping[str, str] = os.environ, is_tty: bool | None = None,
+           warn: Callable[[str], None] | None = None) -> str:
+    """'halfblock', 'kitty' or 'sixel': as forced, or detected for 'auto' (None).
+
+    Anything that goes wrong while asking or measuring the terminal falls back to
+    half-blocks, with the reason passed to `warn`: a picture is never worth a crash.
+    """
     requested = requested or "auto"
-    if requested in KINDS:
-        if requested != "halfblock":
-            _prepare()
+    if requested == "halfblock":
         return requested
-    if is_tty is None:
-        is_tty = bool(sys.__stdout__ and sys.__stdout__.isatty() and sys.__stdin__ and sys.__stdin__.isatty())
-    # Inside tmux or screen, graphics need passthrough configured: half-blocks always work.
-    if not is_tty or environ.get("TMUX") or environ.get("TERM", "").startswith(("screen", "tmux")):
+    if requested == "auto":
+        if is_tty is None:
+            is_tty = bool(sys.__stdout__ and sys.__stdout__.isatty() and sys.__stdin__ and sys.__stdin__.isatty())
+        # Inside tmux or screen, graphics need passthrough configured: half-blocks always work.
+        if not is_tty or environ.get("TMUX") or environ.get("TERM", "").startswith(("screen", "tmux")):
+            return "halfblock"
+    try:
+        kind = requested if requested in KINDS else (probe or _probe_terminal)()
+        if kind != "halfblock":
+            _prepare()
+    except Exception as error:  # noqa: BLE001 - textual-image asking a terminal that answers oddly
+        if warn is not None:
+            warn(f"graphics: could not {'use ' + requested if requested in KINDS else 'ask the terminal'} "
+                 f"({type(error).__name__}: {error}); using half-blocks")
         return "halfblock"
-    kind = (probe or _probe_terminal)()
-    if kind != "halfblock":
-        _prepare()
     return kind
 
 

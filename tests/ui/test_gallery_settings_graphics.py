@@ -185,3 +185,15 @@ async def test_the_comparison_full_size_view_uses_graphics_for_final_images(tiny
         await pilot.press("left")  # a step preview: half-blocks
         await pilot.pause(0.2)
         assert not screen.has_class("-graphics") and screen.query_one("#single").display
+
+
+def test_a_terminal_that_cannot_be_measured_falls_back_to_half_blocks(monkeypatch):
+    """textual-image divides by the terminal's column count, which a bare pty reports as 0."""
+    def broken() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(graphics, "_prepare", broken)
+    warnings = []
+    assert graphics.choose("kitty", warn=warnings.append) == "halfblock"
+    assert graphics.choose("auto", lambda: "sixel", {"TERM": "foot"}, True, warnings.append) == "halfblock"
+    assert len(warnings) == 2 and "ZeroDivisionError" in warnings[0] and "using half-blocks" in warnings[1]
