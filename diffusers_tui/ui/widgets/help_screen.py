@@ -34,8 +34,10 @@ class HelpScreen(ModalScreen[None]):
         lines = ["[b]diffusers-tui keys[/b]", ""]
         for binding in self.listed_bindings:
             keys = ", ".join(binding.key.split(","))
-            lines.append(f"[b]{keys:<22}[/b] {binding.tooltip or binding.description}")
+            key_id = f" [dim]({binding.id})[/dim]" if binding.id else ""
+            lines.append(f"[b]{keys:<22}[/b] {binding.tooltip or binding.description}{key_id}")
         lines += ["", GENERATE_WHILE_RUNNING,
-                  "Every action is also in the command palette (ctrl+p)."]
+                  "Every action is also in the command palette (ctrl+p).",
+                  "Rebind a key in config.toml by the id in brackets: \\[keys] generate = \"ctrl+g,f10\"."]
         with VerticalScroll():
             yield Static("\n".join(lines), markup=True)
