@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from textual.widgets import Input, OptionList, TextArea
 
 from diffusers_tui.engine import outputs
-from diffusers_tui.engine.engine import Engine
-from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
 
 SIZE = (120, 40)
@@ -47,13 +44,6 @@ async def _first_step(pilot, app) -> None:
 
 def _progress(app) -> str:
     return str(app.query_one("#progress").render())
-
-
-@pytest.fixture()
-def make_app(tmp_path):
-    def make(model="demo"):
-        return DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=model)
-    return make
 
 
 async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_path, tiny_sd):

@@ -8,12 +8,11 @@ from PIL import Image
 from textual.widgets import Checkbox, DataTable, Input, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import outputs
 from diffusers_tui.engine.engine import Engine
 from diffusers_tui.ui import graphics
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from tests.ui.test_app import SIZE, _finished, _generate, _loaded, make_app  # noqa: F401 (a fixture)
+from tests.ui.test_app import SIZE, _finished, _generate, _loaded
 
 
 async def _until(pilot, condition, what: str, tries: int = 300) -> None:
@@ -142,7 +141,7 @@ def test_graphics_are_forced_or_detected_before_the_app_starts(requested, enviro
     assert bool(asked) == asks
 
 
-async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(make_app, tiny_sd, tmp_path):
+async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tiny_sd, tmp_path):
     app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="kitty")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)

@@ -12,7 +12,7 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from tests.ui.test_app import SIZE, _finished, _loaded, make_app  # noqa: F401 (a fixture)
+from tests.ui.test_app import SIZE, _finished, _loaded
 
 RUNS = 200
 
