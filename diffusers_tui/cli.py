@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from diffusers_tui.engine.errors import OutputError, RequestError, UserFacingError
 from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
+from diffusers_tui.settings import GRAPHICS
 
 DEFAULT_PROMPT = "a red circle on a blue background"
 
@@ -38,38 +39,35 @@ def _seed(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'random'") from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
-    return value
+def _whole_number(low: int, high: int | None = None, what: str = "a whole number"):
+    """An argparse type: a whole number from `low` (to `high`), else a one-line error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be {low} or more")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low} to {high}")
+        return value
+    return parse
 
 
-#: The unet command keeps its own defaults: settings are for the text-to-image model.
-UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
+_positive = _whole_number(1)
+_port = _whole_number(1, 65535, "a port number (1 to 65535)")
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is outside 1 to 65535")
-    return value
+def _default(top_level: bool, value=None):
+    """Shared options default to SUPPRESS after the command: a subcommand's defaults would otherwise
+    replace what was given before it (`diffusers-tui --outputs X generate` saving in outputs/)."""
+    return value if top_level else argparse.SUPPRESS
 
 
 def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
-    """The model options, accepted before the command and after it.
-
-    After it they default to SUPPRESS: a subcommand's defaults would otherwise replace
-    what was given before the command (`diffusers-tui --outputs X generate` saving in outputs/).
-    """
+    """The model options, accepted before the command and after it (see _default)."""
     def default(value):
-        return value if top_level else argparse.SUPPRESS
+        return _default(top_level, value)
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=default(None),
@@ -89,12 +87,12 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
 
 
 def _outputs_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
-    parser.add_argument("--outputs", default=None if top_level else argparse.SUPPRESS, metavar="DIR",
+    parser.add_argument("--outputs", default=_default(top_level), metavar="DIR",
                         help="folder for saved images and index.jsonl (default: outputs)")
 
 
 def _from_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
-    parser.add_argument("--from", dest="from_png", metavar="PNG", default=None if top_level else argparse.SUPPRESS,
+    parser.add_argument("--from", dest="from_png", metavar="PNG", default=_default(top_level),
                         help="start from the recipe in a PNG this tool saved, or one with an A1111 "
                              "'parameters' line; options given here override it")
 
@@ -126,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(parser, top_level=True)
     _outputs_option(parser, top_level=True)
     _from_option(parser, top_level=True)
-    parser.add_argument("--graphics", choices=["auto", "halfblock", "kitty", "sixel"],
+    parser.add_argument("--graphics", choices=GRAPHICS,
                         help="how the app shows a finished image: kitty or sixel graphics where the terminal "
                              "has them, else half-blocks (default: auto, detected at start)")
     parser.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -246,6 +244,10 @@ def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path
                           "writable folder with --outputs DIR", saved=rescued) from None
 
 
+#: The unet command keeps its own defaults: settings are for the text-to-image model.
+UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
+
+
 def _resolve_settings(args):
     """Fill the settings-backed options: command line > DIFFUSERS_TUI_* > config file > defaults."""
     from diffusers_tui import settings as settings_module
@@ -273,35 +275,29 @@ def _config(settings) -> int:
 
 
 def _app(args, settings) -> int:
-    from diffusers_tui.engine.engine import Engine
-    from diffusers_tui.engine.sources import LoadOptions
-    from diffusers_tui.ui import graphics
-
     from diffusers_tui.generate_command import recipe_of
+    from diffusers_tui.ui import graphics
 
     recipe = recipe_of(args)
     # Asks the terminal: must happen before the app takes stdin.
     kind = graphics.choose(args.graphics, warn=lambda text: print(f"diffusers-tui: warning: {text}", file=sys.stderr))
-    options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
-                          allow_pickle=args.allow_pickle, config_dir=args.config)
-    engine = Engine(options, model_folders=tuple(args.models_dir), threads=args.threads)
     model = args.model
     if recipe is not None and settings.sources["model"] != "command line":
         model = recipe.fields.get("model", model)
     from diffusers_tui.ui.app import DiffusersTuiApp
 
-    DiffusersTuiApp(engine, outputs_dir=args.outputs, model=model, settings=settings, recipe=recipe,
-                    graphics=kind).run()
+    DiffusersTuiApp(_engine(args, tuple(args.models_dir)), outputs_dir=args.outputs, model=model, settings=settings,
+                    recipe=recipe, graphics=kind).run()
     return 0
 
 
-def _engine(args):
+def _engine(args, model_folders: tuple[str, ...] = ()):
     from diffusers_tui.engine.engine import Engine
     from diffusers_tui.engine.sources import LoadOptions
 
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
                           allow_pickle=args.allow_pickle, config_dir=args.config)
-    return Engine(options, threads=args.threads)
+    return Engine(options, model_folders=model_folders, threads=args.threads)
 
 
 def _compare(args, settings) -> int:

@@ -105,30 +105,29 @@ def _keys(value: Any, from_text: bool) -> Any:
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its built-in default, its check, and what it is for."""
+    """One setting: its built-in default, and the check a value from a file, a variable or F9 passes."""
 
     default: Any
     check: Callable[[Any, bool], Any]
-    help: str
 
 
 SETTINGS: dict[str, Setting] = {
-    "model": Setting("demo", _text("model"), "model the app opens and generate runs"),
-    "device": Setting("auto", _load_option("device"), "auto, cpu, cuda, cuda:N or mps"),
-    "dtype": Setting("auto", _load_option("dtype"), "auto, float32, float16 or bfloat16"),
-    "offload": Setting("none", _load_option("offload"), "none, model or sequential (CUDA)"),
-    "scheduler": Setting(None, _scheduler, "registry name; empty for the model's own"),
-    "steps": Setting(20, _request_field("steps", int), "denoising steps"),
-    "guidance": Setting(5.0, _request_field("guidance", float), "classifier-free guidance scale"),
-    "size": Setting("", _size, "WIDTHxHEIGHT; empty for the model's own"),
-    "outputs": Setting("outputs", _text("outputs"), "folder for saved images and index.jsonl"),
-    "preview": Setting("x0", _request_field("preview", str), "x0 or noisy"),
-    "preview_every": Setting(1, _request_field("preview_every", int), "a preview every N model calls"),
-    "preview_method": Setting("auto", _request_field("preview_method", str), "auto, linear, vae or none"),
-    "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE), "live frames per second at most"),
-    "graphics": Setting("auto", _choice("graphics", GRAPHICS), "final image: auto, halfblock, kitty, sixel"),
-    "threads": Setting(None, _whole("threads", 1, None), "torch CPU threads; empty for all cores but one"),
-    "keys": Setting({}, _keys, "key bindings by binding id, e.g. generate = \"ctrl+g,f10\""),
+    "model": Setting("demo", _text("model")),  # model the app opens and generate runs
+    "device": Setting("auto", _load_option("device")),  # auto, cpu, cuda, cuda:N or mps
+    "dtype": Setting("auto", _load_option("dtype")),  # auto, float32, float16 or bfloat16
+    "offload": Setting("none", _load_option("offload")),  # none, model or sequential (CUDA)
+    "scheduler": Setting(None, _scheduler),  # registry name; empty for the model's own
+    "steps": Setting(20, _request_field("steps", int)),  # denoising steps
+    "guidance": Setting(5.0, _request_field("guidance", float)),  # classifier-free guidance scale
+    "size": Setting("", _size),  # WIDTHxHEIGHT; empty for the model's own
+    "outputs": Setting("outputs", _text("outputs")),  # folder for saved images and index.jsonl
+    "preview": Setting("x0", _request_field("preview", str)),  # x0 or noisy
+    "preview_every": Setting(1, _request_field("preview_every", int)),  # a preview every N model calls
+    "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, linear, vae or none
+    "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
+    "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel
+    "threads": Setting(None, _whole("threads", 1, None)),  # torch CPU threads; empty for all cores but one
+    "keys": Setting({}, _keys),  # key bindings by binding id, e.g. generate = "ctrl+g,f10"
 }
 
 

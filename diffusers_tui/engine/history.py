@@ -40,10 +40,6 @@ class HistoryEntry:
     seed: Any
 
     @property
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    @property
     def recipe_path(self) -> Path:
         """The PNG whose recipe `l` loads: the image, or a comparison's first run."""
         if self.kind != "comparison":

@@ -37,8 +37,7 @@ MIN_COLUMNS, MIN_ROWS = 80, 24
 #: Live updates (frame and progress line) per second at most, by default; the settings
 #: panel's "frames/s" field changes it. A faster model skips frames (the newest wins) so
 #: converting and painting never crowd out key presses. Every frame stays scrubbable.
-MAX_FRAMES_PER_SECOND = 15
-FRAME_RATE_RANGE = (1, 60)
+MAX_FRAMES_PER_SECOND = settings_module.SETTINGS["fps"].default
 #: Cyclic-collector thresholds while the app runs. Converting a frame makes about 10,000
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per
 #: frame and took a third of the conversion time.
@@ -98,6 +97,9 @@ class DiffusersTuiApp(KeepingActions, App):
         self._wanted_scheduler: str | None = self.settings["scheduler"]
         #: Where the current result was saved, so export writes next to it.
         self.saved_path = None
+        #: Models the selector lists (the machine's), and the one loaded and ready (None while loading).
+        self.model_names: list[str] = []
+        self.loaded_model: str | None = None
         self.model_folders = tuple(model_folders)
         self.result = None
         self.frames: list = []  # StepSnapshots with previews of the last run, for the scrubber
@@ -143,6 +145,7 @@ class DiffusersTuiApp(KeepingActions, App):
 
     def _start_loading(self, model: str) -> None:
         """Load `model` in a thread; the mode line counts the seconds until it is ready."""
+        self.loaded_model = None
         self.log_line(f"loading {model} in the background (you can type meanwhile)...")
         started = time.perf_counter()
         mode_line = self.query_one("#mode")
@@ -215,7 +218,7 @@ class DiffusersTuiApp(KeepingActions, App):
     def _show_model(self, model: str) -> None:
         """Make the model selector list `model` (first, if it is not a listed one) and show it."""
         select = self.query_one("#model", Select)
-        names = list(dict.fromkeys([model, *getattr(self, "model_names", [])]))
+        names = list(dict.fromkeys([model, *self.model_names]))
         with self.prevent(Select.Changed):
             select.set_options([(name, name) for name in names])
             select.value = model
@@ -236,6 +239,7 @@ class DiffusersTuiApp(KeepingActions, App):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.model != self.model:
             return
+        self.loaded_model = message.model
         # torch, diffusers and the model are millions of long-lived objects; moving them
         # out of the collector's sight keeps full collections (seen pausing the UI for
         # 0.3 s mid-run) short.
@@ -315,7 +319,7 @@ class DiffusersTuiApp(KeepingActions, App):
     # ----- generating -----
     def frame_rate(self) -> int | None:
         """The live frame cap from its field, or None after marking the field."""
-        low, high = FRAME_RATE_RANGE
+        low, high = settings_module.FRAME_RATE_RANGE
         try:
             fps = parse_int("fps", self.query_one("#fps", Input).value, f"{low} to {high}")
             if not low <= fps <= high:

@@ -11,7 +11,9 @@ import os
 import sys
 from typing import Callable, Mapping
 
-KINDS = ("halfblock", "kitty", "sixel")
+from diffusers_tui.settings import GRAPHICS
+
+KINDS = tuple(kind for kind in GRAPHICS if kind != "auto")
 
 
 def choose(requested: str | None, probe: Callable[[], str] | None = None,

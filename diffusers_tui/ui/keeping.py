@@ -79,7 +79,7 @@ class KeepingActions:
             self._show_model(model)
             self.switch_model(model)
         elif scheduler:
-            if self.running or "native size" not in str(self.query_one("#mode").render()):
+            if self.loaded_model != self.model:
                 self._wanted_scheduler = scheduler  # applied when the model has loaded
             elif not self.query_one(SettingsPanel).select_scheduler(scheduler):
                 self.log_line(f"note: {scheduler} is not available for this model: kept {self.query_one(SettingsPanel).scheduler}")

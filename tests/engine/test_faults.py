@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import weakref
 
 import pytest
 import torch
@@ -11,26 +10,7 @@ from diffusers_tui.engine import sources
 from diffusers_tui.engine.errors import ModelLoadError, OutOfMemory, RequestError, RunError
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sources import LoadOptions
-
-
-def _fail_at(monkeypatch, module, call: int, make_error, output=None):
-    """Make `module.forward` raise make_error() (or return `output(result)`) on model call `call`."""
-    original = module.forward
-    seen = {"calls": 0, "tensor": None}
-
-    def forward(*args, **kwargs):
-        seen["calls"] += 1
-        result = original(*args, **kwargs)
-        if seen["calls"] == call:
-            if output is not None:
-                return output(result)
-            held = torch.empty(1 << 20)  # what a failing step holds, to see it freed
-            seen["tensor"] = weakref.ref(held)
-            raise make_error()
-        return result
-
-    monkeypatch.setattr(module, "forward", forward)
-    return seen
+from tests.fault_injection import fail_at, nan_output
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
@@ -38,7 +18,7 @@ def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_f
     model = str(request.getfixturevalue(model_fixture))
     loaded = engine.load(model)
     unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
-    seen = _fail_at(monkeypatch, unet, 3, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
+    seen = fail_at(monkeypatch, unet, 3, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
     run = GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=5, seed=1)
     with pytest.raises(OutOfMemory) as caught:
         engine.run(run)
@@ -52,7 +32,7 @@ def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_f
 def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
     loaded = engine.load(str(tiny_sd))
     monkeypatch.setattr(loaded, "device", torch.device("cuda"))  # only the advice reads it
-    _fail_at(monkeypatch, loaded.pipeline.unet, 1, lambda: torch.OutOfMemoryError("CUDA out of memory"))
+    fail_at(monkeypatch, loaded.pipeline.unet, 1, lambda: torch.OutOfMemoryError("CUDA out of memory"))
     with pytest.raises(OutOfMemory, match="--offload model"):
         engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2))
 
@@ -60,7 +40,7 @@ def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
 @pytest.mark.parametrize("call", [1, 2, 4])
 def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny_sd, monkeypatch, call):
     loaded = engine.load(str(tiny_sd))
-    _fail_at(monkeypatch, loaded.pipeline.unet, call, lambda: RuntimeError("kernel exploded"))
+    fail_at(monkeypatch, loaded.pipeline.unet, call, lambda: RuntimeError("kernel exploded"))
     run = GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=4, seed=2)
     where = f"at model call {call} of 4" if call > 1 else "before the first model call finished"
     with pytest.raises(RunError, match=f"failed {where}: RuntimeError: kernel exploded"):
@@ -69,18 +49,12 @@ def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny
     assert engine.run(run).image is not None
 
 
-def _nan_after(result):
-    sample = result.sample if hasattr(result, "sample") else result[0]
-    poisoned = torch.full_like(sample, float("nan"))
-    return type(result)(sample=poisoned) if hasattr(result, "sample") else (poisoned,)
-
-
 @pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
 def test_nan_latents_stop_the_run_and_keep_the_last_good_preview(engine, model_fixture, request, monkeypatch):
     model = str(request.getfixturevalue(model_fixture))
     loaded = engine.load(model)
     unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
-    _fail_at(monkeypatch, unet, 3, None, output=_nan_after)
+    fail_at(monkeypatch, unet, 3, None, output=nan_output)
     previews = []
     result = engine.run(GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=6, seed=3),
                         lambda snapshot: previews.append(snapshot.preview))
@@ -101,7 +75,7 @@ def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypa
         sample[0] = float("nan")
         return type(result)(sample=sample)
 
-    _fail_at(monkeypatch, loaded.unet, 2, None, output=poison_first_sample)
+    fail_at(monkeypatch, loaded.unet, 2, None, output=poison_first_sample)
     base = GenerationRequest(model=str(tiny_ddpm), steps=4, seed=1)  # previews: a NaN check every call
     result = engine.compare(ComparisonRequest(base, (Lane("Euler", 4), Lane("DDIM", 4))))
     first, second = result.lanes
@@ -111,7 +85,7 @@ def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypa
 
 def test_schedules_that_cannot_finish_are_refused_before_the_model_runs(engine, tiny_ddpm, monkeypatch):
     loaded = engine.load(str(tiny_ddpm))
-    calls = _fail_at(monkeypatch, loaded.unet, 10**9, RuntimeError)
+    calls = fail_at(monkeypatch, loaded.unet, 10**9, RuntimeError)
     # diffusers' DPM++ 2M indexes past its sigmas on the last step when steps == training timesteps
     with pytest.raises(RequestError, match="steps: DPM\\+\\+ 2M cannot run 1000 steps on this model"):
         engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DPM++ 2M", steps=1000))

@@ -8,6 +8,7 @@ from textual.widgets import Input, OptionList, TextArea
 
 from diffusers_tui.engine import outputs
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from tests.fault_injection import fail_at, nan_output
 
 SIZE = (120, 40)
 
@@ -40,6 +41,15 @@ async def _first_step(pilot, app) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("no step was reported")
+
+
+async def _until(pilot, condition, what: str, tries: int = 300) -> None:
+    """Wait for `condition()` as the app runs, or fail naming `what` never happened."""
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
 
 
 def _progress(app) -> str:
@@ -78,10 +88,7 @@ async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_pa
         assert "step 7/7" in _progress(app) or f"/{app.result.total_calls}" in _progress(app)
         assert app.query_one(LivePane).strips
         await pilot.press("ctrl+s")
-        for _ in range(200):
-            if list((tmp_path / "out").rglob("*.png")):
-                break
-            await pilot.pause(0.05)
+        await _until(pilot, lambda: list((tmp_path / "out").rglob("*.png")), "the save")
         saved = list((tmp_path / "out").rglob("*.png"))
         assert len(saved) == 1
         assert outputs.read_recipe(saved[0])["request"]["prompt"] == "a blue square"
@@ -165,21 +172,12 @@ async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypat
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         unet = app.engine.load(str(tiny_sd)).pipeline.unet
-        original = unet.forward
-        calls = {"n": 0}
-
-        def failing(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(unet, "forward", failing)
+        fail_at(monkeypatch, unet, 2, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
         await _generate(pilot, app, 3)
         await _finished(pilot, app)
         assert any("out of memory at model call 2 of" in line and "smaller size" in line
                    for line in app.log_lines)
-        monkeypatch.setattr(unet, "forward", original)
+        monkeypatch.undo()
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
         assert app.result is not None and not app.result.cancelled
@@ -339,20 +337,14 @@ async def test_a_failed_save_keeps_the_image_and_ctrl_o_saves_it_elsewhere(make_
         await _finished(pilot, app)
         kept = app.result
         await pilot.press("ctrl+s")
-        for _ in range(200):
-            if any("Not a directory" in line for line in app.log_lines):
-                break
-            await pilot.pause(0.05)
+        await _until(pilot, lambda: any("Not a directory" in line for line in app.log_lines), "the failed save")
         assert "kept in memory: press ctrl+o" in app.log_lines[-1] and app.result is kept
         await pilot.press("ctrl+o")
         await pilot.pause()
         folder = app.screen.query_one("#save-to-folder", Input)
         folder.value = str(tmp_path / "elsewhere")
         await pilot.press("enter")
-        for _ in range(200):
-            if list((tmp_path / "elsewhere").rglob("*.png")):
-                break
-            await pilot.pause(0.05)
+        await _until(pilot, lambda: list((tmp_path / "elsewhere").rglob("*.png")), "the save elsewhere")
         saved = list((tmp_path / "elsewhere").rglob("*.png"))
         assert len(saved) == 1 and outputs.read_recipe(saved[0])["request"]["seed"] == kept.request.seed
         assert app.outputs_dir == str(tmp_path / "elsewhere")
@@ -360,28 +352,17 @@ async def test_a_failed_save_keeps_the_image_and_ctrl_o_saves_it_elsewhere(make_
 
 
 async def test_nan_latents_stop_the_run_and_the_last_good_preview_stays(make_app, tiny_sd, monkeypatch):
-    import torch
-
     app = make_app(str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        unet = app.engine.load(str(tiny_sd)).pipeline.unet
-        original = unet.forward
-        calls = {"n": 0}
-
-        def poisoned(*args, **kwargs):
-            calls["n"] += 1
-            sample = original(*args, **kwargs)[0]
-            return (torch.full_like(sample, float("nan")) if calls["n"] == 3 else sample,)
-
-        monkeypatch.setattr(unet, "forward", poisoned)
+        fail_at(monkeypatch, app.engine.load(str(tiny_sd)).pipeline.unet, 3, output=nan_output)
         await _generate(pilot, app, 5)
         await _finished(pilot, app)
         assert app.result.stopped and app.result.shown_image is app.frames[-1].preview
         caption = app.query_one(LivePane).caption
         assert len(app.frames) == 2 and caption.startswith(f"stopped at step 3/{app.result.total_calls}")
         assert "NaN" in app.log_lines[-2]
-        monkeypatch.setattr(unet, "forward", original)
+        monkeypatch.undo()
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
         assert app.result.stopped is None and app.result.image is not None

@@ -12,15 +12,7 @@ from diffusers_tui.engine.engine import Engine
 from diffusers_tui.ui import graphics
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from tests.ui.test_app import SIZE, _finished, _generate, _loaded
-
-
-async def _until(pilot, condition, what: str, tries: int = 300) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
+from tests.ui.test_app import SIZE, _finished, _generate, _loaded, _until
 
 
 async def _run_and_save(pilot, app, tmp_path, steps: int, seed: int) -> None:
