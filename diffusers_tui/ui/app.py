@@ -371,13 +371,13 @@ class DiffusersTuiApp(KeepingActions, App):
         except UserFacingError as error:
             self._mark_invalid("compare", str(error))
             return
+        fps = self.frame_rate()
+        if fps is None:
+            return  # checked before anything is cancelled: a bad field leaves the running generation alone
         if self.running:
             self._stop_run()
             self.log_line("cancelled the running generation to start the comparison")
         self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(l.label for l in request.lanes)}")
-        fps = self.frame_rate()
-        if fps is None:
-            return
         self.push_screen(CompareScreen(request, self.outputs_dir, fps))
 
     @work(thread=True, exclusive=True, group="generate")
