@@ -31,9 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from diffusers_tui.engine.comparison import ComparisonRequest, Lane
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from diffusers_tui.engine.request import GenerationRequest
-    from diffusers_tui.engine.sources import LoadOptions
+    from diffusers_tui.engine import LoadOptions
 
     model = args.model
     if args.sd15:

@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from diffusers_tui.engine.demo.shapes import all_specs, read_shape
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from diffusers_tui.engine.request import GenerationRequest
 
     engine = Engine()

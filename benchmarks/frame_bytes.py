@@ -25,7 +25,7 @@ async def bytes_per_frame(steps: int, skip_unchanged_rows: bool, preview: str) -
     from textual._compositor import CompositorUpdate
     from textual.widgets import Input
 
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from app_harness import wait_until_loaded  # benchmarks/ is on the path when run as a script
 
     from diffusers_tui.ui.app import DiffusersTuiApp

@@ -85,7 +85,7 @@ def main() -> None:
 def _demo_previews(count: int, kind: str) -> list:
     """The previews of real demo runs (Euler a, 30 steps, several prompts), `count` in all."""
     from diffusers_tui.engine.demo.shapes import all_specs
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from diffusers_tui.engine.request import GenerationRequest
 
     engine, previews, seed = Engine(), [], 0

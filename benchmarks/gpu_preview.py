@@ -32,15 +32,15 @@ def main() -> None:
 
     from sd15 import build_sd15  # benchmarks/ is on the path when run as a script
 
-    from diffusers_tui.engine import schedulers
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.sampling import registry as schedulers
+    from diffusers_tui.engine import Engine
     from diffusers_tui.engine.request import GenerationRequest
-    from diffusers_tui.engine.sources import LoadOptions
+    from diffusers_tui.engine import LoadOptions
 
     folder = tempfile.mkdtemp(prefix="sd15-random-")
     build_sd15(folder)
     engine = Engine(LoadOptions(device="cuda", dtype="float16"))
-    loaded = engine.load(folder)
+    loaded = engine.loaded_model(folder)
     pipe = loaded.pipeline
     prompt = "a red circle on a blue background"
     entry = schedulers.get("Euler")

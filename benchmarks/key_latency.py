@@ -20,7 +20,7 @@ async def measure(keys: int, during_run: bool = True) -> list[float]:
     from textual import events
     from textual.widgets import Input, TextArea
 
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from app_harness import wait_until_loaded  # benchmarks/ is on the path when run as a script
 
     from diffusers_tui.ui.app import DiffusersTuiApp

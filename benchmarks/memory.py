@@ -25,7 +25,7 @@ def rss_mib() -> float:
 async def measure(runs: int, steps: int) -> list[float]:
     from textual.widgets import Input
 
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
     from app_harness import wait_until_loaded  # benchmarks/ is on the path when run as a script
 
     from diffusers_tui.ui.app import DiffusersTuiApp

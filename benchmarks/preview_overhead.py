@@ -24,12 +24,12 @@ def main() -> None:
 
     import torch
 
-    from diffusers_tui.engine import schedulers
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.sampling import registry as schedulers
+    from diffusers_tui.engine import Engine
     from diffusers_tui.engine.request import GenerationRequest
 
     engine = Engine(threads=args.threads)
-    loaded = engine.load(args.model)
+    loaded = engine.loaded_model(args.model)
     pipe = loaded.pipeline
     prompt = "a red circle on a blue background"
     entry = schedulers.get(args.scheduler)

@@ -2,6 +2,6 @@
 
 import sys
 
-from diffusers_tui.cli import main
+from diffusers_tui.commands import main
 
 sys.exit(main())

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from diffusers_tui.engine.errors import RequestError
-from diffusers_tui.engine.request import GenerationRequest, parse_size
+from diffusers_tui.engine import GenerationRequest, LoadOptions, RequestError, check_whole, parse_size, parse_whole
 
 ENV_PREFIX = "DIFFUSERS_TUI_"
 GRAPHICS = ("auto", "halfblock", "kitty", "sixel")
@@ -51,8 +50,6 @@ def _choice(name: str, choices: tuple[str, ...]):
 
 def _load_option(name: str):
     def check(value: Any, from_text: bool) -> Any:
-        from diffusers_tui.engine.sources import LoadOptions
-
         if not isinstance(value, str):
             raise RequestError(name, f"{value!r} is not text")
         LoadOptions(**{name: value})
@@ -85,14 +82,7 @@ def _size(value: Any, from_text: bool) -> Any:
 
 def _whole(name: str, low: int, high: int | None):
     def check(value: Any, from_text: bool) -> Any:
-        if from_text:
-            try:
-                value = int(value)
-            except ValueError:
-                raise RequestError(name, f"{value!r} is not a whole number") from None
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-            raise RequestError(name, f"{value!r} is outside {low} to {high or 'any'}")
-        return value
+        return parse_whole(name, value, low, high) if from_text else check_whole(name, value, low, high)
     return check
 
 
@@ -150,6 +140,11 @@ class Settings:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    @property
+    def pinned(self) -> set[str]:
+        """The settings given on the command line: they outrank a recipe (see engine.build_request)."""
+        return {name for name, source in self.sources.items() if source == "command line"}
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for `diffusers-tui config`."""

@@ -99,7 +99,7 @@ def hf_cache(tmp_path, monkeypatch, tiny_sd) -> Path:
 
 @pytest.fixture(scope="session")
 def engine():
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
 
     return Engine()
 

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from diffusers_tui.cli import main
-from diffusers_tui.engine import outputs
+from diffusers_tui.commands import main
+from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files import recipe as png_recipe
 
 
 def _cli(*args, env_extra=None):
@@ -26,7 +27,7 @@ def test_generate_writes_a_png_with_its_recipe(tiny_sd, tmp_path, capsys):
     assert line.startswith("saved ") and "3 model calls" in line and "it/s" in line
     path = next(tmp_path.rglob("*.png"))
     assert path.name == "00001-dpmpp-2m-karras-3-42.png"
-    recipe = outputs.read_recipe(path)
+    recipe = png_recipe.read_recipe(path)
     assert recipe["request"]["negative_prompt"] == "red" and recipe["request"]["guidance"] == 7.5
     assert recipe["scheduler_config"]["use_karras_sigmas"] is True
 
@@ -89,7 +90,7 @@ def test_console_script_entry_point_is_declared():
     from pathlib import Path
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["diffusers-tui"] == "diffusers_tui.cli:main"
+    assert project["project"]["scripts"]["diffusers-tui"] == "diffusers_tui.commands:main"
 
 
 def test_hf_home_is_respected_for_listing_and_loading(tmp_path, tiny_sd):
@@ -109,7 +110,7 @@ def test_hf_home_is_respected_for_listing_and_loading(tmp_path, tiny_sd):
                            "--steps", "2", "--outputs", str(tmp_path / "out")], capture_output=True, text=True,
                           env={**env_clean, **env, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr
-    recipe = outputs.read_recipe(next((tmp_path / "out").rglob("*.png")))
+    recipe = png_recipe.read_recipe(next((tmp_path / "out").rglob("*.png")))
     assert recipe["model_repo_id"] == "someone/tiny-sd" and recipe["model_revision"] == commit
 
 
@@ -170,11 +171,11 @@ def test_a_size_too_large_for_memory_is_one_line_and_exit_1(tmp_path):
 
 
 def test_an_unwritable_outputs_folder_rescues_the_image_and_says_where(tiny_sd, tmp_path, monkeypatch, capsys):
-    from diffusers_tui import cli
+    from diffusers_tui.commands import common
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    monkeypatch.setattr(cli, "RESCUE_DIR", tmp_path / "rescue")
+    monkeypatch.setattr(common, "RESCUE_DIR", tmp_path / "rescue")
     code = main(["--outputs", str(blocker), "generate", "a square", "--model", str(tiny_sd), "--steps", "2"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     rescued = list((tmp_path / "rescue").rglob("*.png"))
@@ -186,7 +187,7 @@ def test_options_before_the_command_are_kept(tiny_sd, tmp_path):
     assert main(["--model", str(tiny_sd), "--outputs", str(tmp_path), "--device", "cpu",
                  "generate", "a square", "--steps", "2"]) == 0
     saved = list(tmp_path.rglob("*.png"))
-    assert len(saved) == 1 and outputs.read_recipe(saved[0])["model_path"] == str(tiny_sd)
+    assert len(saved) == 1 and png_recipe.read_recipe(saved[0])["model_path"] == str(tiny_sd)
 
 
 def test_a_run_that_goes_nan_exits_1_and_saves_nothing(tiny_ddpm, tmp_path, monkeypatch, capsys):
@@ -216,7 +217,7 @@ def test_generate_from_a_saved_png_makes_the_same_image_and_options_override_it(
     again = next((tmp_path / "b").rglob("*.png"))
     assert again.name == first.name and np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(again)))
     assert main(["generate", "--from", str(first), "--steps", "2", "--outputs", str(tmp_path / "c")]) == 0
-    changed = outputs.read_recipe(next((tmp_path / "c").rglob("*.png")))["request"]
+    changed = png_recipe.read_recipe(next((tmp_path / "c").rglob("*.png")))["request"]
     assert (changed["steps"], changed["seed"], changed["scheduler"], changed["prompt"]) == (2, 11, "Euler a",
                                                                                              "a green square")
 
@@ -232,7 +233,7 @@ def test_generate_from_an_a1111_png_says_what_it_could_not_map(tiny_sd, tmp_path
     code = main(["generate", "--from", str(png), "--model", str(tiny_sd), "--outputs", str(tmp_path / "out")])
     errors = capsys.readouterr().err
     assert code == 0 and "'sd15' is A1111's name" in errors and "not used: Clip skip" in errors
-    request = outputs.read_recipe(next((tmp_path / "out").rglob("*.png")))["request"]
+    request = png_recipe.read_recipe(next((tmp_path / "out").rglob("*.png")))["request"]
     assert (request["prompt"], request["negative_prompt"], request["scheduler"], request["seed"], request["steps"],
             request["guidance"]) == ("a castle", "fog", "Euler a", 77, 2, 4.0)
     assert main(["generate", "--from", str(tmp_path / "missing.png")]) == 2

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from diffusers_tui import cli
-from diffusers_tui.engine import schedulers
+from diffusers_tui import commands as cli
+from diffusers_tui.engine.sampling import registry as schedulers
 from diffusers_tui.engine.errors import RequestError, UserFacingError
 from diffusers_tui.engine.request import MAX_SEED, GenerationRequest
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from diffusers_tui import serve_command
+from diffusers_tui.commands import serve as serve_command
 
 
 def _free_port() -> int:

@@ -3,7 +3,7 @@
 import pytest
 
 from diffusers_tui import settings
-from diffusers_tui.cli import main
+from diffusers_tui.commands import main
 
 
 def _write(tmp_path, text):
@@ -68,13 +68,13 @@ def test_config_command_prints_values_and_sources(tmp_path, monkeypatch, capsys)
 
 
 def test_generate_uses_the_configured_defaults(tiny_sd, tmp_path, monkeypatch, capsys):
-    from diffusers_tui.engine import outputs
+    from diffusers_tui.engine.files import recipe as png_recipe
 
     path = _write(tmp_path, f'model = "{tiny_sd}"\nsteps = 3\nscheduler = "DDIM"\noutputs = "{tmp_path / "out"}"\n')
     monkeypatch.setenv("DIFFUSERS_TUI_CONFIG", str(path))
     assert main(["generate", "a square", "--seed", "5"]) == 0
     saved = list((tmp_path / "out").rglob("*.png"))
-    recipe = outputs.read_recipe(saved[0])
+    recipe = png_recipe.read_recipe(saved[0])
     assert (recipe["request"]["steps"], recipe["request"]["scheduler"], recipe["model_path"]) == (3, "DDIM", str(tiny_sd))
     assert main(["generate", "a square", "--seed", "5", "--steps", "2", "--scheduler", "Euler"]) == 0
     assert "00002-euler-2-5.png" in {p.name for p in (tmp_path / "out").rglob("*.png")}

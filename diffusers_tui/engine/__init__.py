@@ -1,68 +1,45 @@
-"""The engine: models, schedulers, runs and outputs, with no UI library imported.
+"""The engine's public surface: the only module the app and the commands import from the engine.
 
-Importing this package is cheap: torch and diffusers load only when a model does, so
-the app can paint before they are imported.
+Importing it is cheap: torch and diffusers load only when a model does, so the app can
+paint before they are imported. Nothing here imports textual, rich or rich_pixels.
 """
 
 from __future__ import annotations
 
-import os
-
-from diffusers_tui.engine.errors import (
-    ModelLoadError,
-    ModelNotFoundError,
-    OutputError,
-    RequestError,
-    SchedulerUnavailableError,
-    UserFacingError,
-)
-from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
+from diffusers_tui.engine.building import build_comparison, build_request
+from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, ComparisonRequest, ComparisonResult, Lane,
+                                             LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
+                                             parse_step_list)
+from diffusers_tui.engine.engine import Engine
+from diffusers_tui.engine.errors import (ModelLoadError, ModelNotFoundError, OutputError, RequestError, RunError,
+                                         SchedulerUnavailableError, UserFacingError)
+from diffusers_tui.engine.files.export import Exported
+from diffusers_tui.engine.files.history import History, HistoryEntry
+from diffusers_tui.engine.files.reading import Recipe
+from diffusers_tui.engine.models.catalog import ModelInfo
+from diffusers_tui.engine.models.loading import LoadOptions
+from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE,
+                                          MAX_STEPS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
+                                          check_whole, describe_range, parse_number, parse_size, parse_whole,
+                                          random_seed)
+from diffusers_tui.engine.runtime import configure_threads, default_threads, quiet
+from diffusers_tui.engine.sampling.registry import SchedulerEntry, SchedulerStatus, scheduler_names
 
 __all__ = [
-    "GenerationRequest", "GenerationResult", "StepSnapshot", "UserFacingError", "RequestError",
-    "ModelLoadError", "ModelNotFoundError", "OutputError", "SchedulerUnavailableError",
+    # the facade and how it loads
+    "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "SchedulerEntry", "SchedulerStatus", "scheduler_names",
+    # runs and comparisons
+    "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
+    "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison",
+    # what was kept
+    "History", "HistoryEntry", "Recipe", "Exported",
+    # limits and parsing of typed values
+    "LIMITS", "MAX_STEPS", "MAX_SEED", "MAX_SIDE", "MAX_GUIDANCE", "MAX_PROMPT_CHARS", "MAX_LANES", "DEFAULT_PROMPT",
+    "describe_range", "check_whole", "parse_whole", "parse_number", "parse_size", "random_seed", "parse_lanes",
+    "parse_step_list", "parse_reference", "parse_scheduler_list",
+    # errors
+    "UserFacingError", "RequestError", "ModelLoadError", "ModelNotFoundError", "OutputError",
+    "RunError", "SchedulerUnavailableError",
+    # the process
     "quiet", "configure_threads", "default_threads",
 ]
-
-_quieted = False
-
-
-def quiet() -> None:
-    """Silence the loading chatter of diffusers and transformers (progress bars, notices)."""
-    global _quieted
-    if _quieted:
-        return
-    import diffusers.utils.logging as diffusers_logging
-    import transformers.utils.logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    _quieted = True
-
-
-def default_threads() -> int:
-    """CPU threads for torch: DIFFUSERS_TUI_THREADS, else all cores but one.
-
-    One core is left for the UI and the OS: with every core busy in torch, one other busy
-    thread made a run about 60x slower (spinning OpenMP workers waiting on each other).
-    """
-    configured = os.environ.get("DIFFUSERS_TUI_THREADS")
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError:
-            raise RequestError("DIFFUSERS_TUI_THREADS", f"{configured!r} is not a whole number") from None
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def configure_threads(threads: int | None = None) -> int:
-    """Set torch's CPU thread count on purpose; returns the count used."""
-    # Passive waiting keeps idle OpenMP threads off the cores (must precede torch's import).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
-    count = threads or default_threads()
-    torch.set_num_threads(count)
-    return count

@@ -47,7 +47,7 @@ class ComparisonRequest:
     batch: bool = True
 
     def __post_init__(self) -> None:
-        from diffusers_tui.engine import schedulers
+        from diffusers_tui.engine.sampling import registry as schedulers
 
         if not self.lanes:
             raise RequestError("compare", "mark at least one scheduler to compare")
@@ -62,7 +62,7 @@ class ComparisonRequest:
 
     def lane_requests(self) -> list[GenerationRequest]:
         """One GenerationRequest per lane (then the reference, when there is one)."""
-        from diffusers_tui.engine import schedulers
+        from diffusers_tui.engine.sampling import registry as schedulers
 
         requests = []
         for lane in self.lanes:
@@ -78,11 +78,16 @@ class ComparisonRequest:
 
 def parse_lanes(schedulers_text: str, steps_text: str) -> tuple[Lane, ...]:
     """ "Euler,DPM++ 2M Karras" x "10,20" -> every scheduler at every step count."""
-    names = [name.strip() for name in schedulers_text.split(",") if name.strip()]
+    steps = parse_step_list(steps_text)
+    return tuple(Lane(name, count) for name in parse_scheduler_list(schedulers_text) for count in steps)
+
+
+def parse_scheduler_list(text: str) -> list[str]:
+    """ "Euler, DPM++ 2M Karras" -> ["Euler", "DPM++ 2M Karras"]; the names are checked by the request."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise RequestError("compare", "give schedulers separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"")
-    steps = parse_step_list(steps_text)
-    return tuple(Lane(name, count) for name in names for count in steps)
+    return names
 
 
 def parse_step_list(text: str) -> list[int]:

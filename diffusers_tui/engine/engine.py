@@ -1,14 +1,22 @@
-"""The Engine: loads one model at a time and runs requests on it, one run at a time."""
+"""The Engine: the one door the app and the commands use, to load, run, compare, save and read back.
+
+It loads one model at a time and runs one request at a time on it. What it hands out
+(summaries, results, snapshots, history entries, recipes) is plain frozen values: the
+app and the commands never hold a torch or diffusers object.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import os
 import sys
 import threading
+from pathlib import Path
 
 from diffusers_tui.engine.errors import OutOfMemory, RunError, UserFacingError
-from diffusers_tui.engine.request import GenerationRequest, GenerationResult
-from diffusers_tui.engine.sources import LoadOptions
+from diffusers_tui.engine.models.loading import LoadOptions
+from diffusers_tui.engine.request import GenerationRequest, GenerationResult, ModelSummary
 
 
 class Engine:
@@ -25,41 +33,69 @@ class Engine:
         self._loaded = None
         self._loaded_name: str | None = None
 
-    def load(self, model: str):
-        """The LoadedModel for `model`, loading it (and dropping the previous one) if needed."""
-        from diffusers_tui.engine import configure_threads, sources
+    def with_device(self, device: str) -> "Engine":
+        """A new Engine like this one on another device (one GPU per process, say)."""
+        return Engine(dataclasses.replace(self.options, device=device), self.model_folders, self.threads)
+
+    def load(self, model: str) -> ModelSummary:
+        """Load `model` (dropping the previous one) unless it is loaded; what it is, as plain values."""
+        from diffusers_tui.engine.sampling import registry
+
+        loaded = self.loaded_model(model)
+        entry = registry.entry_for_scheduler(loaded.scheduler)
+        return ModelSummary(
+            name=model, mode=loaded.mode, native_size=loaded.native_size, size_multiple=loaded.size_multiple,
+            scheduler_class=type(loaded.scheduler).__name__, default_scheduler=entry.name if entry else None,
+            statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes))
+
+    def loaded_model(self, model: str):
+        """The engine's own LoadedModel for `model` (loading it if needed).
+
+        For the engine, its tests and benchmarks only: it holds the live pipeline. The app
+        and the commands use `load`, which hands out a ModelSummary.
+        """
+        from diffusers_tui.engine.models import loading, names
+        from diffusers_tui.engine.runtime import configure_threads
 
         with self._load_lock:
             if self._loaded is not None and self._loaded_name == model:
                 return self._loaded
             configure_threads(self.threads)
-            source = sources.resolve(model)
+            source = names.resolve(model)
             self._loaded, self._loaded_name = None, None  # free the old model before loading
-            loaded = sources.load(source, self.options)
+            loaded = loading.load(source, self.options)
             self._loaded, self._loaded_name = loaded, model
             return loaded
 
     def run(self, request: GenerationRequest, on_step=None, cancel: threading.Event | None = None
             ) -> GenerationResult:
-        from diffusers_tui.engine import runner
+        """Run `request`, calling `on_step(StepSnapshot)` from this thread after every model call.
+
+        The result owns every snapshot that carried a preview (`frames`).
+        """
+        from diffusers_tui.engine.sampling import runner
 
         with self._run_lock:
-            loaded = self.load(request.model)
+            loaded = self.loaded_model(request.model)
             progress = _Progress()
+            frames = []
 
             def watched(snapshot) -> None:
                 progress.seen(snapshot)
+                if snapshot.preview is not None:
+                    frames.append(snapshot)
                 if on_step is not None:
                     on_step(snapshot)
 
-            return _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
+            result = _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
+            return dataclasses.replace(result, frames=tuple(frames))
 
     def compare(self, request, on_lane_step=None, cancel: threading.Event | None = None):
-        """Race a ComparisonRequest's lanes on its model (see engine.lockstep)."""
-        from diffusers_tui.engine import lockstep
+        """Race a ComparisonRequest's lanes on its model (see engine.sampling.lockstep)."""
+        from diffusers_tui.engine.sampling import lockstep
 
         with self._run_lock:
-            loaded = self.load(request.base.model)
+            loaded = self.loaded_model(request.base.model)
             progress = _Progress()
 
             def watched(index, snapshot) -> None:
@@ -69,20 +105,74 @@ class Engine:
 
             return _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress, loaded)
 
+    @staticmethod
+    def launched_distributed() -> bool:
+        """True under `accelerate launch` with more than one process."""
+        from diffusers_tui.engine.sampling.distributed import launched_distributed
+
+        return launched_distributed()
+
+    def compare_across_processes(self, request, pick_device: bool = True):
+        """This process's share of a comparison; the whole ComparisonResult on the main process, else None."""
+        from diffusers_tui.engine.sampling.distributed import compare_across_processes
+
+        return compare_across_processes(self, request, pick_device)
+
     def scheduler_statuses(self, model: str | None = None):
         """Registry entries marked available or not, for `model` or for this machine alone."""
-        from diffusers_tui.engine import schedulers
+        from diffusers_tui.engine.sampling import registry
 
         if model is None:
-            return schedulers.statuses(None, None)
-        loaded = self.load(model)
-        return schedulers.statuses(loaded.original_scheduler_config,
-                                   schedulers.compatible_names(loaded.scheduler))
+            return registry.statuses(None, None)
+        return self._statuses(self.loaded_model(model))
+
+    @staticmethod
+    def _statuses(loaded):
+        from diffusers_tui.engine.sampling import registry
+
+        return registry.statuses(loaded.original_scheduler_config, registry.compatible_names(loaded.scheduler))
 
     def models(self):
-        from diffusers_tui.engine import sources
+        """Every model on this machine (ModelInfo): the demos, the local HF cache, the model folders."""
+        from diffusers_tui.engine.models import catalog
 
-        return sources.list_models(self.model_folders)
+        return catalog.list_models(self.model_folders)
+
+    # ----- what the user keeps -----
+    @staticmethod
+    def save(result: GenerationResult, outputs_dir: str | os.PathLike, with_steps: bool = False) -> Path:
+        """Save a run's image with its recipe (and its frames, with_steps) into a new numbered file."""
+        from diffusers_tui.engine.files import outputs
+
+        return outputs.save_result(result, outputs_dir, list(result.frames) if with_steps else None)
+
+    @staticmethod
+    def save_comparison(result, outputs_dir: str | os.PathLike) -> Path:
+        """Save a comparison's grid, images and table into a new folder; returns the folder."""
+        from diffusers_tui.engine.files import compare_outputs
+
+        return compare_outputs.save_comparison(result, outputs_dir)
+
+    @staticmethod
+    def export(result: GenerationResult, folder: str | os.PathLike):
+        """Write the run's frames as an animation and a contact sheet into `folder` (Exported)."""
+        from diffusers_tui.engine.files import export
+
+        return export.export_denoising(list(result.frames), result.image, folder)
+
+    @staticmethod
+    def history(outputs_dir: str | os.PathLike):
+        """What `outputs_dir` holds (History), newest first."""
+        from diffusers_tui.engine.files import history
+
+        return history.read_history(outputs_dir)
+
+    @staticmethod
+    def read_recipe(path: str | os.PathLike):
+        """The recipe in any PNG (Recipe): ours, or an A1111 `parameters` line."""
+        from diffusers_tui.engine.files import reading
+
+        return reading.recipe_from_png(path)
 
 
 class _Progress:

@@ -21,6 +21,53 @@ MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 10_000
+#: What the built-in demo draws well, and what a command draws when given no prompt.
+DEFAULT_PROMPT = "a red circle on a blue background"
+
+#: The valid range of every numeric request field: messages and tooltips quote these.
+LIMITS: dict[str, tuple[float, float]] = {
+    "steps": (1, MAX_STEPS),
+    "guidance": (0, MAX_GUIDANCE),
+    "seed": (0, MAX_SEED),
+    "width": (8, MAX_SIDE),
+    "height": (8, MAX_SIDE),
+    "preview_every": (1, MAX_STEPS),
+}
+
+
+def describe_range(name: str) -> str:
+    """ "1 to 1000": a field's range as messages say it (the seed's top as 2^64-1)."""
+    low, high = LIMITS[name]
+    shown = "2^64-1" if high == MAX_SEED else f"{high:g}"
+    return f"{low:g} to {shown}"
+
+
+def check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    """`value` as a whole number in low..high (no top when None), or RequestError naming `name`."""
+    valid = f"{low} to {high}" if high is not None else f"{low} or more"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(name, f"{value!r} is not a whole number ({valid})")
+    if value < low or (high is not None and value > high):
+        raise RequestError(name, f"{value} is outside {valid}")
+    return value
+
+
+def parse_whole(name: str, text: str, low: int, high: int | None = None) -> int:
+    """Text typed or passed on a command line, as a whole number in low..high."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        valid = f"{low} to {high}" if high is not None else f"{low} or more"
+        raise RequestError(name, f"{text!r} is not a whole number ({valid})") from None
+    return check_whole(name, value, low, high)
+
+
+def parse_number(name: str, text: str) -> float:
+    """Text as a number, for a float field such as guidance (its range is checked by the request)."""
+    try:
+        return float(str(text).strip())
+    except ValueError:
+        raise RequestError(name, f"{text!r} is not a number ({describe_range(name)})") from None
 
 
 def parse_size(text: str) -> tuple[int | None, int | None]:
@@ -54,7 +101,7 @@ class GenerationRequest:
     model: str = "demo"
     #: "auto" follows the model: text-to-image for pipelines, "unet" for a bare UNet2DModel.
     mode: Mode = "auto"
-    #: A registry display name (see engine.schedulers); None keeps the model's own.
+    #: A registry display name (see engine.sampling.registry); None keeps the model's own.
     scheduler: str | None = None
     steps: int = 20
     guidance: float = 5.0
@@ -81,21 +128,21 @@ class GenerationRequest:
             raise RequestError("mode", f"{self.mode!r} is not one of auto, text-to-image, unet")
         if self.scheduler is not None:
             _check_scheduler(self.scheduler)
-        _check_int("steps", self.steps, 1, MAX_STEPS)
+        check_whole("steps", self.steps, 1, MAX_STEPS)
         if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not (
             0.0 <= float(self.guidance) <= MAX_GUIDANCE
         ):
             raise RequestError("guidance", f"{self.guidance!r} is outside 0 to {MAX_GUIDANCE:g}")
-        _check_int("seed", self.seed, 0, MAX_SEED)
+        check_whole("seed", self.seed, 0, MAX_SEED)
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is not None:
-                _check_int(name, value, 8, MAX_SIDE)
+                check_whole(name, value, 8, MAX_SIDE)
                 if value % 8:
                     raise RequestError(name, f"{value} is not a multiple of 8 (8 to {MAX_SIDE})")
         if self.preview not in ("x0", "noisy"):
             raise RequestError("preview", f"{self.preview!r} is not x0 or noisy")
-        _check_int("preview_every", self.preview_every, 1, MAX_STEPS)
+        check_whole("preview_every", self.preview_every, 1, MAX_STEPS)
         if self.preview_method not in ("auto", "linear", "vae", "none"):
             raise RequestError("preview_method", f"{self.preview_method!r} is not auto, linear, vae or none")
 
@@ -126,7 +173,7 @@ def _check_text(name: str, value: object) -> None:
 
 
 def _check_scheduler(name: object) -> None:
-    from diffusers_tui.engine import schedulers
+    from diffusers_tui.engine.sampling import registry as schedulers
 
     if not isinstance(name, str) or not name.strip():
         raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
@@ -142,11 +189,6 @@ def check_prompt_given(prompt: str) -> None:
         raise RequestError("prompt", "is empty: type what to draw")
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(name, f"{value!r} is not a whole number ({low} to {high})")
-    if not low <= value <= high:
-        raise RequestError(name, f"{value} is outside {low} to {high}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +224,9 @@ class GenerationResult:
     recipe: dict[str, Any] = field(default_factory=dict)
     #: Why the run stopped before its end by itself (NaN latents), or None.
     stopped: str | None = None
+    #: Every StepSnapshot that carried a preview, in order: what scrubbing, --save-every
+    #: and export show. The result owns them; nothing hands them back to the engine.
+    frames: tuple[StepSnapshot, ...] = ()
 
     @property
     def shown_image(self) -> Any:
@@ -191,3 +236,21 @@ class GenerationResult:
     @property
     def calls_per_second(self) -> float:
         return self.model_calls / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A loaded model as the UI and the commands see it: plain values, no torch or diffusers object."""
+
+    name: str
+    #: "text-to-image" (a pipeline) or "unet" (a bare UNet2DModel stepped by hand).
+    mode: str
+    native_size: tuple[int, int]
+    size_multiple: int
+    #: The model's own scheduler class, and the registry entry that matches it (None: no entry does).
+    scheduler_class: str
+    default_scheduler: str | None
+    #: Every registry entry, marked available or not for this model (SchedulerStatus).
+    statuses: tuple[Any, ...] = ()
+    #: What loading found worth saying (a fitted preview map, a default scheduler, ...).
+    notes: tuple[str, ...] = ()

@@ -1,4 +1,8 @@
-"""The App: bindings, the one generation worker, model loading, saving, error handling."""
+"""The App: the key bindings, routing between screens, model loading, and the one generation worker.
+
+It talks to the engine only through `diffusers_tui.engine` and holds no torch or diffusers
+object: what it keeps of a run is the GenerationResult the engine handed out.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +16,26 @@ from typing import Iterable
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Log, Select, Static, TextArea
+from textual.widgets import Button, Log, Select, Static, TextArea
 from textual.worker import get_current_worker
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine.errors import RequestError, UserFacingError
-from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
-from diffusers_tui.ui.messages import (FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed, RunFinished,
-                                       Saved, SaveFailed, StepRendered)
-from diffusers_tui.ui.form import FIELD_WIDGETS, describe_failure, parse_float, parse_int
-from diffusers_tui.ui.graphics import final_image_class
-from diffusers_tui.ui.keeping import KeepingActions
+from diffusers_tui.engine import (MAX_STEPS, GenerationRequest, RequestError, UserFacingError, build_comparison,
+                                  build_request, random_seed)
+from diffusers_tui.ui.failures import describe_failure
+from diffusers_tui.ui.keeper import Keeper
+from diffusers_tui.ui.messages import (Exported, FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed,
+                                       RunFinished, Saved, SaveFailed, StepRendered)
 from diffusers_tui.ui.render import render_strips
-from diffusers_tui.ui.widgets.compare_screen import CompareScreen
-from diffusers_tui.ui.widgets.help_screen import HelpScreen
-from diffusers_tui.ui.widgets.history_screen import HistoryScreen
+from diffusers_tui.ui.screens.compare import CompareScreen
+from diffusers_tui.ui.screens.help import HelpScreen
+from diffusers_tui.ui.screens.history import HistoryScreen
+from diffusers_tui.ui.screens.main import MainScreen, main_layout
+from diffusers_tui.ui.screens.save_to import SaveToScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from diffusers_tui.ui.widgets.save_to_screen import SaveToScreen
-from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
+from diffusers_tui.ui.widgets.settings_panel import FORM_SETTINGS, SchedulerList, SettingsPanel
 
-MIN_COLUMNS, MIN_ROWS = 80, 24
 #: Live updates (frame and progress line) per second at most, by default; the settings
 #: panel's "frames/s" field changes it. A faster model skips frames (the newest wins) so
 #: converting and painting never crowd out key presses. Every frame stays scrubbable.
@@ -44,7 +46,7 @@ MAX_FRAMES_PER_SECOND = settings_module.SETTINGS["fps"].default
 GC_THRESHOLDS = (20_000, 10, 10)
 
 
-class DiffusersTuiApp(KeepingActions, App):
+class DiffusersTuiApp(App):
     """Type a prompt, pick a scheduler and steps, watch every denoising step, keep the result."""
 
     CSS_PATH = "app.tcss"
@@ -95,14 +97,14 @@ class DiffusersTuiApp(KeepingActions, App):
         self.graphics = graphics
         #: Scheduler to select once the next model has loaded (from settings or a recipe).
         self._wanted_scheduler: str | None = self.settings["scheduler"]
-        #: Where the current result was saved, so export writes next to it.
-        self.saved_path = None
+        #: Saving, export, history and settings (a controller with a stated interface).
+        self.keeper = Keeper(self, lambda: self.query_one(SettingsPanel))
         #: Models the selector lists (the machine's), and the one loaded and ready (None while loading).
         self.model_names: list[str] = []
         self.loaded_model: str | None = None
         self.model_folders = tuple(model_folders)
+        #: The last run's result: it owns its frames (every preview, for the scrubber).
         self.result = None
-        self.frames: list = []  # StepSnapshots with previews of the last run, for the scrubber
         self.frame_index: int | None = None
         self.run_id = 0
         self.running = False
@@ -113,56 +115,39 @@ class DiffusersTuiApp(KeepingActions, App):
         self.idle = asyncio.Event()
         self.idle.set()
 
-    # ----- layout -----
+    @property
+    def frames(self) -> tuple:
+        """The last run's previews, as its result holds them."""
+        return self.result.frames if self.result is not None else ()
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
     def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(id="body"):
-            yield SettingsPanel(self.model, id="settings")
-            with Vertical(id="main"):
-                yield LivePane(id="pane")
-                if self.graphics != "halfblock":
-                    yield final_image_class(self.graphics)(id="final-image")
-                yield Static("idle", id="progress")
-                yield Log(id="log", max_lines=500)
-        yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
-        yield Footer()
+        yield from main_layout(self.model, self.graphics)
 
     def on_mount(self) -> None:
         # A small model's forward pass is mostly Python, so the worker holds the GIL most of
         # the time; a 1 ms switch interval (default 5 ms) hands it back to key presses sooner.
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
-        self._apply_settings()
+        self.panel.apply_settings(self.settings)
+        keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
+        if keys:
+            self.set_keymap(keys)
         self.list_models()
         self._start_loading(self.model)
         if self.recipe is not None:
-            self.apply_recipe(self.recipe.fields, self.recipe.notes, switch_model=False)
+            self.apply_recipe(self.recipe, switch_model=False)
         self.query_one("#prompt", TextArea).focus()
+
+    @property
+    def panel(self) -> SettingsPanel:
+        return self.query_one(SettingsPanel)
 
     def _every_binding(self) -> list[Binding]:
         return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *CompareScreen.BINDINGS,
                 *HistoryScreen.BINDINGS]
-
-    def _start_loading(self, model: str) -> None:
-        """Load `model` in a thread; the mode line counts the seconds until it is ready."""
-        self.loaded_model = None
-        self.log_line(f"loading {model} in the background (you can type meanwhile)...")
-        started = time.perf_counter()
-        mode_line = self.query_one("#mode")
-
-        def tick() -> None:
-            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
-
-        if getattr(self, "_loading_timer", None) is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_interval(0.2, tick)
-        tick()
-        self.load_model(model)
-
-    def _stop_loading_timer(self) -> None:
-        if getattr(self, "_loading_timer", None) is not None:
-            self._loading_timer.stop()
-            self._loading_timer = None
 
     #: Actions that read or change the main screen's fields: off while another screen is up.
     MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",
@@ -170,27 +155,16 @@ class DiffusersTuiApp(KeepingActions, App):
                            "save_settings"}
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, _MainScreen):
+        if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, MainScreen):
             return False
-        if action == "save_to" and not isinstance(self.screen, (_MainScreen, CompareScreen)):
+        if action == "save_to" and not isinstance(self.screen, (MainScreen, CompareScreen)):
             return False
         return True
 
-    def get_default_screen(self) -> Screen:
-        return _MainScreen()
-
-    def check_terminal_size(self) -> None:
-        """Below the minimum size, show what size is needed instead of a broken layout."""
-        too_small = self.size.width < MIN_COLUMNS or self.size.height < MIN_ROWS
-        self.screen.set_class(too_small, "-too-small")
-        if too_small:
-            self.query_one("#too-small", Static).update(
-                f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}; "
-                f"this one is {self.size.width}x{self.size.height}")
-
-    def on_live_pane_resized(self, message: LivePane.Resized) -> None:
-        if message.cells != self._pane_cells:
-            self._pane_cells = message.cells
+    def pane_resized(self, cells: tuple[int, int]) -> None:
+        """The main pane's cell box changed: frames from now on are converted to it."""
+        if cells != self._pane_cells:
+            self._pane_cells = cells
             self._show_frame(self.frame_index)
 
     def _set_progress(self, text: str) -> None:
@@ -202,12 +176,37 @@ class DiffusersTuiApp(KeepingActions, App):
         self.log_lines.append(text)
         self.query_one("#log", Log).write_line(text)
 
+    def _mark_invalid(self, field: str, message: str) -> None:
+        self.panel.mark_invalid(field)
+        self.log_line(f"error: {message}")
+        self.notify(message, title="Check this setting", severity="error", timeout=8)
+
     # ----- models -----
+    def _start_loading(self, model: str) -> None:
+        """Load `model` in a thread; the mode line counts the seconds until it is ready."""
+        self.loaded_model = None
+        self.log_line(f"loading {model} in the background (you can type meanwhile)...")
+        started = time.perf_counter()
+        mode_line = self.query_one("#mode")
+
+        def tick() -> None:
+            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
+
+        self._stop_loading_timer()
+        self._loading_timer = self.set_interval(0.2, tick)
+        tick()
+        self.load_model(model)
+
+    def _stop_loading_timer(self) -> None:
+        if getattr(self, "_loading_timer", None) is not None:
+            self._loading_timer.stop()
+            self._loading_timer = None
+
     @work(thread=True, group="models")
     def list_models(self) -> None:
         try:
             names = [info.name for info in self.engine.models()]
-        except Exception:  # listing is a convenience; the named model still loads
+        except Exception:  # noqa: BLE001 - listing is a convenience; the named model still loads
             names = []
         self.post_message(ModelsListed(names))
 
@@ -226,38 +225,32 @@ class DiffusersTuiApp(KeepingActions, App):
     @work(thread=True, exclusive=True, group="load")
     def load_model(self, model: str) -> None:
         try:
-            loaded = self.engine.load(model)
-            statuses = self.engine.scheduler_statuses(model)
-            from diffusers_tui.engine import schedulers
-
-            entry = schedulers.entry_for_scheduler(loaded.scheduler)
-            self.post_message(ModelLoaded(model, loaded.mode, statuses, loaded.native_size, list(loaded.notes),
-                                          entry.name if entry else None))
-        except Exception as error:
+            self.post_message(ModelLoaded(self.engine.load(model)))
+        except Exception as error:  # noqa: BLE001 - the worker always reports back
             self.post_message(ModelLoadFailed(model, describe_failure(error)[0]))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        if message.model != self.model:
+        summary = message.summary
+        if summary.name != self.model:
             return
-        self.loaded_model = message.model
+        self.loaded_model = summary.name
         # torch, diffusers and the model are millions of long-lived objects; moving them
         # out of the collector's sight keeps full collections (seen pausing the UI for
         # 0.3 s mid-run) short.
         gc.freeze()
         self._stop_loading_timer()
-        panel = self.query_one(SettingsPanel)
+        panel = self.panel
         # A newly loaded model starts on the scheduler asked for (settings, a recipe), else its own.
         wanted, self._wanted_scheduler = self._wanted_scheduler, None
-        available = {status.entry.name for status in message.statuses if status.available}
+        available = {status.entry.name for status in summary.statuses if status.available}
         if wanted and wanted not in available:
-            self.log_line(f"note: {wanted} is not available for {message.model}: its own scheduler is selected")
+            self.log_line(f"note: {wanted} is not available for {summary.name}: its own scheduler is selected")
             wanted = None
-        panel.set_schedulers(message.statuses, wanted or message.default_scheduler or panel.scheduler)
-        width, height = message.native_size
-        self.query_one("#mode").update(f"mode: {message.mode} · native size {width}x{height}")
-        available = sum(status.available for status in message.statuses)
-        self.log_line(f"loaded {message.model}: {message.mode}, {available} schedulers available")
-        for note in message.notes:
+        panel.set_schedulers(summary.statuses, wanted or summary.default_scheduler or panel.scheduler)
+        width, height = summary.native_size
+        self.query_one("#mode").update(f"mode: {summary.mode} · native size {width}x{height}")
+        self.log_line(f"loaded {summary.name}: {summary.mode}, {len(available)} schedulers available")
+        for note in summary.notes:
             self.log_line(f"note: {note}")
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
@@ -277,58 +270,49 @@ class DiffusersTuiApp(KeepingActions, App):
             self.model = model
             self._start_loading(model)
 
+    def apply_recipe(self, recipe, switch_model: bool = True) -> None:
+        """Put a saved recipe into the controls, and switch to its model (its scheduler once loaded)."""
+        fields = recipe.fields
+        self.panel.fill(fields)
+        for note in recipe.notes:
+            self.log_line(f"note: {note}")
+        model, scheduler = fields.get("model"), fields.get("scheduler")
+        if switch_model and model and model != self.model:
+            self._wanted_scheduler = scheduler
+            self._show_model(model)
+            self.switch_model(model)
+        elif scheduler:
+            if self.loaded_model != self.model:
+                self._wanted_scheduler = scheduler  # applied when the model has loaded
+            elif not self.panel.select_scheduler(scheduler):
+                self.log_line(f"note: {scheduler} is not available for this model: kept {self.panel.scheduler}")
+
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:
-        """A validated request from the fields, or None after marking the bad field."""
-        for widget in self.query(".-bad-value"):
-            widget.remove_class("-bad-value")
-        panel = self.query_one(SettingsPanel)
+        """A validated request from the fields and the settings, or None after marking the bad field."""
+        panel = self.panel
+        panel.clear_marks()
         try:
-            seed = self._seed_for_run()
-            width, height = parse_size(self.query_one("#size", Input).value)
-            return GenerationRequest(
-                prompt=self.query_one("#prompt", TextArea).text,
-                negative_prompt=self.query_one("#negative", Input).value,
-                model=self.model,
-                scheduler=panel.scheduler,
-                steps=parse_int("steps", self.query_one("#steps", Input).value, "1 to 1000"),
-                guidance=parse_float("guidance", self.query_one("#guidance", Input).value, "0 to 50"),
-                seed=seed,
-                width=width,
-                height=height,
-                preview=self.query_one("#preview", Select).value,
-                preview_every=parse_int("preview_every", self.query_one("#preview-every", Input).value, "1 to 1000"),
-            )
+            fields = panel.request_fields()
+            seed = panel.locked_seed() if panel.seed_locked else random_seed()
+            # The fields outrank the settings they show; the rest (preview_method, say) come from the settings.
+            unshown = {name: value for name, value in self.settings.values.items() if name not in FORM_SETTINGS}
+            request = build_request(unshown, given={**fields, "model": self.model, "seed": seed})
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
             return None
+        panel.show_seed(request.seed)
+        return request
 
-    def _seed_for_run(self) -> int:
-        seed_input = self.query_one("#seed", Input)
-        if not self.query_one("#seed-lock", Checkbox).value:
-            seed_input.value = str(random_seed())
-        return parse_int("seed", seed_input.value, f"0 to {2**64 - 1}")
-
-    def _mark_invalid(self, field: str, message: str) -> None:
-        selector = FIELD_WIDGETS.get(field)
-        if selector:
-            self.query_one(selector).add_class("-bad-value")
-        self.log_line(f"error: {message}")
-        self.notify(message, title="Check this setting", severity="error", timeout=8)
-
-    # ----- generating -----
     def frame_rate(self) -> int | None:
         """The live frame cap from its field, or None after marking the field."""
-        low, high = settings_module.FRAME_RATE_RANGE
         try:
-            fps = parse_int("fps", self.query_one("#fps", Input).value, f"{low} to {high}")
-            if not low <= fps <= high:
-                raise RequestError("fps", f"{fps} frames per second is outside {low} to {high}")
+            return self.panel.frame_rate(*settings_module.FRAME_RATE_RANGE)
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
             return None
-        return fps
 
+    # ----- generating -----
     def action_generate(self) -> None:
         request = self.build_request()
         fps = self.frame_rate()
@@ -340,18 +324,19 @@ class DiffusersTuiApp(KeepingActions, App):
         self.run_id += 1
         self.running = True
         self.idle.clear()
-        self.result, self.frames, self.frame_index, self.saved_path = None, [], None, None
+        self.result, self.frame_index = None, None
+        self.keeper.forget()
         self._show_live_pane()
         self._set_progress(f"starting: {request.scheduler or 'model default'}, "
-                                                   f"{request.steps} steps, seed {request.seed}")
-        self.generate(request, self.run_id, fps)
+                           f"{request.steps} steps, seed {request.seed}")
+        # The event exists before the thread does: an escape pressed at once cancels this run.
+        self._cancel_event = threading.Event()
+        self.generate(request, self.run_id, fps, self._cancel_event, self._pane_cells)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
 
     def action_compare(self) -> None:
         """Race the marked schedulers on a screen of their own."""
-        from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_reference, parse_step_list
-
-        panel = self.query_one(SettingsPanel)
+        panel = self.panel
         if len(panel.marked) < 1:
             self._mark_invalid("compare", "mark schedulers to compare first: highlight one in the list and "
                                           "press space (f6 then races them)")
@@ -359,12 +344,9 @@ class DiffusersTuiApp(KeepingActions, App):
         base = self.build_request()
         if base is None:
             return
+        steps, reference, equal_calls = panel.comparison_fields()
         try:
-            steps = parse_step_list(self.query_one("#compare-steps", Input).value)
-            request = ComparisonRequest(
-                base=base, lanes=tuple(Lane(name, count) for name in panel.marked for count in steps),
-                equal_calls=self.query_one("#equal-calls", Checkbox).value,
-                reference=parse_reference(self.query_one("#reference", Input).value.strip() or None))
+            request = build_comparison(base, panel.marked, steps, reference, equal_calls)
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
             return
@@ -377,37 +359,32 @@ class DiffusersTuiApp(KeepingActions, App):
         if self.running:
             self._stop_run()
             self.log_line("cancelled the running generation to start the comparison")
-        self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(l.label for l in request.lanes)}")
-        self.push_screen(CompareScreen(request, self.outputs_dir, fps))
+        self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(lane.label for lane in request.lanes)}")
+        self.push_screen(CompareScreen(self.engine, request, self.outputs_dir, fps))
 
     @work(thread=True, exclusive=True, group="generate")
-    def generate(self, request: GenerationRequest, run_id: int, fps: int = MAX_FRAMES_PER_SECOND) -> None:
+    def generate(self, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
+                 cells: tuple[int, int]) -> None:
         """The one generation worker: runs the engine, converts frames to cells, posts messages."""
         worker = get_current_worker()
-        cancel = threading.Event()
-        self._cancel_event = cancel
-        frames: list = []
         last_drawn = [0.0]
         try:
             def on_step(snapshot) -> None:
                 if worker.is_cancelled:
                     cancel.set()
-                if snapshot.preview is not None:
-                    frames.append(snapshot)
                 now = time.perf_counter()
                 # Progress and frames both go out at most `fps` times a second.
                 if now - last_drawn[0] < 1 / fps and snapshot.step < snapshot.total:
                     return
                 last_drawn[0] = now
                 # Steps without a preview update only the progress line; the pane keeps its frame.
-                pixels = render_strips(snapshot.preview, self._pane_cells) if snapshot.preview is not None else None
+                pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
                 self.post_message(StepRendered(run_id, snapshot, pixels))
 
             result = self.engine.run(request, on_step, cancel)
             image = result.shown_image
-            pixels = render_strips(image, self._pane_cells) if image is not None else None
-            self.post_message(RunFinished(run_id, (result, frames), pixels))
-        except BaseException as error:  # the thread always reports back, whatever happened
+            self.post_message(RunFinished(run_id, result, render_strips(image, cells) if image is not None else None))
+        except BaseException as error:  # noqa: BLE001 - the thread always reports back, whatever happened
             message, field = describe_failure(error)
             self.post_message(RunFailed(run_id, message, field))
 
@@ -427,9 +404,8 @@ class DiffusersTuiApp(KeepingActions, App):
     def on_run_finished(self, message: RunFinished) -> None:
         if message.run_id != self.run_id:
             return
-        self.result, self.frames = message.result
+        self.result = result = message.result
         self.running = False
-        result = self.result
         self.frame_index = None
         if result.stopped:
             caption = f"stopped at step {result.model_calls}/{result.total_calls}: last good preview"
@@ -478,7 +454,7 @@ class DiffusersTuiApp(KeepingActions, App):
     def generate_pressed(self) -> None:
         self.action_generate()
 
-    # ----- after a run: scrubbing, resizing, saving -----
+    # ----- after a run: scrubbing, resizing -----
     def action_scrub(self, delta: int) -> None:
         if self.running or not self.frames:
             return
@@ -490,57 +466,61 @@ class DiffusersTuiApp(KeepingActions, App):
     def _show_frame(self, index: int | None) -> None:
         if self.result is None:
             return
-        if index is None or index >= len(self.frames):
+        frames = self.frames
+        if index is None or index >= len(frames):
             image = self.result.shown_image
             caption = "final image · [ ] scrub · ctrl+s save"
+            if self._show_final_graphics(self.result.image, caption):
+                return
         else:
-            snapshot = self.frames[index]
+            snapshot = frames[index]
             image = snapshot.preview
             sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
             caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
                        f"{snapshot.elapsed_s:.2f}s")
-        if index is None or index >= len(self.frames):
-            if self._show_final_graphics(self.result.image, caption):
-                return
         self._show_live_pane()
         if image is not None:
-            self.render_still(image, caption)
+            self.render_still(image, caption, self._pane_cells)
 
     @work(thread=True, exclusive=True, group="render")
-    def render_still(self, image, caption: str) -> None:
-        self.post_message(FrameReady(render_strips(image, self._pane_cells), caption))
+    def render_still(self, image, caption: str, cells: tuple[int, int]) -> None:
+        self.main_screen.post_message(FrameReady(render_strips(image, cells), caption))
 
-    def on_frame_ready(self, message: FrameReady) -> None:
-        self.query_one(LivePane).show(message.pixels, message.caption)
+    @property
+    def main_screen(self) -> MainScreen:
+        return next(screen for screen in self.screen_stack if isinstance(screen, MainScreen))
 
+    # ----- what the user keeps (see ui.keeper) -----
     def action_save(self) -> None:
         if self.result is None:
             self.notify("nothing to save yet: generate first (ctrl+g)", severity="warning")
             return
-        with_steps = self.query_one("#save-steps", Checkbox).value
-        self.save(self.result, list(self.frames) if with_steps else None)
-
-    @work(thread=True, group="save")
-    def save(self, result, frames) -> None:
-        from diffusers_tui.engine import outputs
-
-        try:
-            path = outputs.save_result(result, self.outputs_dir, frames)
-            self.post_message(Saved(path, len(frames or []), result))
-        except Exception as error:
-            self.post_message(SaveFailed(describe_failure(error)[0]))
+        self.keeper.save(self.result, self.panel.save_steps())
 
     def on_saved(self, message: Saved) -> None:
-        if message.result is not None and message.result is self.result:
-            self.saved_path = message.path
-        extra = f" and {message.steps} steps" if message.steps else ""
-        self.log_line(f"saved {message.path}{extra}")
-        self.notify(f"saved {message.path}{extra}", title="Saved")
+        self.keeper.saved(message, self.result)
 
     def on_save_failed(self, message: SaveFailed) -> None:
-        text = f"{message.message}. It is kept in memory: press ctrl+o to save it into another folder"
-        self.log_line(f"error: {text}")
-        self.notify(text, title="Not saved", severity="error", timeout=15)
+        self.keeper.save_failed(message)
+
+    def on_exported(self, message: Exported) -> None:
+        self.keeper.exported(message)
+
+    def action_export(self) -> None:
+        """Export the run's previews as an animation and a contact sheet, next to its saved PNG."""
+        if self.result is None or self.running:
+            self.notify("nothing to export yet: generate first (ctrl+g)", severity="warning")
+            return
+        self.keeper.export(self.result)
+
+    def action_history(self) -> None:
+        self.keeper.open_history()
+
+    def action_save_settings(self) -> None:
+        """Write the current controls into the config file, as the defaults of the next start."""
+        error = self.keeper.save_settings()
+        if error is not None:
+            self._mark_invalid(error.field, str(error))
 
     def action_save_to(self) -> None:
         """Ask for another outputs folder, then save what the current screen holds into it."""
@@ -559,24 +539,24 @@ class DiffusersTuiApp(KeepingActions, App):
 
     # ----- small actions -----
     def action_scheduler(self, delta: int) -> None:
-        name = self.query_one(SettingsPanel).move_scheduler(delta)
+        name = self.panel.move_scheduler(delta)
         if name:
             self.log_line(f"scheduler: {name}")
 
     def action_steps(self, delta: int) -> None:
-        steps_input = self.query_one("#steps", Input)
+        steps_input = self.query_one("#steps")
         try:
             steps = int(steps_input.value)
         except ValueError:
             steps = 20
-        steps_input.value = str(min(max(steps + delta, 1), 1000))
+        steps_input.value = str(min(max(steps + delta, 1), MAX_STEPS))
 
     def action_new_seed(self) -> None:
-        self.query_one("#seed", Input).value = str(random_seed())
-        self.query_one("#seed-lock", Checkbox).value = True  # a seed picked by hand is kept
+        self.panel.show_seed(random_seed())
+        self.query_one("#seed-lock").value = True  # a seed picked by hand is kept
 
     def action_lock_seed(self) -> None:
-        lock = self.query_one("#seed-lock", Checkbox)
+        lock = self.query_one("#seed-lock")
         lock.value = not lock.value
 
     def action_toggle_preview(self) -> None:
@@ -623,10 +603,3 @@ class DiffusersTuiApp(KeepingActions, App):
             action = binding.action
             yield SystemCommand(binding.description, binding.tooltip,
                                 lambda action=action: self.run_action(action))
-
-
-class _MainScreen(Screen):
-    """The default screen; it tells the app about terminal resizes (the App itself is not told)."""
-
-    def on_resize(self) -> None:
-        self.app.check_terminal_size()

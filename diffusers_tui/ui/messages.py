@@ -1,104 +1,132 @@
-"""What the generation worker posts to the app; every message carries its run's id."""
+"""Every message the app's workers and screens post, each a dataclass (Textual's Message supports them).
+
+Worker threads only post these (`post_message` is the one thread-safe call). The frequent
+ones declare `can_replace`, so a queue holds only the newest frame of each kind.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
 
 
+# ----- a generation run (the app's one worker) -----
+@dataclass
 class StepRendered(Message):
-    """A step finished; `pixels` is the preview already converted to cells (or None)."""
+    """A step finished; `pixels` is its preview already converted to cells (None: progress only)."""
 
-    def __init__(self, run_id: int, snapshot: Any, pixels: Any) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.snapshot = snapshot
-        self.pixels = pixels
+    run_id: int
+    snapshot: Any  # StepSnapshot
+    pixels: Any
 
     def can_replace(self, message: Message) -> bool:
         # A newer frame of the same run supersedes one still queued: the pane shows the newest.
         return isinstance(message, StepRendered) and message.run_id == self.run_id
 
 
+@dataclass
 class RunFinished(Message):
-    """The run ended (completed or cancelled); posted by the worker thread itself."""
+    """The run ended (completed, cancelled or stopped); posted by the worker thread itself."""
 
-    def __init__(self, run_id: int, result: Any, pixels: Any) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.result = result
-        self.pixels = pixels
+    run_id: int
+    result: Any  # GenerationResult: it owns its frames
+    pixels: Any
 
 
+@dataclass
 class RunFailed(Message):
-    """The run raised; `message` is what to tell the user."""
+    """The run raised; `message` is what to tell the user, `field` the request field to mark."""
 
-    def __init__(self, run_id: int, message: str, field: str | None = None) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.message = message
-        self.field = field
+    run_id: int
+    message: str
+    field: str | None = None
 
 
+# ----- models -----
+@dataclass
 class ModelLoaded(Message):
-    """A model finished loading in the background; carries its scheduler statuses."""
+    """A model finished loading in the background."""
 
-    def __init__(self, model: str, mode: str, statuses: list, native_size: tuple[int, int],
-                 notes: list[str], default_scheduler: str | None) -> None:
-        super().__init__()
-        self.model = model
-        self.mode = mode
-        self.statuses = statuses
-        self.native_size = native_size
-        self.notes = notes
-        self.default_scheduler = default_scheduler
+    summary: Any  # ModelSummary
 
 
+@dataclass
 class ModelLoadFailed(Message):
-    def __init__(self, model: str, message: str) -> None:
-        super().__init__()
-        self.model = model
-        self.message = message
+    model: str
+    message: str
 
 
+@dataclass
+class ModelsListed(Message):
+    names: list[str]
+
+
+# ----- pictures redrawn off the UI thread -----
+@dataclass
 class FrameReady(Message):
-    """A frame re-rendered off the UI thread (after a resize or a scrub)."""
+    """A frame re-rendered off the UI thread (after a resize, a scrub, or for a history picture)."""
 
-    def __init__(self, pixels: Any, caption: str) -> None:
-        super().__init__()
-        self.pixels = pixels
-        self.caption = caption
+    pixels: Any
+    caption: str
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, FrameReady)
 
 
+# ----- what the user keeps -----
+@dataclass
 class Saved(Message):
-    """An image (or comparison) was saved at `path`; `result` is the run it came from."""
+    """An image (or a comparison's grid) was saved at `path`; `result` is the run it came from."""
 
-    def __init__(self, path, steps: int, result: Any = None) -> None:
-        super().__init__()
-        self.path = path
-        self.steps = steps
-        self.result = result
+    path: Path
+    steps: int
+    result: Any = None
 
 
+@dataclass
 class Exported(Message):
-    """A run's steps were exported (engine.export.Exported)."""
+    """A run's steps were exported (the engine's Exported)."""
 
-    def __init__(self, exported: Any) -> None:
-        super().__init__()
-        self.exported = exported
+    exported: Any
 
 
+@dataclass
 class SaveFailed(Message):
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
+    message: str
 
 
-class ModelsListed(Message):
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self.names = names
+# ----- a comparison (the compare screen's worker) -----
+@dataclass
+class LaneFrame(Message):
+    """A lane's newest frame; a newer one of the same lane replaces it in the queue."""
+
+    lane: int
+    snapshot: Any
+    pixels: Any
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LaneFrame) and message.lane == self.lane
+
+
+@dataclass
+class ComparisonDone(Message):
+    result: Any  # ComparisonResult
+    pixels: list
+
+
+@dataclass
+class ComparisonFailed(Message):
+    message: str
+
+
+@dataclass
+class PanesRendered(Message):
+    """Frames for every pane (after a scrub, a blink or a resize), converted off the UI thread."""
+
+    frames: list[tuple[int, Any, str]]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PanesRendered)

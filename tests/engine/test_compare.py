@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from diffusers_tui.engine import compare_outputs, outputs
+from diffusers_tui.engine.files import compare_outputs, outputs
+from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_lanes, parse_step_list
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 from diffusers_tui.engine.request import GenerationRequest
@@ -123,7 +124,7 @@ def test_saved_comparison_has_grid_images_with_recipes_and_tables(engine, tiny_s
                                                                    ("UniPC", 3)]
     assert table["reference"]["steps"] == 10 and table["distance"].startswith("RMSE")
     for row in table["runs"]:
-        recipe = outputs.read_recipe(folder / row["file"])
+        recipe = png_recipe.read_recipe(folder / row["file"])
         assert recipe["request"]["scheduler"] == row["scheduler"] and recipe["request"]["seed"] == 5
     csv_lines = (folder / "table.csv").read_text().splitlines()
     assert csv_lines[0].startswith("scheduler,steps,model_calls,seconds,rmse_to_reference") and len(csv_lines) == 5

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from diffusers_tui.engine import export
+from diffusers_tui.engine.files import export
 from diffusers_tui.engine.request import StepSnapshot
 
 

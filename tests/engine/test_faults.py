@@ -6,17 +6,17 @@ import shutil
 import pytest
 import torch
 
-from diffusers_tui.engine import sources
+from diffusers_tui.engine.models import catalog, loading, names
 from diffusers_tui.engine.errors import ModelLoadError, OutOfMemory, RequestError, RunError
 from diffusers_tui.engine.request import GenerationRequest
-from diffusers_tui.engine.sources import LoadOptions
+from diffusers_tui.engine import LoadOptions
 from tests.fault_injection import fail_at, nan_output
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
 def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_fixture, request, monkeypatch):
     model = str(request.getfixturevalue(model_fixture))
-    loaded = engine.load(model)
+    loaded = engine.loaded_model(model)
     unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
     seen = fail_at(monkeypatch, unet, 3, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
     run = GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=5, seed=1)
@@ -30,7 +30,7 @@ def test_out_of_memory_is_explained_freed_and_the_next_run_works(engine, model_f
 
 
 def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
-    loaded = engine.load(str(tiny_sd))
+    loaded = engine.loaded_model(str(tiny_sd))
     monkeypatch.setattr(loaded, "device", torch.device("cuda"))  # only the advice reads it
     fail_at(monkeypatch, loaded.pipeline.unet, 1, lambda: torch.OutOfMemoryError("CUDA out of memory"))
     with pytest.raises(OutOfMemory, match="--offload model"):
@@ -39,7 +39,7 @@ def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
 
 @pytest.mark.parametrize("call", [1, 2, 4])
 def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny_sd, monkeypatch, call):
-    loaded = engine.load(str(tiny_sd))
+    loaded = engine.loaded_model(str(tiny_sd))
     fail_at(monkeypatch, loaded.pipeline.unet, call, lambda: RuntimeError("kernel exploded"))
     run = GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=4, seed=2)
     where = f"at model call {call} of 4" if call > 1 else "before the first model call finished"
@@ -52,7 +52,7 @@ def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny
 @pytest.mark.parametrize("model_fixture", ["tiny_sd", "tiny_ddpm"])
 def test_nan_latents_stop_the_run_and_keep_the_last_good_preview(engine, model_fixture, request, monkeypatch):
     model = str(request.getfixturevalue(model_fixture))
-    loaded = engine.load(model)
+    loaded = engine.loaded_model(model)
     unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
     fail_at(monkeypatch, unet, 3, None, output=nan_output)
     previews = []
@@ -68,7 +68,7 @@ def test_nan_latents_stop_the_run_and_keep_the_last_good_preview(engine, model_f
 def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypatch):
     from diffusers_tui.engine.comparison import ComparisonRequest, Lane
 
-    loaded = engine.load(str(tiny_ddpm))
+    loaded = engine.loaded_model(str(tiny_ddpm))
 
     def poison_first_sample(result):  # in the batched call, only lane 0 gets NaN
         sample = result.sample.clone()
@@ -84,7 +84,7 @@ def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypa
 
 
 def test_schedules_that_cannot_finish_are_refused_before_the_model_runs(engine, tiny_ddpm, monkeypatch):
-    loaded = engine.load(str(tiny_ddpm))
+    loaded = engine.loaded_model(str(tiny_ddpm))
     calls = fail_at(monkeypatch, loaded.unet, 10**9, RuntimeError)
     # diffusers' DPM++ 2M indexes past its sigmas on the last step when steps == training timesteps
     with pytest.raises(RequestError, match="steps: DPM\\+\\+ 2M cannot run 1000 steps on this model"):
@@ -97,26 +97,26 @@ def test_models_that_fail_to_load_each_get_a_clear_message(tmp_path, tiny_sd, ti
     shutil.copytree(tiny_sd, missing)
     (missing / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="could not load .*missing-weights"):
-        sources.load(sources.resolve(str(missing)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(missing)), LoadOptions(device="cpu"))
 
     missing_part = tmp_path / "missing-vae"
     shutil.copytree(tiny_sd, missing_part)
     shutil.rmtree(missing_part / "vae")
     with pytest.raises(ModelLoadError, match="could not load .*missing-vae"):
-        sources.load(sources.resolve(str(missing_part)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(missing_part)), LoadOptions(device="cpu"))
 
     truncated = tmp_path / "truncated"
     shutil.copytree(tiny_bare_unet, truncated)
     weights = truncated / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ModelLoadError, match="could not load .*truncated"):
-        sources.load(sources.resolve(str(truncated)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(truncated)), LoadOptions(device="cpu"))
 
     bad_index = tmp_path / "bad-index"
     shutil.copytree(tiny_sd, bad_index)
     (bad_index / "model_index.json").write_text("{ not json")
     with pytest.raises(ModelLoadError, match="cannot read .*model_index.json"):
-        sources.load(sources.resolve(str(bad_index)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(bad_index)), LoadOptions(device="cpu"))
 
 
 class _Payload:
@@ -138,11 +138,11 @@ def test_hostile_pickles_and_shipped_code_are_never_run(tmp_path, tiny_sd, tiny_
     (pickled / "diffusion_pytorch_model.safetensors").unlink()
     (pickled / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(_Payload(marker)))
     with pytest.raises(ModelLoadError, match="--allow-pickle"):
-        sources.load(sources.resolve(str(pickled)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(pickled)), LoadOptions(device="cpu"))
     single = tmp_path / "model.ckpt"
     single.write_bytes(pickle.dumps(_Payload(marker)))
     with pytest.raises(ModelLoadError, match="pickle checkpoint"):
-        sources.load(sources.resolve(str(single)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(single)), LoadOptions(device="cpu"))
 
     custom_component = tmp_path / "custom-component"
     shutil.copytree(tiny_sd, custom_component)
@@ -151,14 +151,14 @@ def test_hostile_pickles_and_shipped_code_are_never_run(tmp_path, tiny_sd, tiny_
     index = json.loads((custom_component / "model_index.json").read_text())
     (custom_component / "model_index.json").write_text(json.dumps({**index, "unet": ["my_unet", "MyUNet"]}))
     with pytest.raises(ModelLoadError, match="never runs"):
-        sources.load(sources.resolve(str(custom_component)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(custom_component)), LoadOptions(device="cpu"))
 
     custom_pipeline = tmp_path / "custom-pipeline"
     shutil.copytree(tiny_sd, custom_pipeline)
     (custom_pipeline / "pipeline.py").write_text(f"open({str(marker)!r}, 'w')\n")
     (custom_pipeline / "model_index.json").write_text(json.dumps({**index, "_class_name": "MyPipeline"}))
     with pytest.raises(ModelLoadError, match="custom pipelines .* are never run"):
-        sources.load(sources.resolve(str(custom_pipeline)), LoadOptions(device="cpu"))
+        loading.load(names.resolve(str(custom_pipeline)), LoadOptions(device="cpu"))
     assert not marker.exists()
 
 
@@ -167,4 +167,4 @@ def test_unusable_model_names_are_explained_not_crashed_on():
 
     for name in ("x" * 5000, "bad\x00name", "../../../../etc", "/dev/null/x", "ünïcödé/mödel"):
         with pytest.raises((ModelNotFoundError, ModelLoadError)):
-            sources.load(sources.resolve(name), LoadOptions(device="cpu"))
+            loading.load(names.resolve(name), LoadOptions(device="cpu"))

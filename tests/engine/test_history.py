@@ -5,7 +5,8 @@ import json
 import pytest
 from PIL import Image, PngImagePlugin
 
-from diffusers_tui.engine import history, outputs
+from diffusers_tui.engine.files import history, outputs, reading
+from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult
 
@@ -35,7 +36,7 @@ def test_history_lists_saves_newest_first_and_skips_what_it_cannot_read(tmp_path
 
 def test_our_own_png_gives_back_the_whole_request(tmp_path):
     path = _save(tmp_path, "a red circle ☃", 42, "DPM++ 2M Karras")
-    recipe = history.recipe_from_png(path)
+    recipe = reading.recipe_from_png(path)
     assert recipe.source == "diffusers-tui" and not recipe.notes
     request = recipe.request(model="demo")
     assert (request.prompt, request.scheduler, request.steps, request.seed) == ("a red circle ☃", "DPM++ 2M Karras", 7, 42)
@@ -55,7 +56,7 @@ def test_an_a1111_png_maps_its_sampler_and_says_what_it_could_not_use(tmp_path):
         "Negative prompt: blurry, lowres\n"
         'Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567890, Size: 512x768, '
         'Model hash: 6ce0161689, Model: v1-5-pruned, Clip skip: 2, Lora hashes: "a: 1, b: 2", Version: v1.9.4'))
-    recipe = history.recipe_from_png(path)
+    recipe = reading.recipe_from_png(path)
     assert recipe.source == "a1111"
     assert recipe.fields == {"prompt": "a castle on a hill, (masterpiece:1.2)\nat dusk", "negative_prompt": "blurry, lowres",
                              "steps": 28, "guidance": 6.5, "seed": 1234567890, "width": 512, "height": 768,
@@ -68,14 +69,14 @@ def test_an_a1111_png_maps_its_sampler_and_says_what_it_could_not_use(tmp_path):
 @pytest.mark.parametrize("sampler, expected", [("Euler a", "Euler a"), ("DPM++ SDE Karras", "DPM++ SDE Karras"),
                                                ("euler", "Euler"), ("UniPC", "UniPC")])
 def test_a1111_sampler_names_are_registry_names(sampler, expected):
-    recipe = history.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, CFG scale: 7, Seed: 1, Size: 64x64")
+    recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, CFG scale: 7, Seed: 1, Size: 64x64")
     assert recipe.fields["scheduler"] == expected and not recipe.notes
 
 
 def test_unmappable_samplers_and_schedules_are_named_not_guessed():
-    recipe = history.parse_a1111("x\nSteps: 5, Sampler: Restart, CFG scale: 7, Seed: 1, Size: 64x64")
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Restart, CFG scale: 7, Seed: 1, Size: 64x64")
     assert "scheduler" not in recipe.fields and "'Restart' has no registry entry" in recipe.notes[0]
-    recipe = history.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Exponential, Seed: 1")
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Exponential, Seed: 1")
     assert "scheduler" not in recipe.fields and "schedule 'Exponential'" in recipe.notes[0]
 
 
@@ -83,10 +84,10 @@ def test_pngs_without_a_recipe_or_not_pngs_are_refused_clearly(tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
     with pytest.raises(RequestError, match="from: .*carries no recipe"):
-        history.recipe_from_png(plain)
+        reading.recipe_from_png(plain)
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
     with pytest.raises(RequestError, match="from: cannot read"):
-        history.recipe_from_png(text)
+        reading.recipe_from_png(text)
     with pytest.raises(RequestError, match="from: cannot read"):
-        history.recipe_from_png(tmp_path / "missing.png")
+        reading.recipe_from_png(tmp_path / "missing.png")

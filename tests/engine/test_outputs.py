@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from diffusers_tui.engine import outputs
+from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine.errors import OutputError, RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult
 
@@ -35,10 +36,10 @@ def test_names_are_numbered_dated_and_safe(tmp_path):
 def test_png_carries_a1111_parameters_and_the_json_recipe_unchanged(tmp_path):
     prompt = "ünïcödé ☃, \"quotes\"\nsecond line"
     path = outputs.save_result(_result(prompt=prompt), tmp_path)
-    parameters = outputs.read_parameters(path)
+    parameters = png_recipe.read_parameters(path)
     assert parameters.startswith(prompt)
     assert "Steps: 7, Sampler: DPM++ 2M Karras, CFG scale: 5, Seed: 1, Size: 8x8" in parameters
-    recipe = outputs.read_recipe(path)
+    recipe = png_recipe.read_recipe(path)
     assert recipe["request"]["prompt"] == prompt
     assert recipe["scheduler_class"] == "DPMSolverMultistepScheduler"
     assert "DPMSolverMultistepScheduler.from_config" in recipe["reproduce"]
@@ -72,7 +73,7 @@ def _save_many(folder: str, worker: int, count: int) -> None:
 
 
 def _save_comparisons(folder: str, count: int) -> None:
-    from diffusers_tui.engine import compare_outputs
+    from diffusers_tui.engine.files import compare_outputs
     from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, Lane, LaneResult
 
     for i in range(count):
@@ -102,7 +103,7 @@ def test_app_instances_and_a_cli_saving_at_once_never_overwrite(tmp_path, tiny_s
     assert cli.returncode == 0, cli.stderr
     images = [p for p in tmp_path.glob("*/*.png")]
     assert len(images) == savers * each + 1
-    seeds = {outputs.read_recipe(p)["request"]["seed"] for p in images}
+    seeds = {png_recipe.read_recipe(p)["request"]["seed"] for p in images}
     assert len(seeds) == savers * each + 1  # every image survived, none replaced another
     assert len(list(tmp_path.glob("*/*-compare-*/grid.png"))) == comparisons
     assert len(list(tmp_path.glob("*/*/step_0007.png"))) == savers * each // 5
@@ -171,9 +172,9 @@ def test_what_a_user_types_never_becomes_a_path_outside_outputs(tmp_path, prompt
     path = outputs.save_result(result, tmp_path)
     assert path.parent.parent == tmp_path and path.resolve().is_relative_to(tmp_path.resolve())
     assert re.fullmatch(r"\d{5}-[a-z0-9-]+-7-1\.png", path.name)
-    recipe = outputs.read_recipe(path)  # and the text comes back exactly as typed
+    recipe = png_recipe.read_recipe(path)  # and the text comes back exactly as typed
     assert (recipe["request"]["prompt"], recipe["scheduler_name"], recipe["model"]) == (prompt, scheduler, model)
-    assert outputs.read_parameters(path).startswith(prompt)
+    assert png_recipe.read_parameters(path).startswith(prompt)
 
 
 def test_text_that_no_file_can_hold_is_refused_when_the_request_is_made():
@@ -185,6 +186,6 @@ def test_text_that_no_file_can_hold_is_refused_when_the_request_is_made():
 def test_rerunning_a_saved_recipe_gives_the_same_pixels(engine, tiny_sd, tmp_path):
     request = GenerationRequest(prompt="a green square", model=str(tiny_sd), scheduler="Euler a", steps=3, seed=9)
     path = outputs.save_result(engine.run(request), tmp_path)
-    recipe = outputs.read_recipe(path)
+    recipe = png_recipe.read_recipe(path)
     again = engine.run(GenerationRequest.from_dict(recipe["request"]))
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(again.image))

@@ -2,16 +2,17 @@
 
 import torch
 
-from diffusers_tui.engine import preview
+from diffusers_tui.engine.preview import latent as preview
+from diffusers_tui.engine.sampling.estimates import estimate_x0
 
 
 def test_sd1_family_uses_published_factors(engine, tiny_sd):
-    loaded = engine.load(str(tiny_sd))
+    loaded = engine.loaded_model(str(tiny_sd))
     assert loaded.family == "sd1" and loaded.previewer.fit_error is None
 
 
 def test_unknown_vae_gets_a_fitted_map_with_its_error_reported(engine):
-    loaded = engine.load("demo")
+    loaded = engine.loaded_model("demo")
     assert loaded.family == "fitted"
     assert 0 < loaded.previewer.fit_error < 1
     assert any("RMS error" in note for note in loaded.notes)
@@ -55,9 +56,9 @@ def test_x0_estimate_inverts_the_forward_process():
     ddim = DDIMScheduler()
     t = torch.tensor([500])
     noisy = ddim.add_noise(x0, noise, t)
-    assert torch.allclose(preview.estimate_x0(ddim, noise, noisy, 500, None), x0, atol=1e-4)
+    assert torch.allclose(estimate_x0(ddim, noise, noisy, 500, None), x0, atol=1e-4)
     euler = EulerDiscreteScheduler()
     euler.set_timesteps(10)
     sigma = float(euler.sigmas[3])
-    assert torch.allclose(preview.estimate_x0(euler, noise, x0 + sigma * noise, euler.timesteps[3], sigma),
+    assert torch.allclose(estimate_x0(euler, noise, x0 + sigma * noise, euler.timesteps[3], sigma),
                           x0, atol=1e-4)

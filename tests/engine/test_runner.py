@@ -79,7 +79,7 @@ def test_unet_loop_runs_a_ddpm_folder_and_a_bare_unet(engine, request, fixture):
     snapshots = []
     result = engine.run(GenerationRequest(model=str(folder), steps=6, seed=2, preview_every=3),
                         on_step=snapshots.append)
-    loaded = engine.load(str(folder))
+    loaded = engine.loaded_model(str(folder))
     assert loaded.mode == "unet"
     assert result.image.size == (16, 16) and result.total_calls == 6
     assert [s.step for s in snapshots if s.preview is not None] == [3, 6]
@@ -121,7 +121,7 @@ def test_sdxl_pipelines_run_through_the_same_callback(engine, tiny_sdxl):
     snapshots = []
     result = engine.run(GenerationRequest(prompt="a red circle", model=str(tiny_sdxl), scheduler="DPM++ 2M Karras",
                                           steps=3, seed=1), on_step=snapshots.append)
-    loaded = engine.load(str(tiny_sdxl))
+    loaded = engine.loaded_model(str(tiny_sdxl))
     assert type(loaded.pipeline).__name__ == "StableDiffusionXLPipeline" and loaded.family == "sdxl"
     assert result.image.size == (16, 16) and [s.step for s in snapshots] == [1, 2, 3]
     assert all(s.preview is not None for s in snapshots)
@@ -130,7 +130,7 @@ def test_sdxl_pipelines_run_through_the_same_callback(engine, tiny_sdxl):
 def test_engine_sets_the_torch_thread_count(monkeypatch, tiny_ddpm):
     import torch
 
-    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine import Engine
 
     before = torch.get_num_threads()
     try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from diffusers_tui.engine import schedulers
+from diffusers_tui.engine.sampling import registry as schedulers
 from diffusers_tui.engine.errors import SchedulerUnavailableError
 from diffusers_tui.engine.request import GenerationRequest
 
@@ -32,7 +32,7 @@ def test_every_entry_runs_two_steps_or_says_why(engine, tiny_sd, name):
     result = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler=name,
                                           steps=2, seed=1), on_step=snapshots.append)
     assert result.image is not None and not result.cancelled
-    pipe_calls = engine.load(str(tiny_sd)).pipeline.num_timesteps
+    pipe_calls = engine.loaded_model(str(tiny_sd)).pipeline.num_timesteps
     # The total counts real model calls: 2N-1 for second-order solvers, N+1 for PLMS.
     assert result.total_calls == pipe_calls == len(snapshots) == snapshots[-1].total
     entry = schedulers.get(name)
@@ -44,7 +44,7 @@ def test_every_entry_runs_two_steps_or_says_why(engine, tiny_sd, name):
 
 
 def test_built_from_the_models_original_config(engine, tiny_sd):
-    loaded = engine.load(str(tiny_sd))
+    loaded = engine.loaded_model(str(tiny_sd))
     built = schedulers.build(schedulers.get("Euler"), loaded.original_scheduler_config)
     assert built.config.beta_schedule == "scaled_linear"
     assert built.config.beta_end == pytest.approx(0.012)

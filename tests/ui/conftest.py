@@ -2,7 +2,7 @@
 
 import pytest
 
-from diffusers_tui.engine.engine import Engine
+from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 
 

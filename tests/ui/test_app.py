@@ -6,7 +6,8 @@ import asyncio
 
 from textual.widgets import Input, OptionList, TextArea
 
-from diffusers_tui.engine import outputs
+from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from tests.fault_injection import fail_at, nan_output
 
@@ -91,7 +92,7 @@ async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_pa
         await _until(pilot, lambda: list((tmp_path / "out").rglob("*.png")), "the save")
         saved = list((tmp_path / "out").rglob("*.png"))
         assert len(saved) == 1
-        assert outputs.read_recipe(saved[0])["request"]["prompt"] == "a blue square"
+        assert png_recipe.read_recipe(saved[0])["request"]["prompt"] == "a blue square"
 
 
 async def test_cancel_mid_run_then_generate_again(make_app):
@@ -171,7 +172,7 @@ async def test_out_of_memory_gets_a_helpful_message(make_app, tiny_sd, monkeypat
     app = make_app(str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        unet = app.engine.load(str(tiny_sd)).pipeline.unet
+        unet = app.engine.loaded_model(str(tiny_sd)).pipeline.unet
         fail_at(monkeypatch, unet, 2, lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"))
         await _generate(pilot, app, 3)
         await _finished(pilot, app)
@@ -215,7 +216,7 @@ async def test_help_screen_and_command_palette_list_every_binding(make_app):
             await pilot.press("f1")
             assert app.screen.__class__.__name__ == "HelpScreen"
             await pilot.press(key)
-            assert app.screen.__class__.__name__ == "_MainScreen"
+            assert app.screen.__class__.__name__ == "MainScreen"
 
 
 async def test_generate_while_running_cancels_and_starts_anew(make_app):
@@ -346,7 +347,7 @@ async def test_a_failed_save_keeps_the_image_and_ctrl_o_saves_it_elsewhere(make_
         await pilot.press("enter")
         await _until(pilot, lambda: list((tmp_path / "elsewhere").rglob("*.png")), "the save elsewhere")
         saved = list((tmp_path / "elsewhere").rglob("*.png"))
-        assert len(saved) == 1 and outputs.read_recipe(saved[0])["request"]["seed"] == kept.request.seed
+        assert len(saved) == 1 and png_recipe.read_recipe(saved[0])["request"]["seed"] == kept.request.seed
         assert app.outputs_dir == str(tmp_path / "elsewhere")
     assert blocker.read_text() == "a file where the outputs folder should be"
 
@@ -355,7 +356,7 @@ async def test_nan_latents_stop_the_run_and_the_last_good_preview_stays(make_app
     app = make_app(str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
-        fail_at(monkeypatch, app.engine.load(str(tiny_sd)).pipeline.unet, 3, output=nan_output)
+        fail_at(monkeypatch, app.engine.loaded_model(str(tiny_sd)).pipeline.unet, 3, output=nan_output)
         await _generate(pilot, app, 5)
         await _finished(pilot, app)
         assert app.result.stopped and app.result.shown_image is app.frames[-1].preview

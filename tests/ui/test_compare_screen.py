@@ -6,10 +6,11 @@ import asyncio
 
 from textual.widgets import DataTable, Input
 
-from diffusers_tui.engine import outputs
-from diffusers_tui.engine.engine import Engine
+from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files import recipe as png_recipe
+from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
-from diffusers_tui.ui.widgets.compare_screen import CompareScreen, LanePane
+from diffusers_tui.ui.screens.compare import CompareScreen, LanePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
 from test_app import SIZE, _loaded  # tests/ui is on sys.path (no package)
@@ -76,7 +77,7 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd):
         folder = grids[0].parent
         images = sorted(p.name for p in folder.glob("0*.png"))
         assert len(images) == 5 and images[-1].startswith("00005-reference-euler-12")
-        assert outputs.read_recipe(folder / images[0])["request"]["scheduler"] == "PLMS"
+        assert png_recipe.read_recipe(folder / images[0])["request"]["scheduler"] == "PLMS"
         assert any("saved" in line and "grid.png" in line for line in app.log_lines)
 
         await pilot.press("escape")

@@ -5,7 +5,7 @@ import sys
 
 
 def test_app_and_cli_import_without_torch_or_diffusers():
-    script = ("import sys, diffusers_tui.cli, diffusers_tui.ui.app, diffusers_tui.engine.engine; "
+    script = ("import sys, diffusers_tui.commands, diffusers_tui.ui.app, diffusers_tui.engine; "
               "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
     loaded = set(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 check=True).stdout.split())
@@ -30,7 +30,7 @@ class Watch:
 
 
 sys.meta_path.insert(0, Watch())
-from diffusers_tui.engine.engine import Engine
+from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 
 

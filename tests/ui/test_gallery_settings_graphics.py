@@ -8,7 +8,7 @@ from PIL import Image
 from textual.widgets import Checkbox, DataTable, Input, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine.engine import Engine
+from diffusers_tui.engine import Engine
 from diffusers_tui.ui import graphics
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -41,7 +41,7 @@ async def test_history_shows_saves_newest_first_and_loads_a_recipe_that_reruns_i
         assert [table.get_row_at(i)[4] for i in range(2)] == ["the second one", "the first one"]
         await _until(pilot, lambda: app.screen.query_one(LivePane).strips, "the picture")
         await pilot.press("down", "enter")
-        assert app.screen.__class__.__name__ == "_MainScreen"
+        assert app.screen.__class__.__name__ == "MainScreen"
         assert app.query_one("#prompt", TextArea).text == "the first one"
         assert app.query_one("#steps", Input).value == "3" and app.query_one("#seed", Input).value == "101"
         assert app.query_one("#seed-lock", Checkbox).value
@@ -96,7 +96,7 @@ async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path):
 
 
 async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path):
-    from diffusers_tui.engine.history import parse_a1111
+    from diffusers_tui.engine.files.reading import parse_a1111
 
     recipe = parse_a1111("a lighthouse\nNegative prompt: rain\nSteps: 4, Sampler: DDIM, CFG scale: 3, Seed: 9, "
                          "Size: 16x16")
@@ -156,7 +156,7 @@ async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tin
 async def test_the_comparison_full_size_view_uses_graphics_for_final_images(tiny_sd, tmp_path):
     import asyncio
 
-    from diffusers_tui.ui.widgets.compare_screen import CompareScreen
+    from diffusers_tui.ui.screens.compare import CompareScreen
     from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
     app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="sixel")

@@ -1,1 +1,1 @@
-"""The app's widgets: the settings sidebar, the live pane, the help screen."""
+"""The app's widgets: the settings sidebar and the live pane."""

@@ -1,4 +1,4 @@
-"""The settings sidebar: prompt, negative prompt, model, scheduler, steps and the rest."""
+"""The settings sidebar: every input of a run, read as request values, filled from a recipe, marked when bad."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from diffusers_tui.engine import schedulers
+from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
+                                  describe_range, parse_number, parse_size, parse_whole, scheduler_names)
+
+#: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
+FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
+                 "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
+                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
+                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps"}
+#: Settings the panel has a field for: its fields, not the settings, are what a run uses.
+FORM_SETTINGS = ("model", "scheduler", "steps", "guidance", "size", "preview", "preview_every")
 
 
 class SchedulerList(OptionList):
@@ -45,14 +54,14 @@ class SettingsPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Label("Prompt")
-        yield TextArea("a red circle on a blue background", id="prompt", soft_wrap=True)
+        yield TextArea(DEFAULT_PROMPT, id="prompt", soft_wrap=True)
         yield Label("Negative prompt")
         yield Input(placeholder="what to avoid", id="negative")
         yield Label("Model")
         yield Select([(self.model, self.model)], value=self.model, allow_blank=False, id="model")
         yield Label("mode: text-to-image (loading model...)", id="mode")
         yield Label("Scheduler · space marks for compare")
-        yield SchedulerList(*[Option(name, id=name) for name in schedulers.names()], id="scheduler")
+        yield SchedulerList(*[Option(name, id=name) for name in scheduler_names()], id="scheduler")
         yield Label("Compare: steps · reference run")
         with Horizontal():
             yield Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30")
@@ -62,11 +71,11 @@ class SettingsPanel(VerticalScroll):
                        tooltip="second-order schedulers (2 model calls a step) get half the steps")
         yield Label("Steps · guidance")
         with Horizontal():
-            yield Input("20", id="steps", tooltip="denoising steps, 1 to 1000")
-            yield Input("5.0", id="guidance", tooltip="classifier-free guidance, 0 to 50")
+            yield Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}")
+            yield Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}")
         yield Label("Seed")
         with Horizontal():
-            yield Input("0", id="seed", tooltip="0 to 2^64-1; a new random one each run unless locked")
+            yield Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked")
             yield Checkbox("lock", id="seed-lock")
         yield Label("Size (blank: the model's own)")
         yield Input(placeholder="e.g. 64x64", id="size")
@@ -74,7 +83,8 @@ class SettingsPanel(VerticalScroll):
         with Horizontal():
             yield Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0",
                          allow_blank=False, id="preview")
-            yield Input("1", id="preview-every", tooltip="a preview every N model calls")
+            yield Input("1", id="preview-every",
+                        tooltip=f"a preview every N model calls ({describe_range('preview_every')})")
             yield Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")
         yield Checkbox("save every step too (ctrl+s)", id="save-steps")
         yield Button("Generate  ctrl+g", id="generate", variant="primary")
@@ -83,7 +93,7 @@ class SettingsPanel(VerticalScroll):
         self.marked: list[str] = []  # schedulers marked for a comparison, in marking order
         # Every entry counts as available until the loaded model says more; asking the
         # registry now would import diffusers on the UI thread before the first frame.
-        self._statuses: list = [schedulers.SchedulerStatus(entry, True) for entry in schedulers.REGISTRY]
+        self._statuses: list = [SchedulerStatus(SchedulerEntry(name, ""), True) for name in scheduler_names()]
 
     def set_schedulers(self, statuses, selected: str | None) -> None:
         """Refill the scheduler list: unavailable entries greyed out with their reason."""
@@ -149,3 +159,99 @@ class SettingsPanel(VerticalScroll):
                 options.highlighted = index
                 return options.get_option_at_index(index).id
         return None
+
+    # ----- the fields as request values -----
+    def request_fields(self) -> dict:
+        """The request fields these inputs hold (all but the seed); RequestError names a bad one."""
+        width, height = parse_size(self._text("#size"))
+        return {
+            "prompt": self.query_one("#prompt", TextArea).text,
+            "negative_prompt": self._text("#negative"),
+            "scheduler": self.scheduler,
+            "steps": parse_whole("steps", self._text("#steps"), *_limits("steps")),
+            "guidance": parse_number("guidance", self._text("#guidance")),
+            "width": width,
+            "height": height,
+            "preview": self.query_one("#preview", Select).value,
+            "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
+        }
+
+    @property
+    def seed_locked(self) -> bool:
+        return self.query_one("#seed-lock", Checkbox).value
+
+    def locked_seed(self) -> int:
+        return parse_whole("seed", self._text("#seed"), *_limits("seed"))
+
+    def show_seed(self, seed: int) -> None:
+        """Show the seed a run used (the field is where a user reads it and locks it)."""
+        self.query_one("#seed", Input).value = str(seed)
+
+    def comparison_fields(self) -> tuple[str, str | None, bool]:
+        """(step counts, reference run, equal calls) as typed."""
+        return (self._text("#compare-steps"), self._text("#reference").strip() or None,
+                self.query_one("#equal-calls", Checkbox).value)
+
+    def frame_rate(self, low: int, high: int) -> int:
+        """The live frame cap; RequestError("fps") outside low..high."""
+        text = self._text("#fps")
+        try:
+            fps = int(text.strip())
+        except ValueError:
+            raise RequestError("fps", f"{text!r} is not a whole number ({low} to {high})") from None
+        if not low <= fps <= high:
+            raise RequestError("fps", f"{fps} frames per second is outside {low} to {high}")
+        return fps
+
+    def save_steps(self) -> bool:
+        return self.query_one("#save-steps", Checkbox).value
+
+    def _text(self, selector: str) -> str:
+        return self.query_one(selector, Input).value
+
+    # ----- filling the fields -----
+    def apply_settings(self, settings) -> None:
+        """Start the fields from the effective settings (see diffusers_tui.settings)."""
+        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#size", "size"),
+                               ("#preview-every", "preview_every"), ("#fps", "fps"), ("#compare-steps", "steps")):
+            self.query_one(selector, Input).value = str(settings[name])
+        self.query_one("#preview", Select).value = settings["preview"]
+
+    def fill(self, fields: dict) -> None:
+        """Put a recipe's fields into the inputs: prompt, steps, guidance, seed (locked), size."""
+        if "prompt" in fields:
+            self.query_one("#prompt", TextArea).text = fields["prompt"]
+        if "negative_prompt" in fields:
+            self.query_one("#negative", Input).value = fields["negative_prompt"] or ""
+        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed")):
+            if name in fields:
+                self.query_one(selector, Input).value = str(fields[name])
+        if "seed" in fields:
+            self.query_one("#seed-lock", Checkbox).value = True  # a recipe's seed is the point of it
+        if "width" in fields or "height" in fields:
+            width, height = fields.get("width"), fields.get("height")
+            self.query_one("#size", Input).value = f"{width}x{height}" if width and height else ""
+
+    def setting_values(self) -> dict:
+        """What F9 keeps as the next start's defaults; RequestError names a bad field."""
+        return {"scheduler": self.scheduler, "size": self._text("#size"),
+                "preview": self.query_one("#preview", Select).value,
+                "steps": parse_whole("steps", self._text("#steps"), *_limits("steps")),
+                "guidance": parse_number("guidance", self._text("#guidance")),
+                "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
+                "fps": parse_whole("fps", self._text("#fps"), 1, None)}
+
+    # ----- marking -----
+    def clear_marks(self) -> None:
+        for widget in self.query(".-bad-value"):
+            widget.remove_class("-bad-value")
+
+    def mark_invalid(self, field: str) -> None:
+        selector = FIELD_WIDGETS.get(field)
+        if selector:
+            self.query_one(selector).add_class("-bad-value")
+
+
+def _limits(name: str) -> tuple[int, int]:
+    low, high = LIMITS[name]
+    return int(low), int(high)

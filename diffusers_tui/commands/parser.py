@@ -1,24 +1,11 @@
-"""Command line: parses arguments, builds an Engine, and runs a headless command.
-
-Every failure ends in one line on stderr, never a traceback: exit status 2 for input
-that cannot be used (a bad value, a model that will not load), 1 for a run or a save
-that failed, 130 when interrupted.
-"""
+"""The command line's arguments: every command, its options, and the argparse types they use."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
-from pathlib import Path
-from typing import Callable, Sequence
 
-from diffusers_tui.engine.errors import OutputError, RequestError, UserFacingError
-from diffusers_tui.engine.request import GenerationRequest, parse_size, random_seed
+from diffusers_tui.engine import DEFAULT_PROMPT, RequestError, parse_size, parse_whole
 from diffusers_tui.settings import GRAPHICS
-
-DEFAULT_PROMPT = "a red circle on a blue background"
 
 
 def _size(text: str) -> str:
@@ -39,23 +26,18 @@ def _seed(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or 'random'") from None
 
 
-def _whole_number(low: int, high: int | None = None, what: str = "a whole number"):
+def _whole_number(low: int, high: int | None = None):
     """An argparse type: a whole number from `low` (to `high`), else a one-line error."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} must be {low} or more")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low} to {high}")
-        return value
+            return parse_whole("value", text, low, high)
+        except RequestError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("value: ")) from None
     return parse
 
 
 _positive = _whole_number(1)
-_port = _whole_number(1, 65535, "a port number (1 to 65535)")
+_port = _whole_number(1, 65535)
 
 
 def _default(top_level: bool, value=None):
@@ -185,171 +167,3 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Print every setting: its value and its source (default, the config file "
                                     "and line, a DIFFUSERS_TUI_* variable, or the command line).")
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = _resolve_settings(args)
-        if args.command == "config":
-            return _config(settings)
-        if args.command is None:
-            return _app(args, settings)
-        if args.command in ("generate", "unet"):
-            from diffusers_tui import generate_command
-
-            return generate_command.run(args, settings, _engine(args))
-        if args.command == "compare":
-            return _compare(args, settings)
-        if args.command == "models":
-            return _models(args)
-        if args.command == "schedulers":
-            return _schedulers(args)
-        if args.command == "serve":
-            from diffusers_tui import serve_command
-
-            return serve_command.run(args)
-    except UserFacingError as error:
-        print(f"diffusers-tui: error: {error}", file=sys.stderr)
-        return error.exit_status
-    except KeyboardInterrupt:
-        print("diffusers-tui: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - a bug of ours: one line, the traceback on request
-        if os.environ.get("DIFFUSERS_TUI_DEBUG"):
-            raise
-        print(f"diffusers-tui: unexpected error: {type(error).__name__}: {error} "
-              "(set DIFFUSERS_TUI_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
-        return 1
-    return 0
-
-
-#: Where the CLI puts an image its --outputs folder would not take, so no run is lost.
-RESCUE_DIR = Path(tempfile.gettempdir()) / "diffusers-tui-unsaved"
-
-
-def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path:
-    """`save(outputs_dir)`; when that folder cannot be written, `save(RESCUE_DIR)` and say so."""
-    try:
-        return save(outputs_dir)
-    except OutputError as error:
-        if error.saved is not None:
-            raise
-        try:
-            rescued = save(RESCUE_DIR)
-        except OutputError:
-            raise error from None
-        raise OutputError(f"{error}. Saved it as {rescued} instead: move it from there, or choose a "
-                          "writable folder with --outputs DIR", saved=rescued) from None
-
-
-#: The unet command keeps its own defaults: settings are for the text-to-image model.
-UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
-
-
-def _resolve_settings(args):
-    """Fill the settings-backed options: command line > DIFFUSERS_TUI_* > config file > defaults."""
-    from diffusers_tui import settings as settings_module
-
-    given = {name: getattr(args, name, None) for name in settings_module.SETTINGS}
-    settings = settings_module.load(given)
-    for warning in settings.warnings:
-        print(f"diffusers-tui: warning: {warning}", file=sys.stderr)
-    for name in settings_module.SETTINGS:
-        if hasattr(args, name):
-            setattr(args, name, settings[name])
-    if args.command == "unet":
-        for name, value in UNET_DEFAULTS.items():
-            if settings.sources[name] != "command line":
-                setattr(args, name, value)
-    if args.command == "schedulers" and settings.sources["model"] != "command line":
-        args.model = None  # the registry for this machine, not for a model
-    return settings
-
-
-def _config(settings) -> int:
-    print(f"config file: {settings.path}{'' if settings.path.exists() else ' (not written yet: F9 in the app)'}")
-    print_table(("setting", "value", "from"), settings.rows())
-    return 0
-
-
-def _app(args, settings) -> int:
-    from diffusers_tui.generate_command import recipe_of
-    from diffusers_tui.ui import graphics
-
-    recipe = recipe_of(args)
-    # Asks the terminal: must happen before the app takes stdin.
-    kind = graphics.choose(args.graphics, warn=lambda text: print(f"diffusers-tui: warning: {text}", file=sys.stderr))
-    model = args.model
-    if recipe is not None and settings.sources["model"] != "command line":
-        model = recipe.fields.get("model", model)
-    from diffusers_tui.ui.app import DiffusersTuiApp
-
-    DiffusersTuiApp(_engine(args, tuple(args.models_dir)), outputs_dir=args.outputs, model=model, settings=settings,
-                    recipe=recipe, graphics=kind).run()
-    return 0
-
-
-def _engine(args, model_folders: tuple[str, ...] = ()):
-    from diffusers_tui.engine.engine import Engine
-    from diffusers_tui.engine.sources import LoadOptions
-
-    options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload,
-                          allow_pickle=args.allow_pickle, config_dir=args.config)
-    return Engine(options, model_folders=model_folders, threads=args.threads)
-
-
-def _compare(args, settings) -> int:
-    from diffusers_tui import compare_command
-    from diffusers_tui.engine import quiet
-
-    quiet()
-    width, height = parse_size(args.size or "")
-    args.steps = args.step_list or str(settings["steps"])
-    base = GenerationRequest(prompt=DEFAULT_PROMPT if args.prompt is None else args.prompt,
-                             negative_prompt=args.negative, model=args.model,
-                             guidance=args.guidance, seed=random_seed() if args.seed is None else args.seed,
-                             width=width, height=height, preview_method="none")
-    return compare_command.run(args, _engine(args), base)
-
-
-def _human_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
-
-
-def _models(args) -> int:
-    from diffusers_tui.engine.sources import list_models
-
-    rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path))
-            for m in list_models(tuple(args.models_dir))]
-    print_table(("name", "kind", "source", "size", "path"), rows)
-    return 0
-
-
-def _schedulers(args) -> int:
-    from diffusers_tui.engine import quiet
-
-    quiet()
-    engine = _engine(args)
-    statuses = engine.scheduler_statuses(args.model)
-    rows = [(s.entry.name, s.entry.class_name, s.entry.options_text or "-", str(s.entry.order),
-             "yes" if s.available else f"no: {s.reason}") for s in statuses]
-    if args.model:
-        print(f"schedulers for {args.model}:")
-    print_table(("name", "class", "options", "calls/step", "available"), rows)
-    return 0
-
-
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

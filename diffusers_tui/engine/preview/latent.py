@@ -1,4 +1,4 @@
-"""Latents to small RGB previews: a linear latent->RGB map, a full VAE decode, or pixels as-is.
+"""The cheap preview: a linear latent->RGB map, published per VAE family or fitted at load.
 
 A preview never touches the live latent: every operation here is out of place.
 """
@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 
 import torch
+
+from diffusers_tui.engine.preview.images import tensor_to_image
 
 # Published latent->RGB factors for the scaled latents the UNet sees (ComfyUI's
 # latent_formats.py): rows are latent channels, columns R, G, B; output in [-1, 1].
@@ -55,14 +57,6 @@ class LatentPreviewer:
         bias = self.bias.to(latent.device)
         rgb = torch.einsum("chw,cr->hwr", latent, factors) + bias
         return tensor_to_image(rgb.permute(2, 0, 1))
-
-
-def tensor_to_image(image: torch.Tensor):
-    """A (3, H, W) tensor in [-1, 1] (any device, any float dtype) to a PIL image."""
-    from PIL import Image
-
-    array = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return Image.fromarray(array.permute(1, 2, 0).cpu().numpy())
 
 
 def detect_family(vae) -> str:
@@ -129,35 +123,3 @@ def previewer_for(loaded) -> None:
             f"latent preview map fitted from {FIT_IMAGES} VAE decodes: "
             f"RMS error {loaded.previewer.fit_error:.3f} against a full decode ({verdict})"
         )
-
-
-def current_sigma(scheduler, timestep) -> float | None:
-    """The noise level of the sample the scheduler is about to step, if it has one."""
-    sigmas = getattr(scheduler, "sigmas", None)
-    index = getattr(scheduler, "step_index", None)
-    if sigmas is not None and index is not None and index < len(sigmas) and scheduler.init_noise_sigma > 1:
-        return float(sigmas[index])
-    alphas = getattr(scheduler, "alphas_cumprod", None)
-    if alphas is None:
-        return None
-    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
-    return math.sqrt((1 - alpha) / alpha)
-
-
-def estimate_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, timestep, sigma: float | None):
-    """The denoised estimate from one model output, for schedulers that do not report it."""
-    prediction = scheduler.config.get("prediction_type", "epsilon")
-    model_output = model_output.float()
-    sample = sample.float()
-    if prediction == "sample":
-        return model_output
-    if scheduler.init_noise_sigma > 1 and sigma is not None:
-        # Karras-style schedulers keep the sample at x0 + sigma * noise.
-        if prediction == "v_prediction":
-            return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
-        return sample - sigma * model_output
-    alphas = scheduler.alphas_cumprod
-    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
-    if prediction == "v_prediction":
-        return alpha**0.5 * sample - (1 - alpha) ** 0.5 * model_output
-    return (sample - (1 - alpha) ** 0.5 * model_output) / alpha**0.5

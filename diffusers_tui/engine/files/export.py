@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffusers_tui.engine.errors import OutputError
-from diffusers_tui.engine.outputs import describe_os_error, link_to_free_name
+from diffusers_tui.engine.files.outputs import describe_os_error, link_to_free_name
 
 #: Frames are drawn at least this wide; labels need the room.
 MIN_SIDE = 256

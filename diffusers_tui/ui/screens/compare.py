@@ -1,7 +1,8 @@
 """The comparison screen: a grid of live panes racing, then a synced scrubber, a table, blink.
 
-The screen owns one worker thread that runs the comparison through the engine and only
-posts messages: each lane's newest frame (already converted to cells), then the result.
+The screen owns one worker thread that runs the comparison through the engine it is
+given and only posts messages (ui.messages): each lane's newest frame, already converted
+to cells, then the result.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonRequest
-from diffusers_tui.ui.form import describe_failure
+from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest
+from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.graphics import final_image_class
-from diffusers_tui.ui.messages import Saved, SaveFailed
+from diffusers_tui.ui.messages import ComparisonDone, ComparisonFailed, LaneFrame, PanesRendered, Saved, SaveFailed
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 
@@ -37,40 +37,6 @@ class LanePane(LivePane, inherit_bindings=False):
         super().__init__(**kwargs)
         self.index = index
         self.frames_shown = 0
-
-
-class LaneFrame(Message):
-    """A lane's newest frame; a newer one of the same lane replaces it in the queue."""
-
-    def __init__(self, lane: int, snapshot, pixels) -> None:
-        super().__init__()
-        self.lane, self.snapshot, self.pixels = lane, snapshot, pixels
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LaneFrame) and message.lane == self.lane
-
-
-class ComparisonDone(Message):
-    def __init__(self, result, pixels: list) -> None:
-        super().__init__()
-        self.result, self.pixels = result, pixels
-
-
-class ComparisonFailed(Message):
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
-
-
-class PanesRendered(Message):
-    """Frames for every pane (after a scrub, a blink or a resize), converted off the UI thread."""
-
-    def __init__(self, frames: list[tuple[int, list, str]]) -> None:
-        super().__init__()
-        self.frames = frames
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, PanesRendered)
 
 
 class CompareScreen(Screen):
@@ -108,8 +74,9 @@ class CompareScreen(Screen):
                 tooltip="Save the grid PNG, every image with its recipe, and the table (CSV, JSON) to outputs/"),
     ]
 
-    def __init__(self, request: ComparisonRequest, outputs_dir: str, fps: int = 15) -> None:
+    def __init__(self, engine, request: ComparisonRequest, outputs_dir: str, fps: int = 15) -> None:
         super().__init__()
+        self.engine = engine
         self.fps = fps  # live frames per second for all panes together (each lane gets a share)
         self.request = request
         self.outputs_dir = outputs_dir
@@ -150,11 +117,12 @@ class CompareScreen(Screen):
         table = self.query_one("#table", DataTable)
         table.add_columns("scheduler", "steps", "model calls", "seconds", "rmse to reference")
         self.query_one("#lane-0", LanePane).focus()
-        self.race()
+        self.race(self.cancel, self.cells)
 
     # ----- the race -----
     @work(thread=True, exclusive=True, group="compare")
-    def race(self) -> None:
+    def race(self, cancel: threading.Event, cells: tuple[int, int]) -> None:
+        """The screen's one worker: runs the comparison through the engine and only posts messages."""
         worker = get_current_worker()
         lanes = len(self.labels)
         min_gap = lanes / self.fps
@@ -162,18 +130,18 @@ class CompareScreen(Screen):
 
         def on_lane_step(index: int, snapshot) -> None:
             if worker.is_cancelled:
-                self.cancel.set()
+                cancel.set()
             now = time.perf_counter()
             if snapshot.step < snapshot.total and now - last_drawn[index] < min_gap:
                 return
             last_drawn[index] = now
-            pixels = render_strips(snapshot.preview, self.cells) if snapshot.preview is not None else None
+            pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
             self.post_message(LaneFrame(index, snapshot, pixels))
 
         try:
-            result = self.app.engine.compare(self.request, on_lane_step, self.cancel)
+            result = self.engine.compare(self.request, on_lane_step, cancel)
             finals = [lane.result.shown_image for lane in self._all_lanes(result)]
-            pixels = [render_strips(image, self.cells) if image is not None else None for image in finals]
+            pixels = [render_strips(image, cells) if image is not None else None for image in finals]
             self.post_message(ComparisonDone(result, pixels))
         except BaseException as error:  # the thread always reports back
             self.post_message(ComparisonFailed(describe_failure(error)[0]))
@@ -229,7 +197,6 @@ class CompareScreen(Screen):
 
     @on(LivePane.Resized)
     def pane_resized(self, message: LivePane.Resized) -> None:
-        message.stop()  # the main screen's pane size is not ours
         if message.cells != self.cells and not self.has_class("-single"):
             self.cells = message.cells
             if self.result is not None:
@@ -345,10 +312,8 @@ class CompareScreen(Screen):
 
     @work(thread=True, group="save")
     def save(self, result) -> None:
-        from diffusers_tui.engine import compare_outputs
-
         try:
-            folder = compare_outputs.save_comparison(result, self.outputs_dir)
+            folder = self.engine.save_comparison(result, self.outputs_dir)
             self.post_message(Saved(folder / "grid.png", 0))  # the app says where
         except Exception as error:
             self.post_message(SaveFailed(describe_failure(error)[0]))

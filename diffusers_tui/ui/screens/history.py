@@ -31,8 +31,9 @@ class HistoryScreen(Screen[object]):
         Binding("escape,f7", "close", "Close", id="history.close", tooltip="Back to the main screen"),
     ]
 
-    def __init__(self, outputs_dir: str) -> None:
+    def __init__(self, engine, outputs_dir: str) -> None:
         super().__init__()
+        self.engine = engine
         self.outputs_dir = outputs_dir
         self.entries: list = []
 
@@ -44,9 +45,7 @@ class HistoryScreen(Screen[object]):
         yield Footer()
 
     def on_mount(self) -> None:
-        from diffusers_tui.engine.history import read_history
-
-        history = read_history(self.outputs_dir)
+        history = self.engine.history(self.outputs_dir)
         self.entries = history.entries
         table = self.query_one(DataTable)
         table.add_columns("date", "scheduler", "steps", "seed", "prompt")
@@ -85,12 +84,10 @@ class HistoryScreen(Screen[object]):
             self.post_message(FrameReady(None, f"cannot show {entry.path.name}: {error.strerror or error}"))
 
     def on_live_pane_resized(self, message: LivePane.Resized) -> None:
-        message.stop()  # the main pane's size is the app's business, not this one's
         if self.selected is not None:
             self.show_picture(self.selected, message.cells)
 
     def on_frame_ready(self, message: FrameReady) -> None:
-        message.stop()  # the app's own handler draws into the main pane
         self.query_one(LivePane).show(message.pixels, message.caption)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

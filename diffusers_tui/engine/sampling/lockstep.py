@@ -17,10 +17,15 @@ from typing import Callable
 
 import torch
 
-from diffusers_tui.engine import runner
 from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
-from diffusers_tui.engine.preview import current_sigma, tensor_to_image
+from diffusers_tui.engine.preview import preview_image
+from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
+from diffusers_tui.engine.sampling import runner
+from diffusers_tui.engine.sampling.estimates import current_sigma
+from diffusers_tui.engine.sampling.facts import run_facts
+from diffusers_tui.engine.sampling.policy import is_finite, nan_check_due, not_finite_message, preview_due, preview_source
+from diffusers_tui.engine.sampling.preflight import accepts, check_mode, check_steps, resolve_size, scheduler_for
 
 #: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
 OnLaneStep = Callable[[int, StepSnapshot], None]
@@ -80,8 +85,8 @@ class _Lane:
     def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool):
         device, dtype = loaded.device, loaded.dtype
         self.request = request
-        self.scheduler = runner.scheduler_for(loaded, request)
-        runner.check_steps(self.scheduler, request)
+        self.scheduler = scheduler_for(loaded, request)
+        check_steps(self.scheduler, request)
         # A CPU generator per lane, seeded like a solo run: same start, same step noise.
         self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
         self.scheduler.set_timesteps(request.steps, device=device)
@@ -94,9 +99,9 @@ class _Lane:
             noise = torch.randn(shape, generator=self.generator, dtype=torch.float32).to(device, dtype)
         self.sample = noise * self.scheduler.init_noise_sigma
         self.step_kwargs = {}
-        if runner.accepts(self.scheduler.step, "generator"):
+        if accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = self.generator
-        if pipeline_mode and runner.accepts(self.scheduler.step, "eta"):
+        if pipeline_mode and accepts(self.scheduler.step, "eta"):
             self.step_kwargs["eta"] = 0.0
         self.calls = 0
         self.elapsed_s = 0.0
@@ -121,8 +126,8 @@ class _LockstepLoop:
         self.pipe = loaded.pipeline
         self.pipeline_mode = loaded.mode != "unet"
         base = requests[0]
-        runner.check_mode(loaded, base)
-        self.width, self.height = runner.resolve_size(loaded, base)
+        check_mode(loaded, base)
+        self.width, self.height = resolve_size(loaded, base)
         if self.pipeline_mode:
             unet = self.pipe.unet
             factor = self.pipe.vae_scale_factor
@@ -186,15 +191,15 @@ class _LockstepLoop:
         sigma = current_sigma(lane.scheduler, t)
         output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
         lane.calls += 1
-        if runner.nan_check_due(lane.calls, lane.total, lane.request) and not runner.is_finite(output.prev_sample):
-            lane.stopped = runner.not_finite_message(f"latents by model call {lane.calls} of {lane.total}",
+        if nan_check_due(lane.calls, lane.total, lane.request) and not is_finite(output.prev_sample):
+            lane.stopped = not_finite_message(f"latents by model call {lane.calls} of {lane.total}",
                                                      self.loaded.dtype)
             return
         request = lane.request
         preview = None
-        if runner.preview_due(lane.calls, lane.total, request):
-            shown = runner.preview_source(request, lane.scheduler, output, model_output, lane.sample, t, sigma)
-            preview = (runner.latent_preview(self.loaded, shown, request.preview_method)
+        if preview_due(lane.calls, lane.total, request):
+            shown = preview_source(request, lane.scheduler, output, model_output, lane.sample, t, sigma)
+            preview = (preview_image(self.loaded, shown, request.preview_method)
                        if self.pipeline_mode else tensor_to_image(shown[0]))
             lane.last_preview = preview
         lane.sample = output.prev_sample
@@ -216,5 +221,5 @@ class _LockstepLoop:
             request=lane.request, image=lane.image, cancelled=cancelled and not lane.done,
             elapsed_s=lane.elapsed_s, model_calls=lane.calls, total_calls=lane.total,
             last_preview=lane.last_preview,
-            recipe=runner.recipe(self.loaded, lane.scheduler, self.width, self.height), stopped=lane.stopped,
+            recipe=run_facts(self.loaded, lane.scheduler, self.width, self.height), stopped=lane.stopped,
         )

@@ -1,29 +1,19 @@
-"""What a model name means and how it is loaded: demo, Hub id in the local cache, folder, file.
+"""Loading a resolved model onto its device: options, device and dtype, and one loader per source kind.
 
-Every kind ends in the same loader: a Hub id is first turned into its snapshot folder in
-the local cache, and the built-in demo models are folders shipped inside the package.
-Nothing is downloaded; remote code is never run; pickle weights need `allow_pickle`.
+Remote code is never run; pickle weights need `allow_pickle`; every failure becomes one
+ModelLoadError that says what to do.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from diffusers_tui.engine.errors import ModelLoadError, ModelNotFoundError
-
-DEMO_DIR = Path(__file__).parent / "demo"
-DEMO_MODELS = {"demo": "demo-sd", "demo-sd": "demo-sd", "demo-ddpm": "demo-ddpm"}
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-SourceKind = Literal["demo", "hub-cache", "folder", "single-file"]
-Mode = Literal["text-to-image", "unet"]
+from diffusers_tui.engine.errors import ModelLoadError, ModelNotFoundError, RequestError
+from diffusers_tui.engine.models import families
+from diffusers_tui.engine.models.names import PICKLE_SUFFIXES, Mode, ModelSource, _read_json, describe_folder
 
 
 @dataclass(frozen=True)
@@ -38,25 +28,12 @@ class LoadOptions:
     safety_checker: bool = False
 
     def __post_init__(self) -> None:
-        from diffusers_tui.engine.errors import RequestError
-
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise RequestError("device", f"{self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise RequestError("dtype", f"{self.dtype!r} is not one of auto, float32, float16, bfloat16")
         if self.offload not in ("none", "model", "sequential"):
             raise RequestError("offload", f"{self.offload!r} is not one of none, model, sequential")
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A resolved model name: where its files are and what kind of source it is."""
-
-    name: str
-    kind: SourceKind
-    path: Path
-    repo_id: str | None = None
-    revision: str | None = None
 
 
 @dataclass
@@ -81,104 +58,11 @@ class LoadedModel:
 
     @property
     def native_size(self) -> tuple[int, int]:
-        if self.pipeline is not None:
-            side = self.pipeline.unet.config.sample_size * self.pipeline.vae_scale_factor
-        else:
-            side = self.unet.config.sample_size
-        if isinstance(side, (list, tuple)):
-            return int(side[1]), int(side[0])
-        return int(side), int(side)
+        return families.family_of(self).native_size(self)
 
     @property
     def size_multiple(self) -> int:
-        unet = self.pipeline.unet if self.pipeline is not None else self.unet
-        factor = 2 ** (len(unet.config.block_out_channels) - 1)
-        if self.pipeline is not None:
-            factor *= self.pipeline.vae_scale_factor
-        return factor
-
-
-def resolve(name: str) -> ModelSource:
-    """Turn a --model value into a ModelSource, or raise ModelNotFoundError saying why."""
-    name = name.strip()
-    if name.lower() in DEMO_MODELS:
-        folder = DEMO_DIR / DEMO_MODELS[name.lower()]
-        if not (folder / "model_index.json").exists():
-            raise ModelNotFoundError(
-                f"the built-in model {name!r} is missing from this install ({folder}); "
-                "reinstall the package, or retrain it: python -m diffusers_tui.engine.demo.train"
-            )
-        return ModelSource(name, "demo", folder)
-    if not name or "\x00" in name:
-        raise ModelNotFoundError("give a model name, folder or file (for example 'demo'); "
-                                 "`diffusers-tui models` lists what is on this machine")
-    path = Path(name).expanduser()
-    try:
-        exists, is_file = path.exists(), path.is_file()
-    except (OSError, ValueError) as error:  # a name too long for the filesystem, say
-        raise ModelNotFoundError(f"model {name[:80]!r}... is not a usable file name: "
-                                 f"{getattr(error, 'strerror', None) or error}") from None
-    if exists:
-        if is_file:
-            if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-                raise ModelLoadError(
-                    f"{name!r} is a file but not a checkpoint ({', '.join(SINGLE_FILE_SUFFIXES)})"
-                )
-            return ModelSource(name, "single-file", path.resolve())
-        return ModelSource(name, "folder", path.resolve())
-    if _HUB_ID.match(name) and not name.startswith((".", "~")):
-        return _resolve_hub_id(name)
-    raise ModelNotFoundError(
-        f"model {name!r} is not a built-in model, an existing folder or file, or a Hub id "
-        "(org/name); `diffusers-tui models` lists what is on this machine"
-    )
-
-
-def _resolve_hub_id(repo_id: str) -> ModelSource:
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        # local_files_only: the Hub is never contacted, HF_HOME / HF_HUB_CACHE are respected.
-        folder = snapshot_download(repo_id, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        raise ModelNotFoundError(
-            f"model {repo_id!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}). "
-            f"Download it where there is network access with:  hf download {repo_id}  "
-            "(then copy the cache here, or point HF_HOME at it)"
-        ) from None
-    folder = Path(folder)
-    return ModelSource(repo_id, "hub-cache", folder, repo_id=repo_id, revision=folder.name)
-
-
-def describe_folder(folder: Path) -> tuple[Mode, str]:
-    """(mode, class name) of a diffusers folder, or ModelLoadError if it is not one."""
-    index = folder / "model_index.json"
-    if index.exists():
-        data = _read_json(index)
-        unet = data.get("unet")
-        if unet and unet[-1] == "UNet2DModel" and "text_encoder" not in data:
-            return "unet", data.get("_class_name", "DiffusionPipeline")
-        if "text_encoder" in data or "text_encoder_2" in data:
-            return "text-to-image", data.get("_class_name", "DiffusionPipeline")
-        raise ModelLoadError(
-            f"{folder} holds a {data.get('_class_name')}, which is neither a text-to-image "
-            "pipeline nor a UNet2DModel pipeline; diffusers-tui runs those two kinds"
-        )
-    config = folder / "config.json"
-    if config.exists() and _read_json(config).get("_class_name") == "UNet2DModel":
-        return "unet", "UNet2DModel"
-    raise ModelLoadError(
-        f"{folder} is not a diffusers model folder: it has no model_index.json (a pipeline) "
-        "and no config.json of a UNet2DModel"
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"cannot read {path}: {error}") from None
+        return families.family_of(self).size_multiple(self)
 
 
 def pick_device(requested: str):
@@ -210,7 +94,7 @@ def pick_dtype(requested: str, device):
 
 def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
     """Load a resolved model onto its device; every failure becomes a ModelLoadError."""
-    from diffusers_tui.engine import quiet
+    from diffusers_tui.engine.runtime import quiet
 
     quiet()
     device = pick_device(options.device)
@@ -230,7 +114,7 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
         raise
     except Exception as error:  # diffusers raises many kinds; each becomes one clear message
         raise ModelLoadError(_explain_load_failure(source, error, options)) from error
-    from diffusers_tui.engine.preview import previewer_for
+    from diffusers_tui.engine.preview.latent import previewer_for
 
     previewer_for(loaded)
     return loaded
@@ -261,6 +145,13 @@ def _common_kwargs(options: LoadOptions, dtype) -> dict[str, Any]:
     }
 
 
+def _safety_kwargs(index: dict[str, Any], options: LoadOptions) -> dict[str, Any]:
+    """Leave out the safety checker a folder lists, unless the user asked for it."""
+    if "safety_checker" in index and not options.safety_checker:
+        return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    return {}
+
+
 def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> LoadedModel:
     from diffusers import DiffusionPipeline
 
@@ -273,9 +164,7 @@ def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> 
             f"{source.name!r} names the pipeline class {class_name!r}, which diffusers does not have; "
             "custom pipelines (code shipped with a model) are never run"
         )
-    kwargs = _common_kwargs(options, dtype)
-    if "safety_checker" in index and not options.safety_checker:
-        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    kwargs = {**_common_kwargs(options, dtype), **_safety_kwargs(index, options)}
     pipe = DiffusionPipeline.from_pretrained(source.path, **kwargs)
     return _finish_pipeline(source, pipe, options, device, dtype)
 
@@ -314,10 +203,8 @@ def _load_single_file(source: ModelSource, options: LoadOptions, device, dtype) 
     if mode != "text-to-image":
         raise ModelLoadError(f"--config {config_dir} is not a text-to-image pipeline folder")
     pipeline_class = getattr(diffusers, class_name, diffusers.StableDiffusionPipeline)
-    kwargs = {"dtype": dtype, "local_files_only": True, "config": str(config_dir)}
-    index = _read_json(config_dir / "model_index.json")
-    if "safety_checker" in index and not options.safety_checker:
-        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    kwargs = {"dtype": dtype, "local_files_only": True, "config": str(config_dir),
+              **_safety_kwargs(_read_json(config_dir / "model_index.json"), options)}
     pipe = pipeline_class.from_single_file(str(source.path), **kwargs)
     return _finish_pipeline(source, pipe, options, device, dtype)
 
@@ -345,64 +232,3 @@ def _load_unet(source: ModelSource, options: LoadOptions, device, dtype, class_n
     unet.to(device).eval()
     return LoadedModel(source=source, mode="unet", device=device, dtype=dtype,
                        scheduler=scheduler, unet=unet, notes=notes)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One row of `diffusers-tui models`."""
-
-    name: str
-    kind: str  # text-to-image | unet
-    source: str  # demo | hub-cache | folder
-    size_bytes: int
-    path: Path
-
-
-def _folder_size(folder: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(folder):
-        for file in files:
-            try:
-                total += (Path(root) / file).stat().st_size  # follows cache symlinks to blobs
-            except OSError:
-                pass
-    return total
-
-
-def _info(name: str, source: str, folder: Path) -> ModelInfo | None:
-    try:
-        mode, _ = describe_folder(folder)
-    except ModelLoadError:
-        return None
-    return ModelInfo(name, mode, source, _folder_size(folder), folder)
-
-
-def list_models(folders: tuple[str, ...] = ()) -> list[ModelInfo]:
-    """The demo models, every diffusers model in the local HF cache, and any under `folders`."""
-    found: list[ModelInfo] = []
-    for name in ("demo", "demo-ddpm"):
-        info = _info(name, "demo", DEMO_DIR / DEMO_MODELS[name])
-        if info:
-            found.append(info)
-    try:
-        from huggingface_hub import scan_cache_dir
-
-        cache = scan_cache_dir()
-    except Exception:  # no cache folder yet (CacheNotFound) or unreadable: nothing to list
-        cache = None
-    if cache is not None:
-        for repo in sorted(cache.repos, key=lambda r: r.repo_id):
-            if repo.repo_type != "model":
-                continue
-            for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
-                info = _info(repo.repo_id, "hub-cache", Path(revision.snapshot_path))
-                if info:
-                    found.append(ModelInfo(info.name, info.kind, info.source, repo.size_on_disk, info.path))
-    for folder in folders:
-        root = Path(folder).expanduser()
-        candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        for candidate in candidates:
-            info = _info(str(candidate), "folder", candidate)
-            if info:
-                found.append(info)
-    return found

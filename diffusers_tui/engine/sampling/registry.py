@@ -65,6 +65,11 @@ def names() -> list[str]:
     return [entry.name for entry in REGISTRY]
 
 
+def scheduler_names() -> list[str]:
+    """Every registry name, in registry order (no model needed, nothing heavy imported)."""
+    return names()
+
+
 def get(name: str) -> SchedulerEntry:
     """The registry entry for a display name (case-insensitive), or a clear error."""
     entry = _BY_NAME.get(name.strip().casefold())

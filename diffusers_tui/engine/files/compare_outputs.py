@@ -15,9 +15,10 @@ import json
 import os
 from pathlib import Path
 
-from diffusers_tui.engine import outputs
 from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonResult, LaneResult
 from diffusers_tui.engine.errors import OutputError
+from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files.recipe import png_info
 
 #: Grid cells are at least this many pixels wide: a 64 px demo image stays readable.
 MIN_CELL = 128
@@ -43,7 +44,7 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
             stem = f"{outputs.slug(lane_result.lane.scheduler)}-{request.steps}"
             if lane_result is result.reference:
                 stem = "reference-" + stem
-            path = outputs.write_png_atomically(image, folder, stem, outputs.png_info(request, recipe))
+            path = outputs.write_png_atomically(image, folder, stem, png_info(request, recipe))
             files[id(lane_result)] = path.name
         outputs.write_into_own_folder(grid_image(result), folder / "grid.png")
         rows = result.table()

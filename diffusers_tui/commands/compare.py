@@ -1,0 +1,57 @@
+"""`diffusers-tui compare`: race schedulers headless, on one process or split across several.
+
+Under `accelerate launch --num_processes N` each process (one per GPU) runs its share of
+the lanes (see engine.sampling.distributed); the main process prints one table and saves
+one grid.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue
+from diffusers_tui.engine import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, build_comparison, build_request,
+                                  parse_scheduler_list, quiet)
+
+
+def request_of(args, settings) -> ComparisonRequest:
+    """Every --schedulers name at every --steps count, on one base request built like any other."""
+    base = build_request(settings.values, pinned=settings.pinned,
+                         given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
+                                "preview_method": "none"})
+    return build_comparison(base, parse_scheduler_list(args.schedulers), args.step_list or str(settings["steps"]),
+                            reference=args.reference, equal_calls=args.equal_calls, batch=not args.no_batch)
+
+
+def run(args, settings) -> int:
+    quiet()
+    request = request_of(args, settings)  # validate before loading anything
+    engine = engine_for(args)
+    if engine.launched_distributed():
+        result = engine.compare_across_processes(request, pick_device=args.device == "auto")
+        if result is None:
+            return 0  # not the main process: it printed nothing and saves nothing
+    else:
+        print(f"loading {request.base.model} ...", file=sys.stderr)
+        result = engine.compare(request)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for lane in result.lanes:
+        if lane.result.stopped:
+            print(f"warning: {lane.lane.label}: {lane.result.stopped}", file=sys.stderr)
+    print_results(result)
+    folder = save_or_rescue(lambda outputs_dir: engine.save_comparison(result, outputs_dir), args.outputs)
+    print(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
+          f"in {result.elapsed_s:.1f} s{', batched' if result.batched else ''}")
+    return 0
+
+
+def print_results(result: ComparisonResult) -> None:
+    rows = result.table()
+    header = ("scheduler", "steps", "model calls", "seconds", "rmse")
+    cells = [(row["scheduler"], str(row["steps"]), str(row["model_calls"]), f"{row['seconds']:.2f}",
+              "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}") for row in rows]
+    print_table(header, cells)
+    if result.reference is not None:
+        print(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
+              f"{result.reference.lane.steps} steps")

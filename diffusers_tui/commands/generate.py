@@ -1,0 +1,66 @@
+"""`diffusers-tui generate` and `unet`: one run, headless, from options, settings and --from.
+
+A value comes from the first of: this command line, the --from recipe, the settings
+(environment, config file, defaults); see engine.build_request. The run shows a progress
+bar counted in model calls and ends in one line naming the file it saved.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue
+from diffusers_tui.engine import GenerationRequest, RunError, build_request
+
+
+def request_of(args, settings, engine) -> GenerationRequest:
+    """The run's request: settings < the --from recipe < options given on this command line."""
+    keeps_previews = bool(args.save_every or args.export)
+    given = {
+        "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
+        "seed": args.seed, "preview_every": args.save_every or 1,
+        # Previews cost a conversion each: made only when something keeps them.
+        "preview_method": None if keeps_previews else "none",
+    }
+    if args.command == "unet":
+        given["guidance"] = 0.0  # an unconditional model has nothing to guide
+    return build_request(settings.values, recipe=recipe_of(args, engine), given=given, pinned=settings.pinned,
+                         mode="unet" if args.command == "unet" else "text-to-image")
+
+
+def run(args, settings) -> int:
+    from tqdm import tqdm
+
+    engine = engine_for(args)
+    request = request_of(args, settings, engine)  # validate before the slow model load
+    print(f"loading {request.model} ...", file=sys.stderr)
+    for note in engine.load(request.model).notes:
+        print(f"note: {note}", file=sys.stderr)
+    bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)
+    cancel = threading.Event()
+
+    def on_step(snapshot) -> None:
+        bar.total = snapshot.total
+        bar.n = snapshot.step
+        bar.set_postfix_str(f"t={snapshot.timestep:.0f}", refresh=False)
+        bar.refresh()
+
+    try:
+        result = engine.run(request, on_step, cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        bar.close()
+    if result.stopped:
+        raise RunError(result.stopped)
+    with_steps = bool(args.save_every)
+    path = save_or_rescue(lambda folder: engine.save(result, folder, with_steps), args.outputs)
+    extra = f", {len(result.frames)} snapshots in {path.with_suffix('').name}/" if with_steps else ""
+    print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
+          f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
+    if args.export:
+        done = engine.export(result, path.with_suffix(""))
+        print(f"exported {done.frames} frames: {done.animation} and {done.contact_sheet.name}")
+    return 0

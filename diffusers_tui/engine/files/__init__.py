@@ -1,0 +1,1 @@
+"""Files: the recipe a PNG carries, saving outputs, reading recipes and history back, comparisons, export."""

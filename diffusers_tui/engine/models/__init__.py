@@ -1,0 +1,1 @@
+"""Models: what a name means (names), loading it (loading), one adapter per family (families), the catalog."""

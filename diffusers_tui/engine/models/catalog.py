@@ -1,0 +1,71 @@
+"""Every diffusers model on this machine: the demos, the local Hugging Face cache, and folders named in settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusers_tui.engine.errors import ModelLoadError
+from diffusers_tui.engine.models.names import DEMO_DIR, DEMO_MODELS, describe_folder
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of `diffusers-tui models`."""
+
+    name: str
+    kind: str  # text-to-image | unet
+    source: str  # demo | hub-cache | folder
+    size_bytes: int
+    path: Path
+
+
+def _folder_size(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for file in files:
+            try:
+                total += (Path(root) / file).stat().st_size  # follows cache symlinks to blobs
+            except OSError:
+                pass
+    return total
+
+
+def _info(name: str, source: str, folder: Path) -> ModelInfo | None:
+    try:
+        mode, _ = describe_folder(folder)
+    except ModelLoadError:
+        return None
+    return ModelInfo(name, mode, source, _folder_size(folder), folder)
+
+
+def list_models(folders: tuple[str, ...] = ()) -> list[ModelInfo]:
+    """The demo models, every diffusers model in the local HF cache, and any under `folders`."""
+    found: list[ModelInfo] = []
+    for name in ("demo", "demo-ddpm"):
+        info = _info(name, "demo", DEMO_DIR / DEMO_MODELS[name])
+        if info:
+            found.append(info)
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+    except Exception:  # no cache folder yet (CacheNotFound) or unreadable: nothing to list
+        cache = None
+    if cache is not None:
+        for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+            if repo.repo_type != "model":
+                continue
+            for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
+                info = _info(repo.repo_id, "hub-cache", Path(revision.snapshot_path))
+                if info:
+                    found.append(ModelInfo(info.name, info.kind, info.source, repo.size_on_disk, info.path))
+    for folder in folders:
+        root = Path(folder).expanduser()
+        candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        for candidate in candidates:
+            info = _info(str(candidate), "folder", candidate)
+            if info:
+                found.append(info)
+    return found

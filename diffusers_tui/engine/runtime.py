@@ -1,0 +1,50 @@
+"""The process-wide settings a run depends on: torch's CPU threads, and the libraries' loading chatter."""
+
+from __future__ import annotations
+
+import os
+
+from diffusers_tui.engine.errors import RequestError
+
+_quieted = False
+
+
+def quiet() -> None:
+    """Silence the loading chatter of diffusers and transformers (progress bars, notices)."""
+    global _quieted
+    if _quieted:
+        return
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    _quieted = True
+
+
+def default_threads() -> int:
+    """CPU threads for torch: DIFFUSERS_TUI_THREADS, else all cores but one.
+
+    One core is left for the UI and the OS: with every core busy in torch, one other busy
+    thread made a run about 60x slower (spinning OpenMP workers waiting on each other).
+    """
+    configured = os.environ.get("DIFFUSERS_TUI_THREADS")
+    if configured:
+        try:
+            return max(1, int(configured))
+        except ValueError:
+            raise RequestError("DIFFUSERS_TUI_THREADS", f"{configured!r} is not a whole number") from None
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's CPU thread count on purpose; returns the count used."""
+    # Passive waiting keeps idle OpenMP threads off the cores (must precede torch's import).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    count = threads or default_threads()
+    torch.set_num_threads(count)
+    return count

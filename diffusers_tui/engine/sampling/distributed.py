@@ -1,0 +1,53 @@
+"""A comparison split across processes (one per GPU) under `accelerate launch`, gathered on the main one.
+
+Each process runs its share of the lanes, split with Accelerate's `PartialState`; the
+last process (which gets the fewest lanes) also runs the reference; the main process
+gathers every lane and measures them against the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
+
+
+def launched_distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def compare_across_processes(engine, request: ComparisonRequest, pick_device: bool) -> ComparisonResult | None:
+    """This process's share of `request`; the whole result on the main process, None elsewhere."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    started = time.perf_counter()
+    state = PartialState(cpu=not torch.cuda.is_available() or engine.options.device == "cpu")
+    if pick_device and state.device.type != "cpu":
+        engine = engine.with_device(str(state.device))  # one GPU per process
+    indexed = list(enumerate(request.lanes))
+    with state.split_between_processes(indexed) as mine:
+        mine = list(mine)
+    mine_results: list[tuple[int, LaneResult]] = []
+    batched = False
+    if mine:
+        share = ComparisonRequest(request.base, tuple(lane for _, lane in mine), request.equal_calls,
+                                  None, request.batch)
+        share_result = engine.compare(share)
+        batched = share_result.batched
+        mine_results = [(index, lane) for (index, _), lane in zip(mine, share_result.lanes)]
+    if request.reference is not None and state.is_last_process:
+        reference = engine.compare(ComparisonRequest(request.base, (request.reference,), batch=request.batch))
+        mine_results.append((-1, reference.lanes[0]))
+    gathered = gather_object([(index, lane, batched) for index, lane in mine_results])
+    if not state.is_main_process:
+        return None
+    reference = next((lane for index, lane, _ in gathered if index == -1), None)
+    lanes = [lane for _, lane, _ in sorted((g for g in gathered if g[0] >= 0), key=lambda g: g[0])]
+    return ComparisonResult(
+        request=request, lanes=tuple(with_distances(lanes, reference)), reference=reference,
+        batched=all(b for _, _, b in gathered), elapsed_s=time.perf_counter() - started,
+        notes=(f"{state.num_processes} processes shared the {len(request.lanes)} runs",),
+    )

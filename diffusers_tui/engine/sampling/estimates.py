@@ -1,0 +1,39 @@
+"""The noise level and the denoised estimate (x0) of a sample, from a scheduler's own state."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def current_sigma(scheduler, timestep) -> float | None:
+    """The noise level of the sample the scheduler is about to step, if it has one."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    index = getattr(scheduler, "step_index", None)
+    if sigmas is not None and index is not None and index < len(sigmas) and scheduler.init_noise_sigma > 1:
+        return float(sigmas[index])
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    if alphas is None:
+        return None
+    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
+    return math.sqrt((1 - alpha) / alpha)
+
+
+def estimate_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, timestep, sigma: float | None):
+    """The denoised estimate from one model output, for schedulers that do not report it."""
+    prediction = scheduler.config.get("prediction_type", "epsilon")
+    model_output = model_output.float()
+    sample = sample.float()
+    if prediction == "sample":
+        return model_output
+    if scheduler.init_noise_sigma > 1 and sigma is not None:
+        # Karras-style schedulers keep the sample at x0 + sigma * noise.
+        if prediction == "v_prediction":
+            return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
+        return sample - sigma * model_output
+    alphas = scheduler.alphas_cumprod
+    alpha = float(alphas[min(max(int(round(float(timestep))), 0), len(alphas) - 1)])
+    if prediction == "v_prediction":
+        return alpha**0.5 * sample - (1 - alpha) ** 0.5 * model_output
+    return (sample - (1 - alpha) ** 0.5 * model_output) / alpha**0.5

@@ -1,0 +1,103 @@
+"""Checks a run makes before its model runs: mode, size, scheduler, and whether its schedule can finish."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+
+import torch
+
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
+from diffusers_tui.engine.request import MAX_SIDE, GenerationRequest, check_prompt_given
+from diffusers_tui.engine.sampling import registry
+
+
+def make_scheduler(loaded, name: str | None):
+    """A fresh scheduler for this run, built from the model's original config."""
+    if name is None:
+        return type(loaded.scheduler).from_config(loaded.original_scheduler_config)
+    entry = registry.get(name)
+    allowed = registry.compatible_names(loaded.scheduler)
+    if entry.class_name not in allowed:
+        raise SchedulerUnavailableError(
+            f"scheduler: {entry.name} ({entry.class_name}) is not compatible with this model's "
+            f"{type(loaded.scheduler).__name__}"
+        )
+    try:
+        return registry.build(entry, loaded.original_scheduler_config)
+    except ImportError as error:
+        raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
+
+
+def scheduler_for(loaded, request: GenerationRequest):
+    """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
+    scheduler = make_scheduler(loaded, request.scheduler)
+    if "noise_sampler_seed" in scheduler.config:
+        # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
+        scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
+    return scheduler
+
+
+def resolve_size(loaded, request: GenerationRequest) -> tuple[int, int]:
+    native_w, native_h = loaded.native_size
+    width = request.width or native_w
+    height = request.height or native_h
+    multiple = loaded.size_multiple
+    for field_name, value in (("width", width), ("height", height)):
+        if value % multiple:
+            raise RequestError(field_name, f"{value} is not a multiple of {multiple}, this model's factor "
+                                           f"(use {multiple} to {MAX_SIDE} in steps of {multiple}; "
+                                           f"native size {native_w}x{native_h})")
+    return width, height
+
+
+def check_mode(loaded, request: GenerationRequest) -> None:
+    if request.mode not in ("auto", loaded.mode):
+        command = "generate" if loaded.mode == "text-to-image" else "unet"
+        raise RequestError("mode", f"{request.mode} does not fit this model, which runs {loaded.mode} "
+                                   f"(the `{command}` command)")
+    if loaded.mode == "text-to-image":
+        check_prompt_given(request.prompt)
+
+
+def check_steps(scheduler, request: GenerationRequest) -> None:
+    """RequestError("steps") when `scheduler` cannot run `request.steps` steps to the end.
+
+    Some schedulers fail only at their last step for some step counts (DPM++ 2M, UniPC
+    and DEIS when the steps equal the model's training timesteps), or reject a count
+    outright; finding that out before the model runs saves the run.
+    """
+    reason = _schedule_failure(type(scheduler), json.dumps(dict(scheduler.config), sort_keys=True, default=str),
+                               request.steps)
+    if reason is not None:
+        name = request.scheduler or type(scheduler).__name__
+        raise RequestError("steps", f"{name} cannot run {request.steps} steps on this model ({reason}); "
+                                    "choose fewer steps or another scheduler")
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | None:
+    """Step a copy of the scheduler through its whole schedule on a one-pixel sample.
+
+    About 0.1 ms a step for most schedulers (4 ms for LMS and DPM SDE), once per
+    scheduler, config and step count.
+    """
+    try:
+        trial = scheduler_class.from_config(json.loads(config_json))
+    except Exception:  # noqa: BLE001 - a config JSON cannot carry (arrays, say): the run itself will tell
+        return None
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if accepts(trial.step, "generator") else {}
+    try:
+        trial.set_timesteps(steps)
+        sample = torch.zeros(1, 1, 1, 1)
+        for timestep in trial.timesteps:
+            model_input = trial.scale_model_input(sample, timestep)
+            sample = trial.step(torch.zeros_like(model_input), timestep, sample, **kwargs).prev_sample
+    except Exception as error:  # noqa: BLE001 - whatever the scheduler raises, the run would too
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return None
+
+
+def accepts(function, name: str) -> bool:
+    return name in inspect.signature(function).parameters

@@ -1,0 +1,57 @@
+"""The diffusers quick-start loop on a bare UNet2DModel, stepped by hand: set_timesteps, unet, step."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from diffusers_tui.engine.preview.images import tensor_to_image
+from diffusers_tui.engine.request import GenerationResult, StepSnapshot
+from diffusers_tui.engine.sampling.estimates import current_sigma
+from diffusers_tui.engine.sampling.facts import run_facts
+from diffusers_tui.engine.sampling.policy import is_finite, nan_check_due, not_finite_message, preview_due, preview_source
+from diffusers_tui.engine.sampling.preflight import accepts
+
+
+def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
+    """The diffusers quick-start loop: set_timesteps, unet(x, t).sample, scheduler.step."""
+    unet = loaded.unet
+    device, dtype = loaded.device, loaded.dtype
+    generator = torch.Generator(device="cpu").manual_seed(request.seed)
+    scheduler.set_timesteps(request.steps, device=device)
+    shape = (1, unet.config.in_channels, height, width)
+    sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+    sample = sample * scheduler.init_noise_sigma
+    step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
+    total = len(scheduler.timesteps)
+    started = time.perf_counter()
+    calls, last_preview, cancelled, stopped = 0, None, False, None
+    with torch.inference_mode():
+        for timestep in scheduler.timesteps:
+            if cancel.is_set():
+                cancelled = True
+                break
+            sigma = current_sigma(scheduler, timestep)
+            model_input = scheduler.scale_model_input(sample, timestep)
+            noise_pred = unet(model_input, timestep).sample
+            output = scheduler.step(noise_pred, timestep, sample, **step_kwargs)
+            calls += 1
+            if nan_check_due(calls, total, request) and not is_finite(output.prev_sample):
+                stopped = not_finite_message(f"sample by model call {calls} of {total}", dtype)
+                break
+            preview = None
+            if preview_due(calls, total, request):
+                shown = preview_source(request, scheduler, output, noise_pred, sample, timestep, sigma)
+                preview = tensor_to_image(shown[0])
+                last_preview = preview
+            sample = output.prev_sample
+            on_step(StepSnapshot(step=calls, total=total, timestep=float(timestep), sigma=sigma,
+                                 elapsed_s=time.perf_counter() - started, preview=preview,
+                                 preview_kind=request.preview))
+    image = None if cancelled or stopped else tensor_to_image(sample[0])
+    return GenerationResult(
+        request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
+        model_calls=calls, total_calls=total, last_preview=last_preview,
+        recipe=run_facts(loaded, scheduler, width, height), stopped=stopped,
+    )

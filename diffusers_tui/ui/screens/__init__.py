@@ -1,0 +1,1 @@
+"""The app's screens: main, compare, history, help, and the save-to dialog."""
