@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from diffusers_tui.commands import main
-from diffusers_tui.engine.files import outputs
 from diffusers_tui.engine.files import recipe as png_recipe
 
 

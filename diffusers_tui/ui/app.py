@@ -1,7 +1,10 @@
 """The App: the key bindings, routing between screens, model loading, and the one generation worker.
 
 It talks to the engine only through `diffusers_tui.engine` and holds no torch or diffusers
-object: what it keeps of a run is the GenerationResult the engine handed out.
+object: what it keeps of a run is the GenerationResult the engine handed out. The fields
+live in the settings panel, the pictures in the main screen, what is kept in the Keeper
+and the worker's body in ui.generation; this module is a little long because every
+key's action and every worker's message is routed here, and that is its one job.
 """
 
 from __future__ import annotations
@@ -10,31 +13,29 @@ import asyncio
 import gc
 import sys
 import threading
-import time
 from typing import Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Button, Log, Select, Static, TextArea
-from textual.worker import get_current_worker
+from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import (MAX_STEPS, GenerationRequest, RequestError, UserFacingError, build_comparison,
-                                  build_request, random_seed)
+from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, random_seed
+from diffusers_tui.ui import generation
 from diffusers_tui.ui.failures import describe_failure
+from diffusers_tui.ui.bindings import APP_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
-from diffusers_tui.ui.messages import (Exported, FrameReady, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed,
+from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed,
                                        RunFinished, Saved, SaveFailed, StepRendered)
-from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.screens.compare import CompareScreen
 from diffusers_tui.ui.screens.help import HelpScreen
 from diffusers_tui.ui.screens.history import HistoryScreen
 from diffusers_tui.ui.screens.main import MainScreen, main_layout
 from diffusers_tui.ui.screens.save_to import SaveToScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from diffusers_tui.ui.widgets.settings_panel import FORM_SETTINGS, SchedulerList, SettingsPanel
+from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
 #: Live updates (frame and progress line) per second at most, by default; the settings
 #: panel's "frames/s" field changes it. A faster model skips frames (the newest wins) so
@@ -51,37 +52,7 @@ class DiffusersTuiApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "diffusers-tui"
-    BINDINGS = [
-        Binding("ctrl+g,ctrl+enter", "generate", "Generate", id="generate",
-                tooltip="Generate with the current settings (cancels a run that is going)"),
-        # F4-F6 are priority keys: the prompt (a TextArea) would otherwise take F5 and F6
-        # for selecting a word or a line, and ctrl+k for deleting to the end of the line.
-        Binding("f6", "compare", "Compare", id="compare", priority=True,
-                tooltip="Race the marked schedulers (space marks them) on this prompt and seed, side by side"),
-        Binding("escape", "cancel", "Cancel", id="cancel", tooltip="Stop the running generation within one step"),
-        Binding("ctrl+s", "save", "Save", id="save", tooltip="Save the image (and every step, if ticked) to outputs/"),
-        Binding("ctrl+o", "save_to", "Save to", id="save.to", show=False,
-                tooltip="Save into another folder (and keep using it): for when outputs/ cannot be written"),
-        Binding("f3", "scheduler(1)", "Next sched", id="scheduler.next", tooltip="Next available scheduler"),
-        Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
-        Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step", priority=True),
-        Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer", priority=True),
-        Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
-        Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
-        Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",
-                tooltip="Preview the denoised estimate (x0) or the noisy sample"),
-        Binding("ctrl+e", "focus_prompt", "Prompt", id="focus.prompt", tooltip="Move focus to the prompt"),
-        Binding("ctrl+f", "focus_pane", "Pane", id="focus.pane", show=False,
-                tooltip="Move focus to the picture: left/right or [ ] then walk through the steps"),
-        Binding("f7", "history", "History", id="history", priority=True,
-                tooltip="Everything saved in outputs/, newest first: see it, and load its recipe with enter"),
-        Binding("f8", "export", "Export", id="export", priority=True, show=False,
-                tooltip="Export the run's steps as an animated WebP and a contact sheet (saves the run first)"),
-        Binding("f9", "save_settings", "Save settings", id="settings.save", priority=True, show=False,
-                tooltip="Keep the current model, scheduler, steps, guidance, size and preview settings as defaults"),
-        Binding("f1,question_mark", "help", "Help", id="help", tooltip="Show every key"),
-        Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (a running generation stops first)", priority=True),
-    ]
+    BINDINGS = APP_BINDINGS
 
     def __init__(self, engine, outputs_dir: str | None = None, model: str | None = None, model_folders=(),
                  settings=None, recipe=None, graphics: str = "halfblock") -> None:
@@ -121,7 +92,7 @@ class DiffusersTuiApp(App):
         return self.result.frames if self.result is not None else ()
 
     def get_default_screen(self) -> Screen:
-        return MainScreen()
+        return MainScreen(self.graphics)
 
     def compose(self) -> ComposeResult:
         yield from main_layout(self.model, self.graphics)
@@ -167,11 +138,6 @@ class DiffusersTuiApp(App):
             self._pane_cells = cells
             self._show_frame(self.frame_index)
 
-    def _set_progress(self, text: str) -> None:
-        # The line is one row high whatever it says: no layout pass, which would repaint
-        # the whole screen on every step and make key presses wait behind it.
-        self.query_one("#progress", Static).update(text, layout=False)
-
     def log_line(self, text: str) -> None:
         self.log_lines.append(text)
         self.query_one("#log", Log).write_line(text)
@@ -186,21 +152,8 @@ class DiffusersTuiApp(App):
         """Load `model` in a thread; the mode line counts the seconds until it is ready."""
         self.loaded_model = None
         self.log_line(f"loading {model} in the background (you can type meanwhile)...")
-        started = time.perf_counter()
-        mode_line = self.query_one("#mode")
-
-        def tick() -> None:
-            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
-
-        self._stop_loading_timer()
-        self._loading_timer = self.set_interval(0.2, tick)
-        tick()
+        self.panel.show_loading(model)
         self.load_model(model)
-
-    def _stop_loading_timer(self) -> None:
-        if getattr(self, "_loading_timer", None) is not None:
-            self._loading_timer.stop()
-            self._loading_timer = None
 
     @work(thread=True, group="models")
     def list_models(self) -> None:
@@ -212,15 +165,7 @@ class DiffusersTuiApp(App):
 
     def on_models_listed(self, message: ModelsListed) -> None:
         self.model_names = list(message.names)
-        self._show_model(self.model)
-
-    def _show_model(self, model: str) -> None:
-        """Make the model selector list `model` (first, if it is not a listed one) and show it."""
-        select = self.query_one("#model", Select)
-        names = list(dict.fromkeys([model, *self.model_names]))
-        with self.prevent(Select.Changed):
-            select.set_options([(name, name) for name in names])
-            select.value = model
+        self.panel.show_models(self.model, self.model_names)
 
     @work(thread=True, exclusive=True, group="load")
     def load_model(self, model: str) -> None:
@@ -238,24 +183,19 @@ class DiffusersTuiApp(App):
         # out of the collector's sight keeps full collections (seen pausing the UI for
         # 0.3 s mid-run) short.
         gc.freeze()
-        self._stop_loading_timer()
-        panel = self.panel
         # A newly loaded model starts on the scheduler asked for (settings, a recipe), else its own.
         wanted, self._wanted_scheduler = self._wanted_scheduler, None
         available = {status.entry.name for status in summary.statuses if status.available}
         if wanted and wanted not in available:
             self.log_line(f"note: {wanted} is not available for {summary.name}: its own scheduler is selected")
             wanted = None
-        panel.set_schedulers(summary.statuses, wanted or summary.default_scheduler or panel.scheduler)
-        width, height = summary.native_size
-        self.query_one("#mode").update(f"mode: {summary.mode} · native size {width}x{height}")
+        self.panel.show_loaded(summary, wanted)
         self.log_line(f"loaded {summary.name}: {summary.mode}, {len(available)} schedulers available")
         for note in summary.notes:
             self.log_line(f"note: {note}")
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
-        self._stop_loading_timer()
-        self.query_one("#mode").update("mode: - (model failed to load)")
+        self.panel.show_load_failed()
         self.log_line(f"error: {message.message}")
         self.notify(message.message, title="Model not loaded", severity="error", timeout=10)
 
@@ -279,7 +219,7 @@ class DiffusersTuiApp(App):
         model, scheduler = fields.get("model"), fields.get("scheduler")
         if switch_model and model and model != self.model:
             self._wanted_scheduler = scheduler
-            self._show_model(model)
+            self.panel.show_models(model, self.model_names)
             self.switch_model(model)
         elif scheduler:
             if self.loaded_model != self.model:
@@ -290,19 +230,11 @@ class DiffusersTuiApp(App):
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:
         """A validated request from the fields and the settings, or None after marking the bad field."""
-        panel = self.panel
-        panel.clear_marks()
         try:
-            fields = panel.request_fields()
-            seed = panel.locked_seed() if panel.seed_locked else random_seed()
-            # The fields outrank the settings they show; the rest (preview_method, say) come from the settings.
-            unshown = {name: value for name, value in self.settings.values.items() if name not in FORM_SETTINGS}
-            request = build_request(unshown, given={**fields, "model": self.model, "seed": seed})
+            return self.panel.build_request(self.settings.values, self.model)
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
             return None
-        panel.show_seed(request.seed)
-        return request
 
     def frame_rate(self) -> int | None:
         """The live frame cap from its field, or None after marking the field."""
@@ -326,8 +258,8 @@ class DiffusersTuiApp(App):
         self.idle.clear()
         self.result, self.frame_index = None, None
         self.keeper.forget()
-        self._show_live_pane()
-        self._set_progress(f"starting: {request.scheduler or 'model default'}, "
+        self.main_screen.show_live_pane()
+        self.main_screen.set_progress(f"starting: {request.scheduler or 'model default'}, "
                            f"{request.steps} steps, seed {request.seed}")
         # The event exists before the thread does: an escape pressed at once cancels this run.
         self._cancel_event = threading.Event()
@@ -336,17 +268,15 @@ class DiffusersTuiApp(App):
 
     def action_compare(self) -> None:
         """Race the marked schedulers on a screen of their own."""
-        panel = self.panel
-        if len(panel.marked) < 1:
+        if not self.panel.marked:
             self._mark_invalid("compare", "mark schedulers to compare first: highlight one in the list and "
                                           "press space (f6 then races them)")
             return
         base = self.build_request()
         if base is None:
             return
-        steps, reference, equal_calls = panel.comparison_fields()
         try:
-            request = build_comparison(base, panel.marked, steps, reference, equal_calls)
+            request = self.panel.build_comparison(base)
         except RequestError as error:
             self._mark_invalid(error.field, str(error))
             return
@@ -365,41 +295,13 @@ class DiffusersTuiApp(App):
     @work(thread=True, exclusive=True, group="generate")
     def generate(self, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
                  cells: tuple[int, int]) -> None:
-        """The one generation worker: runs the engine, converts frames to cells, posts messages."""
-        worker = get_current_worker()
-        last_drawn = [0.0]
-        try:
-            def on_step(snapshot) -> None:
-                if worker.is_cancelled:
-                    cancel.set()
-                now = time.perf_counter()
-                # Progress and frames both go out at most `fps` times a second.
-                if now - last_drawn[0] < 1 / fps and snapshot.step < snapshot.total:
-                    return
-                last_drawn[0] = now
-                # Steps without a preview update only the progress line; the pane keeps its frame.
-                pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
-                self.post_message(StepRendered(run_id, snapshot, pixels))
-
-            result = self.engine.run(request, on_step, cancel)
-            image = result.shown_image
-            self.post_message(RunFinished(run_id, result, render_strips(image, cells) if image is not None else None))
-        except BaseException as error:  # noqa: BLE001 - the thread always reports back, whatever happened
-            message, field = describe_failure(error)
-            self.post_message(RunFailed(run_id, message, field))
+        """The one generation worker (see ui.generation): it only posts messages."""
+        generation.generate(self.engine, request, run_id, fps, cancel, cells, self.post_message)
 
     def on_step_rendered(self, message: StepRendered) -> None:
         if message.run_id != self.run_id:
             return
-        snapshot = message.snapshot
-        rate = snapshot.step / snapshot.elapsed_s if snapshot.elapsed_s > 0 else 0.0
-        eta = (snapshot.total - snapshot.step) / rate if rate > 0 else 0.0
-        sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
-        self._set_progress(
-            f"step {snapshot.step}/{snapshot.total} · {rate:.1f} it/s · ETA {eta:.1f}s · t={snapshot.timestep:.0f}{sigma}")
-        if message.pixels is not None:
-            self.query_one(LivePane).show(message.pixels, f"step {snapshot.step}/{snapshot.total} "
-                                                          f"({snapshot.preview_kind})")
+        self.main_screen.show_step(message.snapshot, message.pixels)
 
     def on_run_finished(self, message: RunFinished) -> None:
         if message.run_id != self.run_id:
@@ -407,20 +309,11 @@ class DiffusersTuiApp(App):
         self.result = result = message.result
         self.running = False
         self.frame_index = None
+        caption = generation.run_caption(result)
         if result.stopped:
-            caption = f"stopped at step {result.model_calls}/{result.total_calls}: last good preview"
             self.log_line(f"error: {result.stopped}")
             self.notify(result.stopped, title="Run stopped", severity="error", timeout=10)
-        elif result.cancelled:
-            caption = f"cancelled at step {result.model_calls}/{result.total_calls}"
-        else:
-            caption = f"done: {result.model_calls} model calls in {result.elapsed_s:.1f}s · [ ] scrub · ctrl+s save"
-        self.query_one(LivePane).show(message.pixels, caption)
-        if result.image is not None:
-            self._show_final_graphics(result.image, caption)
-        self._set_progress(
-            f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
-            f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
+        self.main_screen.show_result(result, message.pixels, caption)
         self.log_line(caption)
         self.idle.set()
 
@@ -433,7 +326,7 @@ class DiffusersTuiApp(App):
         else:
             self.log_line(f"error: {message.message}")
             self.notify(message.message, title="Generation failed", severity="error", timeout=10)
-        self._set_progress("failed: see the log")
+        self.main_screen.set_progress("failed: see the log")
         self.idle.set()
 
     def _stop_run(self) -> None:
@@ -464,27 +357,8 @@ class DiffusersTuiApp(App):
         self._show_frame(self.frame_index)
 
     def _show_frame(self, index: int | None) -> None:
-        if self.result is None:
-            return
-        frames = self.frames
-        if index is None or index >= len(frames):
-            image = self.result.shown_image
-            caption = "final image · [ ] scrub · ctrl+s save"
-            if self._show_final_graphics(self.result.image, caption):
-                return
-        else:
-            snapshot = frames[index]
-            image = snapshot.preview
-            sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
-            caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
-                       f"{snapshot.elapsed_s:.2f}s")
-        self._show_live_pane()
-        if image is not None:
-            self.render_still(image, caption, self._pane_cells)
-
-    @work(thread=True, exclusive=True, group="render")
-    def render_still(self, image, caption: str, cells: tuple[int, int]) -> None:
-        self.main_screen.post_message(FrameReady(render_strips(image, cells), caption))
+        if self.result is not None:
+            self.main_screen.show_frame(self.result, index, self._pane_cells)
 
     @property
     def main_screen(self) -> MainScreen:
@@ -544,24 +418,17 @@ class DiffusersTuiApp(App):
             self.log_line(f"scheduler: {name}")
 
     def action_steps(self, delta: int) -> None:
-        steps_input = self.query_one("#steps")
-        try:
-            steps = int(steps_input.value)
-        except ValueError:
-            steps = 20
-        steps_input.value = str(min(max(steps + delta, 1), MAX_STEPS))
+        self.panel.change_steps(delta)
 
     def action_new_seed(self) -> None:
         self.panel.show_seed(random_seed())
-        self.query_one("#seed-lock").value = True  # a seed picked by hand is kept
+        self.panel.lock_seed(True)  # a seed picked by hand is kept
 
     def action_lock_seed(self) -> None:
-        lock = self.query_one("#seed-lock")
-        lock.value = not lock.value
+        self.panel.lock_seed(not self.panel.seed_locked)
 
     def action_toggle_preview(self) -> None:
-        preview = self.query_one("#preview", Select)
-        preview.value = "noisy" if preview.value == "x0" else "x0"
+        self.panel.toggle_preview()
 
     def action_focus_prompt(self) -> None:
         self.query_one("#prompt", TextArea).focus()
@@ -571,31 +438,6 @@ class DiffusersTuiApp(App):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._every_binding()))
-
-    # ----- graphics: the finished image through kitty/sixel where the terminal has them -----
-    def _show_final_graphics(self, image, caption: str) -> bool:
-        """Show `image` with terminal graphics instead of half-blocks; False when there are none."""
-        if self.graphics == "halfblock" or image is None:
-            return False
-        pane, final = self.query_one(LivePane), self.query_one("#final-image")
-        final.image = image
-        final.tooltip = caption
-        had_focus = self.focused is pane
-        pane.display, final.display = False, True
-        if had_focus:
-            final.focus()
-        self._set_progress(caption)
-        return True
-
-    def _show_live_pane(self) -> None:
-        if self.graphics == "halfblock":
-            return
-        pane, final = self.query_one(LivePane), self.query_one("#final-image")
-        if final.display:
-            had_focus = self.focused is final
-            final.display, pane.display = False, True
-            if had_focus:
-                pane.focus()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from diffusers_tui.engine.files import compare_outputs, outputs
+from diffusers_tui.engine.files import compare_outputs
 from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_lanes, parse_step_list
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from diffusers_tui.engine.models import catalog, loading, names
+from diffusers_tui.engine.models import loading, names
 from diffusers_tui.engine.errors import ModelLoadError, OutOfMemory, RequestError, RunError
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine import LoadOptions

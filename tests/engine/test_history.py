@@ -6,7 +6,6 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from diffusers_tui.engine.files import history, outputs, reading
-from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult
 

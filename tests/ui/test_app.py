@@ -6,7 +6,6 @@ import asyncio
 
 from textual.widgets import Input, OptionList, TextArea
 
-from diffusers_tui.engine.files import outputs
 from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from tests.fault_injection import fail_at, nan_output

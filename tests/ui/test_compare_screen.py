@@ -6,7 +6,6 @@ import asyncio
 
 from textual.widgets import DataTable, Input
 
-from diffusers_tui.engine.files import outputs
 from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp

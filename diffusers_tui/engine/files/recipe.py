@@ -6,8 +6,10 @@ Written into every saved image, and read back by `files.reading`.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
+from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.request import GenerationRequest
 
 RECIPE_KEY = "diffusers-tui"

@@ -6,6 +6,7 @@ other screen has to stop a message meant for this one.
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -13,6 +14,7 @@ from textual.widgets import Footer, Header, Log, Static
 
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import FrameReady
+from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
@@ -35,7 +37,85 @@ def main_layout(model: str, graphics: str) -> ComposeResult:
 
 
 class MainScreen(Screen):
-    """The default screen, holding `main_layout`; the App routes keys to it and runs its generation worker."""
+    """The default screen, holding `main_layout`: it shows what the App's run reports."""
+
+    def __init__(self, graphics: str = "halfblock") -> None:
+        super().__init__()
+        #: How a finished image is shown: "halfblock", "kitty" or "sixel" (see ui.graphics).
+        self.graphics = graphics
+
+    @property
+    def pane(self) -> LivePane:
+        return self.query_one("#pane", LivePane)
+
+    def set_progress(self, text: str) -> None:
+        # The line is one row high whatever it says: no layout pass, which would repaint
+        # the whole screen on every step and make key presses wait behind it.
+        self.query_one("#progress", Static).update(text, layout=False)
+
+    def show_step(self, snapshot, pixels) -> None:
+        """A step of the running generation: the progress line, and its frame when it has one."""
+        rate = snapshot.step / snapshot.elapsed_s if snapshot.elapsed_s > 0 else 0.0
+        eta = (snapshot.total - snapshot.step) / rate if rate > 0 else 0.0
+        sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
+        self.set_progress(
+            f"step {snapshot.step}/{snapshot.total} · {rate:.1f} it/s · ETA {eta:.1f}s · t={snapshot.timestep:.0f}{sigma}")
+        if pixels is not None:
+            self.pane.show(pixels, f"step {snapshot.step}/{snapshot.total} ({snapshot.preview_kind})")
+
+    def show_result(self, result, pixels, caption: str) -> None:
+        """A run that ended: its picture (terminal graphics where there are some), caption and figures."""
+        self.pane.show(pixels, caption)
+        if result.image is not None:
+            self.show_final_graphics(result.image, caption)
+        self.set_progress(f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
+                          f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
+
+    def show_frame(self, result, index: int | None, cells: tuple[int, int]) -> None:
+        """After a run: frame `index` of its record (None or past the end: the final image)."""
+        frames = result.frames
+        if index is None or index >= len(frames):
+            image, caption = result.shown_image, "final image · [ ] scrub · ctrl+s save"
+            if self.show_final_graphics(result.image, caption):
+                return
+        else:
+            snapshot = frames[index]
+            image = snapshot.preview
+            sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
+            caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
+                       f"{snapshot.elapsed_s:.2f}s")
+        self.show_live_pane()
+        if image is not None:
+            self.render_still(image, caption, cells)
+
+    @work(thread=True, exclusive=True, group="render")
+    def render_still(self, image, caption: str, cells: tuple[int, int]) -> None:
+        self.post_message(FrameReady(render_strips(image, cells), caption))
+
+    # ----- the finished image through kitty/sixel where the terminal has them -----
+    def show_final_graphics(self, image, caption: str) -> bool:
+        """Show `image` with terminal graphics instead of half-blocks; False when there are none."""
+        if self.graphics == "halfblock" or image is None:
+            return False
+        pane, final = self.pane, self.query_one("#final-image")
+        final.image = image
+        final.tooltip = caption
+        had_focus = self.focused is pane
+        pane.display, final.display = False, True
+        if had_focus:
+            final.focus()
+        self.set_progress(caption)
+        return True
+
+    def show_live_pane(self) -> None:
+        if self.graphics == "halfblock":
+            return
+        pane, final = self.pane, self.query_one("#final-image")
+        if final.display:
+            had_focus = self.focused is final
+            final.display, pane.display = False, True
+            if had_focus:
+                pane.focus()
 
     def on_resize(self) -> None:
         # The App itself is not told of terminal resizes; its default screen is.
@@ -54,4 +134,4 @@ class MainScreen(Screen):
         self.app.pane_resized(message.cells)
 
     def on_frame_ready(self, message: FrameReady) -> None:
-        self.query_one(LivePane).show(message.pixels, message.caption)
+        self.pane.show(message.pixels, message.caption)

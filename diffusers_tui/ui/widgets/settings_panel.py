@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +12,8 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, 
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
-                                  describe_range, parse_number, parse_size, parse_whole, scheduler_names)
+                                  build_comparison, build_request, describe_range, parse_number, parse_size,
+                                  parse_whole, random_seed, scheduler_names)
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
@@ -95,6 +98,43 @@ class SettingsPanel(VerticalScroll):
         # registry now would import diffusers on the UI thread before the first frame.
         self._statuses: list = [SchedulerStatus(SchedulerEntry(name, ""), True) for name in scheduler_names()]
 
+    # ----- the model -----
+    def show_models(self, model: str, names: list[str]) -> None:
+        """Make the model selector list `model` (first, if it is not a listed one) and show it."""
+        select = self.query_one("#model", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in dict.fromkeys([model, *names])])
+            select.value = model
+
+    def show_loading(self, model: str) -> None:
+        """The mode line counts the seconds until `model` has loaded."""
+        started = time.perf_counter()
+        mode_line = self.query_one("#mode", Label)
+
+        def tick() -> None:
+            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
+
+        self._stop_loading_clock()
+        self._loading_clock = self.set_interval(0.2, tick)
+        tick()
+
+    def show_loaded(self, summary, scheduler: str | None) -> None:
+        """A loaded model's mode, size and schedulers; `scheduler` (else the model's own) is selected."""
+        self._stop_loading_clock()
+        self.set_schedulers(summary.statuses, scheduler or summary.default_scheduler or self.scheduler)
+        width, height = summary.native_size
+        self.query_one("#mode", Label).update(f"mode: {summary.mode} · native size {width}x{height}")
+
+    def show_load_failed(self) -> None:
+        self._stop_loading_clock()
+        self.query_one("#mode", Label).update("mode: - (model failed to load)")
+
+    def _stop_loading_clock(self) -> None:
+        if getattr(self, "_loading_clock", None) is not None:
+            self._loading_clock.stop()
+            self._loading_clock = None
+
+    # ----- the schedulers -----
     def set_schedulers(self, statuses, selected: str | None) -> None:
         """Refill the scheduler list: unavailable entries greyed out with their reason."""
         self._statuses = list(statuses)
@@ -176,12 +216,48 @@ class SettingsPanel(VerticalScroll):
             "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
         }
 
+    def build_request(self, settings: dict, model: str):
+        """A request from these fields (they outrank the settings they show) and the other settings."""
+        self.clear_marks()
+        fields = self.request_fields()
+        seed = self.locked_seed() if self.seed_locked else random_seed()
+        unshown = {name: value for name, value in settings.items() if name not in FORM_SETTINGS}
+        request = build_request(unshown, given={**fields, "model": model, "seed": seed})
+        self.show_seed(request.seed)
+        return request
+
+    def build_comparison(self, base):
+        """The marked schedulers at the typed step counts, on `base`; RequestError names a bad field."""
+        if not self.marked:
+            raise RequestError("compare", "mark schedulers to compare first: highlight one in the list and "
+                                          "press space (f6 then races them)")
+        steps, reference, equal_calls = self.comparison_fields()
+        return build_comparison(base, self.marked, steps, reference, equal_calls)
+
     @property
     def seed_locked(self) -> bool:
         return self.query_one("#seed-lock", Checkbox).value
 
     def locked_seed(self) -> int:
         return parse_whole("seed", self._text("#seed"), *_limits("seed"))
+
+    def lock_seed(self, locked: bool) -> None:
+        self.query_one("#seed-lock", Checkbox).value = locked
+
+    def change_steps(self, delta: int) -> None:
+        """One step more or fewer, kept within the request's limits."""
+        steps_input = self.query_one("#steps", Input)
+        low, high = _limits("steps")
+        try:
+            steps = int(steps_input.value)
+        except ValueError:
+            steps = 20
+        steps_input.value = str(min(max(steps + delta, low), high))
+
+    def toggle_preview(self) -> None:
+        """Preview the denoised estimate (x0) or the noisy sample."""
+        preview = self.query_one("#preview", Select)
+        preview.value = "noisy" if preview.value == "x0" else "x0"
 
     def show_seed(self, seed: int) -> None:
         """Show the seed a run used (the field is where a user reads it and locks it)."""

@@ -1,0 +1,37 @@
+"""The App's key bindings: every key, its binding id (for [keys] in config.toml), and its tooltip."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+APP_BINDINGS = [
+    Binding("ctrl+g,ctrl+enter", "generate", "Generate", id="generate",
+            tooltip="Generate with the current settings (cancels a run that is going)"),
+    # F4-F6 are priority keys: the prompt (a TextArea) would otherwise take F5 and F6
+    # for selecting a word or a line, and ctrl+k for deleting to the end of the line.
+    Binding("f6", "compare", "Compare", id="compare", priority=True,
+            tooltip="Race the marked schedulers (space marks them) on this prompt and seed, side by side"),
+    Binding("escape", "cancel", "Cancel", id="cancel", tooltip="Stop the running generation within one step"),
+    Binding("ctrl+s", "save", "Save", id="save", tooltip="Save the image (and every step, if ticked) to outputs/"),
+    Binding("ctrl+o", "save_to", "Save to", id="save.to", show=False,
+            tooltip="Save into another folder (and keep using it): for when outputs/ cannot be written"),
+    Binding("f3", "scheduler(1)", "Next sched", id="scheduler.next", tooltip="Next available scheduler"),
+    Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
+    Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step", priority=True),
+    Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer", priority=True),
+    Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
+    Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
+    Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",
+            tooltip="Preview the denoised estimate (x0) or the noisy sample"),
+    Binding("ctrl+e", "focus_prompt", "Prompt", id="focus.prompt", tooltip="Move focus to the prompt"),
+    Binding("ctrl+f", "focus_pane", "Pane", id="focus.pane", show=False,
+            tooltip="Move focus to the picture: left/right or [ ] then walk through the steps"),
+    Binding("f7", "history", "History", id="history", priority=True,
+            tooltip="Everything saved in outputs/, newest first: see it, and load its recipe with enter"),
+    Binding("f8", "export", "Export", id="export", priority=True, show=False,
+            tooltip="Export the run's steps as an animated WebP and a contact sheet (saves the run first)"),
+    Binding("f9", "save_settings", "Save settings", id="settings.save", priority=True, show=False,
+            tooltip="Keep the current model, scheduler, steps, guidance, size and preview settings as defaults"),
+    Binding("f1,question_mark", "help", "Help", id="help", tooltip="Show every key"),
+    Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (a running generation stops first)", priority=True),
+]

@@ -1,0 +1,55 @@
+"""The body of the app's one generation worker, and how a finished run is captioned.
+
+The worker thread runs the engine and only posts messages: each step's progress (its
+preview converted to cells at most `fps` times a second, the newest winning), then the
+result, or the failure. It is given everything as values when it starts: the request,
+the cancel event, the pane's cell box.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from textual.worker import get_current_worker
+
+from diffusers_tui.engine import Engine, GenerationRequest, GenerationResult
+from diffusers_tui.ui.failures import describe_failure
+from diffusers_tui.ui.messages import RunFailed, RunFinished, StepRendered
+from diffusers_tui.ui.render import render_strips
+
+
+def generate(engine: Engine, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
+             cells: tuple[int, int], post: Callable[[object], object]) -> None:
+    """Run `request` on `engine` in this (worker) thread, posting StepRendered, then RunFinished or RunFailed."""
+    worker = get_current_worker()
+    last_drawn = [0.0]
+    try:
+        def on_step(snapshot) -> None:
+            if worker.is_cancelled:
+                cancel.set()
+            now = time.perf_counter()
+            # Progress and frames both go out at most `fps` times a second.
+            if now - last_drawn[0] < 1 / fps and snapshot.step < snapshot.total:
+                return
+            last_drawn[0] = now
+            # Steps without a preview update only the progress line; the pane keeps its frame.
+            pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
+            post(StepRendered(run_id, snapshot, pixels))
+
+        result = engine.run(request, on_step, cancel)
+        image = result.shown_image
+        post(RunFinished(run_id, result, render_strips(image, cells) if image is not None else None))
+    except BaseException as error:  # noqa: BLE001 - the thread always reports back, whatever happened
+        message, field = describe_failure(error)
+        post(RunFailed(run_id, message, field))
+
+
+def run_caption(result: GenerationResult) -> str:
+    """What the pane says under a run that ended."""
+    if result.stopped:
+        return f"stopped at step {result.model_calls}/{result.total_calls}: last good preview"
+    if result.cancelled:
+        return f"cancelled at step {result.model_calls}/{result.total_calls}"
+    return f"done: {result.model_calls} model calls in {result.elapsed_s:.1f}s · [ ] scrub · ctrl+s save"
