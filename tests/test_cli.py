@@ -128,6 +128,7 @@ def test_compare_prints_the_table_and_saves_the_grid(tiny_sd, tmp_path, capsys):
     assert (folder / "grid.png").exists() and len(list(folder.glob("0*.png"))) == 7  # 6 runs + reference
 
 
+@pytest.mark.slow
 def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_path):
     """`accelerate launch` with 2 CPU processes: one table and one grid, equal to one process's."""
     single = tmp_path / "single"

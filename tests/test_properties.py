@@ -58,6 +58,7 @@ _RUNNABLE = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=_RUNNABLE, which=st.sampled_from(["tiny_sd", "tiny_ddpm"]))
 def test_valid_requests_run_to_the_end_or_are_refused_clearly(engine, request, values, which):
@@ -135,6 +136,7 @@ def tiny_models(tiny_sd, tiny_ddpm) -> dict[str, str]:
     return {"sd": str(tiny_sd), "ddpm": str(tiny_ddpm)}
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_command_line_ends_in_a_result_or_one_line_of_error(tiny_models, tmp_path, data):

@@ -40,6 +40,7 @@ def test_each_session_runs_the_app_with_the_options_given():
     assert command.endswith("--allow-pickle --models-dir /models")
 
 
+@pytest.mark.slow
 def test_a_browser_session_gets_the_app(tmp_path):
     """The real server on a free port: a websocket session starts the app and receives its screen."""
     from aiohttp import ClientSession

@@ -83,6 +83,7 @@ def _save_comparisons(folder: str, count: int) -> None:
             ComparisonResult(request, (LaneResult(Lane("Euler", 7), lane_result),), None, True, 0.1), folder)
 
 
+@pytest.mark.slow
 def test_app_instances_and_a_cli_saving_at_once_never_overwrite(tmp_path, tiny_sd):
     """Three savers as the app's, one saving comparisons, and a real CLI run, into one folder."""
     import subprocess

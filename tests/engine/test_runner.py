@@ -143,6 +143,7 @@ def test_engine_sets_the_torch_thread_count(monkeypatch, tiny_ddpm):
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_demo_ddpm_draws_plausible_shapes(engine):
     """A small version of demo-ddpm's quality check (100 DDPM steps, 10 seeds; 8 pass today).
 

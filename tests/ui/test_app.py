@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from textual.widgets import Input, OptionList, TextArea
 
 from diffusers_tui.engine.files import recipe as png_recipe
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from tests.fault_injection import fail_at, nan_output
+from tests.waiting import first_step as _first_step
+from tests.waiting import model_loaded as _loaded
+from tests.waiting import run_finished as _finished
+from tests.waiting import until as _until
 
 SIZE = (120, 40)
-
-
-async def _loaded(pilot, app, allow_failure: bool = False) -> None:
-    """Wait until the model's schedulers are listed (the app's own signal: its mode line)."""
-    for _ in range(600):
-        mode = str(app.query_one("#mode").render())
-        if "native size" in mode or (allow_failure and "failed" in mode):
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("model never loaded")
-
-
-async def _finished(pilot, app) -> None:
-    await asyncio.wait_for(app.idle.wait(), 120)
-    await pilot.pause()
 
 
 async def _generate(pilot, app, steps: int) -> None:
     """Set the steps field and press ctrl+g, as a user would."""
     app.query_one("#steps", Input).value = str(steps)
     await pilot.press("ctrl+g")
-
-
-async def _first_step(pilot, app) -> None:
-    """Wait until the running generation has reported its first step."""
-    for _ in range(400):
-        if "step " in _progress(app):
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("no step was reported")
-
-
-async def _until(pilot, condition, what: str, tries: int = 300) -> None:
-    """Wait for `condition()` as the app runs, or fail naming `what` never happened."""
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _progress(app) -> str:
@@ -247,16 +217,10 @@ async def test_typing_and_focus_moves_work_during_a_run(make_app):
         for character in "typed while running":
             key = "space" if character == " " else character
             prompt.post_message(events.Key(key, character))
-        for _ in range(400):
-            if prompt.text == "typed while running":
-                break
-            await asyncio.sleep(0.01)
+        await _until(None, lambda: prompt.text == "typed while running", "the typed prompt", step=0.01)
         assert app.running and prompt.text == "typed while running"
         app.post_message(events.Key("tab", None))
-        for _ in range(400):
-            if app.focused is not prompt:
-                break
-            await asyncio.sleep(0.01)
+        await _until(None, lambda: app.focused is not prompt, "focus moved off the prompt", step=0.01)
         assert app.running and app.focused is not prompt
         await pilot.press("escape")
         await _finished(pilot, app)

@@ -12,7 +12,9 @@ from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.screens.compare import CompareScreen, LanePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
-from test_app import SIZE, _loaded  # tests/ui is on sys.path (no package)
+from tests.ui.test_app import SIZE
+from tests.waiting import model_loaded as _loaded
+from tests.waiting import until
 
 
 def _caption(pane) -> str:
@@ -67,11 +69,8 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd):
         assert not screen.has_class("-single")
 
         await pilot.press("ctrl+s")
-        for _ in range(200):
-            grids = list((tmp_path / "out").glob("*/*-compare-*/grid.png"))
-            if grids:
-                break
-            await pilot.pause(0.05)
+        await until(pilot, lambda: list((tmp_path / "out").glob("*/*-compare-*/grid.png")), "the saved grid")
+        grids = list((tmp_path / "out").glob("*/*-compare-*/grid.png"))
         assert len(grids) == 1
         folder = grids[0].parent
         images = sorted(p.name for p in folder.glob("0*.png"))

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_app_and_cli_import_without_torch_or_diffusers():
     script = ("import sys, diffusers_tui.commands, diffusers_tui.ui.app, diffusers_tui.engine; "
@@ -51,6 +53,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_the_ui_thread_never_imports_torch_or_diffusers(tmp_path):
     """Mounting, loading the model and the first keys: torch and diffusers load only in workers."""
     done = subprocess.run([sys.executable, "-c", MAIN_THREAD_IMPORTS, str(tmp_path)], capture_output=True,

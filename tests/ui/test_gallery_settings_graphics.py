@@ -12,7 +12,10 @@ from diffusers_tui.engine import Engine
 from diffusers_tui.ui import graphics
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from tests.ui.test_app import SIZE, _finished, _generate, _loaded, _until
+from tests.ui.test_app import SIZE, _generate
+from tests.waiting import model_loaded as _loaded
+from tests.waiting import run_finished as _finished
+from tests.waiting import until as _until
 
 
 async def _run_and_save(pilot, app, tmp_path, steps: int, seed: int) -> None:

@@ -5,7 +5,6 @@ finished run's picture is replaced by a stand-in made of whole numbers (the mode
 pixels are checked elsewhere, with a tolerance).
 """
 
-import asyncio
 
 from textual.widgets import Checkbox, Input, Log
 
@@ -13,6 +12,7 @@ from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from tests.waiting import model_loaded, run_finished
 
 SIZE = (120, 40)
 
@@ -28,10 +28,7 @@ def stand_in_picture():
 
 async def _wait_loaded(pilot) -> None:
     app = pilot.app
-    for _ in range(600):
-        if "native size" in str(app.query_one("#mode").render()):
-            break
-        await pilot.pause(0.05)
+    await model_loaded(pilot, app)
     # The log holds timings and paths that differ from run to run; a blinking cursor is
     # drawn or not depending on the moment.
     app.query_one(Log).clear()
@@ -54,7 +51,7 @@ def test_finished_run_with_a_fixed_seed(snap_compare, tmp_path):
         app.query_one("#seed", Input).value = "7"
         app.query_one("#steps", Input).value = "12"
         await pilot.press("ctrl+g")
-        await asyncio.wait_for(app.idle.wait(), 120)
+        await run_finished(pilot, app)
         await pilot.pause(0.3)
         # Seconds and it/s differ between machines: replace only those texts.
         app.query_one("#progress").update("step 12/12 · (timing hidden in the snapshot)")

@@ -12,7 +12,10 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from tests.ui.test_app import SIZE, _finished, _loaded
+from tests.ui.test_app import SIZE
+from tests.waiting import model_loaded as _loaded
+from tests.waiting import run_finished as _finished
+from tests.waiting import until
 
 RUNS = 200
 
@@ -24,17 +27,14 @@ def _resident_mb() -> float:
 
 
 async def _run_started(app, run_id: int) -> None:
-    for _ in range(1000):
-        if app.run_id >= run_id:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"run {run_id} never started")
+    await until(None, lambda: app.run_id >= run_id, f"run {run_id} started", step=0.005)
 
 
 def _live(kind) -> int:
     return sum(isinstance(item, kind) for item in gc.get_objects())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the resident memory")
 async def test_200_runs_with_random_cancels_leave_no_threads_and_flat_memory(make_app, tiny_sd):
     import torch

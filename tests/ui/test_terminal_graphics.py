@@ -57,6 +57,7 @@ def _run_in_pty(graphics: str, outputs: str, timeout: float = 90) -> tuple[bytes
     return seen[:mark], seen[mark:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graphics", ["kitty", "sixel", "halfblock"])
 def test_the_finished_image_goes_out_in_the_chosen_graphics(graphics, tmp_path):
     before, after = _run_in_pty(graphics, str(tmp_path))
