@@ -92,6 +92,7 @@ def test_console_script_entry_point_is_declared():
     assert project["project"]["scripts"]["diffusers-tui"] == "diffusers_tui.commands:main"
 
 
+@pytest.mark.slow
 def test_hf_home_is_respected_for_listing_and_loading(tmp_path, tiny_sd):
     import shutil
 
@@ -151,6 +152,7 @@ def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_
         assert split_row["rmse_to_reference"] == pytest.approx(single_row["rmse_to_reference"], abs=0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="limits the address space with setrlimit")
 def test_a_size_too_large_for_memory_is_one_line_and_exit_1(tmp_path):
     """Under a 2.5 GB address-space limit a 64 px image works and a 4096 px one cannot be allocated."""

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import diffusers_tui.engine
 
 UI_MODULES = ("textual", "rich", "rich_pixels")
@@ -32,6 +34,7 @@ def test_engine_import_pulls_in_no_ui_library():
     assert not loaded & set(UI_MODULES)
 
 
+@pytest.mark.slow
 def test_engine_run_pulls_in_no_ui_library():
     loaded = _modules_after("""
         from diffusers_tui.engine import Engine

@@ -7,7 +7,6 @@ import asyncio
 from textual.widgets import DataTable, Input
 
 from diffusers_tui.engine.files import recipe as png_recipe
-from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.screens.compare import CompareScreen, LanePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
@@ -21,8 +20,8 @@ def _caption(pane) -> str:
     return pane.caption
 
 
-async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd):
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for):
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         app.query_one("#scheduler").focus()
@@ -84,8 +83,8 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd):
         await asyncio.wait_for(app.idle.wait(), 120)
 
 
-async def test_compare_with_nothing_marked_says_what_to_do(tmp_path, tiny_sd):
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+async def test_compare_with_nothing_marked_says_what_to_do(tmp_path, tiny_sd, engine_for):
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         await pilot.press("f6")

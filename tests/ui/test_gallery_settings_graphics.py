@@ -8,7 +8,6 @@ from PIL import Image
 from textual.widgets import Checkbox, DataTable, Input, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import Engine
 from diffusers_tui.ui import graphics
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -69,9 +68,9 @@ async def test_export_key_writes_the_animation_next_to_the_saved_png(make_app, t
         assert (png.with_suffix("") / "contact-sheet.png").exists()
 
 
-async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path):
+async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path, engine_for):
     path = tmp_path / "config.toml"
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd),
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd),
                           settings=settings_module.defaults(path))
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
@@ -87,7 +86,7 @@ async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path):
     with path.open("a") as config:
         config.write('\n[keys]\ngenerate = "f10"\nno-such-binding = "f11"\n')
     loaded = settings_module.load({}, environ={}, path=path)
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), settings=loaded)
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), settings=loaded)
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         assert app.model == str(tiny_sd) and app.query_one("#steps", Input).value == "7"
@@ -98,12 +97,12 @@ async def test_saved_settings_are_what_the_next_start_uses(tiny_sd, tmp_path):
         assert app.result is not None and app.result.request.steps == 7
 
 
-async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path):
+async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path, engine_for):
     from diffusers_tui.engine.files.reading import parse_a1111
 
     recipe = parse_a1111("a lighthouse\nNegative prompt: rain\nSteps: 4, Sampler: DDIM, CFG scale: 3, Seed: 9, "
                          "Size: 16x16")
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), recipe=recipe)
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path), model=str(tiny_sd), recipe=recipe)
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         assert app.query_one("#prompt", TextArea).text == "a lighthouse"
@@ -136,8 +135,8 @@ def test_graphics_are_forced_or_detected_before_the_app_starts(requested, enviro
     assert bool(asked) == asks
 
 
-async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tiny_sd, tmp_path):
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="kitty")
+async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tiny_sd, tmp_path, engine_for):
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="kitty")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         await _generate(pilot, app, 3)
@@ -156,13 +155,13 @@ async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tin
         assert final.display and final.image is app.result.image
 
 
-async def test_the_comparison_full_size_view_uses_graphics_for_final_images(tiny_sd, tmp_path):
+async def test_the_comparison_full_size_view_uses_graphics_for_final_images(tiny_sd, tmp_path, engine_for):
     import asyncio
 
     from diffusers_tui.ui.screens.compare import CompareScreen
     from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="sixel")
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="sixel")
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
         app.query_one(SettingsPanel).toggle_mark("DDIM")

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 from tests.ui.test_app import SIZE
 from tests.waiting import model_loaded, run_finished
 
 
-async def test_a_setting_without_a_field_reaches_the_apps_request(tmp_path):
+async def test_a_setting_without_a_field_reaches_the_apps_request(tmp_path, engine_for):
     config = tmp_path / "config.toml"
     config.write_text('preview_method = "vae"\nsteps = 6\n')
     settings = settings_module.load({}, environ={}, path=config)
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model="demo", settings=settings)
+    app = DiffusersTuiApp(engine_for("demo"), outputs_dir=str(tmp_path / "out"), model="demo", settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await model_loaded(pilot, app)
         request = app.build_request()
@@ -23,8 +22,8 @@ async def test_a_setting_without_a_field_reaches_the_apps_request(tmp_path):
         assert app.result.request.preview_method == "vae" and app.result.model_calls == 6
 
 
-async def test_escape_pressed_as_the_run_starts_cancels_that_run(tmp_path):
-    app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path / "out"), model="demo")
+async def test_escape_pressed_as_the_run_starts_cancels_that_run(tmp_path, engine_for):
+    app = DiffusersTuiApp(engine_for("demo"), outputs_dir=str(tmp_path / "out"), model="demo")
     async with app.run_test(size=SIZE) as pilot:
         await model_loaded(pilot, app)
         app.query_one("#steps").value = "200"

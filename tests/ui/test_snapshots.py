@@ -1,6 +1,7 @@
 """Snapshot tests (pytest-textual-snapshot) of the idle screen and a finished run, fixed seed.
 
-A snapshot is of the layout, so it must not depend on the CPU's float kernels: the
+Each app gets a fresh Engine, so the model loads after the prompt has its focus, as at a
+real start. A snapshot is of the layout, so it must not depend on the CPU's float kernels: the
 finished run's picture is replaced by a stand-in made of whole numbers (the model's own
 pixels are checked elsewhere, with a tolerance).
 """

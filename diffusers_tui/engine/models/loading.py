@@ -51,6 +51,8 @@ class LoadedModel:
     family: str = "pixel"
     previewer: Any = None
     notes: list[str] = field(default_factory=list)
+    #: The registry marked available or not for this model, once the engine has worked it out.
+    statuses: tuple | None = None
 
     @property
     def original_scheduler_config(self) -> dict[str, Any]:
