@@ -37,10 +37,6 @@ from diffusers_tui.ui.screens.save_to import SaveToScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
 
-#: Live updates (frame and progress line) per second at most, by default; the settings
-#: panel's "frames/s" field changes it. A faster model skips frames (the newest wins) so
-#: converting and painting never crowd out key presses. Every frame stays scrubbable.
-MAX_FRAMES_PER_SECOND = settings_module.SETTINGS["fps"].default
 #: Cyclic-collector thresholds while the app runs. Converting a frame makes about 10,000
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per
 #: frame and took a third of the conversion time.
@@ -106,11 +102,16 @@ class DiffusersTuiApp(App):
         keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
         if keys:
             self.set_keymap(keys)
-        self.list_models()
-        self._start_loading(self.model)
+        # The workers import torch and diffusers, holding the GIL for seconds: they start once
+        # the first frame is on the screen, so the app is seen (and typed into) at once.
+        self.call_after_refresh(self._start_background_work)
         if self.recipe is not None:
             self.apply_recipe(self.recipe, switch_model=False)
         self.query_one("#prompt", TextArea).focus()
+
+    def _start_background_work(self) -> None:
+        self.list_models()
+        self._start_loading(self.model)
 
     @property
     def panel(self) -> SettingsPanel:
