@@ -65,6 +65,14 @@ def _text(name: str):
     return check
 
 
+def _optional_path(name: str):
+    def check(value: Any, from_text: bool) -> Any:
+        if not isinstance(value, str) or "\x00" in value:
+            raise RequestError(name, "give a folder path, or leave it empty")
+        return value
+    return check
+
+
 def _scheduler(value: Any, from_text: bool) -> Any:
     if value in (None, ""):
         return None  # the model's own scheduler
@@ -113,7 +121,8 @@ SETTINGS: dict[str, Setting] = {
     "outputs": Setting("outputs", _text("outputs")),  # folder for saved images and index.jsonl
     "preview": Setting("x0", _request_field("preview", str)),  # x0 or noisy
     "preview_every": Setting(1, _request_field("preview_every", int)),  # a preview every N model calls
-    "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, linear, vae or none
+    "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, latent, taesd, vae or none
+    "taesd_folder": Setting("", _optional_path("taesd_folder")),  # TAESD folder, or one of them by repo name
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel
     "threads": Setting(None, _whole("threads", 1, None)),  # torch CPU threads; empty for all cores but one

@@ -64,6 +64,8 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
                        help="move idle parts to the CPU to save GPU memory (CUDA only; default: none)")
     group.add_argument("--allow-pickle", action="store_true", default=default(False),
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
+    group.add_argument("--taesd-folder", metavar="DIR", default=default(None),
+                       help="a TAESD preview decoder folder, or a folder of them by repo name (taesd, taesdxl, ...)")
     group.add_argument("--threads", type=_positive, default=default(None),
                        help="torch CPU threads (default: DIFFUSERS_TUI_THREADS, else all cores but one)")
 
@@ -88,8 +90,10 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")
-    group.add_argument("--preview-method", choices=["auto", "linear", "vae", "none"],
-                       help="latent preview: linear map, full VAE decode, or auto (default)")
+    group.add_argument("--preview-method", choices=["auto", "latent", "taesd", "vae", "none"],
+                       help="how live previews are decoded: latent (linear map), taesd (tiny decoder), vae (full "
+                            "decode), auto (the most faithful that fits the frame budget; default). Saved "
+                            "snapshots are always full decodes")
     group.add_argument("--save-every", type=_positive, metavar="N",
                        help="also save a snapshot every N model calls into a run folder (step_0050.png, ...)")
     group.add_argument("--export", action="store_true",

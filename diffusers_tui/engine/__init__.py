@@ -18,8 +18,9 @@ from diffusers_tui.engine.files.history import History, HistoryEntry
 from diffusers_tui.engine.files.reading import Recipe
 from diffusers_tui.engine.models.catalog import ModelInfo
 from diffusers_tui.engine.models.loading import LoadOptions
+from diffusers_tui.engine.preview.live import LivePreview
 from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE,
-                                          MAX_STEPS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
+                                          MAX_STEPS, PREVIEW_METHODS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
                                           check_whole, describe_range, parse_number, parse_size, parse_whole,
                                           random_seed)
 from diffusers_tui.engine.runtime import configure_threads, default_threads, quiet
@@ -30,7 +31,7 @@ __all__ = [
     "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "SchedulerEntry", "SchedulerStatus", "scheduler_names",
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
-    "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison",
+    "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported",
     # limits and parsing of typed values

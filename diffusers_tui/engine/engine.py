@@ -46,7 +46,9 @@ class Engine:
         return ModelSummary(
             name=model, mode=loaded.mode, native_size=loaded.native_size, size_multiple=loaded.size_multiple,
             scheduler_class=type(loaded.scheduler).__name__, default_scheduler=entry.name if entry else None,
-            statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes))
+            statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
+            preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
+            preview_note=loaded.decoders.fetch_note())
 
     def loaded_model(self, model: str):
         """The engine's own LoadedModel for `model` (loading it if needed).
@@ -67,12 +69,14 @@ class Engine:
             self._loaded, self._loaded_name = loaded, model
             return loaded
 
-    def run(self, request: GenerationRequest, on_step=None, cancel: threading.Event | None = None
-            ) -> GenerationResult:
+    def run(self, request: GenerationRequest, on_step=None, cancel: threading.Event | None = None,
+            live=None) -> GenerationResult:
         """Run `request`, calling `on_step(StepSnapshot)` from this thread after every model call.
 
-        The result owns every snapshot that carried a preview (`frames`).
+        Each recorded step is also offered to `live` (a LivePreview), whose own thread
+        decodes the newest at its frame cap. The result owns every recorded step (`frames`).
         """
+        from diffusers_tui.engine.preview import finite_frames, with_last_preview
         from diffusers_tui.engine.sampling import runner
 
         with self._run_lock:
@@ -82,16 +86,43 @@ class Engine:
 
             def watched(snapshot) -> None:
                 progress.seen(snapshot)
-                if snapshot.preview is not None:
+                if snapshot.latents is not None:
                     frames.append(snapshot)
+                    if live is not None:
+                        live.offer(snapshot)
                 if on_step is not None:
                     on_step(snapshot)
 
-            result = _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
-            return dataclasses.replace(result, frames=tuple(frames))
+            if live is not None:
+                loaded.decoders.resolve(live.method or request.preview_method)  # a bad method fails now
+                live.start(request.preview_method)
+            try:
+                result = _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
+            finally:
+                if live is not None:
+                    live.finish()  # what is still waiting is dropped: the result's own picture replaces it
+            kept = finite_frames(frames) if result.stopped else frames
+            method = live.method if live is not None and live.method else request.preview_method
+            return dataclasses.replace(with_last_preview(result, kept, method), frames=tuple(kept))
 
-    def compare(self, request, on_lane_step=None, cancel: threading.Event | None = None):
-        """Race a ComparisonRequest's lanes on its model (see engine.sampling.lockstep)."""
+    @staticmethod
+    def preview(snapshot, method: str | None = None):
+        """The picture of a recorded step by `method` (None: auto), decoded on first asking, then cached."""
+        record = snapshot.latents
+        return record.decoders.image(record, snapshot.preview_kind, method)
+
+    @staticmethod
+    def full_image(snapshot):
+        """A recorded step at full resolution (a full decode): what snapshots and exports save."""
+        from diffusers_tui.engine.preview import full_picture
+
+        return full_picture(snapshot)
+
+    def compare(self, request, on_lane_step=None, cancel: threading.Event | None = None, live=None):
+        """Race a ComparisonRequest's lanes on its model (see engine.sampling.lockstep).
+
+        Recorded steps are offered to `live` by lane; the lanes share its frame cap.
+        """
         from diffusers_tui.engine.sampling import lockstep
 
         with self._run_lock:
@@ -100,10 +131,19 @@ class Engine:
 
             def watched(index, snapshot) -> None:
                 progress.seen(snapshot)
+                if live is not None and snapshot.latents is not None:
+                    live.offer(snapshot, index)
                 if on_lane_step is not None:
                     on_lane_step(index, snapshot)
 
-            return _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress, loaded)
+            if live is not None:
+                live.start(request.base.preview_method)
+            try:
+                return _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress,
+                                           loaded)
+            finally:
+                if live is not None:
+                    live.finish()
 
     @staticmethod
     def launched_distributed() -> bool:

@@ -14,7 +14,8 @@ from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 
 Mode = Literal["auto", "text-to-image", "unet"]
 PreviewKind = Literal["x0", "noisy"]
-PreviewMethod = Literal["auto", "linear", "vae", "none"]
+PreviewMethod = Literal["auto", "latent", "taesd", "vae", "none"]
+PREVIEW_METHODS: tuple[str, ...] = ("auto", "latent", "taesd", "vae", "none")
 
 MAX_SEED = 2**64 - 1
 MAX_STEPS = 1000
@@ -111,10 +112,11 @@ class GenerationRequest:
     height: int | None = None
     #: Preview the denoised estimate ("x0") or the noisy sample ("noisy").
     preview: PreviewKind = "x0"
-    #: Emit a preview every N model calls (the last call always gets one).
+    #: Record a step's latents every N model calls (the last call always is recorded).
     preview_every: int = 1
-    #: How a latent becomes a preview: linear map (cheap), full VAE decode, or none;
-    #: "auto" is the linear map (published factors, or fitted at load: see engine.preview).
+    #: How a recorded latent becomes a live picture: latent (a linear map), taesd (a tiny
+    #: decoder), vae (a full decode), auto (chosen at load), or none (record nothing).
+    #: Saved snapshots are always full decodes. See engine.preview.decoders.
     preview_method: PreviewMethod = "auto"
 
     def __post_init__(self) -> None:
@@ -143,8 +145,10 @@ class GenerationRequest:
         if self.preview not in ("x0", "noisy"):
             raise RequestError("preview", f"{self.preview!r} is not x0 or noisy")
         check_whole("preview_every", self.preview_every, 1, MAX_STEPS)
-        if self.preview_method not in ("auto", "linear", "vae", "none"):
-            raise RequestError("preview_method", f"{self.preview_method!r} is not auto, linear, vae or none")
+        if self.preview_method == "linear":  # its name in older recipes and settings
+            object.__setattr__(self, "preview_method", "latent")
+        if self.preview_method not in PREVIEW_METHODS:
+            raise RequestError("preview_method", f"{self.preview_method!r} is not one of {', '.join(PREVIEW_METHODS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +207,10 @@ class StepSnapshot:
     #: The noise level of the sample this call saw, when the scheduler defines one.
     sigma: float | None
     elapsed_s: float
-    #: Small RGB PIL image, or None when no preview was due at this call.
+    #: The record of this step: its denoised estimate and noisy sample as latents
+    #: (StepLatents), or None when no preview was due. Pixels are made from it on demand.
+    latents: Any = None
+    #: A decoded picture of `latents`, set only on the frames a LivePreview hands out.
     preview: Any = None
     preview_kind: PreviewKind = "x0"
 
@@ -254,3 +261,8 @@ class ModelSummary:
     statuses: tuple[Any, ...] = ()
     #: What loading found worth saying (a fitted preview map, a default scheduler, ...).
     notes: tuple[str, ...] = ()
+    #: The live preview methods this model has (none for a pixel-space model), what "auto"
+    #: means on it, and how to get a TAESD decoder when it has none.
+    preview_methods: tuple[str, ...] = ()
+    preview_auto: str = "latent"
+    preview_note: str = ""

@@ -69,6 +69,8 @@ class DiffusersTuiApp(App):
         #: Models the selector lists (the machine's), and the one loaded and ready (None while loading).
         self.model_names: list[str] = []
         self.loaded_model: str | None = None
+        self.summary = None  # the loaded model's ModelSummary
+        self._live = None  # the running generation's LivePreview (its method can change mid-run)
         self.model_folders = tuple(model_folders)
         #: The last run's result: it owns its frames (every preview, for the scrubber).
         self.result = None
@@ -179,7 +181,7 @@ class DiffusersTuiApp(App):
         summary = message.summary
         if summary.name != self.model:
             return
-        self.loaded_model = summary.name
+        self.loaded_model, self.summary = summary.name, summary
         # torch, diffusers and the model are millions of long-lived objects; moving them
         # out of the collector's sight keeps full collections (seen pausing the UI for
         # 0.3 s mid-run) short.
@@ -264,7 +266,9 @@ class DiffusersTuiApp(App):
                            f"{request.steps} steps, seed {request.seed}")
         # The event exists before the thread does: an escape pressed at once cancels this run.
         self._cancel_event = threading.Event()
-        self.generate(request, self.run_id, fps, self._cancel_event, self._pane_cells)
+        self._live = generation.live_preview(self.run_id, fps, self._pane_cells, request.preview_method,
+                                             self.post_message)
+        self.generate(request, self.run_id, fps, self._cancel_event, self._pane_cells, self._live)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
 
     def action_compare(self) -> None:
@@ -295,9 +299,22 @@ class DiffusersTuiApp(App):
 
     @work(thread=True, exclusive=True, group="generate")
     def generate(self, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
-                 cells: tuple[int, int]) -> None:
+                 cells: tuple[int, int], live=None) -> None:
         """The one generation worker (see ui.generation): it only posts messages."""
-        generation.generate(self.engine, request, run_id, fps, cancel, cells, self.post_message)
+        generation.generate(self.engine, request, run_id, fps, cancel, cells, self.post_message, live)
+
+    @on(Select.Changed, "#preview-method")
+    def preview_method_changed(self, event: Select.Changed) -> None:
+        """A running generation's frames use the new method from the next one; so does scrubbing."""
+        methods = self.summary.preview_methods if self.summary is not None else ()
+        if event.value not in ("auto", *methods) and self.summary is not None and self.summary.mode != "unet":
+            self.notify(f"{self.summary.name} has no {event.value} preview decoder: {self.summary.preview_note}",
+                        title="Preview method", severity="warning", timeout=8)
+            return
+        if self.running and self._live is not None:
+            self._live.method = event.value
+        elif self.result is not None and self.frame_index is not None:
+            self.main_screen.show_frame(self.result, self.frame_index, self._pane_cells)
 
     def on_step_rendered(self, message: StepRendered) -> None:
         if message.run_id != self.run_id:

@@ -1,9 +1,10 @@
 """The body of the app's one generation worker, and how a finished run is captioned.
 
-The worker thread runs the engine and only posts messages: each step's progress (its
-preview converted to cells at most `fps` times a second, the newest winning), then the
-result, or the failure. It is given everything as values when it starts: the request,
-the cancel event, the pane's cell box.
+The worker thread runs the engine and only posts messages: each step's progress (at
+most `fps` times a second), then the result, or the failure. Frames come from the
+engine's LivePreview thread, which decodes the newest step at the same cap; it converts
+them to cells there and posts them too. Both are given everything as values when they
+start: the request, the cancel event, the pane's cell box.
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from typing import Callable
 
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine import Engine, GenerationRequest, GenerationResult
+from diffusers_tui.engine import Engine, GenerationRequest, GenerationResult, LivePreview
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.messages import RunFailed, RunFinished, StepRendered
 from diffusers_tui.ui.render import render_strips
 
 
+def live_preview(run_id: int, fps: int, cells: tuple[int, int], method: str | None,
+                 post: Callable[[object], object]) -> LivePreview:
+    """The run's live frames: decoded by the engine's thread, converted to cells and posted from it."""
+    def on_frame(lane: int, snapshot) -> None:
+        post(StepRendered(run_id, snapshot, render_strips(snapshot.preview, cells)))
+
+    return LivePreview(on_frame, fps=fps, method=method)
+
+
 def generate(engine: Engine, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
-             cells: tuple[int, int], post: Callable[[object], object]) -> None:
+             cells: tuple[int, int], post: Callable[[object], object], live: LivePreview | None = None) -> None:
     """Run `request` on `engine` in this (worker) thread, posting StepRendered, then RunFinished or RunFailed."""
     worker = get_current_worker()
     last_drawn = [0.0]
@@ -30,15 +40,13 @@ def generate(engine: Engine, request: GenerationRequest, run_id: int, fps: int, 
             if worker.is_cancelled:
                 cancel.set()
             now = time.perf_counter()
-            # Progress and frames both go out at most `fps` times a second.
+            # The progress line goes out at most `fps` times a second; frames come from `live`.
             if now - last_drawn[0] < 1 / fps and snapshot.step < snapshot.total:
                 return
             last_drawn[0] = now
-            # Steps without a preview update only the progress line; the pane keeps its frame.
-            pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
-            post(StepRendered(run_id, snapshot, pixels))
+            post(StepRendered(run_id, snapshot, None))
 
-        result = engine.run(request, on_step, cancel)
+        result = engine.run(request, on_step, cancel, live=live)
         image = result.shown_image
         post(RunFinished(run_id, result, render_strips(image, cells) if image is not None else None))
     except BaseException as error:  # noqa: BLE001 - the thread always reports back, whatever happened

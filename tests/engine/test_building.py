@@ -65,5 +65,5 @@ def test_the_result_owns_every_preview_the_run_reported():
     seen = []
     result = engine.run(build_request(SETTINGS, given={"steps": 4, "seed": 1, "preview_method": "auto"}),
                         lambda snapshot: seen.append(snapshot))
-    assert result.frames == tuple(snapshot for snapshot in seen if snapshot.preview is not None)
+    assert result.frames == tuple(snapshot for snapshot in seen if snapshot.latents is not None)
     assert len(result.frames) == result.model_calls == 4

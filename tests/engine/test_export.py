@@ -3,12 +3,12 @@
 from PIL import Image
 
 from diffusers_tui.engine.files import export
-from diffusers_tui.engine.request import StepSnapshot
+from tests.frames import recorded_step
 
 
 def _snapshots(count, side=16):
-    return [StepSnapshot(step=i, total=count, timestep=1000 - i, sigma=1.0 / i, elapsed_s=0.1 * i,
-                         preview=Image.new("RGB", (side, side), (i * 10 % 255, 0, 0))) for i in range(1, count + 1)]
+    return [recorded_step(i, count, side, red=i * 10 % 255, timestep=1000 - i, sigma=1.0 / i, elapsed_s=0.1 * i)
+            for i in range(1, count + 1)]
 
 
 def test_export_writes_every_step_and_the_final_image(tmp_path):

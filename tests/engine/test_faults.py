@@ -55,12 +55,13 @@ def test_nan_latents_stop_the_run_and_keep_the_last_good_preview(engine, model_f
     loaded = engine.loaded_model(model)
     unet = loaded.pipeline.unet if loaded.pipeline is not None else loaded.unet
     fail_at(monkeypatch, unet, 3, None, output=nan_output)
-    previews = []
+    seen = []
     result = engine.run(GenerationRequest(prompt="a red square", model=model, scheduler="Euler", steps=6, seed=3),
-                        lambda snapshot: previews.append(snapshot.preview))
+                        seen.append)
     assert result.stopped and "NaN" in result.stopped and "model call 3 of 6" in result.stopped
     assert result.image is None and not result.cancelled and result.model_calls == 3
-    assert len(previews) == 2 and result.last_preview is previews[-1] is result.shown_image
+    assert len(seen) == 2 and result.frames == tuple(seen)
+    assert result.last_preview is engine.preview(seen[-1]) is result.shown_image
     monkeypatch.undo()
     assert engine.run(GenerationRequest(prompt="x", model=model, steps=2)).stopped is None
 

@@ -54,21 +54,21 @@ def test_index_gets_one_valid_line_per_image(tmp_path):
 
 
 def test_step_snapshots_go_into_a_run_folder(tmp_path):
-    from diffusers_tui.engine.request import StepSnapshot
+    from tests.frames import recorded_step
 
-    snaps = [StepSnapshot(step=s, total=100, timestep=0.0, sigma=None, elapsed_s=0.0,
-                          preview=Image.new("RGB", (4, 4))) for s in (50, 100)]
+    snaps = [recorded_step(s, 100, side=8, red=s) for s in (50, 100)]
     path = outputs.save_result(_result(), tmp_path, snaps)
     assert sorted(p.name for p in path.with_suffix("").iterdir()) == ["step_0050.png", "step_0100.png"]
+    with Image.open(path.with_suffix("") / "step_0050.png") as saved:
+        assert saved.size == (8, 8) and saved.getpixel((0, 0)) == (50, 0, 0)  # the record, in full
 
 
 def _save_many(folder: str, worker: int, count: int) -> None:
     """What one app instance's save worker does, `count` times (every fifth with its steps)."""
-    from diffusers_tui.engine.request import StepSnapshot
+    from tests.frames import recorded_step
 
     for i in range(count):
-        steps = [StepSnapshot(step=s, total=7, timestep=0.0, sigma=None, elapsed_s=0.0,
-                              preview=Image.new("RGB", (4, 4))) for s in (3, 7)] if i % 5 == 0 else None
+        steps = [recorded_step(s, 7) for s in (3, 7)] if i % 5 == 0 else None
         outputs.save_result(_result(seed=worker * 1000 + i), folder, steps)
 
 
@@ -140,7 +140,7 @@ def test_an_unwritable_folder_or_a_full_disk_leaves_nothing_half_written(tmp_pat
 
 
 def test_a_save_that_half_worked_says_what_was_saved(tmp_path, monkeypatch):
-    from diffusers_tui.engine.request import StepSnapshot
+    from tests.frames import recorded_step
 
     real_mkdir = outputs.Path.mkdir
 
@@ -149,7 +149,7 @@ def test_a_save_that_half_worked_says_what_was_saved(tmp_path, monkeypatch):
             return real_mkdir(self, *args, exist_ok=exist_ok, **kwargs)
         raise OSError(errno.EDQUOT, "Disk quota exceeded")
 
-    steps = [StepSnapshot(step=1, total=1, timestep=0.0, sigma=None, elapsed_s=0.0, preview=Image.new("RGB", (4, 4)))]
+    steps = [recorded_step(1, 1)]
     outputs.save_result(_result(seed=1), tmp_path)  # the day folder exists from here on
     monkeypatch.setattr(outputs.Path, "mkdir", no_new_folders)
     with pytest.raises(OutputError, match="saved .*00002.*, but not all of its step snapshots .*quota") as caught:

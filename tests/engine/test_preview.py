@@ -1,20 +1,75 @@
-"""Previews: published factors by family, a fitted map with its error, x0 estimates."""
+"""Previews: the methods of a loaded model, what auto picks and why, TAESD found or not, the fitted map, x0."""
 
+import pytest
 import torch
 
+from diffusers_tui.engine import Engine, LoadOptions, RequestError
 from diffusers_tui.engine.preview import latent as preview
 from diffusers_tui.engine.sampling.estimates import estimate_x0
 
 
-def test_sd1_family_uses_published_factors(engine, tiny_sd):
+@pytest.fixture(scope="module")
+def tiny_taesd(tmp_path_factory):
+    """A TAESD folder for 4-channel latents at scale 2, built from a config (random weights)."""
+    from diffusers import AutoencoderTiny
+
+    folder = tmp_path_factory.mktemp("decoders") / "taesd"
+    AutoencoderTiny(encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+                    num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1)).save_pretrained(folder)
+    return folder
+
+
+def test_sd1_family_uses_published_factors_and_says_where_to_get_its_taesd(engine, tiny_sd):
     loaded = engine.loaded_model(str(tiny_sd))
-    assert loaded.family == "sd1" and loaded.previewer.fit_error is None
+    assert loaded.family == "sd1" and loaded.decoders.latent_map().fit_error is None
+    assert loaded.decoders.methods == ("latent", "vae")  # no TAESD in this machine's cache
+    assert any("hf download madebyollin/taesd" in note for note in loaded.notes)
+    with pytest.raises(RequestError, match="preview_method: there is no TAESD decoder .*hf download madebyollin/taesd"):
+        loaded.decoders.resolve("taesd")
 
 
-def test_unknown_vae_gets_a_fitted_map_with_its_error_reported(engine):
+def test_a_taesd_folder_from_the_settings_is_found_and_used(tiny_sd, tiny_taesd):
+    engine = Engine(LoadOptions(taesd_folder=str(tiny_taesd.parent)))  # a folder of them, by repo name
+    summary = engine.load(str(tiny_sd))
+    assert summary.preview_methods == ("latent", "taesd", "vae") and summary.preview_note == ""
+    result = engine.run(engine_request(tiny_sd, "taesd"))
+    assert engine.preview(result.frames[0], "taesd").size == (16, 16)  # full size, from the tiny decoder
+    assert engine.preview(result.frames[0], "latent").size == (8, 8)
+
+
+def engine_request(model, method):
+    from diffusers_tui.engine import GenerationRequest
+
+    return GenerationRequest(prompt="a red square", model=str(model), steps=2, seed=1, preview_method=method)
+
+
+def test_auto_is_the_most_faithful_method_within_the_frame_budget(tiny_sd, tiny_taesd, monkeypatch):
+    decoders = Engine(LoadOptions(taesd_folder=str(tiny_taesd))).loaded_model(str(tiny_sd)).decoders
+    native = (4, 8, 8)
+    costs = {}
+    monkeypatch.setattr(decoders, "measure", lambda method, latent: costs[method])
+    for costs_now, expected in (({"taesd": 1.0, "vae": 5.0}, "vae"), ({"taesd": 1.0, "vae": 50.0}, "taesd"),
+                                ({"taesd": 20.0, "vae": 50.0}, "latent")):
+        costs.clear()
+        costs.update(costs_now)
+        decoders.costs.clear()
+        decoders.choose_auto(native)
+        assert decoders.auto == expected, costs_now
+        assert f"previews: auto is {expected}" in decoders.notes[-1] or expected == "latent"
+    assert "vae" not in decoders.costs  # over budget already with the tiny decoder: the full decode is not timed
+
+
+def test_the_demo_brings_its_own_tiny_decoder_and_auto_uses_it(engine):
+    summary = engine.load("demo")
+    assert "taesd" in summary.preview_methods and summary.preview_auto == "taesd", summary.notes
+    assert any(note.startswith("previews: auto is taesd") for note in summary.notes)
+
+
+def test_the_fitted_map_is_made_on_first_use_with_its_error_reported(engine):
     loaded = engine.loaded_model("demo")
     assert loaded.family == "fitted"
-    assert 0 < loaded.previewer.fit_error < 1
+    fitted = loaded.decoders.latent_map()
+    assert 0 < fitted.fit_error < 1 and loaded.decoders.latent_map() is fitted
     assert any("RMS error" in note for note in loaded.notes)
 
 
@@ -42,10 +97,9 @@ def test_fitted_map_recovers_a_linear_decoder_exactly():
     vae = LinearVae()
     fitted = preview.fit_latent_map(vae, (16, 16))
     assert fitted.fit_error < 1e-3
-    latents = torch.randn(1, 4, 8, 8) * 0.5
-    expected = torch.einsum("chw,cr->rhw", latents[0] / 0.5, vae.matrix)
-    shown = torch.tensor(list(fitted.to_image(latents).getdata()), dtype=torch.float32).reshape(8, 8, 3)
-    assert torch.allclose(shown.permute(2, 0, 1) / 127.5 - 1, expected.clamp(-1, 1), atol=0.02)
+    latent = torch.randn(4, 8, 8) * 0.5
+    expected = torch.einsum("chw,cr->rhw", latent / 0.5, vae.matrix)
+    assert torch.allclose(fitted.decode(latent).clamp(-1, 1), expected.clamp(-1, 1), atol=1e-3)
 
 
 def test_x0_estimate_inverts_the_forward_process():

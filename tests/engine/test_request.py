@@ -23,7 +23,7 @@ from diffusers_tui.engine.request import MAX_SEED, GenerationRequest
     ("mode", "video", "not one of"),
     ("preview", "both", "x0 or noisy"),
     ("preview_every", 0, "outside"),
-    ("preview_method", "taesd", "not auto, linear, vae or none"),
+    ("preview_method", "tiny", "not one of auto, latent, taesd, vae, none"),
 ])
 def test_bad_values_name_the_field_and_range(field, value, words):
     with pytest.raises(RequestError) as caught:

@@ -18,8 +18,11 @@ def test_pipeline_run_streams_a_preview_every_call(engine, tiny_sd):
     request = GenerationRequest(prompt="a blue circle", model=str(tiny_sd), scheduler="Euler", steps=4, seed=5)
     result = engine.run(request, on_step=snapshots.append)
     assert [s.step for s in snapshots] == [1, 2, 3, 4]
-    assert all(s.total == 4 and s.preview is not None for s in snapshots)
-    assert snapshots[0].preview.size == (8, 8)  # latent resolution: 16 px / VAE factor 2
+    assert all(s.total == 4 and s.latents is not None and s.preview is None for s in snapshots)
+    assert result.frames == tuple(snapshots)
+    assert engine.preview(snapshots[0], "latent").size == (8, 8)  # latent resolution: 16 px / VAE factor 2
+    assert engine.preview(snapshots[0], "vae").size == (16, 16)
+    assert engine.full_image(snapshots[0]).size == (16, 16)
     assert all(s.sigma is not None and s.sigma > 0 for s in snapshots)
     assert snapshots[0].sigma > snapshots[-1].sigma
     assert result.image.size == (16, 16) and result.model_calls == 4
@@ -29,13 +32,13 @@ def test_preview_every_n_and_always_the_last(engine, tiny_sd):
     snapshots = []
     engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="Euler", steps=5, preview_every=2),
                on_step=snapshots.append)
-    assert [s.step for s in snapshots if s.preview is not None] == [2, 4, 5]
+    assert [s.step for s in snapshots if s.latents is not None] == [2, 4, 5]
 
 
 def test_same_seed_same_pixels_and_previews_never_change_the_result(engine, tiny_sd):
     base = dict(prompt="a red square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=3, seed=11)
     first = engine.run(GenerationRequest(**base, preview_method="none")).image
-    again = engine.run(GenerationRequest(**base, preview="x0", preview_method="linear")).image
+    again = engine.run(GenerationRequest(**base, preview="x0", preview_method="latent")).image
     noisy = engine.run(GenerationRequest(**base, preview="noisy", preview_method="vae")).image
     other_seed = engine.run(GenerationRequest(**{**base, "seed": 12})).image
     assert np.array_equal(_pixels(first), _pixels(again))
@@ -61,7 +64,7 @@ def test_cancel_stops_within_one_step_and_keeps_the_last_preview(engine, tiny_sd
     result = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler="Euler", steps=10), on_step, cancel)
     assert result.cancelled and result.image is None
     assert len(snapshots) == 2 and result.model_calls == 2
-    assert result.last_preview is snapshots[-1].preview
+    assert result.last_preview is engine.preview(snapshots[-1])  # decoded once, cached
     # The pipeline stays usable after a cancelled run.
     assert engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=2)).image is not None
 
@@ -82,8 +85,8 @@ def test_unet_loop_runs_a_ddpm_folder_and_a_bare_unet(engine, request, fixture):
     loaded = engine.loaded_model(str(folder))
     assert loaded.mode == "unet"
     assert result.image.size == (16, 16) and result.total_calls == 6
-    assert [s.step for s in snapshots if s.preview is not None] == [3, 6]
-    assert snapshots[2].preview.size == (16, 16)  # pixel space: the sample itself
+    assert [s.step for s in snapshots if s.latents is not None] == [3, 6]
+    assert engine.preview(snapshots[2]).size == (16, 16)  # pixel space: the sample itself
     repeat = engine.run(GenerationRequest(model=str(folder), steps=6, seed=2, preview_method="none"))
     assert np.array_equal(_pixels(result.image), _pixels(repeat.image))
 
@@ -124,7 +127,8 @@ def test_sdxl_pipelines_run_through_the_same_callback(engine, tiny_sdxl):
     loaded = engine.loaded_model(str(tiny_sdxl))
     assert type(loaded.pipeline).__name__ == "StableDiffusionXLPipeline" and loaded.family == "sdxl"
     assert result.image.size == (16, 16) and [s.step for s in snapshots] == [1, 2, 3]
-    assert all(s.preview is not None for s in snapshots)
+    assert all(s.latents is not None for s in snapshots)
+    assert engine.preview(snapshots[0], "latent").size == (8, 8)  # SDXL's published map
 
 
 def test_engine_sets_the_torch_thread_count(monkeypatch, tiny_ddpm):

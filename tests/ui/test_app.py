@@ -322,7 +322,7 @@ async def test_nan_latents_stop_the_run_and_the_last_good_preview_stays(make_app
         fail_at(monkeypatch, app.engine.loaded_model(str(tiny_sd)).pipeline.unet, 3, output=nan_output)
         await _generate(pilot, app, 5)
         await _finished(pilot, app)
-        assert app.result.stopped and app.result.shown_image is app.frames[-1].preview
+        assert app.result.stopped and app.result.shown_image is app.engine.preview(app.frames[-1], "auto")
         caption = app.query_one(LivePane).caption
         assert len(app.frames) == 2 and caption.startswith(f"stopped at step 3/{app.result.total_calls}")
         assert "NaN" in app.log_lines[-2]

@@ -3,7 +3,7 @@
     python -m diffusers_tui.engine.demo.train --out DIR [--device cuda] [--minutes 5]
 
 Writes `DIR/demo-sd` (Stable Diffusion layout: tokenizer, CLIP text encoder, UNet,
-AutoencoderKL, scheduler) and `DIR/demo-ddpm` (pixel-space UNet2DModel + DDPMScheduler),
+AutoencoderKL, scheduler, and `taesd/`, its tiny preview decoder: see train_preview) and `DIR/demo-ddpm` (pixel-space UNet2DModel + DDPMScheduler),
 each with a `training.json` that records the seed, steps and losses. Seeded; pass the
 step counts from a `training.json` back with --vae-steps/--unet-steps/--ddpm-steps to
 repeat a run step for step.
@@ -322,7 +322,8 @@ def _previous_record(resume: Path | None, model: str) -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write the models into")
-    parser.add_argument("--only", choices=["sd", "ddpm", "both"], default="both")
+    parser.add_argument("--only", choices=["sd", "preview", "ddpm", "both"], default="both",
+                        help="sd trains demo-sd and then its preview decoder; preview trains only the decoder")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=5.0,
@@ -342,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="demo-ddpm: stop and save after this long even if steps remain")
     parser.add_argument("--resume", type=Path,
                         help="continue demo-ddpm from the weights in this folder (a second stage)")
+    parser.add_argument("--preview-steps", type=int, default=1500, help="preview decoder training steps")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--vae-batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -365,6 +367,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.only in ("sd", "both"):
         print(json.dumps(train_sd(args.out, args.device, args.seed, args, log)), flush=True)
+    if args.only in ("sd", "preview", "both"):
+        from diffusers_tui.engine.demo.train_preview import train_preview
+
+        print(json.dumps(train_preview(args.out, args.device, args.seed, args, log)), flush=True)
     if args.only in ("ddpm", "both"):
         print(json.dumps(train_ddpm(args.out, args.device, args.seed, args, log)), flush=True)
 

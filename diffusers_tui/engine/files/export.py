@@ -15,6 +15,7 @@ from pathlib import Path
 
 from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.files.outputs import describe_os_error, link_to_free_name
+from diffusers_tui.engine.preview import full_picture
 
 #: Frames are drawn at least this wide; labels need the room.
 MIN_SIDE = 256
@@ -48,7 +49,8 @@ def labelled_frames(snapshots: list, final_image, limit: int) -> list:
     """RGB frames, each scaled up with a label strip: the picked previews, then the final image."""
     from PIL import Image, ImageDraw
 
-    shown = [(s.preview, _label(s)) for s in pick([s for s in snapshots if s.preview is not None], limit - 1)]
+    # Only the picked steps are decoded, each in full.
+    shown = [(full_picture(s), _label(s)) for s in pick(list(snapshots), limit - 1)]
     if final_image is not None:
         shown.append((final_image, "final image"))
     if not shown:

@@ -18,6 +18,7 @@ from typing import Any
 
 from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.files.recipe import png_info
+from diffusers_tui.engine.preview import full_picture
 
 INDEX_NAME = "index.jsonl"
 _NUMBERED = re.compile(r"^(\d{5,})-")
@@ -123,8 +124,8 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
             steps_folder = path.with_suffix("")
             steps_folder.mkdir()
             for snapshot in snapshots:
-                if snapshot.preview is not None:
-                    write_into_own_folder(snapshot.preview, steps_folder / f"step_{snapshot.step:04d}.png")
+                # Full size, whatever the live preview used: decoded one at a time as it is written.
+                write_into_own_folder(full_picture(snapshot), steps_folder / f"step_{snapshot.step:04d}.png")
         except OSError as error:
             problems.append(f"not all of its step snapshots ({describe_os_error(error)})")
     try:

@@ -26,6 +26,8 @@ class LoadOptions:
     allow_pickle: bool = False
     config_dir: str | None = None  # for single-file checkpoints: a local diffusers folder
     safety_checker: bool = False
+    #: A TAESD preview decoder folder, or a folder holding them by repo name (see preview.tiny).
+    taesd_folder: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
@@ -47,9 +49,10 @@ class LoadedModel:
     scheduler: Any  # the model's own scheduler, never stepped: configs are built from it
     pipeline: Any = None
     unet: Any = None
-    #: "sd1", "sdxl", "fitted" (latent map fitted at load) or "pixel".
+    #: "sd1", "sdxl", "fitted" (no published latent map) or "pixel".
     family: str = "pixel"
-    previewer: Any = None
+    #: How its recorded latents become pictures (preview.decoders.Decoders).
+    decoders: Any = None
     notes: list[str] = field(default_factory=list)
     #: The registry marked available or not for this model, once the engine has worked it out.
     statuses: tuple | None = None
@@ -116,9 +119,9 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
         raise
     except Exception as error:  # diffusers raises many kinds; each becomes one clear message
         raise ModelLoadError(_explain_load_failure(source, error, options)) from error
-    from diffusers_tui.engine.preview.latent import previewer_for
+    from diffusers_tui.engine.preview.decoders import decoders_for
 
-    previewer_for(loaded)
+    loaded.decoders = decoders_for(loaded, options.taesd_folder)
     return loaded
 
 

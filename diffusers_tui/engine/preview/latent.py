@@ -1,4 +1,4 @@
-"""The cheap preview: a linear latent->RGB map, published per VAE family or fitted at load.
+"""The cheapest preview (method "latent"): a linear latent->RGB map, published per VAE family or fitted.
 
 A preview never touches the live latent: every operation here is out of place.
 """
@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-
-from diffusers_tui.engine.preview.images import tensor_to_image
 
 # Published latent->RGB factors for the scaled latents the UNet sees (ComfyUI's
 # latent_formats.py): rows are latent channels, columns R, G, B; output in [-1, 1].
@@ -30,8 +28,7 @@ SDXL_FACTORS = [
 SDXL_BIAS = [0.1084, -0.0175, -0.0011]
 FIT_IMAGES = 8
 #: A fitted map worse than this (RMS, [0, 1] units) shows visibly wrong colours: the
-#: load note says so and points at the full decode. "auto" still uses the map: a full
-#: decode every step doubled the demo's step time, and previews must cost nothing.
+#: load note says so when "auto" has nothing better to use.
 GOOD_FIT_ERROR = 0.05
 
 
@@ -51,12 +48,20 @@ class LatentPreviewer:
     def trustworthy(self) -> bool:
         return self.fit_error is None or self.fit_error <= GOOD_FIT_ERROR
 
-    def to_image(self, latents: torch.Tensor):
-        latent = latents[0].float()
-        factors = self.factors.to(latent.device)
-        bias = self.bias.to(latent.device)
-        rgb = torch.einsum("chw,cr->hwr", latent, factors) + bias
-        return tensor_to_image(rgb.permute(2, 0, 1))
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) latent -> (3, h, w) image in [-1, 1], at latent resolution."""
+        latent = latent.float()
+        rgb = torch.einsum("chw,cr->hwr", latent, self.factors.to(latent.device)) + self.bias.to(latent.device)
+        return rgb.permute(2, 0, 1)
+
+
+def published_map(family: str) -> LatentPreviewer | None:
+    """ComfyUI's published map for a known latent family, or None."""
+    if family == "sd1":
+        return LatentPreviewer(torch.tensor(SD1_FACTORS), torch.zeros(3), family)
+    if family == "sdxl":
+        return LatentPreviewer(torch.tensor(SDXL_FACTORS), torch.tensor(SDXL_BIAS), family)
+    return None
 
 
 def detect_family(vae) -> str:
@@ -96,30 +101,3 @@ def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer
     predicted = design[held_out].cpu() @ solution
     error = float(((predicted.clamp(-1, 1) - y[held_out].cpu()) / 2).pow(2).mean().sqrt())
     return LatentPreviewer(solution[:-1], solution[-1], "fitted", fit_error=error, decode_s=decode_s)
-
-
-def previewer_for(loaded) -> None:
-    """Attach the right previewer to a LoadedModel (published factors, fitted, or pixels)."""
-    if loaded.pipeline is None:
-        loaded.family = "pixel"
-        loaded.previewer = None
-        return
-    vae = loaded.pipeline.vae
-    family = detect_family(vae)
-    loaded.family = family
-    if family == "sd1":
-        loaded.previewer = LatentPreviewer(torch.tensor(SD1_FACTORS), torch.zeros(3), family)
-    elif family == "sdxl":
-        loaded.previewer = LatentPreviewer(torch.tensor(SDXL_FACTORS), torch.tensor(SDXL_BIAS), family)
-    else:
-        loaded.previewer = fit_latent_map(vae, loaded.native_size)
-        previewer = loaded.previewer
-        if previewer.trustworthy:
-            verdict = "good enough for previews"
-        else:
-            verdict = (f"above {GOOD_FIT_ERROR}: preview colours are approximate; preview method 'vae' "
-                       f"shows them exactly at {previewer.decode_s * 1000:.0f} ms a frame")
-        loaded.notes.append(
-            f"latent preview map fitted from {FIT_IMAGES} VAE decodes: "
-            f"RMS error {loaded.previewer.fit_error:.3f} against a full decode ({verdict})"
-        )

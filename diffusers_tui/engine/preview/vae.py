@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from diffusers_tui.engine.preview.images import tensor_to_image
 
-
-def decode_preview(loaded, latents: torch.Tensor):
-    vae = loaded.pipeline.vae
-    with torch.no_grad():
-        decoded = vae.decode(latents[:1].to(vae.dtype) / vae.config.scaling_factor).sample
-    return tensor_to_image(decoded[0])
+def vae_decode(vae, latent: torch.Tensor) -> torch.Tensor:
+    """(C, h, w) latent as the denoiser sees it -> (3, H, W) image in [-1, 1], as the pipeline decodes."""
+    config = vae.config
+    latents = latent[None].to(vae.device, vae.dtype) / config.scaling_factor
+    shift = getattr(config, "shift_factor", None)
+    if shift:
+        latents = latents + shift
+    return vae.decode(latents).sample[0]

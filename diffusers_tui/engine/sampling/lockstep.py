@@ -18,13 +18,14 @@ from typing import Callable
 import torch
 
 from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
-from diffusers_tui.engine.preview import preview_image
+from diffusers_tui.engine.preview import finite_frames, with_last_preview
 from diffusers_tui.engine.preview.images import tensor_to_image
+from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling import runner
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
-from diffusers_tui.engine.sampling.policy import is_finite, nan_check_due, not_finite_message, preview_due, preview_source
+from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
 from diffusers_tui.engine.sampling.preflight import accepts, check_mode, check_steps, resolve_size, scheduler_for
 
 #: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
@@ -53,7 +54,7 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     frames: list[list[StepSnapshot]] = [[] for _ in requests]
 
     def record(index: int, snapshot: StepSnapshot) -> None:
-        if snapshot.preview is not None:
+        if snapshot.latents is not None:
             frames[index].append(snapshot)
         on_lane_step(index, snapshot)
 
@@ -66,7 +67,10 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
                 break
             results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
     lanes = list(request.lanes) + ([request.reference] if request.reference else [])
-    lane_results = [LaneResult(lane, result, tuple(frames[i])) for i, (lane, result) in enumerate(zip(lanes, results))]
+    lane_results = []
+    for index, (lane, result) in enumerate(zip(lanes, results)):
+        kept = finite_frames(frames[index]) if result.stopped else frames[index]
+        lane_results.append(LaneResult(lane, with_last_preview(result, kept), tuple(kept)))
     # One by one and cancelled, the reference (last) may not have run at all.
     reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
     notes = () if batched or not request.batch else (
@@ -91,6 +95,10 @@ class _Lane:
         self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
         self.scheduler.set_timesteps(request.steps, device=device)
         self.timesteps = list(self.scheduler.timesteps)
+        # Values read once: reading a device tensor's value every step would wait for the device.
+        self.timestep_values = [float(t) for t in self.scheduler.timesteps.cpu()]
+        self.recorder = LatentRecorder(loaded.decoders, len(self.timesteps))
+        self.nan_watch = NanWatch()
         if pipeline_mode:  # as StableDiffusionPipeline.prepare_latents draws it
             from diffusers.utils.torch_utils import randn_tensor
 
@@ -105,7 +113,6 @@ class _Lane:
             self.step_kwargs["eta"] = 0.0
         self.calls = 0
         self.elapsed_s = 0.0
-        self.last_preview = None
         self.image = None
         self.stopped: str | None = None  # why the lane stopped early by itself (NaN)
 
@@ -187,27 +194,25 @@ class _LockstepLoop:
         return results
 
     def _step_lane(self, index: int, lane: _Lane, model_output, started: float, on_lane_step) -> None:
-        t = lane.timesteps[lane.calls]
-        sigma = current_sigma(lane.scheduler, t)
+        t, value = lane.timesteps[lane.calls], lane.timestep_values[lane.calls]
+        sigma = current_sigma(lane.scheduler, value)
         output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
         lane.calls += 1
-        if nan_check_due(lane.calls, lane.total, lane.request) and not is_finite(output.prev_sample):
-            lane.stopped = not_finite_message(f"latents by model call {lane.calls} of {lane.total}",
-                                                     self.loaded.dtype)
-            return
         request = lane.request
-        preview = None
+        record = None
         if preview_due(lane.calls, lane.total, request):
-            shown = preview_source(request, lane.scheduler, output, model_output, lane.sample, t, sigma)
-            preview = (preview_image(self.loaded, shown, request.preview_method)
-                       if self.pipeline_mode else tensor_to_image(shown[0]))
-            lane.last_preview = preview
+            x0 = denoised_estimate(lane.scheduler, output, model_output, lane.sample, value, sigma)
+            record = lane.recorder.record(x0, output.prev_sample)
+        if not lane.nan_watch.finite(lane.calls, lane.total, record, output.prev_sample):
+            lane.calls = lane.nan_watch.bad_call
+            lane.stopped = not_finite_message(f"latents by model call {lane.calls} of {lane.total}", self.loaded.dtype)
+            return
         lane.sample = output.prev_sample
         if lane.calls == lane.total:
             lane.image = self._decode(lane)
         lane.elapsed_s = time.perf_counter() - started
-        on_lane_step(index, StepSnapshot(step=lane.calls, total=lane.total, timestep=float(t), sigma=sigma,
-                                         elapsed_s=lane.elapsed_s, preview=preview, preview_kind=request.preview))
+        on_lane_step(index, StepSnapshot(step=lane.calls, total=lane.total, timestep=value, sigma=sigma,
+                                         elapsed_s=lane.elapsed_s, latents=record, preview_kind=request.preview))
 
     def _decode(self, lane: _Lane):
         if not self.pipeline_mode:
@@ -220,6 +225,5 @@ class _LockstepLoop:
         return GenerationResult(
             request=lane.request, image=lane.image, cancelled=cancelled and not lane.done,
             elapsed_s=lane.elapsed_s, model_calls=lane.calls, total_calls=lane.total,
-            last_preview=lane.last_preview,
             recipe=run_facts(self.loaded, lane.scheduler, self.width, self.height), stopped=lane.stopped,
         )

@@ -1,8 +1,11 @@
 """Text-to-image through a diffusers pipeline, watched step by step through its callback.
 
 The callback sees each step's noisy latents; a wrapper around the scheduler's `step` keeps
-the guided model output, so the denoised estimate can be previewed too. Cancelling raises
-from the callback, which skips the remaining steps and the final decode.
+the guided model output, so the denoised estimate can be recorded too. Each due step is
+recorded as latents (see preview.record); nothing here decodes pixels or waits for the
+device: timesteps are read from one CPU copy per run, NaN is looked for in records whose
+copies have landed. Cancelling raises from the callback, which skips the remaining steps
+and the final decode.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffusers_tui.engine.preview import preview_image
+from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0
 from diffusers_tui.engine.sampling.facts import run_facts
-from diffusers_tui.engine.sampling.policy import is_finite, nan_check_due, not_finite_message, preview_due
+from diffusers_tui.engine.sampling.policy import NanWatch, not_finite_message, preview_due
 
 
 class _Cancelled(Exception):
@@ -39,23 +42,35 @@ class _StepWatcher:
     def __init__(self, scheduler):
         self.scheduler = scheduler
         self.sigma: float | None = None
+        self.calls = 0
+        #: The run's timesteps on the CPU, copied once: reading a device tensor's value waits for the device.
+        self.timesteps: list[float] | None = None
         original_step = scheduler.step
 
         # wraps() keeps the original signature visible: pipelines inspect it to decide
         # whether to pass `generator`, and without it ancestral samplers lose their seed.
         @functools.wraps(original_step)
         def step(model_output, timestep, sample, *args, **kwargs):
-            sigma = current_sigma(scheduler, timestep)
+            if self.timesteps is None:
+                self.timesteps = [float(t) for t in scheduler.timesteps.cpu()]
+            value = self.timesteps[min(self.calls, len(self.timesteps) - 1)]
+            sigma = current_sigma(scheduler, value)
             output = original_step(model_output, timestep, sample, *args, **kwargs)
             values = output if isinstance(output, tuple) else output.to_tuple()
             reported = values[1] if len(values) > 1 else None
             self.sigma = sigma
-            # Keep references only; converting to an image happens when a preview is due.
-            self._pending = (reported, model_output, sample, timestep, sigma)
+            self.calls += 1
+            # Keep references only: the estimate is worked out when a record is due.
+            self._pending = (reported, model_output, sample, value, sigma)
             return output
 
         self._pending: tuple | None = None
         scheduler.step = step
+
+    def timestep(self, index: int, timestep) -> float:
+        if self.timesteps is not None and index < len(self.timesteps):
+            return self.timesteps[index]
+        return float(timestep)
 
     def denoised(self) -> torch.Tensor | None:
         if self._pending is None:
@@ -70,26 +85,25 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     pipe = loaded.pipeline
     pipe.scheduler = scheduler
     watcher = _StepWatcher(scheduler)
+    nan_watch = NanWatch()
     started = time.perf_counter()
-    state = {"calls": 0, "total": 0, "last_preview": None}
+    state = {"calls": 0, "total": 0, "recorder": None}
 
     def callback(pipeline, index: int, timestep, tensors: dict) -> dict:
         if cancel.is_set():
             raise _Cancelled
         total = int(pipeline.num_timesteps)
         calls = index + 1
-        if nan_check_due(calls, total, request) and not is_finite(tensors["latents"]):
-            state.update(calls=calls, total=total)
-            raise _NotFinite
-        preview = None
-        if preview_due(calls, total, request):
-            source = tensors["latents"] if request.preview == "noisy" else watcher.denoised()
-            if source is not None:
-                preview = preview_image(loaded, source, request.preview_method)
-                state["last_preview"] = preview
         state.update(calls=calls, total=total)
-        on_step(StepSnapshot(step=calls, total=total, timestep=float(timestep), sigma=watcher.sigma,
-                             elapsed_s=time.perf_counter() - started, preview=preview,
+        record = None
+        if preview_due(calls, total, request):
+            recorder = state["recorder"] = state["recorder"] or LatentRecorder(loaded.decoders, total)
+            record = recorder.record(watcher.denoised(), tensors["latents"])
+        if not nan_watch.finite(calls, total, record, tensors["latents"]):
+            state["calls"] = nan_watch.bad_call
+            raise _NotFinite
+        on_step(StepSnapshot(step=calls, total=total, timestep=watcher.timestep(index, timestep),
+                             sigma=watcher.sigma, elapsed_s=time.perf_counter() - started, latents=record,
                              preview_kind=request.preview))
         if cancel.is_set():  # cancelled while this step was shown: skip the VAE decode too
             raise _Cancelled
@@ -123,6 +137,6 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
-        model_calls=state["calls"], total_calls=state["total"], last_preview=state["last_preview"],
+        model_calls=state["calls"], total_calls=state["total"],
         recipe=run_facts(loaded, scheduler, width, height), stopped=stopped,
     )

@@ -10,7 +10,8 @@ from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
-from diffusers_tui.engine.sampling.policy import is_finite, nan_check_due, not_finite_message, preview_due, preview_source
+from diffusers_tui.engine.preview.record import LatentRecorder
+from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
 from diffusers_tui.engine.sampling.preflight import accepts
 
 
@@ -25,33 +26,36 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     sample = sample * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
     total = len(scheduler.timesteps)
+    # Values read once: reading a device tensor's value every step would wait for the device.
+    timestep_values = [float(t) for t in scheduler.timesteps.cpu()]
+    recorder, nan_watch = LatentRecorder(loaded.decoders, total), NanWatch()
     started = time.perf_counter()
-    calls, last_preview, cancelled, stopped = 0, None, False, None
+    calls, cancelled, stopped = 0, False, None
     with torch.inference_mode():
-        for timestep in scheduler.timesteps:
+        for timestep, value in zip(scheduler.timesteps, timestep_values):
             if cancel.is_set():
                 cancelled = True
                 break
-            sigma = current_sigma(scheduler, timestep)
+            sigma = current_sigma(scheduler, value)
             model_input = scheduler.scale_model_input(sample, timestep)
             noise_pred = unet(model_input, timestep).sample
             output = scheduler.step(noise_pred, timestep, sample, **step_kwargs)
             calls += 1
-            if nan_check_due(calls, total, request) and not is_finite(output.prev_sample):
-                stopped = not_finite_message(f"sample by model call {calls} of {total}", dtype)
-                break
-            preview = None
+            record = None
             if preview_due(calls, total, request):
-                shown = preview_source(request, scheduler, output, noise_pred, sample, timestep, sigma)
-                preview = tensor_to_image(shown[0])
-                last_preview = preview
+                x0 = denoised_estimate(scheduler, output, noise_pred, sample, value, sigma)
+                record = recorder.record(x0, output.prev_sample)
+            if not nan_watch.finite(calls, total, record, output.prev_sample):
+                stopped = not_finite_message(f"sample by model call {nan_watch.bad_call} of {total}", dtype)
+                calls = nan_watch.bad_call
+                break
             sample = output.prev_sample
-            on_step(StepSnapshot(step=calls, total=total, timestep=float(timestep), sigma=sigma,
-                                 elapsed_s=time.perf_counter() - started, preview=preview,
+            on_step(StepSnapshot(step=calls, total=total, timestep=value, sigma=sigma,
+                                 elapsed_s=time.perf_counter() - started, latents=record,
                                  preview_kind=request.preview))
     image = None if cancelled or stopped else tensor_to_image(sample[0])
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
-        model_calls=calls, total_calls=total, last_preview=last_preview,
+        model_calls=calls, total_calls=total,
         recipe=run_facts(loaded, scheduler, width, height), stopped=stopped,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from functools import partial
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest
+from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import ComparisonDone, ComparisonFailed, LaneFrame, PanesRendered, Saved, SaveFailed
@@ -135,11 +136,14 @@ class CompareScreen(Screen):
             if snapshot.step < snapshot.total and now - last_drawn[index] < min_gap:
                 return
             last_drawn[index] = now
-            pixels = render_strips(snapshot.preview, cells) if snapshot.preview is not None else None
-            self.post_message(LaneFrame(index, snapshot, pixels))
+            self.post_message(LaneFrame(index, snapshot, None))
+
+        def on_frame(index: int, snapshot) -> None:  # in the engine's preview thread; lanes share the cap
+            self.post_message(LaneFrame(index, snapshot, render_strips(snapshot.preview, cells)))
 
         try:
-            result = self.engine.compare(self.request, on_lane_step, cancel)
+            live = LivePreview(on_frame, fps=self.fps)
+            result = self.engine.compare(self.request, on_lane_step, cancel, live=live)
             finals = [lane.result.shown_image for lane in self._all_lanes(result)]
             pixels = [render_strips(image, cells) if image is not None else None for image in finals]
             self.post_message(ComparisonDone(result, pixels))
@@ -269,7 +273,8 @@ class CompareScreen(Screen):
         else:
             snapshot = frames[min(self.position, len(frames) - 1)]
         sigma = f" σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
-        return snapshot.preview, (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
+        # Decoded in the render thread (see render_panes), by the auto method.
+        return partial(Engine.preview, snapshot), (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
                                   f"{snapshot.elapsed_s:.2f}s")
 
     def _show_position(self) -> None:
@@ -295,8 +300,11 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, group="compare-render")
     def render_panes(self, jobs, cells, single_cells) -> None:
-        frames = [(index, render_strips(image, single_cells if index < 0 else cells) if image is not None else None,
-                   caption) for index, image, caption in jobs]
+        frames = []
+        for index, image, caption in jobs:
+            image = image() if callable(image) else image
+            pixels = render_strips(image, single_cells if index < 0 else cells) if image is not None else None
+            frames.append((index, pixels, caption))
         self.post_message(PanesRendered(frames))
 
     def on_panes_rendered(self, message: PanesRendered) -> None:

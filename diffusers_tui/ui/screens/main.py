@@ -6,12 +6,15 @@ other screen has to stop a message meant for this one.
 
 from __future__ import annotations
 
+from functools import partial
+
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, Static
 
+from diffusers_tui.engine import Engine
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import FrameReady
 from diffusers_tui.ui.render import render_strips
@@ -80,7 +83,9 @@ class MainScreen(Screen):
                 return
         else:
             snapshot = frames[index]
-            image = snapshot.preview
+            # Decoded in the render thread, by the panel's method: a full decode can take seconds.
+            method = self.query_one(SettingsPanel).preview_method
+            image = partial(Engine.preview, snapshot, method)
             sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
             caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
                        f"{snapshot.elapsed_s:.2f}s")
@@ -90,6 +95,9 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="render")
     def render_still(self, image, caption: str, cells: tuple[int, int]) -> None:
+        """Show `image` (or what a callable of none returns, made in this thread) in the pane."""
+        if callable(image):
+            image = image()
         self.post_message(FrameReady(render_strips(image, cells), caption))
 
     # ----- the finished image through kitty/sixel where the terminal has them -----

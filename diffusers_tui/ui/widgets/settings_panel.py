@@ -19,9 +19,13 @@ from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, Schedule
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
                  "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
-                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps"}
+                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
+                 "preview_method": "#preview-method"}
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
-FORM_SETTINGS = ("model", "scheduler", "steps", "guidance", "size", "preview", "preview_every")
+FORM_SETTINGS = ("model", "scheduler", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
+#: The live preview methods the panel offers, with what each is (none is for the commands).
+PREVIEW_METHOD_CHOICES = (("auto: best that fits", "auto"), ("latent: linear map", "latent"),
+                          ("taesd: tiny decoder", "taesd"), ("vae: full decode", "vae"))
 
 
 class SchedulerList(OptionList):
@@ -46,6 +50,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Horizontal { height: auto; }
     SettingsPanel Horizontal Input { width: 1fr; }
     SettingsPanel #preview { width: 20; }
+    SettingsPanel #preview-method { margin-top: 1; }
     SettingsPanel Input.-bad-value, SettingsPanel TextArea.-bad-value { border: tall $error; }
     SettingsPanel #generate { width: 100%; margin-top: 1; }
     SettingsPanel #mode { color: $text-muted; }
@@ -89,6 +94,9 @@ class SettingsPanel(VerticalScroll):
             yield Input("1", id="preview-every",
                         tooltip=f"a preview every N model calls ({describe_range('preview_every')})")
             yield Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")
+        yield Select(PREVIEW_METHOD_CHOICES, value="auto", allow_blank=False, id="preview-method",
+                     tooltip="how live frames are decoded; a change applies from the next frame. "
+                             "Saved snapshots are always full decodes")
         yield Checkbox("save every step too (ctrl+s)", id="save-steps")
         yield Button("Generate  ctrl+g", id="generate", variant="primary")
 
@@ -214,6 +222,7 @@ class SettingsPanel(VerticalScroll):
             "height": height,
             "preview": self.query_one("#preview", Select).value,
             "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
+            "preview_method": self.preview_method,
         }
 
     def build_request(self, settings: dict, model: str):
@@ -259,6 +268,10 @@ class SettingsPanel(VerticalScroll):
         preview = self.query_one("#preview", Select)
         preview.value = "noisy" if preview.value == "x0" else "x0"
 
+    @property
+    def preview_method(self) -> str:
+        return self.query_one("#preview-method", Select).value
+
     def show_seed(self, seed: int) -> None:
         """Show the seed a run used (the field is where a user reads it and locks it)."""
         self.query_one("#seed", Input).value = str(seed)
@@ -292,6 +305,9 @@ class SettingsPanel(VerticalScroll):
                                ("#preview-every", "preview_every"), ("#fps", "fps"), ("#compare-steps", "steps")):
             self.query_one(selector, Input).value = str(settings[name])
         self.query_one("#preview", Select).value = settings["preview"]
+        method = {"linear": "latent"}.get(settings["preview_method"], settings["preview_method"])
+        if method in dict((value, label) for label, value in PREVIEW_METHOD_CHOICES):
+            self.query_one("#preview-method", Select).value = method
 
     def fill(self, fields: dict) -> None:
         """Put a recipe's fields into the inputs: prompt, steps, guidance, seed (locked), size."""
@@ -311,7 +327,7 @@ class SettingsPanel(VerticalScroll):
     def setting_values(self) -> dict:
         """What F9 keeps as the next start's defaults; RequestError names a bad field."""
         return {"scheduler": self.scheduler, "size": self._text("#size"),
-                "preview": self.query_one("#preview", Select).value,
+                "preview": self.query_one("#preview", Select).value, "preview_method": self.preview_method,
                 "steps": parse_whole("steps", self._text("#steps"), *_limits("steps")),
                 "guidance": parse_number("guidance", self._text("#guidance")),
                 "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),

@@ -1,0 +1,86 @@
+"""Live previews off the step loop: a thread that decodes the newest recorded step, at a frame cap.
+
+The step loop only offers each step's record, which never waits. This thread wakes at
+most `fps` times a second, takes the newest step of each lane (older ones are skipped:
+the newest wins), decodes it by the current method and hands it to the consumer. The
+method may be changed from any thread while a run goes on; it applies from the next frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Callable
+
+
+class LivePreview:
+    """Hands `on_frame(lane, snapshot)` decoded frames (snapshot.preview set) while a run goes on.
+
+    `method` None follows the request's preview_method. One LivePreview serves one run
+    (or one comparison: its lanes share the frame cap, served oldest-waiting first).
+    """
+
+    def __init__(self, on_frame: Callable[[int, object], None], fps: float = 15.0, method: str | None = None):
+        if not fps > 0:
+            raise ValueError("fps must be above 0")
+        self.on_frame = on_frame
+        self.fps = float(fps)
+        self.method = method
+        self.frames_delivered = 0
+        self._pending: dict[int, object] = {}
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._request_method: str | None = None
+
+    def start(self, request_method: str | None) -> None:
+        self._request_method = request_method
+        self._thread = threading.Thread(target=self._loop, name="live-preview", daemon=True)
+        self._thread.start()
+
+    def offer(self, snapshot, lane: int = 0) -> None:
+        """The step loop's side: keep `snapshot` as the lane's newest; returns at once."""
+        with self._wake:
+            self._pending[lane] = snapshot
+            self._wake.notify()
+
+    def finish(self) -> None:
+        """Stop, dropping what is still waiting, once the frame being decoded is delivered.
+
+        Re-raises what a decode or the consumer raised.
+        """
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _loop(self) -> None:
+        interval = 1.0 / self.fps
+        next_due = 0.0
+        while True:
+            with self._wake:
+                while True:
+                    if self._closing:
+                        return
+                    wait = next_due - time.perf_counter()
+                    if self._pending and wait <= 0:
+                        break
+                    self._wake.wait(wait if self._pending else None)
+                lane = next(iter(self._pending))  # the lane that has waited longest
+                snapshot = self._pending.pop(lane)
+            next_due = time.perf_counter() + interval
+            try:
+                record = snapshot.latents
+                image = record.decoders.image(record, snapshot.preview_kind, self.method or self._request_method)
+                self.on_frame(lane, dataclasses.replace(snapshot, preview=image))
+                self.frames_delivered += 1
+            except BaseException as error:  # noqa: BLE001 - reported to the run by finish()
+                self._failure = error
+                with self._wake:
+                    self._pending.clear()
+                return

@@ -1,0 +1,63 @@
+"""Live previews: decoded in their own thread, at most fps a second, the newest step winning, method switchable."""
+
+import threading
+import time
+
+from diffusers_tui.engine import GenerationRequest, LivePreview
+
+
+def _request(model, steps, method="latent"):
+    return GenerationRequest(prompt="a red square", model=str(model), scheduler="Euler", steps=steps, seed=2,
+                             preview_method=method)
+
+
+def test_frames_are_decoded_off_the_step_loop_at_the_frame_cap(engine, tiny_sd):
+    frames, threads = [], set()
+    step_thread = threading.current_thread().name
+
+    def on_frame(lane, snapshot):
+        threads.add(threading.current_thread().name)
+        frames.append(snapshot)
+
+    live = LivePreview(on_frame, fps=4)
+    started = time.perf_counter()
+    result = engine.run(_request(tiny_sd, 40), live=live, on_step=lambda s: time.sleep(0.02))
+    elapsed = time.perf_counter() - started
+    assert threads == {"live-preview"} and step_thread not in threads
+    assert 1 <= len(frames) <= elapsed * 4 + 1 < len(result.frames)
+    assert all(frame.preview is not None and frame.preview.size == (8, 8) for frame in frames)
+    assert [frame.step for frame in frames] == sorted({frame.step for frame in frames})
+
+
+def test_a_slow_consumer_gets_the_newest_step_not_a_backlog(engine, tiny_sd):
+    delivered = []
+
+    def slow(lane, snapshot):
+        time.sleep(0.15)
+        delivered.append(snapshot.step)
+
+    engine.run(_request(tiny_sd, 30), live=LivePreview(slow, fps=60), on_step=lambda s: time.sleep(0.01))
+    gaps = [b - a for a, b in zip(delivered, delivered[1:])]
+    assert delivered and max(gaps, default=2) > 1  # steps were skipped: the newest won
+
+
+def test_a_method_change_applies_from_the_next_frame(engine, tiny_sd):
+    sizes = []
+    live = LivePreview(lambda lane, snapshot: sizes.append(snapshot.preview.size), fps=50, method="latent")
+
+    def on_step(snapshot):
+        if snapshot.step == 10:
+            live.method = "vae"  # as the app's settings panel does, from another thread
+        time.sleep(0.03)
+
+    engine.run(_request(tiny_sd, 20), live=live, on_step=on_step)
+    assert sizes[0] == (8, 8) and sizes[-1] == (16, 16)
+    assert sizes == sorted(sizes)  # latent frames first, then full decodes only
+
+
+def test_records_are_copies_that_the_run_never_changes(engine, tiny_sd):
+    result = engine.run(_request(tiny_sd, 4))
+    first = result.frames[0].latents
+    assert first.of("x0").data_ptr() != result.frames[1].latents.of("x0").data_ptr()
+    again = engine.run(_request(tiny_sd, 4))
+    assert (again.frames[0].latents.of("noisy") == first.of("noisy")).all()
