@@ -64,11 +64,9 @@ def main() -> None:
             _grid(images[:24], 8, 2).save(args.figures / "demo-grid.png")
         if ddpm_images:
             _grid(ddpm_images[:20], 10, 4).save(args.figures / "demo-ddpm-grid.png")
-        snapshots = []
-        engine.run(GenerationRequest(prompt="a yellow triangle on a blue background", seed=3,
-                                     scheduler="Euler a", steps=12, preview_method="vae"),
-                   on_step=snapshots.append)
-        _grid([s.preview for s in snapshots], 12, 2).save(args.figures / "demo-steps.png")
+        steps = engine.run(GenerationRequest(prompt="a yellow triangle on a blue background", seed=3,
+                                             scheduler="Euler a", steps=12))
+        _grid([engine.full_image(s) for s in steps.frames], 12, 2).save(args.figures / "demo-steps.png")
 
 
 def _grid(images, columns: int, scale: int):

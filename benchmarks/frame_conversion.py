@@ -91,10 +91,10 @@ def _demo_previews(count: int, kind: str) -> list:
     engine, previews, seed = Engine(), [], 0
     while len(previews) < count:
         spec = all_specs()[seed * 7 % len(all_specs())]
-        # The full decode: 64x64 previews (the default latent map gives 16x16 ones).
-        engine.run(GenerationRequest(prompt=spec.caption, seed=seed, scheduler="Euler a", steps=30, preview=kind,
-                                     preview_method="vae"),
-                   on_step=lambda snapshot: previews.append(snapshot.preview.convert("RGB")))
+        # Full decodes: 64x64 frames, the size the live pane shows on the demo.
+        result = engine.run(GenerationRequest(prompt=spec.caption, seed=seed, scheduler="Euler a", steps=30,
+                                              preview=kind))
+        previews.extend(engine.full_image(snapshot).convert("RGB") for snapshot in result.frames)
         seed += 1
     return previews[:count]
 

@@ -251,3 +251,26 @@ def test_unet_export_writes_the_denoising_next_to_the_image(tiny_ddpm, tmp_path,
         assert animation.n_frames == 7  # six previews and the final image
     assert (image.with_suffix("") / "contact-sheet.png").exists()
     assert not list(image.with_suffix("").glob("step_*.png"))  # --export alone keeps no step PNGs
+
+
+def test_the_demo_names_the_words_it_does_not_know(tmp_path, capsys):
+    code = main(["generate", "a yellow triangle on a black background", "--steps", "2", "--seed", "1",
+                 "--outputs", str(tmp_path)])
+    assert code == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "does not know" in line]
+    assert len(notes) == 1 and "'black'" in notes[0] and "'yellow'" not in notes[0]
+    assert "colours red, green, blue, yellow, purple, white" in notes[0] and "circle, square, triangle" in notes[0]
+    assert "'a <colour> <shape> on a <colour> background'" in notes[0]
+
+
+def test_save_every_writes_full_size_decodes_whatever_the_live_preview_method(tmp_path):
+    from PIL import Image
+
+    code = main(["generate", "a red circle on a blue background", "--steps", "6", "--save-every", "3",
+                 "--seed", "2", "--preview-method", "latent", "--outputs", str(tmp_path)])
+    assert code == 0
+    image = next(p for p in tmp_path.rglob("*.png") if p.parent.name != p.stem and "step_" not in p.name)
+    steps = sorted(image.with_suffix("").iterdir())
+    assert [p.name for p in steps] == ["step_0003.png", "step_0006.png"]
+    with Image.open(steps[0]) as snapshot:
+        assert snapshot.size == (64, 64)  # the demo's full size, not its 16x16 latent

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue
-from diffusers_tui.engine import GenerationRequest, RunError, build_request
+from diffusers_tui.engine import GenerationRequest, RunError, build_request, prompt_note
 
 
 def request_of(args, settings, engine) -> GenerationRequest:
@@ -35,8 +35,12 @@ def run(args, settings) -> int:
     engine = engine_for(args)
     request = request_of(args, settings, engine)  # validate before the slow model load
     print(f"loading {request.model} ...", file=sys.stderr)
-    for note in engine.load(request.model).notes:
+    summary = engine.load(request.model)
+    for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
+    vocabulary_note = prompt_note(request.prompt, summary)
+    if vocabulary_note:
+        print(f"note: {vocabulary_note}", file=sys.stderr)
     bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)
     cancel = threading.Event()
 

@@ -24,6 +24,8 @@ from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, 
                                           check_whole, describe_range, parse_number, parse_size, parse_whole,
                                           random_seed)
 from diffusers_tui.engine.runtime import configure_threads, default_threads, quiet
+from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
+from diffusers_tui.engine.vocabulary import prompt_note
 from diffusers_tui.engine.sampling.registry import SchedulerEntry, SchedulerStatus, scheduler_names
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
+    "prompt_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported",
     # limits and parsing of typed values

@@ -48,7 +48,7 @@ class Engine:
             scheduler_class=type(loaded.scheduler).__name__, default_scheduler=entry.name if entry else None,
             statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
             preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
-            preview_note=loaded.decoders.fetch_note())
+            preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded))
 
     def loaded_model(self, model: str):
         """The engine's own LoadedModel for `model` (loading it if needed).
@@ -221,6 +221,17 @@ class Engine:
         from diffusers_tui.engine.files import reading
 
         return reading.recipe_from_png(path)
+
+
+def _vocabulary(loaded) -> dict:
+    """The built-in text-to-image demo's closed vocabulary, for the summary; nothing for other models."""
+    if loaded.source.kind != "demo" or loaded.mode == "unet":
+        return {}
+    from diffusers_tui.engine.demo import shapes
+
+    return {"vocabulary": (("colours", shapes.COLOURS), ("shapes", shapes.SHAPES),
+                           ("other words", ("a", "on", "background"))),
+            "prompt_pattern": "a <colour> <shape> on a <colour> background"}
 
 
 class _Progress:

@@ -266,3 +266,7 @@ class ModelSummary:
     preview_methods: tuple[str, ...] = ()
     preview_auto: str = "latent"
     preview_note: str = ""
+    #: A closed vocabulary (the demo's), as (group name, words) pairs, and the sentence it
+    #: was trained on; empty for a model that reads any text. See engine.vocabulary.
+    vocabulary: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    prompt_pattern: str = ""

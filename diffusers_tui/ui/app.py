@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, random_seed
-from diffusers_tui.ui import generation
+from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, prompt_note, random_seed
+from diffusers_tui.ui import generation, render
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
@@ -101,6 +101,7 @@ class DiffusersTuiApp(App):
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
         self.panel.apply_settings(self.settings)
+        self.log_line(render.colour_depth_note(self.console.color_system))
         keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
         if keys:
             self.set_keymap(keys)
@@ -253,6 +254,10 @@ class DiffusersTuiApp(App):
         fps = self.frame_rate()
         if request is None or fps is None:
             return
+        vocabulary_note = prompt_note(request.prompt, self.summary)
+        if vocabulary_note:
+            self.log_line(f"note: {vocabulary_note}")
+            self.notify(vocabulary_note, title="Words the model does not know", severity="warning", timeout=10)
         if self.running:
             self._stop_run()
             self.log_line("cancelled the running generation to start the new one")

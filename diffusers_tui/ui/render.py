@@ -49,15 +49,76 @@ def _colour_table(packed: np.ndarray) -> dict[int, Color]:
     return table
 
 
+#: xterm's 256-colour palette from 16 up (the 6x6x6 cube, then the grey ramp); 0-15
+#: are left out: every terminal theme sets those sixteen differently.
+_CUBE_LEVELS = (0, 95, 135, 175, 215, 255)
+XTERM_PALETTE = [(r, g, b) for r in _CUBE_LEVELS for g in _CUBE_LEVELS for b in _CUBE_LEVELS] + [
+    (8 + 10 * i,) * 3 for i in range(24)]
+_FIRST_XTERM_INDEX = 16
+_EIGHT_BIT: dict[int, Color] = {}
+
+
+def _palette_image() -> Image.Image:
+    palette = Image.new("P", (1, 1))
+    flat = [value for rgb in XTERM_PALETTE for value in rgb]
+    palette.putpalette(flat + flat[-3:] * (256 - len(XTERM_PALETTE)))  # padding repeats the last grey
+    return palette
+
+
+_PALETTE_IMAGE = _palette_image()
+
+
+def dither_to_xterm(image: Image.Image) -> np.ndarray:
+    """xterm colour numbers (16-255) for every pixel, Floyd-Steinberg dithered.
+
+    Left to the terminal library, a 256-colour terminal gets each cell's nearest palette
+    colour, and a smooth blue or red turns into blotches of one wrong colour; spreading
+    each cell's error onto its neighbours keeps the colour of a region right on average.
+    """
+    indices = np.asarray(image.convert("RGB").quantize(palette=_PALETTE_IMAGE, dither=Image.Dither.FLOYDSTEINBERG))
+    return np.minimum(indices.astype(np.uint32), len(XTERM_PALETTE) - 1) + _FIRST_XTERM_INDEX
+
+
+def _eight_bit_table(packed: np.ndarray) -> dict[int, Color]:
+    for number in np.unique(packed).tolist():
+        if number not in _EIGHT_BIT:
+            _EIGHT_BIT[number] = Color(f"color({number})", ColorType.EIGHT_BIT, number=number)
+    return _EIGHT_BIT
+
+
+#: The terminal's colour depth: "truecolor", or "256" for frames dithered to xterm's
+#: palette. One per process: the app sets it at start from what the terminal offers.
+COLOUR_DEPTH = "truecolor"
+
+
+def use_colour_depth(color_system: str | None) -> str:
+    """Render for the terminal's colour system (Rich's name for it); returns the depth used."""
+    global COLOUR_DEPTH
+    COLOUR_DEPTH = "truecolor" if color_system in ("truecolor", None) else "256"
+    return COLOUR_DEPTH
+
+
+def colour_depth_note(color_system: str | None) -> str:
+    """What the log says about the colours the terminal was found to have."""
+    if use_colour_depth(color_system) == "truecolor":
+        return f"colours: 24-bit ({color_system or 'no terminal'})"
+    return (f"colours: {color_system} colours detected; frames are dithered to xterm's 256-colour palette. "
+            "For 24-bit colour, set COLORTERM=truecolor before starting, or in tmux add "
+            "`set -as terminal-features ',*:RGB'` to ~/.tmux.conf (and restart tmux)")
+
+
 class FastHalfcellRenderer(Renderer):
     """A rich-pixels Renderer: cached colours, one segment per run of equal cells."""
 
-    def rows(self, image: Image.Image) -> list[list[Segment]]:
+    def rows(self, image: Image.Image, depth: str = "truecolor") -> list[list[Segment]]:
         """The segments of each cell row (two pixel rows), without line breaks."""
-        pixels = np.asarray(image.convert("RGB"), dtype=np.uint32)
-        if pixels.shape[0] % 2:
-            pixels = np.concatenate([pixels, pixels[-1:]], axis=0)
-        packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+        if depth == "256":
+            packed = dither_to_xterm(image)
+        else:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.uint32)
+            packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+        if packed.shape[0] % 2:
+            packed = np.concatenate([packed, packed[-1:]], axis=0)
         upper, lower = packed[0::2], packed[1::2]  # one cell row = two pixel rows
         height, width = upper.shape
         # A segment starts at each row's first cell and wherever a cell differs from its
@@ -68,7 +129,7 @@ class FastHalfcellRenderer(Renderer):
         row_of, column = np.nonzero(starts)
         flat = row_of * width + column
         lengths = np.diff(np.append(flat, height * width))
-        colour = _colour_table(packed)
+        colour = _eight_bit_table(packed) if depth == "256" else _colour_table(packed)
         from_color = Style.from_color
         segments = list(map(_new_segment, [
             (LOWER_HALF * length, from_color(colour[low], colour[up]), None)
@@ -108,4 +169,4 @@ def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
     fitted = image if size == image.size else image.resize(size, method)
-    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted)]
+    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted, COLOUR_DEPTH)]

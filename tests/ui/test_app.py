@@ -330,3 +330,32 @@ async def test_nan_latents_stop_the_run_and_the_last_good_preview_stays(make_app
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
         assert app.result.stopped is None and app.result.image is not None
+
+
+async def test_the_demo_says_which_words_it_does_not_know(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        prompt = app.query_one("#prompt", TextArea)
+        assert "colours red, green, blue, yellow, purple, white" in str(prompt.tooltip)
+        prompt.text = "a yellow triangle on a black background"
+        await _generate(pilot, app, 2)
+        await _finished(pilot, app)
+        notes = [n for n in app._notifications if "does not know" in n.message]
+        assert len(notes) == 1 and "'black'" in notes[0].message and "shapes circle, square, triangle" in notes[0].message
+        assert any("does not know the word 'black'" in line for line in app.log_lines)
+
+
+async def test_a_preview_method_change_reaches_the_running_generation(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        assert app.summary.preview_auto == "taesd"
+        app.query_one("#preview-method").value = "latent"
+        await _generate(pilot, app, 200)
+        await _first_step(pilot, app)
+        app.query_one("#preview-method").value = "vae"
+        await pilot.pause()
+        assert app._live.method == "vae"
+        await pilot.press("escape")
+        await _finished(pilot, app)

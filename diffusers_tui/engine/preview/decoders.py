@@ -8,6 +8,7 @@ load, fits FRAME_BUDGET_MS. A pixel-space model needs none: its sample is the pi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -63,6 +64,7 @@ class Decoders:
         self.costs: dict[str, float] = {}
         self._lock = threading.Lock()
         self._cache: OrderedDict = OrderedDict()
+        self._stream = None
         self.notes: list[str] = []
 
     # ----- which method -----
@@ -154,12 +156,23 @@ class Decoders:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key][1]
-        image = tensor_to_image(self.tensor(record.of(kind), method))
+        with self._side_stream():
+            image = tensor_to_image(self.tensor(record.of(kind), method))
         with self._lock:
             self._cache[key] = (record, image)  # the record is kept too, so its id is not reused
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return image
+
+    def _side_stream(self):
+        """On CUDA, a stream of the decoders' own (as ComfyUI decodes), so a decode and the
+        picture's copy back wait for each other only, not for the run's queued steps."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        with self._lock:
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(self.device)
+        return torch.cuda.stream(self._stream)
 
     def full(self, record, kind: str):
         """The full-resolution picture of a recorded step: what snapshots and exports save."""

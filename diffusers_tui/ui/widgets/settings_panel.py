@@ -12,7 +12,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, 
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
-                                  build_comparison, build_request, describe_range, parse_number, parse_size,
+                                  build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
                                   parse_whole, random_seed, scheduler_names)
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
@@ -132,6 +132,8 @@ class SettingsPanel(VerticalScroll):
         self.set_schedulers(summary.statuses, scheduler or summary.default_scheduler or self.scheduler)
         width, height = summary.native_size
         self.query_one("#mode", Label).update(f"mode: {summary.mode} · native size {width}x{height}")
+        known = describe_vocabulary(summary)
+        self.query_one("#prompt", TextArea).tooltip = f"what to draw: {known}" if known else "what to draw"
 
     def show_load_failed(self) -> None:
         self._stop_loading_clock()

@@ -1,0 +1,60 @@
+"""256-colour terminals: frames dithered to xterm's palette beat the terminal library's cell-by-cell quantising."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from rich.color import Color, ColorSystem
+from scipy.ndimage import uniform_filter
+
+from diffusers_tui.engine import GenerationRequest
+from diffusers_tui.ui import render
+
+
+def _gradient() -> Image.Image:
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None]
+    pixels[..., 2] = np.linspace(255, 0, 64, dtype=np.uint8)[:, None]
+    pixels[..., 1] = 60
+    return Image.fromarray(pixels)
+
+
+def _quantised(image) -> np.ndarray:
+    """What Rich sends a 256-colour terminal for each truecolor cell, as RGB."""
+    rgb = np.asarray(image, dtype=np.int64)
+    return np.array([[Color.from_rgb(*pixel).downgrade(ColorSystem.EIGHT_BIT).get_truecolor() for pixel in row]
+                     for row in rgb])
+
+
+def _dithered(image) -> np.ndarray:
+    return np.array(render.XTERM_PALETTE)[render.dither_to_xterm(image) - 16]
+
+
+def _seen_error(shown, image) -> float:
+    """Mean error of 3x3 neighbourhoods: the eye averages cells this small."""
+    true = np.asarray(image, dtype=float)
+    return float(np.abs(uniform_filter(shown.astype(float), (3, 3, 1)) - uniform_filter(true, (3, 3, 1))).mean())
+
+
+@pytest.fixture(scope="module")
+def demo_image(request):
+    engine = request.getfixturevalue("engine")
+    return engine.run(GenerationRequest(prompt="a red circle on a blue background", seed=3, steps=12,
+                                        preview_method="none")).image
+
+
+@pytest.mark.parametrize("which", ["gradient", "demo"])
+def test_dithered_cells_are_closer_to_the_picture_than_quantised_ones(which, demo_image):
+    image = _gradient() if which == "gradient" else demo_image.convert("RGB")
+    dithered, quantised = _seen_error(_dithered(image), image), _seen_error(_quantised(image), image)
+    assert dithered < quantised / 2, (dithered, quantised)
+
+
+def test_a_256_colour_terminal_gets_palette_numbers_and_the_log_says_how_to_get_24_bit():
+    try:
+        assert "COLORTERM=truecolor" in render.colour_depth_note("256") and render.COLOUR_DEPTH == "256"
+        strips = render.render_strips(_gradient(), (64, 32))
+        colours = {segment.style.color for strip in strips for segment in strip}
+        assert colours and all(colour.number is not None and 16 <= colour.number <= 255 for colour in colours)
+    finally:
+        render.use_colour_depth("truecolor")
+    assert render.colour_depth_note("truecolor").startswith("colours: 24-bit")
