@@ -101,7 +101,8 @@ class DiffusersTuiApp(App):
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
         self.panel.apply_settings(self.settings)
-        self.log_line(render.colour_depth_note(self.console.color_system))
+        for line in render.colour_depth_note(self.console.color_system):
+            self.log_line(line)
         keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
         if keys:
             self.set_keymap(keys)

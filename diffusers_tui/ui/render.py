@@ -98,13 +98,13 @@ def use_colour_depth(color_system: str | None) -> str:
     return COLOUR_DEPTH
 
 
-def colour_depth_note(color_system: str | None) -> str:
-    """What the log says about the colours the terminal was found to have."""
+def colour_depth_note(color_system: str | None) -> list[str]:
+    """What the log says about the colours the terminal was found to have (short lines: the log does not wrap)."""
     if use_colour_depth(color_system) == "truecolor":
-        return f"colours: 24-bit ({color_system or 'no terminal'})"
-    return (f"colours: {color_system} colours detected; frames are dithered to xterm's 256-colour palette. "
-            "For 24-bit colour, set COLORTERM=truecolor before starting, or in tmux add "
-            "`set -as terminal-features ',*:RGB'` to ~/.tmux.conf (and restart tmux)")
+        return [f"colours: 24-bit ({color_system or 'no terminal'})"]
+    return [f"colours: {color_system} detected; frames are dithered to xterm's 256-colour palette",
+            "  for 24-bit colour: start it with COLORTERM=truecolor set; inside tmux, also",
+            "  add set -as terminal-features ',*:RGB' to ~/.tmux.conf (then restart tmux)"]
 
 
 class FastHalfcellRenderer(Renderer):

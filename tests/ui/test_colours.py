@@ -51,10 +51,10 @@ def test_dithered_cells_are_closer_to_the_picture_than_quantised_ones(which, dem
 
 def test_a_256_colour_terminal_gets_palette_numbers_and_the_log_says_how_to_get_24_bit():
     try:
-        assert "COLORTERM=truecolor" in render.colour_depth_note("256") and render.COLOUR_DEPTH == "256"
+        assert "COLORTERM=truecolor" in " ".join(render.colour_depth_note("256")) and render.COLOUR_DEPTH == "256"
         strips = render.render_strips(_gradient(), (64, 32))
         colours = {segment.style.color for strip in strips for segment in strip}
         assert colours and all(colour.number is not None and 16 <= colour.number <= 255 for colour in colours)
     finally:
         render.use_colour_depth("truecolor")
-    assert render.colour_depth_note("truecolor").startswith("colours: 24-bit")
+    assert render.colour_depth_note("truecolor") == ["colours: 24-bit (truecolor)"]

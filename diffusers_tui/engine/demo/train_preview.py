@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 from diffusers_tui.engine.demo.shapes import all_specs, draw_batch
 
-#: Decoder size: 16x16 latents up to 64x64 pixels in two doublings. About 0.1 M weights,
-#: 6 ms a frame on one CPU thread (the demo VAE's decoder: 20 ms).
-CHANNELS = (32, 32, 32)
-DECODER_BLOCKS = (1, 1, 1)
+#: Decoder size: 16x16 latents up to 64x64 pixels in two doublings. 40 k weights, about
+#: 2.3 ms a frame on one CPU thread (the demo VAE's decoder: 20 ms). Twice the channels
+#: scored 0.2 dB lower on the held-out latents at 2x the cost.
+CHANNELS = (16, 16, 16)
+DECODER_BLOCKS = (2, 2, 1)
 ENCODER_BLOCKS = (1, 1, 1)
 #: What share of the inputs are denoised estimates, clean latents, and noisy samples.
 MIX = {"x0": 0.6, "clean": 0.2, "noisy": 0.2}
