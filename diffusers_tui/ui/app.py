@@ -101,6 +101,8 @@ class DiffusersTuiApp(App):
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
         self.panel.apply_settings(self.settings)
+        #: "truecolor", or "256": frames dithered to xterm's palette (see ui.render).
+        self.colour_depth = render.colour_depth_for(self.console.color_system)
         for line in render.colour_depth_note(self.console.color_system):
             self.log_line(line)
         keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
@@ -272,8 +274,8 @@ class DiffusersTuiApp(App):
                            f"{request.steps} steps, seed {request.seed}")
         # The event exists before the thread does: an escape pressed at once cancels this run.
         self._cancel_event = threading.Event()
-        self._live = generation.live_preview(self.run_id, fps, self._pane_cells, request.preview_method,
-                                             self.post_message)
+        self._live = generation.live_preview(self.run_id, fps, self._pane_cells, self.colour_depth,
+                                             request.preview_method, self.post_message)
         self.generate(request, self.run_id, fps, self._cancel_event, self._pane_cells, self._live)
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
 
@@ -307,7 +309,8 @@ class DiffusersTuiApp(App):
     def generate(self, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
                  cells: tuple[int, int], live=None) -> None:
         """The one generation worker (see ui.generation): it only posts messages."""
-        generation.generate(self.engine, request, run_id, fps, cancel, cells, self.post_message, live)
+        generation.generate(self.engine, request, run_id, fps, cancel, cells, self.post_message, live,
+                            self.colour_depth)
 
     @on(Select.Changed, "#preview-method")
     def preview_method_changed(self, event: Select.Changed) -> None:

@@ -21,17 +21,18 @@ from diffusers_tui.ui.messages import RunFailed, RunFinished, StepRendered
 from diffusers_tui.ui.render import render_strips
 
 
-def live_preview(run_id: int, fps: int, cells: tuple[int, int], method: str | None,
+def live_preview(run_id: int, fps: int, cells: tuple[int, int], depth: str, method: str | None,
                  post: Callable[[object], object]) -> LivePreview:
     """The run's live frames: decoded by the engine's thread, converted to cells and posted from it."""
     def on_frame(lane: int, snapshot) -> None:
-        post(StepRendered(run_id, snapshot, render_strips(snapshot.preview, cells)))
+        post(StepRendered(run_id, snapshot, render_strips(snapshot.preview, cells, depth)))
 
     return LivePreview(on_frame, fps=fps, method=method)
 
 
 def generate(engine: Engine, request: GenerationRequest, run_id: int, fps: int, cancel: threading.Event,
-             cells: tuple[int, int], post: Callable[[object], object], live: LivePreview | None = None) -> None:
+             cells: tuple[int, int], post: Callable[[object], object], live: LivePreview | None = None,
+             depth: str = "truecolor") -> None:
     """Run `request` on `engine` in this (worker) thread, posting StepRendered, then RunFinished or RunFailed."""
     worker = get_current_worker()
     last_drawn = [0.0]
@@ -48,7 +49,7 @@ def generate(engine: Engine, request: GenerationRequest, run_id: int, fps: int, 
 
         result = engine.run(request, on_step, cancel, live=live)
         image = result.shown_image
-        post(RunFinished(run_id, result, render_strips(image, cells) if image is not None else None))
+        post(RunFinished(run_id, result, render_strips(image, cells, depth) if image is not None else None))
     except BaseException as error:  # noqa: BLE001 - the thread always reports back, whatever happened
         message, field = describe_failure(error)
         post(RunFailed(run_id, message, field))

@@ -86,21 +86,14 @@ def _eight_bit_table(packed: np.ndarray) -> dict[int, Color]:
     return _EIGHT_BIT
 
 
-#: The terminal's colour depth: "truecolor", or "256" for frames dithered to xterm's
-#: palette. One per process: the app sets it at start from what the terminal offers.
-COLOUR_DEPTH = "truecolor"
-
-
-def use_colour_depth(color_system: str | None) -> str:
-    """Render for the terminal's colour system (Rich's name for it); returns the depth used."""
-    global COLOUR_DEPTH
-    COLOUR_DEPTH = "truecolor" if color_system in ("truecolor", None) else "256"
-    return COLOUR_DEPTH
+def colour_depth_for(color_system: str | None) -> str:
+    """The depth frames are rendered at for Rich's colour system: "truecolor", or "256" (dithered)."""
+    return "truecolor" if color_system in ("truecolor", None) else "256"
 
 
 def colour_depth_note(color_system: str | None) -> list[str]:
     """What the log says about the colours the terminal was found to have (short lines: the log does not wrap)."""
-    if use_colour_depth(color_system) == "truecolor":
+    if colour_depth_for(color_system) == "truecolor":
         return [f"colours: 24-bit ({color_system or 'no terminal'})"]
     return [f"colours: {color_system} detected; frames are dithered to xterm's 256-colour palette",
             "  for 24-bit colour: start it with COLORTERM=truecolor set; inside tmux, also",
@@ -162,11 +155,11 @@ def fit_pixels(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int
 _RENDERER = FastHalfcellRenderer()
 
 
-def render_strips(image: Image.Image, cells: tuple[int, int]) -> list[Strip]:
+def render_strips(image: Image.Image, cells: tuple[int, int], depth: str = "truecolor") -> list[Strip]:
     """Terminal pixels for `image`, fitted to `cells` (columns, rows), as ready-made Textual
-    lines: the UI thread only places them."""
+    lines: the UI thread only places them. `depth` "256" dithers to xterm's palette."""
     size = fit_pixels(image.size, cells)
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
     fitted = image if size == image.size else image.resize(size, method)
-    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted, COLOUR_DEPTH)]
+    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted, depth)]

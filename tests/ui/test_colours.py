@@ -50,11 +50,25 @@ def test_dithered_cells_are_closer_to_the_picture_than_quantised_ones(which, dem
 
 
 def test_a_256_colour_terminal_gets_palette_numbers_and_the_log_says_how_to_get_24_bit():
-    try:
-        assert "COLORTERM=truecolor" in " ".join(render.colour_depth_note("256")) and render.COLOUR_DEPTH == "256"
-        strips = render.render_strips(_gradient(), (64, 32))
-        colours = {segment.style.color for strip in strips for segment in strip}
-        assert colours and all(colour.number is not None and 16 <= colour.number <= 255 for colour in colours)
-    finally:
-        render.use_colour_depth("truecolor")
+    assert render.colour_depth_for("256") == render.colour_depth_for("standard") == "256"
+    assert "COLORTERM=truecolor" in " ".join(render.colour_depth_note("256"))
+    strips = render.render_strips(_gradient(), (64, 32), "256")
+    colours = {segment.style.color for strip in strips for segment in strip}
+    assert colours and all(colour.number is not None and 16 <= colour.number <= 255 for colour in colours)
     assert render.colour_depth_note("truecolor") == ["colours: 24-bit (truecolor)"]
+
+
+async def test_the_app_renders_at_the_depth_its_terminal_has(make_app):
+    from tests.waiting import model_loaded, run_finished
+
+    app = make_app("demo")  # Textual's test terminal reports "standard" colours: frames are dithered
+    async with app.run_test(size=(120, 40)) as pilot:
+        await model_loaded(pilot, app)
+        depth = app.colour_depth
+        assert depth == render.colour_depth_for(app.console.color_system)
+        assert any(line.startswith("colours: ") for line in app.log_lines)
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        colours = {segment.style.color for strip in app.query_one("#pane").strips for segment in strip}
+        eight_bit = {colour.number is not None for colour in colours}
+        assert eight_bit == ({True} if depth == "256" else {False})

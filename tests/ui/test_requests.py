@@ -8,7 +8,8 @@ from tests.ui.test_app import SIZE
 from tests.waiting import model_loaded, run_finished
 
 
-async def test_a_setting_without_a_field_reaches_the_apps_request(tmp_path, engine_for):
+async def test_settings_reach_the_apps_request_through_the_fields_they_fill(tmp_path, engine_for):
+    # preview_method has its own field now (the settings panel's "Preview method"): the config fills it.
     config = tmp_path / "config.toml"
     config.write_text('preview_method = "vae"\nsteps = 6\n')
     settings = settings_module.load({}, environ={}, path=config)

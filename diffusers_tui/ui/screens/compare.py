@@ -125,6 +125,7 @@ class CompareScreen(Screen):
     def race(self, cancel: threading.Event, cells: tuple[int, int]) -> None:
         """The screen's one worker: runs the comparison through the engine and only posts messages."""
         worker = get_current_worker()
+        depth = self.app.colour_depth
         lanes = len(self.labels)
         min_gap = lanes / self.fps
         last_drawn = [0.0] * lanes
@@ -139,13 +140,13 @@ class CompareScreen(Screen):
             self.post_message(LaneFrame(index, snapshot, None))
 
         def on_frame(index: int, snapshot) -> None:  # in the engine's preview thread; lanes share the cap
-            self.post_message(LaneFrame(index, snapshot, render_strips(snapshot.preview, cells)))
+            self.post_message(LaneFrame(index, snapshot, render_strips(snapshot.preview, cells, depth)))
 
         try:
             live = LivePreview(on_frame, fps=self.fps)
             result = self.engine.compare(self.request, on_lane_step, cancel, live=live)
             finals = [lane.result.shown_image for lane in self._all_lanes(result)]
-            pixels = [render_strips(image, cells) if image is not None else None for image in finals]
+            pixels = [render_strips(image, cells, depth) if image is not None else None for image in finals]
             self.post_message(ComparisonDone(result, pixels))
         except BaseException as error:  # the thread always reports back
             self.post_message(ComparisonFailed(describe_failure(error)[0]))
@@ -303,7 +304,8 @@ class CompareScreen(Screen):
         frames = []
         for index, image, caption in jobs:
             image = image() if callable(image) else image
-            pixels = render_strips(image, single_cells if index < 0 else cells) if image is not None else None
+            pixels = (render_strips(image, single_cells if index < 0 else cells, self.app.colour_depth)
+                      if image is not None else None)
             frames.append((index, pixels, caption))
         self.post_message(PanesRendered(frames))
 

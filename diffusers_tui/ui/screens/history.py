@@ -79,7 +79,7 @@ class HistoryScreen(Screen[object]):
             with Image.open(entry.path) as image:
                 picture = image.convert("RGB")
             caption = f"{entry.path.name} · {entry.model or ''}"
-            self.post_message(FrameReady(render_strips(picture, cells), caption))
+            self.post_message(FrameReady(render_strips(picture, cells, self.app.colour_depth), caption))
         except OSError as error:
             self.post_message(FrameReady(None, f"cannot show {entry.path.name}: {error.strerror or error}"))
 

@@ -98,7 +98,7 @@ class MainScreen(Screen):
         """Show `image` (or what a callable of none returns, made in this thread) in the pane."""
         if callable(image):
             image = image()
-        self.post_message(FrameReady(render_strips(image, cells), caption))
+        self.post_message(FrameReady(render_strips(image, cells, self.app.colour_depth), caption))
 
     # ----- the finished image through kitty/sixel where the terminal has them -----
     def show_final_graphics(self, image, caption: str) -> bool:
