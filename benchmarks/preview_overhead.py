@@ -52,6 +52,9 @@ def main() -> None:
 
     fps = SETTINGS["fps"].default
     summary = engine.load(args.model)
+    process = loaded.decoders.process
+    if process is not None:  # the TAESD decoder's own process: timed once it is up, as in a session
+        print(f"decoder process ready: {process.wait_until_started(60)}")
 
     def request(method: str) -> GenerationRequest:
         return GenerationRequest(prompt=prompt, model=args.model, scheduler=args.scheduler, steps=args.steps,

@@ -61,3 +61,22 @@ def test_records_are_copies_that_the_run_never_changes(engine, tiny_sd):
     assert first.of("x0").data_ptr() != result.frames[1].latents.of("x0").data_ptr()
     again = engine.run(_request(tiny_sd, 4))
     assert (again.frames[0].latents.of("noisy") == first.of("noisy")).all()
+
+
+def test_on_the_cpu_taesd_frames_come_from_the_decoders_own_process_and_match():
+    import numpy as np
+
+    from diffusers_tui.engine import Engine
+
+    engine = Engine()
+    decoders = engine.loaded_model("demo").decoders
+    process = decoders.process
+    assert process is not None and process.wait_until_started(120)
+    result = engine.run(GenerationRequest(prompt="a red circle on a blue background", steps=6, seed=4))
+    there = np.asarray(engine.preview(result.frames[2], "taesd"), dtype=int)
+    decoders._cache.clear()
+    decoders.process = None  # the same frame decoded in this process
+    here = np.asarray(engine.preview(result.frames[2], "taesd"), dtype=int)
+    assert there.shape == (64, 64, 3) and np.abs(there - here).max() <= 1
+    process.close()
+    assert process._process.poll() is not None  # the child has gone

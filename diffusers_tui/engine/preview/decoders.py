@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 import threading
 import time
 from collections import OrderedDict
@@ -65,6 +66,8 @@ class Decoders:
         self._lock = threading.Lock()
         self._cache: OrderedDict = OrderedDict()
         self._stream = None
+        #: On the CPU, the TAESD decoder's own process (preview.worker), once started.
+        self.process = None
         self.notes: list[str] = []
 
     # ----- which method -----
@@ -156,13 +159,25 @@ class Decoders:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key][1]
-        with self._side_stream():
-            image = tensor_to_image(self.tensor(record.of(kind), method))
+        pixels = self._decoded_elsewhere(record.of(kind), method)
+        if pixels is not None:
+            from PIL import Image
+
+            image = Image.fromarray(pixels)
+        else:
+            with self._side_stream():
+                image = tensor_to_image(self.tensor(record.of(kind), method))
         with self._lock:
             self._cache[key] = (record, image)  # the record is kept too, so its id is not reused
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return image
+
+    def _decoded_elsewhere(self, latent: torch.Tensor, method: str):
+        """Pixels from the decoder process (see preview.worker), or None to decode here."""
+        if method != "taesd" or self.process is None or not self.process.ready:
+            return None
+        return self.process.decode(latent)
 
     def _side_stream(self):
         """On CUDA, a stream of the decoders' own (as ComfyUI decodes), so a decode and the
@@ -201,6 +216,11 @@ def decoders_for(loaded, taesd_folder: str | None = None) -> Decoders:
                 tiny = None
     decoders = Decoders(family=family, device=loaded.device, vae=vae, tiny=tiny,
                         latent_map=latent_maps.published_map(family), fit_size=loaded.native_size)
+    if tiny is not None and loaded.device.type == "cpu":
+        from diffusers_tui.engine.preview.worker import DecoderProcess
+
+        decoders.process = DecoderProcess(folder)
+        weakref.finalize(decoders, decoders.process.close)  # the child goes with the model's decoders
     scale = loaded.pipeline.vae_scale_factor
     width, height = loaded.native_size
     decoders.choose_auto((vae.config.latent_channels, height // scale, width // scale))
