@@ -31,6 +31,7 @@ class LivePreview:
         self._pending: dict[int, object] = {}
         self._wake = threading.Condition()
         self._closing = False
+        self._idle = False
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._request_method: str | None = None
@@ -44,7 +45,10 @@ class LivePreview:
         """The step loop's side: keep `snapshot` as the lane's newest; returns at once."""
         with self._wake:
             self._pending[lane] = snapshot
-            self._wake.notify()
+            # Woken only when idle: waiting for its next frame time, it takes the newest then
+            # anyway, and waking it every step costs the step loop the interpreter lock.
+            if self._idle:
+                self._wake.notify()
 
     def finish(self) -> None:
         """Stop, dropping what is still waiting, once the frame being decoded is delivered.
@@ -70,7 +74,9 @@ class LivePreview:
                     wait = next_due - time.perf_counter()
                     if self._pending and wait <= 0:
                         break
+                    self._idle = not self._pending
                     self._wake.wait(wait if self._pending else None)
+                    self._idle = False
                 lane = next(iter(self._pending))  # the lane that has waited longest
                 snapshot = self._pending.pop(lane)
             next_due = time.perf_counter() + interval
