@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 import threading
 import time
+import weakref
 from collections import OrderedDict
 
 import torch
@@ -56,7 +56,8 @@ def _timed_ms(decode, latent: torch.Tensor, device) -> float:
 class Decoders:
     """Turns a model's recorded latents into pictures by each method; safe to use from any thread."""
 
-    def __init__(self, *, family: str, device, vae=None, tiny=None, latent_map=None, fit_size=None):
+    def __init__(self, *, family: str, device, vae=None, tiny=None, latent_map=None, fit_size=None,
+                 notes: list[str] | None = None):
         self.family = family
         self.device = device
         self.vae = vae
@@ -72,7 +73,8 @@ class Decoders:
         self._stream = None
         #: On the CPU, the TAESD decoder's own process (preview.worker), once started.
         self.process = None
-        self.notes: list[str] = []
+        #: What choosing and fitting found worth saying: the loaded model's own notes list.
+        self.notes: list[str] = notes if notes is not None else []
 
     # ----- which method -----
     @property
@@ -219,7 +221,8 @@ def decoders_for(loaded, taesd_folder: str | None = None) -> Decoders:
                                     f"latents, this model makes {vae.config.latent_channels}: not used")
                 tiny = None
     decoders = Decoders(family=family, device=loaded.device, vae=vae, tiny=tiny,
-                        latent_map=latent_maps.published_map(family), fit_size=loaded.native_size)
+                        latent_map=latent_maps.published_map(family), fit_size=loaded.native_size,
+                        notes=loaded.notes)
     if tiny is not None and loaded.device.type == "cpu":
         from diffusers_tui.engine.preview.worker import DecoderProcess
 
@@ -229,6 +232,4 @@ def decoders_for(loaded, taesd_folder: str | None = None) -> Decoders:
     width, height = loaded.native_size
     decoders.choose_auto((vae.config.latent_channels, height // scale, width // scale))
     loaded.family = family
-    loaded.notes.extend(decoders.notes)
-    decoders.notes = loaded.notes  # a later fit (latent method asked for) adds to the same notes
     return decoders

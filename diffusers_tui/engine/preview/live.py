@@ -27,7 +27,6 @@ class LivePreview:
         self.on_frame = on_frame
         self.fps = float(fps)
         self.method = method
-        self.frames_delivered = 0
         self._pending: dict[int, object] = {}
         self._wake = threading.Condition()
         self._closing = False
@@ -84,7 +83,6 @@ class LivePreview:
                 record = snapshot.latents
                 image = record.decoders.image(record, snapshot.preview_kind, self.method or self._request_method)
                 self.on_frame(lane, dataclasses.replace(snapshot, preview=image))
-                self.frames_delivered += 1
             except BaseException as error:  # noqa: BLE001 - reported to the run by finish()
                 self._failure = error
                 with self._wake:
