@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from diffusers_tui.engine import GenerationRequest, LoadOptions, RequestError, check_whole, parse_size, parse_whole
+from diffusers_tui.engine import (GenerationRequest, LoadOptions, RequestError, check_whole, max_threads, parse_size,
+                                  UserFacingError, parse_whole, read_bounded, shown)
 
 ENV_PREFIX = "DIFFUSERS_TUI_"
 GRAPHICS = ("auto", "halfblock", "kitty", "sixel")
@@ -125,7 +126,8 @@ SETTINGS: dict[str, Setting] = {
     "taesd_folder": Setting("", _optional_path("taesd_folder")),  # TAESD folder, or one of them by repo name
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel
-    "threads": Setting(None, _whole("threads", 1, None)),  # torch CPU threads; empty for all cores but one
+    "threads": Setting(None, _whole("threads", 1, max_threads())),  # torch CPU threads; empty for all cores but one
+    "connections": Setting(2, _whole("connections", 1, 64)),  # serve: browser sessions at once
     "keys": Setting({}, _keys),  # key bindings by binding id, e.g. generate = "ctrl+g,f10"
 }
 
@@ -204,16 +206,27 @@ def _apply(settings: Settings, name: str, value: Any, from_text: bool, source: s
         settings.warnings.append(f"{source}: {error}; using {_shown(settings.values[name])} instead")
 
 
+#: A config file is a few hundred bytes; a bigger one is not a config (a device, a log).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_file(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return {}, ""
-    except (OSError, UnicodeDecodeError) as error:
-        warnings.append(f"cannot read {path}: {error}; using the defaults")
+    try:
+        text = read_bounded(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
+    except UserFacingError as error:
+        warnings.append(f"{error}; using the defaults")
+        return {}, ""
+    except UnicodeDecodeError as error:
+        warnings.append(f"cannot read {shown(path)}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                        "using the defaults")
         return {}, ""
     try:
         return tomllib.loads(text), text
+    except RecursionError:
+        warnings.append(f"{shown(path)} nests tables or arrays too deeply to read; using the defaults")
+        return {}, text
     except tomllib.TOMLDecodeError as error:
         where = str(error)
         if "end of document" in where:
@@ -238,11 +251,9 @@ def save(values: Mapping[str, Any], path: Path | None = None) -> Path:
     path = path or config_path()
     current: dict[str, Any] = {}
     try:
-        current = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        pass  # a broken file is replaced by a good one; the message about it was shown at start
+        current = tomllib.loads(read_bounded(path, MAX_CONFIG_BYTES, "config file").decode("utf-8"))
+    except (UserFacingError, ValueError, RecursionError):
+        pass  # missing, or broken and replaced by a good one; the message about it was shown at start
     for name, value in values.items():
         checked = SETTINGS[name].check(value, False)
         if checked is None:

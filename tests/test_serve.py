@@ -28,7 +28,7 @@ def test_only_loopback_addresses_serve_without_a_warning(host, warned):
     warning = serve_command.warning_for(host, 8000)
     assert (warning is not None) == warned
     if warned:
-        assert "anyone who can reach this port" in warning and "ssh -L 8000:127.0.0.1:8000" in warning
+        assert "take the token" in warning and "ssh -L 8000:127.0.0.1:8000" in warning
 
 
 def test_each_session_runs_the_app_with_the_options_given():
@@ -40,47 +40,124 @@ def test_each_session_runs_the_app_with_the_options_given():
     assert command.endswith("--allow-pickle --models-dir /models")
 
 
-@pytest.mark.slow
-def test_a_browser_session_gets_the_app(tmp_path):
-    """The real server on a free port: a websocket session starts the app and receives its screen."""
-    from aiohttp import ClientSession
-
+def _start_server(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1"}
     # Its own process group: the app each session starts goes down with the server.
     server = subprocess.Popen([sys.executable, "-m", "diffusers_tui", "--outputs", str(tmp_path), "serve",
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                              start_new_session=True)
+                               "--port", str(port), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, start_new_session=True)
+    return server, port
+
+
+def _stop(server: subprocess.Popen) -> str:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:  # a session still closing: no need to wait for it
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+    return server.stderr.read().decode(errors="replace") + server.stdout.read().decode(errors="replace")
+
+
+async def _token_once_up(client, server: subprocess.Popen, port: int) -> str:
+    """Wait until the server answers, then read the token from the address it printed."""
+    for _ in range(200):
+        try:
+            await client.get(f"http://127.0.0.1:{port}/static/js/textual.js")
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    line = server.stderr.readline().decode()
+    while "token=" not in line:
+        line = server.stderr.readline().decode()
+    assert line.startswith(f"serving on http://127.0.0.1:{port}/?token="), line
+    return line.split("token=", 1)[1].split()[0]
+
+
+async def _read_until_app(socket_) -> bytes:
+    received = b""
+    deadline = time.monotonic() + 60
+    while b"Generate" not in received and time.monotonic() < deadline:
+        try:
+            message = await socket_.receive(timeout=5)
+        except asyncio.TimeoutError:
+            continue
+        if isinstance(message.data, bytes):
+            received += message.data
+    return received
+
+
+@pytest.mark.slow
+def test_a_browser_session_gets_the_app(tmp_path):
+    """The real server on a free port: the page with its token, then a websocket session gets the app's screen."""
+    from aiohttp import ClientSession
+
+    server, port = _start_server(tmp_path)
+    base = f"http://127.0.0.1:{port}"
 
     async def session() -> bytes:
-        received = b""
         async with ClientSession() as client:
-            for _ in range(100):  # until the server listens
-                try:
-                    page = await client.get(f"http://127.0.0.1:{port}/")
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
-            assert page.status == 200 and "textual" in (await page.text())
-            async with client.ws_connect(f"http://127.0.0.1:{port}/ws?width=120&height=40") as socket_:
-                deadline = time.monotonic() + 60
-                while b"Generate" not in received and time.monotonic() < deadline:
-                    try:
-                        message = await socket_.receive(timeout=5)
-                    except asyncio.TimeoutError:
-                        continue
-                    if isinstance(message.data, bytes):
-                        received += message.data
-        return received
+            token = await _token_once_up(client, server, port)
+            page = await client.get(f"{base}/?token={token}")
+            html = await page.text()
+            assert page.status == 200 and "textual" in html
+            assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws/{token}"' in html
+            async with client.ws_connect(f"{base}/ws/{token}?width=120&height=40",
+                                         headers={"Origin": base}) as socket_:
+                return await _read_until_app(socket_)
 
     try:
         screen = asyncio.run(session())
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:  # a session still closing: no need to wait for it
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
+        log = _stop(server)
     assert b"Generate" in screen and b"Prompt" in screen
-    assert b"serving on http://127.0.0.1" in server.stderr.read()
+    assert "session opened" in log and "refused" not in log
+
+
+@pytest.mark.slow
+def test_forged_origins_wrong_hosts_bad_tokens_and_one_session_too_many_are_refused(tmp_path):
+    """Each refusal is answered and logged with its reason, and the server stays up for the real user."""
+    from aiohttp import ClientSession, WSServerHandshakeError
+
+    server, port = _start_server(tmp_path, "--connections", "1")
+    base = f"http://127.0.0.1:{port}"
+
+    async def probe() -> dict[str, int]:
+        statuses: dict[str, int] = {}
+        async with ClientSession() as client:
+            token = await _token_once_up(client, server, port)
+            statuses["page without token"] = (await client.get(f"{base}/")).status
+            statuses["page with a wrong token"] = (await client.get(f"{base}/?token=x{token}")).status
+            statuses["page for another Host"] = (await client.get(f"{base}/?token={token}",
+                                                                  headers={"Host": f"evil.example:{port}"})).status
+
+            async def websocket_status(path: str, origin: str | None) -> int:
+                headers = {"Origin": origin} if origin else {}
+                try:
+                    async with client.ws_connect(f"{base}{path}?width=80&height=24", headers=headers):
+                        return 101
+                except WSServerHandshakeError as error:
+                    return error.status
+
+            statuses["websocket from another site"] = await websocket_status(f"/ws/{token}", "http://evil.example")
+            statuses["websocket without Origin"] = await websocket_status(f"/ws/{token}", None)
+            statuses["websocket with a wrong token"] = await websocket_status("/ws/nope", base)
+            statuses["websocket without token"] = await websocket_status("/ws", base)
+            async with client.ws_connect(f"{base}/ws/{token}?width=120&height=40", headers={"Origin": base}) as first:
+                screen = await _read_until_app(first)
+                statuses["one session too many"] = await websocket_status(f"/ws/{token}", base)
+            statuses["the page, still up"] = (await client.get(f"{base}/?token={token}")).status
+            assert b"Generate" in screen
+        return statuses
+
+    try:
+        statuses = asyncio.run(probe())
+    finally:
+        log = _stop(server)
+    assert statuses == {"page without token": 403, "page with a wrong token": 403, "page for another Host": 421,
+                        "websocket from another site": 403, "websocket without Origin": 403,
+                        "websocket with a wrong token": 403, "websocket without token": 403,
+                        "one session too many": 503, "the page, still up": 200}
+    assert log.count("refused") >= 8, log
+    assert "Host 'evil.example" in log and "Origin 'http://evil.example'" in log and "sessions" in log

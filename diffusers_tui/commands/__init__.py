@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from diffusers_tui.commands.common import resolve_settings
+from diffusers_tui.commands.common import resolve_settings, say
 from diffusers_tui.commands.parser import build_parser
 from diffusers_tui.engine import UserFacingError
 
@@ -22,15 +22,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = resolve_settings(args)
         return _dispatch(args, settings)
     except UserFacingError as error:
-        print(f"diffusers-tui: error: {error}", file=sys.stderr)
+        say(f"diffusers-tui: error: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
-        print("diffusers-tui: interrupted", file=sys.stderr)
+        say("diffusers-tui: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - a bug of ours: one line, the traceback on request
         if os.environ.get("DIFFUSERS_TUI_DEBUG"):
             raise
-        print(f"diffusers-tui: unexpected error: {type(error).__name__}: {error} "
+        say(f"diffusers-tui: unexpected error: {type(error).__name__}: {error} "
               "(set DIFFUSERS_TUI_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
         return 1
 

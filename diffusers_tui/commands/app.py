@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
-from diffusers_tui.commands.common import engine_for, recipe_of, warn
+from diffusers_tui.commands.common import engine_for, recipe_of, say, warn
 
 
 def run(args, settings) -> int:
@@ -28,4 +29,10 @@ def run(args, settings) -> int:
     app = DiffusersTuiApp(engine, outputs_dir=args.outputs, model=model, settings=settings, recipe=recipe,
                           graphics=chosen[0] if chosen else "halfblock")
     app.run()
-    return app.return_code or 0
+    # An app that died on an error must not look like a clean quit to a script or a shell.
+    failure = getattr(app, "_exception", None)
+    if failure is not None or (app.return_code or 0) != 0:
+        if failure is not None:
+            say(f"diffusers-tui: the app stopped on an error: {type(failure).__name__}: {failure}", file=sys.stderr)
+        return app.return_code or 1
+    return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import Engine, LoadOptions, OutputError
+from diffusers_tui.engine import Engine, LoadOptions, OutputError, shown
 
 #: Where a command puts an image its --outputs folder would not take, so no run is lost.
 RESCUE_DIR = Path(tempfile.gettempdir()) / "diffusers-tui-unsaved"
@@ -16,8 +16,13 @@ RESCUE_DIR = Path(tempfile.gettempdir()) / "diffusers-tui-unsaved"
 UNET_DEFAULTS = {"model": "demo-ddpm", "steps": 1000}
 
 
+def say(text: object, file=None) -> None:
+    """Print one message; what came from files or other processes is escaped first (engine.shown)."""
+    print(shown(text, None, multiline=True), file=file or sys.stdout)
+
+
 def warn(text: str) -> None:
-    print(f"diffusers-tui: warning: {text}", file=sys.stderr)
+    say(f"diffusers-tui: warning: {text}", file=sys.stderr)
 
 
 def resolve_settings(args) -> settings_module.Settings:
@@ -51,7 +56,7 @@ def recipe_of(args, engine: Engine):
         return None
     recipe = engine.read_recipe(args.from_png)
     for note in recipe.notes:
-        print(f"note: --from {args.from_png}: {note}", file=sys.stderr)
+        say(f"note: --from {args.from_png}: {note}", file=sys.stderr)
     return recipe
 
 
@@ -63,9 +68,11 @@ def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path
         if error.saved is not None:
             raise
         try:
-            rescued = save(RESCUE_DIR)
-        except OutputError:
-            raise error from None
+            # The temp folder is shared: the rescue folder is ours alone (0700, owned, no symlink),
+            # so nobody can plant an index.jsonl link there for our save to append through.
+            rescued = save(Engine.private_folder(RESCUE_DIR))
+        except OutputError as rescue_error:
+            raise OutputError(f"{error}; and not into {RESCUE_DIR} either: {rescue_error}") from None
         raise OutputError(f"{error}. Saved it as {rescued} instead: move it from there, or choose a "
                           "writable folder with --outputs DIR", saved=rescued) from None
 
@@ -73,4 +80,4 @@ def save_or_rescue(save: Callable[[str | Path], Path], outputs_dir: str) -> Path
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        say("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

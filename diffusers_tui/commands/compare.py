@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue
+from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue, say, warn
 from diffusers_tui.engine import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, build_comparison, build_request,
                                   parse_scheduler_list, quiet)
 
@@ -32,16 +32,18 @@ def run(args, settings) -> int:
         if result is None:
             return 0  # not the main process: it printed nothing and saves nothing
     else:
-        print(f"loading {request.base.model} ...", file=sys.stderr)
+        for found in engine.tidy_outputs(args.outputs):  # saves a killed run left unfinished
+            warn(found)
+        say(f"loading {request.base.model} ...", file=sys.stderr)
         result = engine.compare(request)
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     for lane in result.lanes:
         if lane.result.stopped:
-            print(f"warning: {lane.lane.label}: {lane.result.stopped}", file=sys.stderr)
+            say(f"warning: {lane.lane.label}: {lane.result.stopped}", file=sys.stderr)
     print_results(result)
     folder = save_or_rescue(lambda outputs_dir: engine.save_comparison(result, outputs_dir), args.outputs)
-    print(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
+    say(f"saved {folder / 'grid.png'} (and every image, table.csv, table.json) "
           f"in {result.elapsed_s:.1f} s{', batched' if result.batched else ''}")
     return 0
 
@@ -53,5 +55,5 @@ def print_results(result: ComparisonResult) -> None:
               "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}") for row in rows]
     print_table(header, cells)
     if result.reference is not None:
-        print(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
+        say(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
               f"{result.reference.lane.steps} steps")

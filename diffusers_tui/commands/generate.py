@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue
+from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue, say, warn
 from diffusers_tui.engine import GenerationRequest, RunError, build_request, prompt_note
 
 
@@ -34,13 +34,15 @@ def run(args, settings) -> int:
 
     engine = engine_for(args)
     request = request_of(args, settings, engine)  # validate before the slow model load
-    print(f"loading {request.model} ...", file=sys.stderr)
+    for found in engine.tidy_outputs(args.outputs):  # saves a killed run left unfinished
+        warn(found)
+    say(f"loading {request.model} ...", file=sys.stderr)
     summary = engine.load(request.model)
     for note in summary.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     vocabulary_note = prompt_note(request.prompt, summary)
     if vocabulary_note:
-        print(f"note: {vocabulary_note}", file=sys.stderr)
+        say(f"note: {vocabulary_note}", file=sys.stderr)
     bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)
     cancel = threading.Event()
 
@@ -62,9 +64,9 @@ def run(args, settings) -> int:
     with_steps = bool(args.save_every)
     path = save_or_rescue(lambda folder: engine.save(result, folder, with_steps), args.outputs)
     extra = f", {len(result.frames)} snapshots in {path.with_suffix('').name}/" if with_steps else ""
-    print(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
+    say(f"saved {path}  ({result.model_calls} model calls in {result.elapsed_s:.1f} s, "
           f"{result.calls_per_second:.1f} it/s, seed {request.seed}{extra})")
     if args.export:
         done = engine.export(result, path.with_suffix(""))
-        print(f"exported {done.frames} frames: {done.animation} and {done.contact_sheet.name}")
+        say(f"exported {done.frames} frames: {done.animation} and {done.contact_sheet.name}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diffusers_tui.commands.common import engine_for, print_table
+from diffusers_tui.commands.common import engine_for, print_table, say
 from diffusers_tui.engine import quiet
 
 
@@ -19,13 +19,13 @@ def schedulers(args) -> int:
     rows = [(s.entry.name, s.entry.class_name, s.entry.options_text or "-", str(s.entry.order),
              "yes" if s.available else f"no: {s.reason}") for s in statuses]
     if args.model:
-        print(f"schedulers for {args.model}:")
+        say(f"schedulers for {args.model}:")
     print_table(("name", "class", "options", "calls/step", "available"), rows)
     return 0
 
 
 def config(settings) -> int:
-    print(f"config file: {settings.path}{'' if settings.path.exists() else ' (not written yet: F9 in the app)'}")
+    say(f"config file: {settings.path}{'' if settings.path.exists() else ' (not written yet: F9 in the app)'}")
     print_table(("setting", "value", "from"), settings.rows())
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffusers_tui.engine import DEFAULT_PROMPT, RequestError, parse_size, parse_whole
+from diffusers_tui.engine import DEFAULT_PROMPT, RequestError, max_threads, parse_size, parse_whole
 from diffusers_tui.settings import GRAPHICS
 
 
@@ -66,8 +66,9 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
     group.add_argument("--taesd-folder", metavar="DIR", default=default(None),
                        help="a TAESD preview decoder folder, or a folder of them by repo name (taesd, taesdxl, ...)")
-    group.add_argument("--threads", type=_positive, default=default(None),
-                       help="torch CPU threads (default: DIFFUSERS_TUI_THREADS, else all cores but one)")
+    group.add_argument("--threads", type=_whole_number(1, max_threads()), default=default(None),
+                       help=f"torch CPU threads, 1 to {max_threads()} (this machine's cores; default: "
+                            "DIFFUSERS_TUI_THREADS, else all cores but one)")
 
 
 def _outputs_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "given before `serve`. Bound to 127.0.0.1 unless --host says otherwise.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--connections", type=_whole_number(1, 64), default=None,
+                       help="browser sessions at once, each an app process (default: the connections setting, 2)")
 
     commands.add_parser("config", help="the effective settings and where each came from",
                         description="Print every setting: its value and its source (default, the config file "

@@ -1,8 +1,9 @@
 """`diffusers-tui serve`: the same app in a browser through textual-serve, on 127.0.0.1 by default.
 
 Each browser tab starts its own app process with the options given here. Bound to the
-loopback address, it is reached through an SSH port forward; bound anywhere else, anyone
-who can reach the port can run models on this machine and write into its outputs folder.
+loopback address, it is reached through an SSH port forward. Whatever the address, a
+session needs the token printed at start, a Host header naming the address served and a
+websocket Origin of the page's own (commands/guarded_server.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import sys
+
+from diffusers_tui.commands.common import say
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -41,19 +44,22 @@ def app_command(args) -> str:
 def warning_for(host: str, port: int) -> str | None:
     if is_loopback(host):
         return None
-    return (f"serving on {host}:{port}, not on the loopback address: anyone who can reach this port can run "
-            f"models on this machine and write into its outputs folder. Prefer the default (127.0.0.1) "
-            f"and forward the port over SSH:  ssh -L {port}:127.0.0.1:{port} THIS-HOST")
+    return (f"serving on {host}:{port}, not on the loopback address: the page and its token travel over plain "
+            f"HTTP, so anyone who can see this network's traffic can take the token and run models on this "
+            f"machine and write into its outputs folder. Prefer the default (127.0.0.1) and forward the port over "
+            f"SSH:  ssh -L {port}:127.0.0.1:{port} THIS-HOST")
 
 
 def run(args) -> int:
-    from textual_serve.server import Server
+    from diffusers_tui.commands.guarded_server import GuardedServer
 
+    server = GuardedServer(app_command(args), host=args.host, port=args.port, connections=args.connections,
+                           title="diffusers-tui")
     warning = warning_for(args.host, args.port)
     if warning:
-        print(f"diffusers-tui: warning: {warning}", file=sys.stderr)
-    else:
-        print(f"serving on http://{args.host}:{args.port}  (from another machine: "
-              f"ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST, then open that address there)", file=sys.stderr)
-    Server(app_command(args), host=args.host, port=args.port, title="diffusers-tui").serve()
+        say(f"diffusers-tui: warning: {warning}", file=sys.stderr)
+    say(f"serving on {server.url}\n  open that address (its token admits you; at most {args.connections} browser "
+        f"sessions at once). From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST, then "
+        f"open the address there.", file=sys.stderr)
+    server.serve()
     return 0

@@ -12,9 +12,10 @@ from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, Compariso
                                              parse_step_list)
 from diffusers_tui.engine.engine import Engine
 from diffusers_tui.engine.errors import (ModelLoadError, ModelNotFoundError, OutputError, RequestError, RunError,
-                                         SchedulerUnavailableError, UserFacingError)
+                                         SchedulerUnavailableError, UnreadableFileError, UserFacingError)
 from diffusers_tui.engine.files.export import Exported
 from diffusers_tui.engine.files.history import History, HistoryEntry
+from diffusers_tui.engine.files.untrusted import read_bounded
 from diffusers_tui.engine.files.reading import Recipe
 from diffusers_tui.engine.models.catalog import ModelInfo
 from diffusers_tui.engine.models.loading import LoadOptions
@@ -23,7 +24,8 @@ from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, 
                                           MAX_STEPS, PREVIEW_METHODS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
                                           check_whole, describe_range, parse_number, parse_size, parse_whole,
                                           random_seed)
-from diffusers_tui.engine.runtime import configure_threads, default_threads, quiet
+from diffusers_tui.engine.runtime import configure_threads, default_threads, max_threads, quiet
+from diffusers_tui.engine.text import shown
 from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
 from diffusers_tui.engine.vocabulary import prompt_note
 from diffusers_tui.engine.sampling.registry import SchedulerEntry, SchedulerStatus, scheduler_names
@@ -36,14 +38,16 @@ __all__ = [
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "prompt_note", "describe_vocabulary",
     # what was kept
-    "History", "HistoryEntry", "Recipe", "Exported",
+    "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",
     # limits and parsing of typed values
     "LIMITS", "MAX_STEPS", "MAX_SEED", "MAX_SIDE", "MAX_GUIDANCE", "MAX_PROMPT_CHARS", "MAX_LANES", "DEFAULT_PROMPT",
     "describe_range", "check_whole", "parse_whole", "parse_number", "parse_size", "random_seed", "parse_lanes",
     "parse_step_list", "parse_reference", "parse_scheduler_list",
     # errors
     "UserFacingError", "RequestError", "ModelLoadError", "ModelNotFoundError", "OutputError",
-    "RunError", "SchedulerUnavailableError",
+    "RunError", "SchedulerUnavailableError", "UnreadableFileError",
+    # untrusted text, made safe to show
+    "shown",
     # the process
-    "quiet", "configure_threads", "default_threads",
+    "quiet", "configure_threads", "default_threads", "max_threads",
 ]

@@ -216,6 +216,34 @@ class Engine:
         return history.read_history(outputs_dir)
 
     @staticmethod
+    def history_pages(outputs_dir: str | os.PathLike, page_size: int = 500):
+        """The same, a page (History) at a time, read from the index's end: the newest come at once."""
+        from diffusers_tui.engine.files import history
+
+        return history.history_pages(outputs_dir, page_size)
+
+    @staticmethod
+    def picture(path: str | os.PathLike):
+        """A saved picture as an RGB PIL image, refused when it is not a regular file or too large to show."""
+        from diffusers_tui.engine.files import untrusted
+
+        return untrusted.open_picture(path)
+
+    @staticmethod
+    def tidy_outputs(outputs_dir: str | os.PathLike) -> list[str]:
+        """Remove stale temporary files and finish saves cut short; returns a line for each thing found."""
+        from diffusers_tui.engine.files import upkeep
+
+        return upkeep.tidy(outputs_dir) if Path(outputs_dir).expanduser().is_dir() else []
+
+    @staticmethod
+    def private_folder(path: str | os.PathLike) -> Path:
+        """`path` made (0700) or checked to be a folder of this user's alone; OutputError otherwise."""
+        from diffusers_tui.engine.files import upkeep
+
+        return upkeep.private_folder(path)
+
+    @staticmethod
     def read_recipe(path: str | os.PathLike):
         """The recipe in any PNG (Recipe): ours, or an A1111 `parameters` line."""
         from diffusers_tui.engine.files import reading

@@ -49,3 +49,7 @@ class RunError(UserFacingError):
     """A run raised something unexpected, or stopped by itself; the message says where and why."""
 
     exit_status = 1
+
+
+class UnreadableFileError(UserFacingError):
+    """A file this tool was asked to read is not a regular file, too large, or not what it should be."""

@@ -24,8 +24,24 @@ def quiet() -> None:
     _quieted = True
 
 
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: the machine's cores (more only oversubscribe them)."""
+    return os.cpu_count() or 1
+
+
+def check_threads(value: object, source: str = "threads") -> int:
+    """`value` as a thread count in 1..cores, or RequestError naming `source` and the range."""
+    from diffusers_tui.engine.request import check_whole
+
+    try:
+        return check_whole("threads", value, 1, max_threads())
+    except RequestError as error:
+        raise RequestError(source, f"{str(error).removeprefix('threads: ')} (this machine has "
+                                   f"{max_threads()} CPU cores)") from None
+
+
 def default_threads() -> int:
-    """CPU threads for torch: DIFFUSERS_TUI_THREADS, else all cores but one.
+    """CPU threads for torch: DIFFUSERS_TUI_THREADS when it is valid, else all cores but one.
 
     One core is left for the UI and the OS: with every core busy in torch, one other busy
     thread made a run about 60x slower (spinning OpenMP workers waiting on each other).
@@ -33,9 +49,9 @@ def default_threads() -> int:
     configured = os.environ.get("DIFFUSERS_TUI_THREADS")
     if configured:
         try:
-            return max(1, int(configured))
-        except ValueError:
-            raise RequestError("DIFFUSERS_TUI_THREADS", f"{configured!r} is not a whole number") from None
+            return check_threads(int(configured), "DIFFUSERS_TUI_THREADS")
+        except (ValueError, RequestError):
+            pass  # the settings reported it (outside 1..cores, or not a number) and fell back
     return max(1, (os.cpu_count() or 2) - 1)
 
 
@@ -45,6 +61,6 @@ def configure_threads(threads: int | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    count = threads or default_threads()
+    count = check_threads(threads) if threads is not None else default_threads()
     torch.set_num_threads(count)
     return count

@@ -22,12 +22,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, prompt_note, random_seed
+from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, prompt_note, random_seed, shown
 from diffusers_tui.ui import generation, render
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
-from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, RunFailed,
+from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
                                        RunFinished, Saved, SaveFailed, StepRendered)
 from diffusers_tui.ui.screens.compare import CompareScreen
 from diffusers_tui.ui.screens.help import HelpScreen
@@ -117,7 +117,22 @@ class DiffusersTuiApp(App):
 
     def _start_background_work(self) -> None:
         self.list_models()
+        self.tidy_outputs(self.outputs_dir)
         self._start_loading(self.model)
+
+    @work(thread=True, group="tidy")
+    def tidy_outputs(self, outputs_dir: str) -> None:
+        """Stale temporary files and saves a killed process left: tidied off the UI thread, and told."""
+        try:
+            found = self.engine.tidy_outputs(outputs_dir)
+        except OSError as error:
+            found = [f"could not tidy {outputs_dir}: {error.strerror or error}"]
+        for line in found:
+            self.post_message(Notice(line))
+
+    def on_notice(self, message: Notice) -> None:
+        self.log_line(f"note: {message.text}")
+        self.notify(message.text, title="Outputs", severity="warning", timeout=12)
 
     @property
     def panel(self) -> SettingsPanel:
@@ -146,8 +161,15 @@ class DiffusersTuiApp(App):
             self._show_frame(self.frame_index)
 
     def log_line(self, text: str) -> None:
+        text = shown(text, 2000)  # file names, prompts and exception messages are untrusted
         self.log_lines.append(text)
         self.query_one("#log", Log).write_line(text)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification, from every screen: its text escaped, never read as markup."""
+        super().notify(shown(message, 2000, multiline=True), title=shown(title, 200), severity=severity,
+                       timeout=timeout, markup=False)
 
     def _mark_invalid(self, field: str, message: str) -> None:
         self.panel.mark_invalid(field)
@@ -223,6 +245,9 @@ class DiffusersTuiApp(App):
         self.panel.fill(fields)
         for note in recipe.notes:
             self.log_line(f"note: {note}")
+        if any(isinstance(fields.get(name), str) and shown(fields[name], None, multiline=True) != fields[name]
+               for name in ("prompt", "negative_prompt")):
+            self.log_line("note: the recipe's prompt held control characters: they are shown, and used, escaped")
         model, scheduler = fields.get("model"), fields.get("scheduler")
         if switch_model and model and model != self.model:
             self._wanted_scheduler = scheduler

@@ -35,3 +35,26 @@ APP_BINDINGS = [
     Binding("f1,question_mark", "help", "Help", id="help", tooltip="Show every key"),
     Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (a running generation stops first)", priority=True),
 ]
+
+
+_MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
+
+
+def _key_names() -> frozenset[str]:
+    from textual.keys import Keys, _character_to_key
+
+    names = {key.value.rsplit("+", 1)[-1] for key in Keys}
+    names |= {_character_to_key(chr(code)) for code in range(32, 127)}
+    names |= {chr(code) for code in range(33, 127)}
+    return frozenset(names)
+
+
+def unknown_keys(keys: str) -> list[str]:
+    """The keys in a `[keys]` value ("ctrl+g,f10") that Textual would never match: typos, in short."""
+    known = _key_names()
+    unknown = []
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+") if key.strip() else [""]
+        if not name or name not in known or not set(modifiers) <= _MODIFIERS:
+            unknown.append(key.strip())
+    return unknown

@@ -64,6 +64,13 @@ class ModelsListed(Message):
     names: list[str]
 
 
+@dataclass
+class Notice(Message):
+    """Something a background task found that the user should hear of (a save a crash cut short)."""
+
+    text: str
+
+
 # ----- pictures redrawn off the UI thread -----
 @dataclass
 class FrameReady(Message):
@@ -74,6 +81,17 @@ class FrameReady(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, FrameReady)
+
+
+@dataclass
+class HistoryPage(Message):
+    """A page of history read off the UI thread, newest first, its rows ready; `done` after the last."""
+
+    entries: list
+    rows: list
+    skipped: int
+    problem: str | None
+    done: bool
 
 
 # ----- what the user keeps -----

@@ -152,7 +152,7 @@ def test_a_save_that_half_worked_says_what_was_saved(tmp_path, monkeypatch):
     steps = [recorded_step(1, 1)]
     outputs.save_result(_result(seed=1), tmp_path)  # the day folder exists from here on
     monkeypatch.setattr(outputs.Path, "mkdir", no_new_folders)
-    with pytest.raises(OutputError, match="saved .*00002.*, but not all of its step snapshots .*quota") as caught:
+    with pytest.raises(OutputError, match="saved .*00002.*, but only 0 of its 1 step snapshots .*quota") as caught:
         outputs.save_result(_result(seed=2), tmp_path, steps)
     assert caught.value.saved.exists()
     assert [json.loads(line)["seed"] for line in (tmp_path / "index.jsonl").read_text().splitlines()] == [1, 2]

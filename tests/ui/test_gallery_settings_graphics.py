@@ -40,7 +40,7 @@ async def test_history_shows_saves_newest_first_and_loads_a_recipe_that_reruns_i
         await pilot.press("f7")
         table = app.screen.query_one(DataTable)
         assert table.row_count == 2
-        assert [table.get_row_at(i)[4] for i in range(2)] == ["the second one", "the first one"]
+        assert [str(table.get_row_at(i)[4]) for i in range(2)] == ["the second one", "the first one"]
         await _until(pilot, lambda: app.screen.query_one(LivePane).strips, "the picture")
         await pilot.press("down", "enter")
         assert app.screen.__class__.__name__ == "MainScreen"

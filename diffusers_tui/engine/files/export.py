@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from diffusers_tui.engine.errors import OutputError
-from diffusers_tui.engine.files.outputs import describe_os_error, link_to_free_name
+from diffusers_tui.engine.files.outputs import describe_os_error, link_to_free_name, temp_file
 from diffusers_tui.engine.preview import full_picture
 
 #: Frames are drawn at least this wide; labels need the room.
@@ -114,11 +113,11 @@ def export_denoising(snapshots: list, final_image, folder: str | os.PathLike) ->
 def _write_new(folder: Path, name: str, write) -> Path:
     """Write through a temporary file, then link it to `name` (or name-2, -3, ...): never replaces."""
     stem, suffix = os.path.splitext(name)
-    fd, temp = tempfile.mkstemp(prefix=".saving-", suffix=suffix, dir=folder)
+    fd, temp = temp_file(folder, suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         names = (name if number == 1 else f"{stem}-{number}{suffix}" for number in range(1, 10_000))
-        return link_to_free_name(Path(temp), folder, names)
+        return link_to_free_name(temp, folder, names)
     finally:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)

@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
 from diffusers_tui.engine.files.recipe import PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sampling import registry as schedulers
+from diffusers_tui.engine.text import shown
 
 #: A1111's own pattern for `key: value` pairs (values with commas are JSON-quoted).
 _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -40,19 +42,39 @@ class Recipe:
 
 def recipe_from_png(path: str | os.PathLike) -> Recipe:
     """The recipe stored in a PNG; RequestError("from") when it holds none this tool can read."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as image:
-            text = dict(getattr(image, "text", {}) or {})
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise RequestError("from", f"cannot read {path}: {error}") from None
+        text = png_text(path)  # the text chunks alone: no pixel is decoded
+    except UnreadableFileError as error:
+        raise RequestError("from", str(error)) from None
     if RECIPE_KEY in text:
-        return _own_recipe(text[RECIPE_KEY], path)
-    if PARAMETERS_KEY in text:
-        return parse_a1111(text[PARAMETERS_KEY])
-    raise RequestError("from", f"{path} carries no recipe: neither a diffusers-tui chunk nor an A1111 "
-                               "'parameters' line")
+        recipe = _own_recipe(text[RECIPE_KEY], path)
+    elif PARAMETERS_KEY in text:
+        recipe = parse_a1111(text[PARAMETERS_KEY])
+    else:
+        raise RequestError("from", f"{shown(path)} carries no recipe: neither a diffusers-tui chunk nor an A1111 "
+                                   "'parameters' line")
+    fields, notes = checked_fields(recipe.fields, path)
+    return Recipe(fields, recipe.source, recipe.notes + notes)
+
+
+def checked_fields(fields: dict[str, Any], path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Each field validated alone, as the request would: a bad one is one RequestError naming it.
+
+    A scheduler this machine does not have is dropped with a note instead: the recipe
+    still runs, on the model's own scheduler.
+    """
+    kept, notes = {}, []
+    for key, value in fields.items():
+        try:
+            # A stand-in prompt, so a field is not blamed for the prompt it was checked without.
+            GenerationRequest(**({key: value} if key == "prompt" else {"prompt": "-", key: value}))
+        except RequestError as error:
+            if key == "scheduler" and isinstance(value, str):
+                notes.append(f"scheduler {shown(value, 80)!r} is not available here: the model's own is used")
+                continue
+            raise RequestError("from", f"{shown(path)}: its recipe's {shown(error, 300)}") from None
+        kept[key] = value
+    return kept, tuple(notes)
 
 
 def _own_recipe(text: str, path) -> Recipe:
@@ -60,9 +82,9 @@ def _own_recipe(text: str, path) -> Recipe:
         request = json.loads(text)["request"]
         known = {name for name in GenerationRequest.__dataclass_fields__}
         fields = {key: value for key, value in request.items() if key in known}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise RequestError("from", f"{path}: its diffusers-tui recipe is damaged") from None
-    dropped = sorted(set(request) - set(fields))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise RequestError("from", f"{shown(path)}: its diffusers-tui recipe is damaged") from None
+    dropped = sorted(shown(key, 40) for key in set(request) - set(fields))
     notes = (f"not used (from a newer version): {', '.join(dropped)}",) if dropped else ()
     return Recipe(fields, "diffusers-tui", notes)
 

@@ -12,6 +12,7 @@ import threading
 import time
 from functools import partial
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview
+from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview, shown
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import ComparisonDone, ComparisonFailed, LaneFrame, PanesRendered, Saved, SaveFailed
@@ -195,7 +196,7 @@ class CompareScreen(Screen):
         self.finished.set()
 
     def on_comparison_failed(self, message: ComparisonFailed) -> None:
-        self.query_one("#status", Static).update(f"failed: {message.message}", layout=False)
+        self.query_one("#status", Static).update(Text(f"failed: {shown(message.message)}"), layout=False)
         self.app.log_line(f"error: {message.message}")
         self.app.notify(message.message, title="Comparison failed", severity="error", timeout=10)
         self.finished.set()

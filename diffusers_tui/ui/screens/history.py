@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from diffusers_tui.ui.messages import FrameReady
+from diffusers_tui.engine import UserFacingError, shown
+from diffusers_tui.ui.messages import FrameReady, HistoryPage
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 
 PROMPT_WIDTH = 48
+
+
+def _row(entry) -> tuple[Text, ...]:
+    """A table row; every cell is untrusted text from the index, escaped and never read as markup."""
+    prompt = shown(entry.prompt.replace("\n", " "), PROMPT_WIDTH * 2)
+    prompt = prompt[:PROMPT_WIDTH] + ("…" if len(prompt) > PROMPT_WIDTH else "")
+    cells = (entry.time.replace("T", " ")[:16], entry.scheduler or "-", str(entry.steps), str(entry.seed), prompt)
+    return tuple(Text(shown(cell, 200)) for cell in cells)
 
 
 class HistoryScreen(Screen[object]):
@@ -36,6 +47,8 @@ class HistoryScreen(Screen[object]):
         self.engine = engine
         self.outputs_dir = outputs_dir
         self.entries: list = []
+        self.skipped = 0
+        self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="history-body"):
@@ -45,19 +58,41 @@ class HistoryScreen(Screen[object]):
         yield Footer()
 
     def on_mount(self) -> None:
-        history = self.engine.history(self.outputs_dir)
-        self.entries = history.entries
+        self.query_one(DataTable).add_columns("date", "scheduler", "steps", "seed", "prompt")
+        self.query_one("#history-status", Static).update(Text(f"reading {shown(self.outputs_dir)} ..."))
+        self.query_one(DataTable).focus()
+        self.read_pages()
+
+    @work(thread=True, exclusive=True, group="history-read")
+    def read_pages(self) -> None:
+        """Read the index from its end in a thread: the newest rows appear at once, the rest fill in."""
+        worker = get_current_worker()
+        for page in self.engine.history_pages(self.outputs_dir):
+            if worker.is_cancelled:
+                return
+            rows = [_row(entry) for entry in page.entries]
+            self.post_message(HistoryPage(page.entries, rows, page.skipped, page.problem, done=False))
+        self.post_message(HistoryPage([], [], 0, None, done=True))
+
+    def on_history_page(self, page: HistoryPage) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("date", "scheduler", "steps", "seed", "prompt")
-        for entry in self.entries:
-            prompt = entry.prompt.replace("\n", " ")
-            table.add_row(entry.time.replace("T", " ")[:16], entry.scheduler or "-", str(entry.steps),
-                          str(entry.seed), prompt[:PROMPT_WIDTH] + ("…" if len(prompt) > PROMPT_WIDTH else ""))
-        skipped = f" · {history.skipped} unreadable lines skipped" if history.skipped else ""
-        self.query_one("#history-status", Static).update(
-            f"{len(self.entries)} saved in {self.outputs_dir}{skipped} · enter or l loads the recipe · escape closes"
-            if self.entries else f"nothing saved in {self.outputs_dir} yet: ctrl+s saves a picture{skipped}")
-        table.focus()
+        self.entries += page.entries
+        table.add_rows(page.rows)
+        self.skipped += page.skipped
+        self.problem = page.problem or self.problem
+        self._show_status(page.done)
+
+    def _show_status(self, done: bool) -> None:
+        skipped = f" · {self.skipped} unreadable lines skipped" if self.skipped else ""
+        where = shown(self.outputs_dir)
+        if self.problem:
+            text = f"cannot read the history: {self.problem}"
+        elif self.entries:
+            more = "" if done else " so far, reading the rest..."
+            text = f"{len(self.entries)} saved in {where}{more}{skipped} · enter or l loads the recipe · escape closes"
+        else:
+            text = f"nothing saved in {where} yet: ctrl+s saves a picture{skipped}" if done else f"reading {where} ..."
+        self.query_one("#history-status", Static).update(Text(text))
 
     @property
     def selected(self):
@@ -73,15 +108,12 @@ class HistoryScreen(Screen[object]):
 
     @work(thread=True, exclusive=True, group="history-picture")
     def show_picture(self, entry, cells) -> None:
-        from PIL import Image
-
         try:
-            with Image.open(entry.path) as image:
-                picture = image.convert("RGB")
+            picture = self.engine.picture(entry.path)  # a FIFO or a pixel bomb is refused, not read
             caption = f"{entry.path.name} · {entry.model or ''}"
             self.post_message(FrameReady(render_strips(picture, cells, self.app.colour_depth), caption))
-        except OSError as error:
-            self.post_message(FrameReady(None, f"cannot show {entry.path.name}: {error.strerror or error}"))
+        except UserFacingError as error:
+            self.post_message(FrameReady(None, str(error)))
 
     def on_live_pane_resized(self, message: LivePane.Resized) -> None:
         if self.selected is not None:

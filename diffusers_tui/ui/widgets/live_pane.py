@@ -11,6 +11,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
+from diffusers_tui.engine import shown
+
 
 class LivePane(Widget, can_focus=True):
     """Terminal pixels of the current preview, centred, with a one-line caption under them.
@@ -64,7 +66,7 @@ class LivePane(Widget, can_focus=True):
         previous, self.strips = self.strips, strips
         rows = self._changed_rows(previous, strips)
         if caption is not None:
-            self.caption = caption
+            self.caption = shown(caption, 500)  # names and messages from files: never a terminal escape
         if rows is None:
             self.refresh()
         elif rows:

@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
                                   build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
-                                  parse_whole, random_seed, scheduler_names)
+                                  parse_whole, random_seed, scheduler_names, shown)
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
@@ -111,7 +111,7 @@ class SettingsPanel(VerticalScroll):
         """Make the model selector list `model` (first, if it is not a listed one) and show it."""
         select = self.query_one("#model", Select)
         with self.prevent(Select.Changed):
-            select.set_options([(name, name) for name in dict.fromkeys([model, *names])])
+            select.set_options([(Text(shown(name, 200)), name) for name in dict.fromkeys([model, *names])])
             select.value = model
 
     def show_loading(self, model: str) -> None:
@@ -120,7 +120,7 @@ class SettingsPanel(VerticalScroll):
         mode_line = self.query_one("#mode", Label)
 
         def tick() -> None:
-            mode_line.update(f"mode: loading {model}... {time.perf_counter() - started:.1f}s")
+            mode_line.update(Text(f"mode: loading {shown(model, 200)}... {time.perf_counter() - started:.1f}s"))
 
         self._stop_loading_clock()
         self._loading_clock = self.set_interval(0.2, tick)
@@ -313,10 +313,11 @@ class SettingsPanel(VerticalScroll):
 
     def fill(self, fields: dict) -> None:
         """Put a recipe's fields into the inputs: prompt, steps, guidance, seed (locked), size."""
+        # Control characters in a recipe's text are shown escaped: they would drive the terminal.
         if "prompt" in fields:
-            self.query_one("#prompt", TextArea).text = fields["prompt"]
+            self.query_one("#prompt", TextArea).text = shown(fields["prompt"], None, multiline=True)
         if "negative_prompt" in fields:
-            self.query_one("#negative", Input).value = fields["negative_prompt"] or ""
+            self.query_one("#negative", Input).value = shown(fields["negative_prompt"] or "", None)
         for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed")):
             if name in fields:
                 self.query_one(selector, Input).value = str(fields[name])

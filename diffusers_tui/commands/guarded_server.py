@@ -1,0 +1,144 @@
+"""textual-serve's server, guarded: a secret token, the Host and Origin checked, and a cap on sessions.
+
+Each browser session is an app process that can run models and write files, so the
+server admits only the person it printed the address for:
+- the page needs `?token=...` (printed at start, as Jupyter does) and the websocket
+  carries the same token in its path, so a page elsewhere cannot guess its way in;
+- the Host header must name the address served (a DNS-rebinding page sends its own name);
+- a websocket's Origin must be this server's own address (any other site's page is refused);
+- at most `connections` sessions run at once.
+Every refusal is logged with its reason; the server stays up.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from textual_serve.server import Server
+
+log = logging.getLogger("diffusers-tui.serve")
+LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def allowed_hosts(host: str, port: int) -> set[str]:
+    """The `host:port` values a request's Host header (and a websocket's Origin) may name."""
+    names = {host}
+    if host in ("127.0.0.1", "localhost", "::1"):
+        names.update(LOOPBACK_ALIASES)
+    elif host in ("0.0.0.0", "::", ""):
+        # Every interface: this machine's own names and addresses (a rebinding page uses its own name).
+        names.update(LOOPBACK_ALIASES)
+        names.update({socket.gethostname(), socket.getfqdn()})
+        try:
+            names.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
+        except OSError:
+            pass
+    hosts = set()
+    for name in names:
+        if ":" in name and not name.startswith("["):
+            name = f"[{name}]"  # an IPv6 literal, as a Host header writes it
+        hosts.add(f"{name.lower()}:{port}")
+        if port == 80:
+            hosts.add(name.lower())
+    return hosts
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+class GuardedServer(Server):
+    """A textual-serve Server that admits only requests carrying its token, Host and Origin."""
+
+    def __init__(self, command: str, host: str, port: int, connections: int, token: str | None = None, **kwargs):
+        super().__init__(command, host=host, port=port, **kwargs)
+        self.token = token or secrets.token_urlsafe(24)
+        self.connections = connections
+        self.open_sessions = 0
+        self.hosts = allowed_hosts(host, port)
+
+    @property
+    def url(self) -> str:
+        shown_host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown_host}:{self.port}/?token={self.token}"
+
+    def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
+        peer = request.remote or "?"
+        log.warning("refused %s %s from %s: %s", request.method, request.path, peer, reason)
+        return web.Response(status=status, text=f"diffusers-tui: {reason}\n")
+
+    def _host_ok(self, request: web.Request) -> bool:
+        host = (request.headers.get("Host") or "").lower()
+        if host in self.hosts:
+            return True
+        # Bound to every interface, any IP literal is this machine's: only names can be rebound.
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return self.host in ("0.0.0.0", "::", "") and host.endswith(f":{self.port}") and _is_ip_literal(name)
+
+    def _token_ok(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler) -> Any:
+        if not self._host_ok(request):
+            return self._refuse(request, 421, f"Host {request.headers.get('Host')!r} is not the address served")
+        if request.path.startswith("/static/"):
+            return await handler(request)  # the page's scripts and fonts: public files of textual-serve
+        if request.path.startswith("/ws/"):
+            return await handler(request)  # checked in handle_websocket (token in the path, Origin, cap)
+        if not self._token_ok(request.query.get("token")):
+            return self._refuse(request, 403, "a missing or wrong token: open the address printed at start")
+        return await handler(request)
+
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        app.middlewares.append(self._guard)
+        app.router.add_get("/ws/{token}", self.handle_guarded_websocket)
+        return app
+
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        # textual-serve's own /ws route carries no token: closed.
+        return self._refuse(request, 403, "a websocket without the token")
+
+    async def handle_guarded_websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self._token_ok(request.match_info.get("token")):
+            return self._refuse(request, 403, "a websocket with a missing or wrong token")
+        origin = request.headers.get("Origin")
+        if origin is None or urlsplit(origin).scheme not in ("http", "https") \
+                or (urlsplit(origin).netloc or "").lower() not in self.hosts | {request.headers.get("Host", "").lower()}:
+            return self._refuse(request, 403, f"a websocket from Origin {origin!r}, not from this server's page")
+        if self.open_sessions >= self.connections:
+            return self._refuse(request, 503, f"already {self.open_sessions} browser sessions (the connections "
+                                              "setting); close one, or raise it with --connections")
+        self.open_sessions += 1
+        log.info("session opened from %s (%d of %d)", request.remote, self.open_sessions, self.connections)
+        try:
+            return await Server.handle_websocket(self, request)
+        finally:
+            self.open_sessions -= 1
+            log.info("session closed (%d of %d open)", self.open_sessions, self.connections)
+
+    async def handle_index(self, request: web.Request):
+        response = await super().handle_index(request)
+        # The page's websocket address gets the token in its path: the page appends "?width=..." itself.
+        if isinstance(response, web.Response) and response.text:
+            plain = f'data-session-websocket-url="{self._websocket_base(request)}"'
+            response.text = response.text.replace(plain, plain[:-1] + f'/{self.token}"')
+        return response
+
+    def _websocket_base(self, request: web.Request) -> str:
+        return "ws:" + f"{self.public_url}{request.app.router['websocket'].url_for()}".split(":", 1)[1]
+
+    async def on_startup(self, app: web.Application) -> None:
+        log.info("serving on %s", self.url)
