@@ -39,7 +39,7 @@ async def test_history_shows_saves_newest_first_and_loads_a_recipe_that_reruns_i
         await _run_and_save(pilot, app, tmp_path, 4, 202)
         await pilot.press("f7")
         table = app.screen.query_one(DataTable)
-        assert table.row_count == 2
+        await _until(pilot, lambda: table.row_count == 2, "the history rows (read in a thread)")
         assert [str(table.get_row_at(i)[4]) for i in range(2)] == ["the second one", "the first one"]
         await _until(pilot, lambda: app.screen.query_one(LivePane).strips, "the picture")
         await pilot.press("down", "enter")
