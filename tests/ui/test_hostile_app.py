@@ -146,3 +146,28 @@ def test_an_app_that_dies_on_an_error_exits_non_zero(monkeypatch, capsys):
     monkeypatch.setattr(DiffusersTuiApp, "run", lambda self: App.run(self, headless=True, size=SIZE))
     assert main(["--graphics", "halfblock"]) == 1
     assert "the app stopped on an error: RecursionError: deep" in capsys.readouterr().err
+
+
+async def test_a_long_history_shows_its_newest_rows_first_and_reads_more_as_the_cursor_goes_down(tmp_path, engine_for):
+    """A long index is read from its end in a thread; past the first screensful, rows come as they are scrolled to."""
+    from diffusers_tui.ui.screens import history as history_screen
+
+    out = tmp_path / "out"
+    out.mkdir()
+    total = history_screen.AUTO_ROWS + 3 * history_screen.MAX_BATCH_ROWS
+    with open(out / "index.jsonl", "w") as index:
+        for number in range(total):
+            index.write(_index_line("2026-12-01/00001-a.png", f"prompt {number}") + "\n")
+    app = DiffusersTuiApp(engine_for("demo"), outputs_dir=str(out), model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f7")
+        table = app.screen.query_one(DataTable)
+        await _until(pilot, lambda: table.row_count >= history_screen.AUTO_ROWS, "the first rows")
+        assert str(table.get_row_at(0)[4]) == f"prompt {total - 1}"
+        await pilot.pause(0.5)
+        assert table.row_count < total  # the rest waits for the cursor
+        for _ in range(6):  # a person holding page-down: the cursor reaches the last row read so far
+            table.move_cursor(row=table.row_count - 1)
+            await pilot.pause(0.3)
+        await _until(pilot, lambda: table.row_count == total, "every row, read as the cursor went down")
+        assert str(table.get_row_at(total - 1)[4]) == "prompt 0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from rich.text import Text
 from textual import work
 from textual.worker import get_current_worker
@@ -17,6 +19,11 @@ from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 
 PROMPT_WIDTH = 48
+#: Rows per page of history: the first page is on screen after one block of the index is read.
+PAGE_ROWS = 200
+MAX_BATCH_ROWS = 1000
+#: Rows read without being asked; beyond them, a batch at a time as the cursor comes near the end.
+AUTO_ROWS = 5000
 
 
 def _row(entry) -> tuple[Text, ...]:
@@ -49,6 +56,10 @@ class HistoryScreen(Screen[object]):
         self.entries: list = []
         self.skipped = 0
         self.problem: str | None = None
+        self._page_taken = threading.Event()
+        self._want_more = threading.Event()
+        #: The cursor's row, as the reader thread reads it (it may not touch the widgets).
+        self.selected_row = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="history-body"):
@@ -67,17 +78,44 @@ class HistoryScreen(Screen[object]):
     def read_pages(self) -> None:
         """Read the index from its end in a thread: the newest rows appear at once, the rest fill in."""
         worker = get_current_worker()
-        for page in self.engine.history_pages(self.outputs_dir):
-            if worker.is_cancelled:
+        entries, rows, skipped, problem = [], [], 0, None
+        batch = PAGE_ROWS
+        for page in self.engine.history_pages(self.outputs_dir, PAGE_ROWS):
+            entries += page.entries
+            rows += [_row(entry) for entry in page.entries]
+            skipped += page.skipped
+            problem = page.problem or problem
+            if len(rows) < batch:
+                continue
+            # The table measures every row it is given on the event loop (about 0.15 ms a row), so
+            # batches stay small enough not to stall keys; one batch in flight at a time, or a
+            # reader far ahead would flood the event loop.
+            if not self._hand_over(worker, HistoryPage(entries, rows, skipped, problem, done=False)):
                 return
-            rows = [_row(entry) for entry in page.entries]
-            self.post_message(HistoryPage(page.entries, rows, page.skipped, page.problem, done=False))
-        self.post_message(HistoryPage([], [], 0, None, done=True))
+            entries, rows, skipped, batch = [], [], 0, min(batch * 2, MAX_BATCH_ROWS)
+            # Past the first screensful, more rows are read as the cursor nears the end: a table of
+            # 160,000 rows costs the event loop seconds on every batch, and nobody scrolls that far.
+            while len(self.entries) >= AUTO_ROWS and self.selected_row < len(self.entries) - MAX_BATCH_ROWS:
+                if worker.is_cancelled:
+                    return
+                self._want_more.wait(0.1)
+                self._want_more.clear()
+        self._hand_over(worker, HistoryPage(entries, rows, skipped, problem, done=True))
+
+    def _hand_over(self, worker, page: HistoryPage) -> bool:
+        """Post `page` and wait until the table has taken it; False when the screen closed meanwhile."""
+        self._page_taken.clear()
+        self.post_message(page)
+        while not self._page_taken.wait(0.1):
+            if worker.is_cancelled:
+                return False
+        return True
 
     def on_history_page(self, page: HistoryPage) -> None:
         table = self.query_one(DataTable)
         self.entries += page.entries
         table.add_rows(page.rows)
+        self._page_taken.set()
         self.skipped += page.skipped
         self.problem = page.problem or self.problem
         self._show_status(page.done)
@@ -88,7 +126,8 @@ class HistoryScreen(Screen[object]):
         if self.problem:
             text = f"cannot read the history: {self.problem}"
         elif self.entries:
-            more = "" if done else " so far, reading the rest..."
+            more = "" if done else " so far (more as you scroll down)" if len(self.entries) >= AUTO_ROWS \
+                else " so far, reading the rest..."
             text = f"{len(self.entries)} saved in {where}{more}{skipped} · enter or l loads the recipe · escape closes"
         else:
             text = f"nothing saved in {where} yet: ctrl+s saves a picture{skipped}" if done else f"reading {where} ..."
@@ -102,6 +141,8 @@ class HistoryScreen(Screen[object]):
         return self.entries[table.cursor_row]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.selected_row = event.cursor_row
+        self._want_more.set()
         entry = self.selected
         if entry is not None:
             self.show_picture(entry, self.query_one(LivePane).cell_box)
