@@ -112,6 +112,7 @@ class DecoderProcess:
             self._process.wait(timeout=2)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             self._process.kill()
+            self._process.wait()  # reaped, so no zombie is left (a busy machine can take over 2 s to exit)
 
 
 if __name__ == "__main__":
