@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from diffusers_tui.engine import (GenerationRequest, LoadOptions, RequestError, check_whole, max_threads, parse_size,
-                                  UserFacingError, parse_whole, read_bounded, shown)
+from diffusers_tui.engine import (GenerationRequest, LoadOptions, RequestError, UserFacingError, check_whole,
+                                  max_threads, parse_size, parse_whole, read_bounded, shown)
 
 ENV_PREFIX = "DIFFUSERS_TUI_"
 GRAPHICS = ("auto", "halfblock", "kitty", "sixel")

@@ -115,8 +115,10 @@ class GuardedServer(Server):
         if not self._token_ok(request.match_info.get("token")):
             return self._refuse(request, 403, "a websocket with a missing or wrong token")
         origin = request.headers.get("Origin")
-        if origin is None or urlsplit(origin).scheme not in ("http", "https") \
-                or (urlsplit(origin).netloc or "").lower() not in self.hosts | {request.headers.get("Host", "").lower()}:
+        parts = urlsplit(origin or "")
+        # The page's own address: one of the served ones, or the Host it was reached by (checked above).
+        own = self.hosts | {request.headers.get("Host", "").lower()}
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() not in own:
             return self._refuse(request, 403, f"a websocket from Origin {origin!r}, not from this server's page")
         if self.open_sessions >= self.connections:
             return self._refuse(request, 503, f"already {self.open_sessions} browser sessions (the connections "

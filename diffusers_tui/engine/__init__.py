@@ -25,7 +25,7 @@ from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, 
                                           check_whole, describe_range, parse_number, parse_size, parse_whole,
                                           random_seed)
 from diffusers_tui.engine.runtime import configure_threads, default_threads, max_threads, quiet
-from diffusers_tui.engine.text import shown
+from diffusers_tui.engine.text import is_clean, shown
 from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
 from diffusers_tui.engine.vocabulary import prompt_note
 from diffusers_tui.engine.sampling.registry import SchedulerEntry, SchedulerStatus, scheduler_names
@@ -47,7 +47,7 @@ __all__ = [
     "UserFacingError", "RequestError", "ModelLoadError", "ModelNotFoundError", "OutputError",
     "RunError", "SchedulerUnavailableError", "UnreadableFileError",
     # untrusted text, made safe to show
-    "shown",
+    "shown", "is_clean",
     # the process
     "quiet", "configure_threads", "default_threads", "max_threads",
 ]

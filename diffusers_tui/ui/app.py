@@ -22,7 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import GenerationRequest, RequestError, UserFacingError, prompt_note, random_seed, shown
+from diffusers_tui.engine import (GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note, random_seed,
+                                  shown)
 from diffusers_tui.ui import generation, render
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS
@@ -245,8 +246,7 @@ class DiffusersTuiApp(App):
         self.panel.fill(fields)
         for note in recipe.notes:
             self.log_line(f"note: {note}")
-        if any(isinstance(fields.get(name), str) and shown(fields[name], None, multiline=True) != fields[name]
-               for name in ("prompt", "negative_prompt")):
+        if not all(is_clean(fields.get(name) or "") for name in ("prompt", "negative_prompt")):
             self.log_line("note: the recipe's prompt held control characters: they are shown, and used, escaped")
         model, scheduler = fields.get("model"), fields.get("scheduler")
         if switch_model and model and model != self.model:

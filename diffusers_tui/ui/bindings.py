@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from textual.binding import Binding
 
 APP_BINDINGS = [
@@ -40,6 +42,7 @@ APP_BINDINGS = [
 _MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
 
+@functools.cache
 def _key_names() -> frozenset[str]:
     from textual.keys import Keys, _character_to_key
 

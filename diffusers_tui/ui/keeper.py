@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import Engine, GenerationResult, RequestError, UserFacingError, shown
+from diffusers_tui.engine import Engine, GenerationResult, RequestError, UserFacingError
 from diffusers_tui.ui.bindings import unknown_keys
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.messages import Exported, Saved, SaveFailed
@@ -125,21 +125,20 @@ class Keeper:
         unknown = sorted(set(settings["keys"]) - known_bindings)
         warnings = list(settings.warnings)
         if unknown:
-            warnings.append(f"{settings.path}: [keys] names no binding {', '.join(map(shown, unknown))} "
+            warnings.append(f"{settings.path}: [keys] names no binding {', '.join(unknown)} "
                             "(F1 lists the keys; the command palette, ctrl+p, names every action)")
         for binding_id, value in list(keys.items()):
             bad = unknown_keys(value)
             if bad:
                 good = [key.strip() for key in value.split(",") if key.strip() not in bad]
-                warnings.append(f"{settings.path}: [keys] {binding_id} = {shown(value)!r}: "
-                                f"{', '.join(map(shown, bad))} is not a key name (keys look like ctrl+g, f10, "
+                warnings.append(f"{settings.path}: [keys] {binding_id} = {value!r}: "
+                                f"{', '.join(bad)} is not a key name (keys look like ctrl+g, f10, "
                                 f"enter, shift+tab); " + (f"using {', '.join(good)}" if good else "its default kept"))
                 if good:
                     keys[binding_id] = ",".join(good)
                 else:
                     del keys[binding_id]
-        for warning in warnings:
-            warning = shown(warning)
+        for warning in warnings:  # log_line and notify escape what came from the file
             self.host.log_line(f"warning: {warning}")
             self.host.notify(warning, title="Settings", severity="warning", timeout=12)
         return keys

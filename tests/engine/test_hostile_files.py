@@ -269,13 +269,13 @@ def test_a_full_disk_among_the_steps_leaves_no_empty_temporary_file(tmp_path, mo
 def test_saved_pictures_and_the_index_share_the_umask_mode(tmp_path):
     old = os.umask(0o002)
     try:
-        outputs._FILE_MODE = None
+        outputs.file_mode.cache_clear()
         path = outputs.save_result(_result(), tmp_path)
         assert oct(path.stat().st_mode & 0o777) == oct(0o664)
         assert oct((tmp_path / "index.jsonl").stat().st_mode & 0o777) == oct(0o664)
     finally:
         os.umask(old)
-        outputs._FILE_MODE = None
+        outputs.file_mode.cache_clear()
 
 
 def test_the_index_is_never_appended_through_a_symlink(tmp_path):

@@ -154,7 +154,7 @@ async def test_a_long_history_shows_its_newest_rows_first_and_reads_more_as_the_
 
     out = tmp_path / "out"
     out.mkdir()
-    total = history_screen.AUTO_ROWS + 3 * history_screen.MAX_BATCH_ROWS
+    total = history_screen.AUTO_ROWS + 3 * history_screen.PAGE_ROWS
     with open(out / "index.jsonl", "w") as index:
         for number in range(total):
             index.write(_index_line("2026-12-01/00001-a.png", f"prompt {number}") + "\n")

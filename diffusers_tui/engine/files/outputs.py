@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import functools
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from diffusers_tui.engine.preview import full_picture
 
 INDEX_NAME = "index.jsonl"
 UNFINISHED_SUFFIX = ".unfinished"
-_NUMBERED = re.compile(r"^(\d{5,})-")
+NUMBERED = re.compile(r"^(\d{5,})-")
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -36,7 +37,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 def next_number(folder: Path) -> int:
-    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NUMBERED.match(p.name))]
+    numbers = [int(m.group(1)) for p in folder.iterdir() if (m := NUMBERED.match(p.name))]
     return max(numbers, default=0) + 1
 
 
@@ -68,17 +69,14 @@ def link_to_free_name(temp_path: Path, folder: Path, names) -> Path:
     raise OutputError(f"no free file name in {folder}")
 
 
+@functools.cache
 def file_mode() -> int:
     """The mode a new file gets under this process's umask (mkstemp alone would give 0600)."""
-    global _FILE_MODE
-    if _FILE_MODE is None:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        _FILE_MODE = 0o666 & ~mask
-    return _FILE_MODE
+    mask = os.umask(0o022)  # reading the umask means setting it: once, and put straight back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
-_FILE_MODE: int | None = None
 TEMP_PREFIX = ".saving-"
 
 

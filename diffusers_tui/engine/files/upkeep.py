@@ -19,23 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from diffusers_tui.engine.errors import OutputError, UserFacingError
-from diffusers_tui.engine.files.outputs import INDEX_NAME, TEMP_PREFIX, UNFINISHED_SUFFIX, append_index
+from diffusers_tui.engine.files.outputs import INDEX_NAME, NUMBERED, TEMP_PREFIX, UNFINISHED_SUFFIX, append_index
 from diffusers_tui.engine.files.untrusted import read_bounded
 from diffusers_tui.engine.text import shown
 
 STALE_AFTER_S = 3600
+#: Run folders are looked into only in day folders changed this recently: a start-up never walks
+#: a year of outputs, and a killed save's day folder changed when the save began.
+RECENT_DAYS_S = 7 * 24 * 3600
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NUMBERED = re.compile(r"^\d{5,}-")
 
 
 def tidy(outputs_dir: str | os.PathLike, now: float | None = None) -> list[str]:
     """Remove stale temporary files and finish saves that a killed process left; returns what was found."""
-
     root = Path(outputs_dir).expanduser()
     now = time.time() if now is None else now
     found: list[str] = []
     removed = 0
-    for folder in _folders(root):
+    for folder in _folders(root, now):
         try:
             names = list(os.scandir(folder))
         except OSError:
@@ -58,8 +59,8 @@ def tidy(outputs_dir: str | os.PathLike, now: float | None = None) -> list[str]:
     return found
 
 
-def _folders(root: Path):
-    """The folders saves write into: the outputs folder, its day folders and their run folders."""
+def _folders(root: Path, now: float):
+    """The folders saves write into: the outputs folder, its day folders and the run folders of recent days."""
     yield root
     try:
         days = [entry for entry in os.scandir(root) if _DAY.match(entry.name) and entry.is_dir(follow_symlinks=False)]
@@ -68,8 +69,10 @@ def _folders(root: Path):
     for day in days:
         yield Path(day.path)
         try:
+            if now - day.stat(follow_symlinks=False).st_mtime > RECENT_DAYS_S:
+                continue
             runs = [entry for entry in os.scandir(day.path)
-                    if _NUMBERED.match(entry.name) and entry.is_dir(follow_symlinks=False)]
+                    if NUMBERED.match(entry.name) and entry.is_dir(follow_symlinks=False)]
         except OSError:
             continue
         for run in runs:
@@ -94,7 +97,7 @@ def _finish(note: Path, root: Path, now: float) -> str | None:
         return None
     steps_folder = image.with_suffix("")
     written = len([p for p in steps_folder.glob("step_*.png")]) if steps_folder.is_dir() else 0
-    what = f"{expected and f'{written} of {expected} step snapshots, ' or ''}no index line"
+    what = f"{written} of {expected} step snapshots, no index line" if expected else "no index line"
     entry["interrupted"] = what
     if not _listed(root, entry["path"]):
         append_index(root, entry)
@@ -119,7 +122,7 @@ def _listed(root: Path, relative: str) -> bool:
     try:
         with open(root / INDEX_NAME, "rb") as handle:
             handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))
-            return json.dumps(relative).encode() in handle.read()
+            return json.dumps(relative, ensure_ascii=False).encode("utf-8") in handle.read()
     except OSError:
         return False
 

@@ -6,12 +6,12 @@ import threading
 
 from rich.text import Text
 from textual import work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
 
 from diffusers_tui.engine import UserFacingError, shown
 from diffusers_tui.ui.messages import FrameReady, HistoryPage
@@ -20,8 +20,7 @@ from diffusers_tui.ui.widgets.live_pane import LivePane
 
 PROMPT_WIDTH = 48
 #: Rows per page of history: the first page is on screen after one block of the index is read.
-PAGE_ROWS = 200
-MAX_BATCH_ROWS = 1000
+PAGE_ROWS = 500
 #: Rows read without being asked; beyond them, a batch at a time as the cursor comes near the end.
 AUTO_ROWS = 5000
 
@@ -78,29 +77,21 @@ class HistoryScreen(Screen[object]):
     def read_pages(self) -> None:
         """Read the index from its end in a thread: the newest rows appear at once, the rest fill in."""
         worker = get_current_worker()
-        entries, rows, skipped, problem = [], [], 0, None
-        batch = PAGE_ROWS
+        done = HistoryPage([], [], 0, None, done=True)
         for page in self.engine.history_pages(self.outputs_dir, PAGE_ROWS):
-            entries += page.entries
-            rows += [_row(entry) for entry in page.entries]
-            skipped += page.skipped
-            problem = page.problem or problem
-            if len(rows) < batch:
-                continue
-            # The table measures every row it is given on the event loop (about 0.15 ms a row), so
-            # batches stay small enough not to stall keys; one batch in flight at a time, or a
-            # reader far ahead would flood the event loop.
-            if not self._hand_over(worker, HistoryPage(entries, rows, skipped, problem, done=False)):
+            # The table measures every row it is given on the event loop (about 0.15 ms a row, more
+            # as it grows): one page in flight at a time, or a reader far ahead would flood it.
+            rows = [_row(entry) for entry in page.entries]
+            if not self._hand_over(worker, HistoryPage(page.entries, rows, page.skipped, page.problem, done=False)):
                 return
-            entries, rows, skipped, batch = [], [], 0, min(batch * 2, MAX_BATCH_ROWS)
-            # Past the first screensful, more rows are read as the cursor nears the end: a table of
-            # 160,000 rows costs the event loop seconds on every batch, and nobody scrolls that far.
-            while len(self.entries) >= AUTO_ROWS and self.selected_row < len(self.entries) - MAX_BATCH_ROWS:
+            # Past the first screensful, a page is read when the cursor nears the end: a table of
+            # 160,000 rows costs the event loop seconds a page, and nobody scrolls that far.
+            while len(self.entries) >= AUTO_ROWS and self.selected_row < len(self.entries) - PAGE_ROWS:
                 if worker.is_cancelled:
                     return
                 self._want_more.wait(0.1)
                 self._want_more.clear()
-        self._hand_over(worker, HistoryPage(entries, rows, skipped, problem, done=True))
+        self._hand_over(worker, done)
 
     def _hand_over(self, worker, page: HistoryPage) -> bool:
         """Post `page` and wait until the table has taken it; False when the screen closed meanwhile."""
