@@ -7,15 +7,21 @@ pixels are checked elsewhere, with a tolerance).
 """
 
 
+from pathlib import Path
+
 from textual.widgets import Checkbox, Input, Log
 
 from diffusers_tui.engine import Engine
 from diffusers_tui.ui.app import DiffusersTuiApp
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from tests.waiting import model_loaded, run_finished
+from tests.ui.screen_diff import describe_difference
+from tests.waiting import model_loaded, run_finished, until
 
 SIZE = (120, 40)
+STORED = Path(__file__).parent / "__snapshots__" / "test_snapshots"
+#: The app's start-up workers: the model list, the tidy of the outputs folder, the model's load.
+START_UP_WORKERS = {"models", "tidy", "load"}
 
 
 def stand_in_picture():
@@ -30,6 +36,9 @@ def stand_in_picture():
 async def _wait_loaded(pilot) -> None:
     app = pilot.app
     await model_loaded(pilot, app)
+    # Each start-up worker has reported back, so nothing it posts lands after the log is cleared.
+    await until(pilot, lambda: not any(worker.group in START_UP_WORKERS and not worker.is_finished
+                                       for worker in app.workers), "the start-up workers finished")
     # The log holds timings and paths that differ from run to run; a blinking cursor is
     # drawn or not depending on the moment.
     app.query_one(Log).clear()
@@ -38,9 +47,24 @@ async def _wait_loaded(pilot) -> None:
     await pilot.pause()
 
 
+def matches_stored(snap_compare, app, name: str, run_before) -> None:
+    """snap_compare, and on a mismatch the rows that differ (CI's log has no HTML report)."""
+    seen: list[str] = []
+
+    async def run_and_keep(pilot) -> None:
+        await run_before(pilot)
+        await pilot.pause()
+        seen.append(pilot.app.export_screenshot())
+
+    if not snap_compare(app, terminal_size=SIZE, run_before=run_and_keep):
+        stored = STORED / f"{name}.svg"
+        told = describe_difference(stored.read_text(), seen[-1]) if stored.exists() and seen else "no stored SVG"
+        raise AssertionError(f"the screen differs from {stored.name}:\n{told}")
+
+
 def test_idle_screen(snap_compare, tmp_path):
     app = DiffusersTuiApp(Engine(), outputs_dir=str(tmp_path), model="demo")
-    assert snap_compare(app, terminal_size=SIZE, run_before=_wait_loaded)
+    matches_stored(snap_compare, app, "test_idle_screen", _wait_loaded)
 
 
 def test_finished_run_with_a_fixed_seed(snap_compare, tmp_path):
@@ -63,4 +87,4 @@ def test_finished_run_with_a_fixed_seed(snap_compare, tmp_path):
         app.query_one(Log).clear()
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run)
+    matches_stored(snap_compare, app, "test_finished_run_with_a_fixed_seed", run)
