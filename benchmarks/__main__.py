@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ORDER = ("startup", "frame_conversion", "frame_bytes", "key_latency", "preview_overhead", "compare_batching",
-         "memory", "gpu_preview")
+         "memory", "a1111_parity", "gpu_preview")
 SLOW = ("demo_quality",)
 
 

@@ -81,6 +81,12 @@ def _scheduler(value: Any, from_text: bool) -> Any:
     return value
 
 
+def _schedule(value: Any, from_text: bool) -> Any:
+    if value in (None, ""):
+        return "Automatic"
+    return GenerationRequest(schedule=value).schedule  # A1111's spelling
+
+
 def _size(value: Any, from_text: bool) -> Any:
     if not isinstance(value, str):
         raise RequestError("size", f"{value!r} is not text like \"512x512\" (or \"\" for the model's own)")
@@ -116,6 +122,7 @@ SETTINGS: dict[str, Setting] = {
     "dtype": Setting("auto", _load_option("dtype")),  # auto, float32, float16 or bfloat16
     "offload": Setting("none", _load_option("offload")),  # none, model or sequential (CUDA)
     "scheduler": Setting(None, _scheduler),  # registry name; empty for the model's own
+    "schedule": Setting("Automatic", _schedule),  # Automatic, Uniform, Karras, Exponential, Beta or SGM Uniform
     "steps": Setting(20, _request_field("steps", int)),  # denoising steps
     "guidance": Setting(5.0, _request_field("guidance", float)),  # classifier-free guidance scale
     "size": Setting("", _size),  # WIDTHxHEIGHT; empty for the model's own

@@ -16,12 +16,25 @@ def models(args) -> int:
 def schedulers(args) -> int:
     quiet()
     statuses = engine_for(args).scheduler_statuses(args.model)
-    rows = [(s.entry.name, s.entry.class_name, s.entry.options_text or "-", str(s.entry.order),
-             "yes" if s.available else f"no: {s.reason}") for s in statuses]
+    rows = [(s.entry.name, "yes" if s.entry.a1111 else "no", s.entry.class_name, _schedules_text(s.entry),
+             str(s.entry.order), "yes" if s.available else f"no: {s.reason}") for s in statuses]
     if args.model:
         say(f"schedulers for {args.model}:")
-    print_table(("name", "class", "options", "calls/step", "available"), rows)
+    print_table(("sampler", "A1111", "class", "schedule types (Automatic is)", "calls/step", "available"), rows)
+    notes = [f"  {s.entry.name}{'' if key == '*' else ' ' + key}: {note}"
+             for s in statuses for key, note in s.entry.parity.items()]
+    if notes:
+        say("where diffusers cannot run what A1111 runs (RMSE 0-255 on the demo, 20 steps; "
+            "benchmarks/a1111_parity.py measures it):")
+        for line in notes:
+            say(line)
     return 0
+
+
+def _schedules_text(entry) -> str:
+    automatic = entry.automatic or "its own timesteps"
+    others = [schedule for schedule in entry.schedules if schedule != "Automatic"]
+    return f"Automatic ({automatic})" + (f", {', '.join(others)}" if others else "")
 
 
 def config(settings) -> int:

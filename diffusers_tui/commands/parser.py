@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffusers_tui.engine import DEFAULT_PROMPT, RequestError, max_threads, parse_size, parse_whole
+from diffusers_tui.engine import DEFAULT_PROMPT, GenerationRequest, RequestError, max_threads, parse_size, parse_whole
 from diffusers_tui.settings import GRAPHICS
 
 
@@ -87,6 +87,7 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group = parser.add_argument_group("run")
     group.add_argument("--steps", type=int, help="denoising steps (default: 20; 1000 for unet)")
     group.add_argument("--scheduler", help=scheduler_help)
+    _schedule_option(group)
     group.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
@@ -101,6 +102,20 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
                        help="also write the steps as an animated WebP and a contact sheet into the run folder")
     _outputs_option(group, top_level=False)
     _from_option(group, top_level=False)
+
+
+def _schedule_option(group) -> None:
+    group.add_argument("--schedule", type=_schedule_name, metavar="TYPE",
+                       help="A1111's schedule type: Automatic (the sampler's own default, as in A1111), Uniform, "
+                            "Karras, Exponential, Beta or SGM Uniform, where the sampler offers it "
+                            "(`diffusers-tui schedulers` lists them)")
+
+
+def _schedule_name(text: str) -> str:
+    try:
+        return GenerationRequest(schedule=text).schedule
+    except RequestError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "--num_processes N` the runs are split across the processes (one per GPU).")
     compare.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
     compare.add_argument("--schedulers", required=True, metavar="LIST",
-                         help="registry names separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"")
+                         help="registry names separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"; a name "
+                              "without a schedule type runs on --schedule")
+    _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",
                          help="step counts, e.g. 10,20,30 (default: the configured steps, 20)")
     compare.add_argument("--reference", metavar="SCHEDULER:STEPS",

@@ -53,12 +53,22 @@ class ComparisonRequest:
             raise RequestError("compare", "mark at least one scheduler to compare")
         if len(self.lanes) > MAX_LANES:
             raise RequestError("compare", f"{len(self.lanes)} runs is more than {MAX_LANES}; mark fewer")
+        # Each lane names its sampler and schedule type in one label: "DPM++ 2M Karras"; a bare
+        # sampler name runs on the base request's schedule type.
+        object.__setattr__(self, "lanes", tuple(self._labelled(lane) for lane in self.lanes))
+        if self.reference is not None:
+            object.__setattr__(self, "reference", self._labelled(self.reference))
         for lane in (*self.lanes, *([self.reference] if self.reference else [])):
-            schedulers.get(lane.scheduler)  # an unknown name raises with the valid list
             if isinstance(lane.steps, bool) or not isinstance(lane.steps, int) or not 1 <= lane.steps <= MAX_STEPS:
                 raise RequestError("compare_steps", f"{lane.steps!r} steps is outside 1 to {MAX_STEPS}")
         if len(set(self.lanes)) != len(self.lanes):
             raise RequestError("compare", "the same scheduler and step count is marked twice")
+
+    def _labelled(self, lane: Lane) -> Lane:
+        from diffusers_tui.engine.sampling import registry as schedulers
+
+        entry, schedule = schedulers.lane_choice(lane.scheduler, self.base.schedule)  # a bad name says why
+        return Lane(schedulers.label(entry, schedule), lane.steps)
 
     def lane_requests(self) -> list[GenerationRequest]:
         """One GenerationRequest per lane (then the reference, when there is one)."""
@@ -70,9 +80,10 @@ class ComparisonRequest:
             if self.equal_calls and schedulers.get(lane.scheduler).order == 2:
                 # Heun-like solvers make 2N-1 calls for N steps: N' = ceil(N/2) stays within N.
                 steps = max(1, math.ceil(steps / 2))
-            requests.append(replace(self.base, scheduler=lane.scheduler, steps=steps))
+            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=steps))
         if self.reference is not None:
-            requests.append(replace(self.base, scheduler=self.reference.scheduler, steps=self.reference.steps))
+            requests.append(replace(self.base, scheduler=self.reference.scheduler, schedule="Automatic",
+                                    steps=self.reference.steps))
         return requests
 
 

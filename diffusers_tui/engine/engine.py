@@ -42,10 +42,10 @@ class Engine:
         from diffusers_tui.engine.sampling import registry
 
         loaded = self.loaded_model(model)
-        entry = registry.entry_for_scheduler(loaded.scheduler)
+        own = registry.entry_for_scheduler(loaded.scheduler)
         return ModelSummary(
             name=model, mode=loaded.mode, native_size=loaded.native_size, size_multiple=loaded.size_multiple,
-            scheduler_class=type(loaded.scheduler).__name__, default_scheduler=entry.name if entry else None,
+            scheduler_class=type(loaded.scheduler).__name__, default_scheduler=own[0].name if own else None,
             statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
             preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
             preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded))

@@ -102,8 +102,12 @@ class GenerationRequest:
     model: str = "demo"
     #: "auto" follows the model: text-to-image for pipelines, "unet" for a bare UNet2DModel.
     mode: Mode = "auto"
-    #: A registry display name (see engine.sampling.registry); None keeps the model's own.
+    #: A sampler's registry name (see engine.sampling.registry); None keeps the model's own.
+    #: An older one-name spelling ("DPM++ 2M Karras") is stored as sampler + schedule.
     scheduler: str | None = None
+    #: A1111's schedule type: Automatic (the sampler's own default), Uniform, Karras, Exponential,
+    #: Beta or SGM Uniform, where the sampler offers it.
+    schedule: str = "Automatic"
     steps: int = 20
     guidance: float = 5.0
     seed: int = 0
@@ -128,8 +132,7 @@ class GenerationRequest:
             raise RequestError("model", "give a model name, folder or file (for example 'demo')")
         if self.mode not in ("auto", "text-to-image", "unet"):
             raise RequestError("mode", f"{self.mode!r} is not one of auto, text-to-image, unet")
-        if self.scheduler is not None:
-            _check_scheduler(self.scheduler)
+        _check_scheduler(self)
         check_whole("steps", self.steps, 1, MAX_STEPS)
         if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not (
             0.0 <= float(self.guidance) <= MAX_GUIDANCE
@@ -176,15 +179,27 @@ def _check_text(name: str, value: object) -> None:
                                  "retype it (is the terminal's locale UTF-8?)") from None
 
 
-def _check_scheduler(name: object) -> None:
+def _check_scheduler(request: "GenerationRequest") -> None:
+    """The sampler and schedule type checked, and stored in their registry spelling."""
     from diffusers_tui.engine.sampling import registry as schedulers
 
-    if not isinstance(name, str) or not name.strip():
-        raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
+    name, schedule = request.scheduler, request.schedule
+    if schedule is not None and not isinstance(schedule, str):
+        raise RequestError("schedule", "must be text: Automatic, Uniform, Karras, Exponential, Beta or SGM Uniform")
     try:
-        schedulers.get(name)
+        schedule = schedulers.canonical_schedule(schedule)
     except SchedulerUnavailableError as error:
-        raise RequestError("scheduler", str(error).removeprefix("scheduler: ")) from None
+        raise RequestError("schedule", str(error).removeprefix("schedule: ")) from None
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
+        try:
+            entry, schedule = schedulers.resolve(name, schedule)
+        except SchedulerUnavailableError as error:
+            field_name, _, message = str(error).partition(": ")
+            raise RequestError(field_name, message) from None
+        object.__setattr__(request, "scheduler", entry.name)
+    object.__setattr__(request, "schedule", schedule)
 
 
 def check_prompt_given(prompt: str) -> None:

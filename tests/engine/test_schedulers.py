@@ -3,23 +3,82 @@
 import pytest
 
 from diffusers_tui.engine.sampling import registry as schedulers
-from diffusers_tui.engine.errors import SchedulerUnavailableError
+from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 from diffusers_tui.engine.request import GenerationRequest
 
 
-def test_registry_has_the_names_people_know():
-    names = set(schedulers.names())
-    assert len(names) >= 18
-    for expected in ("Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE",
-                     "DPM++ 2M SDE Karras", "DPM++ SDE", "DPM2", "DPM2 a", "LMS", "LMS Karras",
-                     "DDIM", "DDPM", "PLMS", "UniPC", "DEIS"):
-        assert expected in names
+A1111_SAMPLERS = ("Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE", "DPM2", "DPM2 a", "LMS",
+                  "DDIM", "PLMS", "UniPC")
+#: Stable Diffusion's own scheduler config as current diffusers saves it (leading spacing, no clip_sample key).
+SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+             "steps_offset": 1, "timestep_spacing": "leading", "prediction_type": "epsilon"}
 
 
-def test_lookup_is_case_insensitive_and_unknown_names_list_the_choices():
-    assert schedulers.get("dpm++ 2m karras").options == {"use_karras_sigmas": True}
+def test_the_registry_names_a1111s_samplers_and_says_which_it_lacks():
+    by_name = {entry.name: entry for entry in schedulers.REGISTRY}
+    assert set(A1111_SAMPLERS) <= set(by_name)
+    assert all(by_name[name].a1111 for name in A1111_SAMPLERS)
+    assert not any(by_name[name].a1111 for name in ("DDPM", "DEIS", "DPM++ 2S"))
+    # A1111's DPM++ SDE is k-diffusion's stochastic sampler, not the single-step solver.
+    assert by_name["DPM++ SDE"].class_name == "DPMSolverSDEScheduler"
+    assert by_name["DPM++ 2S"].class_name == "DPMSolverSinglestepScheduler"
+
+
+def test_old_one_name_spellings_are_a_sampler_and_a_schedule():
+    assert schedulers.resolve("dpm++ 2m karras")[1] == "Karras"
+    assert schedulers.resolve("DPM++ 2M Karras")[0].name == "DPM++ 2M"
+    assert schedulers.resolve("DPM++ 2M SDE Exponential") == (schedulers.get("DPM++ 2M SDE"), "Exponential")
+    assert schedulers.resolve("DPM SDE")[0].name == "DPM++ SDE"  # this tool's earlier name
+    assert schedulers.resolve("Euler", "karras") == (schedulers.get("Euler"), "Karras")
+    request = GenerationRequest(scheduler="LMS Karras")
+    assert (request.scheduler, request.schedule) == ("LMS", "Karras")
     with pytest.raises(SchedulerUnavailableError, match="choose one of: Euler"):
         schedulers.get("Eulerr")
+    with pytest.raises(SchedulerUnavailableError, match="names the Karras schedule"):
+        schedulers.resolve("DPM++ 2M Karras", "Exponential")
+    with pytest.raises(SchedulerUnavailableError, match="Euler a has no Karras schedule"):
+        schedulers.resolve("Euler a", "Karras")
+    with pytest.raises(RequestError, match="schedule: unknown type 'Karas'"):
+        GenerationRequest(scheduler="Euler", schedule="Karas")
+
+
+def test_automatic_is_a1111s_default_for_each_sampler_and_the_full_sigma_range_is_used():
+    def config(name, schedule="Automatic"):
+        return schedulers.build(schedulers.get(name), SD_CONFIG, schedule).config
+
+    assert config("DPM++ 2M").use_karras_sigmas and config("DPM2").use_karras_sigmas
+    assert config("DPM++ SDE").use_karras_sigmas
+    assert config("DPM++ 2M SDE").use_exponential_sigmas and not config("DPM++ 2M SDE").use_karras_sigmas
+    assert not config("Euler").use_karras_sigmas and not config("LMS").use_karras_sigmas
+    assert config("DPM++ 2M", "Uniform").use_karras_sigmas is False
+    # A folder saved with leading spacing still starts at the model's largest sigma (t=999), as A1111 does.
+    for name in ("Euler", "LMS", "DPM2", "Heun"):
+        built = schedulers.build(schedulers.get(name), SD_CONFIG, "Karras")
+        built.set_timesteps(20)
+        assert float(built.sigmas[0]) == pytest.approx(14.61, abs=0.01), name
+    # DDIM on A1111's timesteps: range(0, 1000, 1000 // steps) + 1.
+    ddim = schedulers.build(schedulers.get("DDIM"), SD_CONFIG)
+    ddim.set_timesteps(20)
+    assert [int(t) for t in ddim.timesteps] == list(range(951, 0, -50))
+
+
+def test_clip_sample_and_thresholding_are_off_unless_the_models_config_asks():
+    for name in ("DDIM", "DDPM", "Heun"):
+        built = schedulers.build(schedulers.get(name), SD_CONFIG)
+        assert built.config.clip_sample is False, name
+        assert getattr(built.config, "thresholding", False) is False
+    asked = schedulers.build(schedulers.get("DDIM"), {**SD_CONFIG, "clip_sample": True})
+    assert asked.config.clip_sample is True
+
+
+@pytest.mark.parametrize("name", schedulers.names())
+def test_every_offered_schedule_builds_and_steps(name):
+    entry = schedulers.get(name)
+    for schedule in entry.schedules:
+        built = schedulers.build(entry, SD_CONFIG, schedule)
+        built.set_timesteps(4)
+        for key, value in entry.schedule_options(schedule).items():
+            assert built.config[key] == value, (name, schedule, key)
 
 
 @pytest.mark.parametrize("name", schedulers.names())
@@ -39,13 +98,13 @@ def test_every_entry_runs_two_steps_or_says_why(engine, tiny_sd, name):
     if entry.order == 2:
         assert result.total_calls == 3
     assert result.recipe["scheduler_class"] == entry.class_name
-    for key, value in entry.options.items():
+    for key, value in entry.schedule_options("Automatic").items():
         assert result.recipe["scheduler_config"][key] == value
 
 
 def test_built_from_the_models_original_config(engine, tiny_sd):
     loaded = engine.loaded_model(str(tiny_sd))
-    built = schedulers.build(schedulers.get("Euler"), loaded.original_scheduler_config)
+    built = schedulers.build(schedulers.get("Euler"), loaded.original_scheduler_config, "Automatic")
     assert built.config.beta_schedule == "scaled_linear"
     assert built.config.beta_end == pytest.approx(0.012)
     assert loaded.scheduler.config.beta_end == pytest.approx(0.012)  # the original is untouched
@@ -69,7 +128,8 @@ def test_entries_the_model_does_not_declare_compatible_are_filtered():
     assert not status["Euler"].available and "not compatible" in status["Euler"].reason
 
 
-def test_entry_for_scheduler_prefers_the_most_specific_name():
-    built = schedulers.build(schedulers.get("DPM++ 2M SDE Karras"), {})
-    assert schedulers.entry_for_scheduler(built).name == "DPM++ 2M SDE Karras"
-    assert schedulers.entry_for_scheduler(schedulers.build(schedulers.get("DPM++ 2M"), {})).name == "DPM++ 2M"
+def test_a_live_scheduler_is_read_back_as_its_sampler_and_schedule():
+    built = schedulers.build(schedulers.get("DPM++ 2M SDE"), {}, "Karras")
+    assert schedulers.entry_for_scheduler(built) == (schedulers.get("DPM++ 2M SDE"), "Karras")
+    plain = schedulers.build(schedulers.get("DPM++ 2M"), {}, "Uniform")
+    assert schedulers.entry_for_scheduler(plain)[0].name == "DPM++ 2M"

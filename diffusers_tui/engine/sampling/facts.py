@@ -9,11 +9,25 @@ import torch
 from diffusers_tui.engine.sampling import registry
 
 
-def run_facts(loaded, scheduler, width: int, height: int) -> dict[str, Any]:
+def sampler_and_schedule(scheduler, request) -> tuple[registry.SchedulerEntry | None, str]:
+    """The registry sampler and the schedule type a run asked for (Automatic kept)."""
+    if request.scheduler is not None:
+        entry, schedule = registry.resolve(request.scheduler, request.schedule)
+    else:
+        found = registry.entry_for_scheduler(scheduler)
+        if found is None:
+            return None, ""
+        entry, schedule = found
+        if request.schedule != "Automatic":
+            schedule = request.schedule
+    return entry, schedule
+
+
+def run_facts(loaded, scheduler, width: int, height: int, request) -> dict[str, Any]:
     import diffusers
     import transformers
 
-    entry = registry.entry_for_scheduler(scheduler)
+    entry, schedule = sampler_and_schedule(scheduler, request)
     return {
         "model": loaded.source.name,
         "model_kind": loaded.source.kind,
@@ -22,6 +36,13 @@ def run_facts(loaded, scheduler, width: int, height: int) -> dict[str, Any]:
         "model_revision": loaded.source.revision,
         "mode": loaded.mode,
         "scheduler_name": entry.name if entry else None,
+        # As asked ("Automatic" kept), and what it meant: "" where the sampler keeps its own
+        # timesteps (DDIM, PLMS, the samplers A1111 lacks).
+        "schedule": schedule,
+        "schedule_used": entry.concrete(schedule) if entry else "",
+        "scheduler_label": registry.label(entry, schedule) if entry else type(scheduler).__name__,
+        "a1111_sampler": bool(entry and entry.a1111),
+        "pipeline_class": type(loaded.pipeline).__name__ if loaded.mode != "unet" else None,
         "scheduler_class": type(scheduler).__name__,
         "scheduler_config": {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")},
         "width": width,

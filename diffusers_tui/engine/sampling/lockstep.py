@@ -225,5 +225,5 @@ class _LockstepLoop:
         return GenerationResult(
             request=lane.request, image=lane.image, cancelled=cancelled and not lane.done,
             elapsed_s=lane.elapsed_s, model_calls=lane.calls, total_calls=lane.total,
-            recipe=run_facts(self.loaded, lane.scheduler, self.width, self.height), stopped=lane.stopped,
+            recipe=run_facts(self.loaded, lane.scheduler, self.width, self.height, lane.request), stopped=lane.stopped,
         )

@@ -138,5 +138,5 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"],
-        recipe=run_facts(loaded, scheduler, width, height), stopped=stopped,
+        recipe=run_facts(loaded, scheduler, width, height, request), stopped=stopped,
     )

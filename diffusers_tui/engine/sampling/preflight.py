@@ -13,11 +13,23 @@ from diffusers_tui.engine.request import MAX_SIDE, GenerationRequest, check_prom
 from diffusers_tui.engine.sampling import registry
 
 
-def make_scheduler(loaded, name: str | None):
-    """A fresh scheduler for this run, built from the model's original config."""
+def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
+    """A fresh scheduler for this run, built from the model's original config.
+
+    No name keeps the model's own scheduler; a schedule type then applies to the sampler
+    that scheduler is, when the registry knows it.
+    """
     if name is None:
-        return type(loaded.scheduler).from_config(loaded.original_scheduler_config)
-    entry = registry.get(name)
+        if schedule == "Automatic":
+            return type(loaded.scheduler).from_config(loaded.original_scheduler_config)
+        own = registry.entry_for_scheduler(loaded.scheduler)
+        if own is None:
+            raise SchedulerUnavailableError(
+                f"schedule: the model's own {type(loaded.scheduler).__name__} is not in the registry; "
+                "choose a scheduler for the schedule type to apply to")
+        entry, schedule = registry.resolve(own[0].name, schedule)
+    else:
+        entry, schedule = registry.resolve(name, schedule)
     allowed = registry.compatible_names(loaded.scheduler)
     if entry.class_name not in allowed:
         raise SchedulerUnavailableError(
@@ -25,14 +37,14 @@ def make_scheduler(loaded, name: str | None):
             f"{type(loaded.scheduler).__name__}"
         )
     try:
-        return registry.build(entry, loaded.original_scheduler_config)
+        return registry.build(entry, loaded.original_scheduler_config, schedule)
     except ImportError as error:
         raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
 
 
 def scheduler_for(loaded, request: GenerationRequest):
     """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
-    scheduler = make_scheduler(loaded, request.scheduler)
+    scheduler = make_scheduler(loaded, request.scheduler, request.schedule)
     if "noise_sampler_seed" in scheduler.config:
         # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)

@@ -1,8 +1,20 @@
-"""The scheduler registry: the names people know from A1111, each a diffusers class + options.
+"""The scheduler registry: samplers by the names people know from A1111, and A1111's schedule types.
 
-Every scheduler anywhere in the app comes from `REGISTRY`. A scheduler is always built
-with `Cls.from_config(original_config, **options)` from the model's own scheduler
-config, so the model's noise schedule and prediction type carry over.
+Every scheduler anywhere in the app comes from here. A run names a sampler ("DPM++ 2M") and a
+schedule type ("Automatic", "Karras", ...), as A1111 does; the older one-name spelling ("DPM++ 2M
+Karras") is read as the same pair. A scheduler is always built with `Cls.from_config(the model's
+original config, **options)`, so the model's noise schedule and prediction type carry over, and
+with A1111's defaults where the sampler bears an A1111 name:
+
+- the full σ range whatever `timestep_spacing` the folder was saved with (`linspace`);
+- "Automatic" is A1111's per-sampler default (Karras for DPM++ 2M, DPM++ SDE and DPM2,
+  Exponential for DPM++ 2M SDE, Uniform for the rest);
+- DDIM and PLMS on A1111's timesteps (`leading`, offset 1, ᾱ_prev of t=0);
+- `clip_sample` and thresholding off unless the model's own config asks for them: class
+  defaults would clip every latent model whose config was saved by another scheduler.
+
+Where diffusers has no option that matches A1111, the entry's `parity` says so with the
+difference measured by `benchmarks/a1111_parity.py`.
 """
 
 from __future__ import annotations
@@ -12,53 +24,111 @@ from typing import Any
 
 from diffusers_tui.engine.errors import SchedulerUnavailableError
 
+#: A1111's schedule types that diffusers has options for, in A1111's spelling.
+SCHEDULES = ("Automatic", "Uniform", "Karras", "Exponential", "Beta", "SGM Uniform")
+_SCHEDULE_OPTIONS: dict[str, dict[str, Any]] = {
+    "Uniform": {"timestep_spacing": "linspace"},
+    "Karras": {"use_karras_sigmas": True},
+    "Exponential": {"use_exponential_sigmas": True},
+    "Beta": {"use_beta_sigmas": True},
+    # k-diffusion's sgm_uniform: n timesteps evenly from the top, the last step to σ=0.
+    "SGM Uniform": {"timestep_spacing": "trailing"},
+}
+_ALL_SIGMA_SCHEDULES = ("Uniform", "Karras", "Exponential", "Beta", "SGM Uniform")
+#: A1111 samplers on the k-diffusion σ schedule start at the model's largest σ, whatever the folder says.
+_FULL_RANGE = {"timestep_spacing": "linspace"}
+#: A1111's DDIM and PLMS timesteps: range(0, 1000, 1000 // steps) + 1, ending on ᾱ of t=0.
+_A1111_TIMESTEPS = {"timestep_spacing": "leading", "steps_offset": 1, "set_alpha_to_one": False}
+#: Keys that a class default would switch on for a model whose own config never asked for them.
+_OFF_UNLESS_ASKED = ("clip_sample", "thresholding")
+
 
 @dataclass(frozen=True)
 class SchedulerEntry:
-    """One registry row: display name -> diffusers class name + config overrides."""
+    """One sampler: display name -> diffusers class name + options, and the schedule types it offers."""
 
     name: str
     class_name: str
     options: dict[str, Any] = field(default_factory=dict)
-    #: Model calls per step: 2 for the second-order solvers (Heun, DPM2, DPM SDE).
+    #: Model calls per step: 2 for the second-order solvers (Heun, DPM2, DPM++ SDE).
     order: int = 1
     description: str = ""
+    #: Whether A1111 has a sampler by this name (written as `Sampler:` in infotext only then).
+    a1111: bool = True
+    #: The schedule types this class has options for ("Automatic" always).
+    schedules: tuple[str, ...] = ("Automatic",)
+    #: What "Automatic" means for this sampler (A1111's per-sampler default); "" keeps the
+    #: model's own spacing (DDIM and PLMS on A1111's timesteps, samplers A1111 lacks).
+    automatic: str = ""
+    #: Options every schedule of this entry gets (the full σ range, A1111's timesteps).
+    base: dict[str, Any] = field(default_factory=dict)
+    #: Where diffusers cannot match what A1111 runs: schedule type ("*" for all) -> why, and by how
+    #: much (measured by benchmarks/a1111_parity.py on the demo, 20 steps, CFG 7).
+    parity: dict[str, str] = field(default_factory=dict)
 
     @property
     def options_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
 
+    def schedule_options(self, schedule: str) -> dict[str, Any]:
+        """The diffusers options for this sampler on `schedule` (Automatic resolved)."""
+        return {**self.base, **_SCHEDULE_OPTIONS.get(self.concrete(schedule), {}), **self.options}
 
-KARRAS = {"use_karras_sigmas": True}
+    def parity_note(self, schedule: str) -> str:
+        """How this sampler on `schedule` differs from A1111's ("" where it matches)."""
+        return self.parity.get(schedule, self.parity.get("*", ""))
 
-# Mapping as in the diffusers scheduler overview (A1111/k-diffusion -> diffusers).
+    def concrete(self, schedule: str) -> str:
+        """`schedule` with Automatic replaced by this sampler's default ("" when that is its own spacing)."""
+        return self.automatic if schedule == "Automatic" else schedule
+
+
+def _k(name, class_name, options=None, *, order=1, description="", schedules=_ALL_SIGMA_SCHEDULES,
+       automatic="Uniform", parity=None, a1111=True, base=None):
+    return SchedulerEntry(name, class_name, dict(options or {}), order, description, a1111,
+                          ("Automatic", *schedules), automatic, dict(_FULL_RANGE if base is None else base), dict(parity or {}))
+
+
+_SDE = {"algorithm_type": "sde-dpmsolver++"}
+
 REGISTRY: tuple[SchedulerEntry, ...] = (
-    SchedulerEntry("Euler", "EulerDiscreteScheduler", description="first-order, deterministic"),
-    SchedulerEntry("Euler a", "EulerAncestralDiscreteScheduler", description="ancestral: adds noise each step"),
-    SchedulerEntry("Heun", "HeunDiscreteScheduler", order=2, description="second-order: 2 model calls a step"),
-    SchedulerEntry("DPM++ 2M", "DPMSolverMultistepScheduler"),
-    SchedulerEntry("DPM++ 2M Karras", "DPMSolverMultistepScheduler", KARRAS),
-    SchedulerEntry("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-    SchedulerEntry("DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler",
-                   {"algorithm_type": "sde-dpmsolver++", **KARRAS}),
-    SchedulerEntry("DPM++ SDE", "DPMSolverSinglestepScheduler"),
-    SchedulerEntry("DPM++ SDE Karras", "DPMSolverSinglestepScheduler", KARRAS),
-    SchedulerEntry("DPM SDE", "DPMSolverSDEScheduler", order=2,
-                   description="k-diffusion's stochastic DPM++ SDE; needs torchsde"),
-    SchedulerEntry("DPM2", "KDPM2DiscreteScheduler", order=2),
-    SchedulerEntry("DPM2 Karras", "KDPM2DiscreteScheduler", KARRAS, order=2),
-    SchedulerEntry("DPM2 a", "KDPM2AncestralDiscreteScheduler", order=2),
-    SchedulerEntry("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", KARRAS, order=2),
-    SchedulerEntry("LMS", "LMSDiscreteScheduler"),
-    SchedulerEntry("LMS Karras", "LMSDiscreteScheduler", KARRAS, description="needs scipy"),
-    SchedulerEntry("DDIM", "DDIMScheduler"),
-    SchedulerEntry("DDPM", "DDPMScheduler", description="the original ancestral sampler; wants many steps"),
-    SchedulerEntry("PLMS", "PNDMScheduler", {"skip_prk_steps": True}),
-    SchedulerEntry("UniPC", "UniPCMultistepScheduler"),
-    SchedulerEntry("DEIS", "DEISMultistepScheduler"),
+    _k("Euler", "EulerDiscreteScheduler", description="first-order, deterministic"),
+    _k("Euler a", "EulerAncestralDiscreteScheduler", description="ancestral: adds noise each step",
+       schedules=("Uniform", "SGM Uniform")),
+    _k("Heun", "HeunDiscreteScheduler", order=2, description="second-order: 2 model calls a step"),
+    _k("DPM++ 2M", "DPMSolverMultistepScheduler", automatic="Karras",
+       parity={"Uniform": "diffusers' timesteps stop one step short of t=0 (last σ 0.226, A1111's 0.029): RMSE 3.5"}),
+    _k("DPM++ 2M SDE", "DPMSolverMultistepScheduler", _SDE, automatic="Exponential",
+       parity={"*": "the same sampler on other noise: the pipeline draws Gaussian noise from the run's generator where A1111 "
+                    "draws from a Brownian tree: RMSE 22-60"}),
+    _k("DPM++ SDE", "DPMSolverSDEScheduler", order=2, automatic="Karras",
+       description="k-diffusion's stochastic DPM++ SDE (Brownian-tree noise); needs torchsde",
+       parity={"Uniform": "diffusers interpolates σ linearly between training timesteps, k-diffusion "
+                          "log-linearly: RMSE 2.2"}),
+    _k("DPM2", "KDPM2DiscreteScheduler", order=2, automatic="Karras",
+       parity={"*": "A1111 drops the next-to-last σ, and diffusers has no option for it: RMSE 0.7-1.2"}),
+    _k("DPM2 a", "KDPM2AncestralDiscreteScheduler", order=2, automatic="Karras",
+       parity={"*": "A1111 drops the next-to-last σ, and diffusers has no option for it: RMSE 0.5 "
+                    "(Automatic, Karras) to 9.3 (Beta)"}),
+    _k("LMS", "LMSDiscreteScheduler", description="needs scipy"),
+    SchedulerEntry("DDIM", "DDIMScheduler", description="A1111's timesteps (t=951 ... 1 at 20 steps)",
+                   base=dict(_A1111_TIMESTEPS)),
+    SchedulerEntry("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, base=dict(_A1111_TIMESTEPS),
+                   parity={"*": "A1111 stops on t=1, one model call sooner; diffusers steps on to t=0: RMSE 2.1"}),
+    _k("UniPC", "UniPCMultistepScheduler",
+       parity={"*": "not checked: A1111 runs its own UniPC (variant bh1, order 3), not diffusers'"}),
+    _k("DDPM", "DDPMScheduler", a1111=False, base={}, schedules=(), automatic="",
+       description="the original ancestral sampler; wants many steps (A1111 has none)"),
+    _k("DEIS", "DEISMultistepScheduler", a1111=False, base={}, automatic="", description="A1111 has none"),
+    _k("DPM++ 2S", "DPMSolverSinglestepScheduler", a1111=False, base={}, automatic="",
+       schedules=("Karras", "Exponential", "Beta"),
+       description="deterministic single-step DPM-Solver++(2S); A1111 has only the ancestral 2S a"),
 )
 
 _BY_NAME = {entry.name.casefold(): entry for entry in REGISTRY}
+#: Names this tool used before a sampler and its schedule were two choices.
+_ALIASES = {"dpm sde": ("DPM++ SDE", "Automatic")}
+_SCHEDULE_BY_NAME = {schedule.casefold(): schedule for schedule in SCHEDULES}
 
 
 def names() -> list[str]:
@@ -66,33 +136,89 @@ def names() -> list[str]:
 
 
 def scheduler_names() -> list[str]:
-    """Every registry name, in registry order (no model needed, nothing heavy imported)."""
+    """Every sampler name, in registry order (no model needed, nothing heavy imported)."""
     return names()
 
 
+def schedule_names() -> list[str]:
+    return list(SCHEDULES)
+
+
 def get(name: str) -> SchedulerEntry:
-    """The registry entry for a display name (case-insensitive), or a clear error."""
-    entry = _BY_NAME.get(name.strip().casefold())
-    if entry is None:
-        raise SchedulerUnavailableError(
-            f"scheduler: unknown name {name!r}; choose one of: {', '.join(names())}"
-        )
-    return entry
+    """The registry entry for a sampler name, old one-name spellings included, or a clear error."""
+    return resolve(name)[0]
 
 
-def entry_for_scheduler(scheduler) -> SchedulerEntry | None:
-    """The registry entry that describes a live scheduler object, if any does.
+def canonical_schedule(schedule: str | None) -> str:
+    """A schedule type in A1111's spelling (case-insensitive; None and "" are Automatic)."""
+    if schedule is None or not str(schedule).strip():
+        return "Automatic"
+    found = _SCHEDULE_BY_NAME.get(str(schedule).strip().casefold().replace("_", " "))
+    if found is None:
+        raise SchedulerUnavailableError(f"schedule: unknown type {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    return found
 
-    Several entries can match one object (DPM++ 2M SDE Karras also matches DPM++ 2M
-    SDE); the one whose options say the most wins.
+
+def resolve(name: str, schedule: str | None = None) -> tuple[SchedulerEntry, str]:
+    """(entry, schedule type) for a sampler name and a schedule type, as A1111 reads them.
+
+    A name may carry its schedule ("DPM++ 2M Karras", A1111's older spelling); a schedule
+    given beside it must then agree or be Automatic. The schedule must be one the sampler
+    offers here.
     """
+    key = " ".join(name.split()).casefold()
+    schedule = canonical_schedule(schedule)
+    entry, named = _BY_NAME.get(key), None
+    if entry is None and key in _ALIASES:
+        alias, named = _ALIASES[key]
+        entry = _BY_NAME[alias.casefold()]
+    if entry is None:
+        for suffix in sorted(SCHEDULES[1:], key=len, reverse=True):
+            if key.endswith(" " + suffix.casefold()) and key[: -len(suffix) - 1] in _BY_NAME:
+                entry, named = _BY_NAME[key[: -len(suffix) - 1]], suffix
+                break
+    if entry is None:
+        raise SchedulerUnavailableError(f"scheduler: unknown name {name!r}; choose one of: {', '.join(names())}")
+    if named is not None and named != "Automatic":
+        if schedule not in ("Automatic", named):
+            raise SchedulerUnavailableError(f"scheduler: {name!r} names the {named} schedule, "
+                                            f"but the schedule type given is {schedule}")
+        schedule = named
+    if schedule not in entry.schedules:
+        raise SchedulerUnavailableError(f"schedule: {entry.name} has no {schedule} schedule here; "
+                                        f"it offers {', '.join(entry.schedules)}")
+    return entry, schedule
+
+
+def lane_choice(name: str, default_schedule: str) -> tuple[SchedulerEntry, str]:
+    """A comparison lane's sampler and schedule: the one its name carries, else `default_schedule`."""
+    entry, schedule = resolve(name)
+    if schedule == "Automatic" and " ".join(name.split()).casefold() == entry.name.casefold():
+        return resolve(entry.name, default_schedule)
+    return entry, schedule
+
+
+def label(entry: SchedulerEntry, schedule: str) -> str:
+    """One name for a sampler and its schedule: "DPM++ 2M Karras", or "DPM++ 2M" for Automatic."""
+    return entry.name if schedule == "Automatic" else f"{entry.name} {schedule}"
+
+
+def entry_for_scheduler(scheduler) -> tuple[SchedulerEntry, str] | None:
+    """The sampler and schedule type that describe a live scheduler object (its own config), if any do."""
     config = dict(scheduler.config)
-    matches = [
-        entry for entry in REGISTRY
-        if entry.class_name == type(scheduler).__name__
-        and all(config.get(key) == value for key, value in entry.options.items())
-    ]
-    return max(matches, key=lambda entry: len(entry.options), default=None)
+    for entry in sorted(REGISTRY, key=lambda entry: -len(entry.options)):
+        if entry.class_name != type(scheduler).__name__:
+            continue
+        if not all(config.get(key) == value for key, value in entry.options.items()):
+            continue
+        flagged = [name for name in ("Karras", "Exponential", "Beta")
+                   if name in entry.schedules and all(config.get(k) == v for k, v in _SCHEDULE_OPTIONS[name].items())]
+        if flagged:
+            schedule = flagged[0]
+        else:  # no σ flag: Automatic, unless Automatic would mean a flagged schedule for this sampler
+            schedule = "Automatic" if entry.automatic in ("", "Uniform") else "Uniform"
+        return entry, schedule
+    return None
 
 
 @dataclass(frozen=True)
@@ -104,12 +230,19 @@ class SchedulerStatus:
     reason: str = ""
 
 
-def build(entry: SchedulerEntry, original_config: dict[str, Any]):
-    """A fresh scheduler for `entry` on the model's original config (never a mutated one)."""
+def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str = "Automatic"):
+    """A fresh scheduler for `entry` on `schedule`, from the model's original config (never a mutated one)."""
+    import inspect
+
     import diffusers
 
     cls = getattr(diffusers, entry.class_name)
-    return cls.from_config(dict(original_config), **entry.options)
+    options = entry.schedule_options(schedule)
+    accepted = inspect.signature(cls.__init__).parameters
+    for key in _OFF_UNLESS_ASKED:
+        if key in accepted and key not in original_config and key not in options:
+            options[key] = False
+    return cls.from_config(dict(original_config), **options)
 
 
 def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None) -> list[SchedulerStatus]:
@@ -119,8 +252,6 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
     only the machine is checked). An entry is tried for real with `from_config`, so a
     missing optional package (scipy, torchsde) shows up as the reason.
     """
-    import diffusers
-
     base = original_config or {}
     results = []
     for entry in REGISTRY:
@@ -128,8 +259,7 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
             results.append(SchedulerStatus(entry, False, "not compatible with this model's scheduler"))
             continue
         try:
-            scheduler = getattr(diffusers, entry.class_name).from_config(dict(base), **entry.options)
-            scheduler.set_timesteps(2)
+            build(entry, base).set_timesteps(2)
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
         except Exception as error:  # a scheduler that rejects this config is unavailable, not fatal

@@ -57,5 +57,5 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=calls, total_calls=total,
-        recipe=run_facts(loaded, scheduler, width, height), stopped=stopped,
+        recipe=run_facts(loaded, scheduler, width, height, request), stopped=stopped,
     )
