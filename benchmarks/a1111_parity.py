@@ -70,8 +70,9 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def parity_rows(steps: int = 20, seed: int = 1, engine: Engine | None = None):
-    """(sampler, schedule, RMSE or None, note) for every A1111-named sampler and schedule offered here."""
+def parity_rows(steps: int = 20, seed: int = 1, engine: Engine | None = None, schedules=None):
+    """(sampler, schedule, RMSE or None, note) for every A1111-named sampler and schedule offered here
+    (those in `schedules` only, when given)."""
     reference = DemoReference(engine or Engine())
     width, height = reference.engine.load("demo").native_size
     rows = []
@@ -79,6 +80,8 @@ def parity_rows(steps: int = 20, seed: int = 1, engine: Engine | None = None):
         if not entry.a1111:
             continue
         for schedule in entry.schedules:
+            if schedules is not None and schedule not in schedules:
+                continue
             has_reference = (entry.name in K_SAMPLERS and schedule in REFERENCE_SCHEDULES) or (
                 entry.name in TIMESTEP_SAMPLERS and schedule == "Automatic")
             if not has_reference:

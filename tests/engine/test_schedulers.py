@@ -133,3 +133,67 @@ def test_a_live_scheduler_is_read_back_as_its_sampler_and_schedule():
     assert schedulers.entry_for_scheduler(built) == (schedulers.get("DPM++ 2M SDE"), "Karras")
     plain = schedulers.build(schedulers.get("DPM++ 2M"), {}, "Uniform")
     assert schedulers.entry_for_scheduler(plain)[0].name == "DPM++ 2M"
+
+
+def test_a1111s_own_parser_reads_back_the_sampler_and_schedule_we_ran(engine, tiny_sd, tiny_ddpm, tmp_path):
+    """Every sampler and schedule, saved as a PNG: A1111's parse logic must run what we ran, or nothing of ours."""
+    from PIL import Image
+
+    from tests.a1111_infotext import parse_generation_parameters, what_a1111_runs
+
+    for entry in schedulers.REGISTRY:
+        for schedule in entry.schedules:
+            request = GenerationRequest(prompt="a blue square, (red:1.2)", negative_prompt="green",
+                                        model=str(tiny_sd), scheduler=entry.name, schedule=schedule, steps=2, seed=4,
+                                        preview_method="none")
+            png = engine.save(engine.run(request), tmp_path)
+            with Image.open(png) as image:
+                infotext = image.text["parameters"]
+            fields = parse_generation_parameters(infotext)
+            assert (fields["Prompt"], fields["Negative prompt"]) == ("a blue square, (red:1.2)", "green")
+            assert fields["RNG"] == "CPU" and fields["Seed"] == "4" and fields["Steps"] == "2"
+            if not entry.a1111:
+                # A1111 would run DPM++ 2M Karras under a name it does not know: no Sampler is written.
+                assert "Sampler:" not in infotext and f"diffusers-tui sampler: {entry.name}" in infotext
+                continue
+            sampler, their_schedule = what_a1111_runs(infotext)
+            assert sampler == entry.name, infotext
+            if entry.concrete(schedule):  # DDIM, PLMS and UniPC keep their own timesteps in A1111 too
+                assert their_schedule == entry.concrete(schedule), infotext
+    unconditional = engine.run(GenerationRequest(model=str(tiny_ddpm), mode="unet", scheduler="DDIM", steps=2,
+                                                 guidance=0.0, preview_method="none"))
+    with Image.open(engine.save(unconditional, tmp_path)) as image:
+        fields = parse_generation_parameters(image.text["parameters"])
+    assert fields["Prompt"] == "" and "CFG scale" not in fields and fields["Sampler"] == "DDIM"
+
+
+def test_every_sampler_draws_what_the_demo_prompt_says_at_20_steps(engine):
+    """DDIM drew garbage on the demo while clip_sample came from its class defaults; every entry must draw."""
+    from diffusers_tui.engine.demo.shapes import ShapeSpec, read_shape
+
+    specs = [ShapeSpec("red", "circle", "blue"), ShapeSpec("yellow", "square", "purple"),
+             ShapeSpec("white", "triangle", "green")]
+    available = [status.entry.name for status in engine.scheduler_statuses("demo") if status.available]
+    assert len(available) == len(schedulers.REGISTRY)
+    for index, name in enumerate(available):
+        seed = index % len(specs)
+        spec = specs[seed]
+        result = engine.run(GenerationRequest(prompt=spec.caption, model="demo", scheduler=name, steps=20, seed=seed,
+                                              preview_method="none"))
+        reading = read_shape(result.image)
+        assert (reading.colour, reading.shape, reading.background) == (spec.colour, spec.shape, spec.background), name
+
+
+@pytest.mark.slow
+def test_a1111_named_samplers_run_what_a1111_runs_or_say_how_far_they_are(engine):
+    """Against k-diffusion's algorithms and A1111's schedules (benchmarks/kdiffusion_reference): RMSE <= 1 in
+    0-255 units, unless the entry's parity note says why not (and the note is not idle: such entries differ)."""
+    from benchmarks.a1111_parity import GOAL, parity_rows
+
+    rows, scale = parity_rows(steps=20, seed=1, engine=engine, schedules=("Automatic", "Uniform", "Karras"))
+    assert scale > 10  # Euler against Heun: the figure can tell samplers apart
+    measured = [(sampler, schedule, value, note) for sampler, schedule, value, note in rows if value is not None]
+    assert len(measured) >= 25
+    for sampler, schedule, value, note in measured:
+        assert value <= GOAL or note, f"{sampler} {schedule}: RMSE {value:.2f} and no note says why"
+    assert all(value > GOAL for _s, _sch, value, note in measured if note and "DPM++ 2M SDE" == _s)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
-from diffusers_tui.engine.files.recipe import PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files.recipe import OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
 from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sampling import registry as schedulers
@@ -24,7 +24,11 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
-_A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version"}
+_A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
+               "RNG", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY}
+#: A1111's schedule types that diffusers has no option for (A1111 v1.10's sd_schedulers table).
+_A1111_ONLY_SCHEDULES = {"polyexponential", "kl optimal", "align your steps", "simple", "normal", "ddim",
+                         "karras exponential"}
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,15 @@ def parse_a1111(text: str) -> Recipe:
             fields.update(width=width, height=height)
         except ValueError:
             notes.append(f"Size {pairs['Size']!r} is not WIDTHxHEIGHT: not used")
-    if "Sampler" in pairs:
-        scheduler, note = _map_sampler(pairs["Sampler"], pairs.get("Schedule type"))
-        if scheduler:
-            fields["scheduler"] = scheduler
+    sampler_key, schedule_key = ("Sampler", "Schedule type") if "Sampler" in pairs else (OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY)
+    if sampler_key in pairs:
+        choice, note = _map_sampler(pairs[sampler_key], pairs.get(schedule_key))
+        if choice:
+            fields["scheduler"], fields["schedule"] = choice
         if note:
             notes.append(note)
+    if pairs.get("RNG", "CPU") != "CPU":
+        notes.append(f"RNG {pairs['RNG']!r}: this tool's noise is A1111's CPU noise, so the picture will differ")
     if "Model" in pairs:
         notes.append(f"model {pairs['Model']!r} is A1111's name for it: the model chosen here is used")
     unused = sorted(set(pairs) - _A1111_USED)
@@ -137,17 +144,21 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _map_sampler(sampler: str, schedule: str | None) -> tuple[str | None, str | None]:
-    """A registry name for an A1111 sampler (and schedule type), or None and why not."""
-    name = sampler.strip()
+def _map_sampler(sampler: str, schedule: str | None) -> tuple[tuple[str, str] | None, str | None]:
+    """(sampler, schedule type) in the registry for an A1111 sampler and schedule type, or None and why not.
+
+    As A1111 reads them: a missing schedule type is Automatic (A1111's per-sampler default,
+    which the registry's Automatic follows), and a name may carry its schedule ("DPM++ 2M Karras").
+    """
     schedule = (schedule or "").strip()
-    if schedule.lower() == "karras" and not name.lower().endswith("karras"):
-        name += " Karras"
-    elif schedule and schedule.lower() not in ("automatic", "karras"):
-        return None, (f"sampler {sampler!r} with schedule {schedule!r} has no registry entry: "
-                      "the model's own scheduler is used")
+    note = None
+    if schedule.casefold() in _A1111_ONLY_SCHEDULES:
+        note = (f"schedule type {schedule!r} is one diffusers has no option for: {sampler.strip()!r} runs on its "
+                "Automatic schedule")
+        schedule = ""
     try:
-        return schedulers.get(name).name, None
-    except SchedulerUnavailableError:
-        return None, (f"sampler {sampler!r} has no registry entry (`diffusers-tui schedulers` lists them): "
-                      "the model's own scheduler is used")
+        entry, resolved = schedulers.resolve(sampler, schedule or None)
+    except SchedulerUnavailableError as error:
+        return None, (f"sampler {sampler!r}{f' with schedule {schedule!r}' if schedule else ''}: "
+                      f"{str(error).partition(': ')[2]}; the model's own scheduler is used")
+    return (entry.name, resolved), note

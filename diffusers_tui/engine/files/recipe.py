@@ -16,25 +16,48 @@ RECIPE_KEY = "diffusers-tui"
 PARAMETERS_KEY = "parameters"
 
 
+#: Keys A1111 stores and ignores: where a sampler A1111 lacks is written, so A1111 never runs
+#: another sampler under its name (an unknown `Sampler` is silently DPM++ 2M Karras there).
+OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY = "diffusers-tui sampler", "diffusers-tui schedule"
+
+
 def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
-    """The A1111 infotext line that other tools already read."""
-    lines = [request.prompt]
-    if request.negative_prompt:
+    """The A1111 infotext line, as A1111 writes it: prompt lines, then `Steps: ..., Sampler: ..., ...`.
+
+    An unconditional run (the UNet loop) has no prompt and no CFG, so neither is written.
+    """
+    unconditional = recipe.get("mode") == "unet"
+    lines = [] if unconditional else [request.prompt]
+    if request.negative_prompt and not unconditional:
         lines.append(f"Negative prompt: {request.negative_prompt}")
-    sampler = recipe.get("scheduler_name") or recipe.get("scheduler_class", "")
-    fields = [
-        f"Steps: {request.steps}",
-        f"Sampler: {sampler}",
-        f"CFG scale: {request.guidance:g}",
+    fields = [f"Steps: {request.steps}"]
+    sampler, schedule = recipe.get("scheduler_name"), recipe.get("schedule_used", "")
+    if sampler and recipe.get("a1111_sampler"):
+        fields.append(f"Sampler: {sampler}")
+        if schedule:  # DDIM and PLMS keep their own timesteps: A1111 ignores a schedule type for them
+            fields.append(f"Schedule type: {schedule}")
+    else:
+        fields.append(f"{OWN_SAMPLER_KEY}: {_quoted(sampler or recipe.get('scheduler_class', ''))}")
+        if schedule:
+            fields.append(f"{OWN_SCHEDULE_KEY}: {schedule}")
+    if not unconditional:
+        fields.append(f"CFG scale: {request.guidance:g}")
+    fields += [
         f"Seed: {request.seed}",
         f"Size: {recipe.get('width')}x{recipe.get('height')}",
-        f"Model: {recipe.get('model', request.model)}",
-        f"Version: diffusers-tui {_version()}",
+        f"Model: {_quoted(str(recipe.get('model', request.model)))}",
     ]
     if recipe.get("model_revision"):
-        fields.insert(-1, f"Model hash: {recipe['model_revision'][:10]}")
+        fields.append(f"Model hash: {recipe['model_revision'][:10]}")
+    # Our noise is A1111's CPU noise: one CPU generator seeded with the seed.
+    fields += ["RNG: CPU", f"Version: diffusers-tui {_version()}"]
     lines.append(", ".join(fields))
     return "\n".join(lines)
+
+
+def _quoted(value: str) -> str:
+    """A value as A1111 writes one that holds a comma or a quote: JSON-quoted."""
+    return json.dumps(value, ensure_ascii=False) if any(c in value for c in ',:"\n') else value
 
 
 def _version() -> str:
@@ -47,32 +70,64 @@ def _version() -> str:
 
 
 def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str:
-    """A short plain-diffusers script that makes the same image."""
+    """A plain-diffusers script that makes the same image and saves it as reproduced.png.
+
+    It imports torch and diffusers only. The scheduler config goes in as JSON (a `repr`
+    would write `-inf`, which is not Python); the dtype and device are the run's; noise
+    comes from a CPU generator, as in the run, so on the CPU the pixels are the same.
+    """
     model = recipe.get("model_repo_id") or recipe.get("model_path") or request.model
-    options = dict(recipe.get("scheduler_config", {}))
+    config = json.dumps(recipe.get("scheduler_config", {}), sort_keys=True)
+    dtype, device = recipe.get("dtype", "float32"), recipe.get("device", "cpu")
+    head = [
+        "import json",
+        "",
+        "import torch",
+        "import diffusers",
+        "",
+        f"config = json.loads({config!r})",
+        f"scheduler = diffusers.{recipe['scheduler_class']}.from_config(config)",
+    ]
     if recipe.get("mode") == "unet":
+        takes_generator = _step_takes_generator(recipe["scheduler_class"])
         return "\n".join([
-            "import torch, diffusers",
-            f"unet = diffusers.UNet2DModel.from_pretrained({model!r}, subfolder='unet')",
-            f"scheduler = diffusers.{recipe['scheduler_class']}.from_config({options!r})",
-            f"scheduler.set_timesteps({request.steps})",
-            f"g = torch.Generator().manual_seed({request.seed})",
-            f"x = torch.randn((1, unet.config.in_channels, {recipe['height']}, {recipe['width']}), generator=g)"
-            " * scheduler.init_noise_sigma",
-            "with torch.no_grad():",
+            *head,
+            f"unet = diffusers.UNet2DModel.from_pretrained({model!r}, subfolder='unet', dtype=torch.{dtype})"
+            f".to({device!r}).eval()",
+            f"scheduler.set_timesteps({request.steps}, device={device!r})",
+            f"generator = torch.Generator().manual_seed({request.seed})",
+            f"x = torch.randn((1, unet.config.in_channels, {recipe['height']}, {recipe['width']}), generator=generator, "
+            f"dtype=torch.float32).to({device!r}, torch.{dtype})",
+            "x = x * scheduler.init_noise_sigma",
+            "with torch.inference_mode():",
             "    for t in scheduler.timesteps:",
-            "        eps = unet(scheduler.scale_model_input(x, t), t).sample",
-            "        x = scheduler.step(eps, t, x, generator=g).prev_sample",
+            "        noise_pred = unet(scheduler.scale_model_input(x, t), t).sample",
+            f"        x = scheduler.step(noise_pred, t, x{', generator=generator' if takes_generator else ''}).prev_sample",
+            "pixels = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()",
+            "from PIL import Image",
+            "Image.fromarray(pixels).save('reproduced.png')",
         ])
+    safety = (", safety_checker=None, feature_extractor=None, requires_safety_checker=False"
+              if recipe.get("without_safety_checker") else "")
+    pipeline_class = recipe.get("pipeline_class") or "DiffusionPipeline"
     return "\n".join([
-        "import torch, diffusers",
-        f"pipe = diffusers.DiffusionPipeline.from_pretrained({model!r})",
-        f"pipe.scheduler = diffusers.{recipe['scheduler_class']}.from_config({options!r})",
+        *head,
+        f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety}).to({device!r})",
+        "pipe.scheduler = scheduler",
         f"image = pipe({request.prompt!r}, negative_prompt={request.negative_prompt or None!r}, "
         f"num_inference_steps={request.steps}, guidance_scale={request.guidance!r}, "
         f"width={recipe['width']}, height={recipe['height']}, "
         f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
+        "image.save('reproduced.png')",
     ])
+
+
+def _step_takes_generator(class_name: str) -> bool:
+    import inspect
+
+    import diffusers
+
+    return "generator" in inspect.signature(getattr(diffusers, class_name).step).parameters
 
 
 def recipe_json(request: GenerationRequest, recipe: dict[str, Any]) -> dict[str, Any]:

@@ -115,7 +115,8 @@ REGISTRY: tuple[SchedulerEntry, ...] = (
                    base=dict(_A1111_TIMESTEPS)),
     SchedulerEntry("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, base=dict(_A1111_TIMESTEPS),
                    parity={"*": "A1111 stops on t=1, one model call sooner; diffusers steps on to t=0: RMSE 2.1"}),
-    _k("UniPC", "UniPCMultistepScheduler",
+    # A1111's UniPC keeps its own timesteps (time-uniform) and ignores the schedule type.
+    _k("UniPC", "UniPCMultistepScheduler", schedules=(), automatic="",
        parity={"*": "not checked: A1111 runs its own UniPC (variant bh1, order 3), not diffusers'"}),
     _k("DDPM", "DDPMScheduler", a1111=False, base={}, schedules=(), automatic="",
        description="the original ancestral sampler; wants many steps (A1111 has none)"),

@@ -1,0 +1,72 @@
+"""The recipe's snippet runs as written: every sampler, both modes, in a fresh interpreter without this package.
+
+Each run is saved as a user's would be; the snippet is read back out of the PNG and run by
+itself (diffusers_tui cannot be imported there). On the CPU it must save exactly the pixels
+the PNG holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffusers_tui.engine import GenerationRequest
+from diffusers_tui.engine.files.recipe import RECIPE_KEY
+
+#: The snippet runs with this package made unimportable: it must need torch and diffusers only.
+RUNNER = "import sys; sys.modules['diffusers_tui'] = None; exec(compile(open('snippet.py').read(), 'snippet.py', 'exec'))"
+
+
+def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, Path]:
+    """Run every sampler available for `model`, save each run, and return its PNG by sampler name."""
+    available = [s.entry.name for s in engine.scheduler_statuses(model) if s.available]
+    saved = {}
+    for name in available:
+        request = GenerationRequest(prompt="a blue square" if mode == "text-to-image" else "", model=model, mode=mode,
+                                    scheduler=name, steps=3, seed=5, guidance=7.0 if mode == "text-to-image" else 0.0,
+                                    preview_method="none")
+        saved[name] = engine.save(engine.run(request), outputs)
+    return saved
+
+
+def _run_snippet(png: Path, folder: Path) -> subprocess.CompletedProcess:
+    folder.mkdir(parents=True)
+    with Image.open(png) as image:
+        snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
+    (folder / "snippet.py").write_text(snippet)
+    done = subprocess.run([sys.executable, "-c", RUNNER], cwd=folder, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["text-to-image", "unet"])
+def test_every_samplers_snippet_runs_as_written_and_saves_the_same_pixels(engine, tiny_sd, tiny_ddpm, tmp_path, mode):
+    model = str(tiny_sd if mode == "text-to-image" else tiny_ddpm)
+    saved = _saved_snippets(engine, model, mode, tmp_path / "out")
+    assert len(saved) >= 12, sorted(saved)
+    folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each snippet is its own interpreter: two at a time
+        runs = dict(zip(saved, pool.map(_run_snippet, saved.values(), folders.values())))
+    for name, png in saved.items():
+        done = runs[name]
+        assert done.returncode == 0, f"{name}: the snippet failed:\n{done.stderr[-3000:]}"
+        with Image.open(png) as ours, Image.open(folders[name] / "reproduced.png") as theirs:
+            assert np.array_equal(np.asarray(ours.convert("RGB")), np.asarray(theirs.convert("RGB"))), name
+
+
+def test_every_snippet_is_python_with_the_runs_dtype_and_device(engine, tiny_sd, tmp_path):
+    request = GenerationRequest(prompt="a blue square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=2, seed=3)
+    png = engine.save(engine.run(request), tmp_path)
+    with Image.open(png) as image:
+        snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
+    compile(snippet, "snippet.py", "exec")  # the config's -inf went in as JSON, not as repr
+    assert "-inf" not in snippet and "dtype=torch.float32" in snippet and ".to('cpu')" in snippet
+    assert "image.save('reproduced.png')" in snippet and "diffusers_tui" not in snippet
