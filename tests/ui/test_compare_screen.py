@@ -26,8 +26,13 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         await _loaded(pilot, app)
         app.query_one("#scheduler").focus()
         await pilot.pause(0.2)
-        await pilot.press("space", "down", "down", "space")  # the model's own (PLMS) and the second after it
-        assert app.query_one(SettingsPanel).marked == ["PLMS", "DEIS"]
+        await pilot.press("space")  # the model's own (PLMS), on its Automatic schedule
+        panel = app.query_one(SettingsPanel)
+        assert panel.select_scheduler("DPM++ 2M")
+        await pilot.pause()
+        assert panel.select_schedule("Exponential")  # a schedule type the highlighted sampler offers
+        await pilot.press("space")
+        assert panel.marked == [("PLMS", "Automatic"), ("DPM++ 2M", "Exponential")]
         app.query_one("#compare-steps", Input).value = "3,4"
         app.query_one("#reference", Input).value = "Euler:12"
         await pilot.press("f6")
@@ -36,8 +41,9 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         await asyncio.wait_for(screen.finished.wait(), 120)
         await pilot.pause()
         panes = list(screen.query(LanePane))
-        assert [pane.border_title for pane in panes] == ["PLMS · 3", "PLMS · 4", "DEIS · 3", "DEIS · 4",
-                                                         "reference: Euler · 12"]
+        assert [pane.border_title for pane in panes] == ["PLMS · 3", "PLMS · 4", "DPM++ 2M Exponential · 3",
+                                                         "DPM++ 2M Exponential · 4",
+                                                         "reference: Euler Exponential · 12"]  # bare: the field's type
         # Every pane ends on its image; live frames came before, the lanes sharing the frame
         # cap (this tiny model's whole race is shorter than a few frame intervals).
         assert all(pane.frames_shown >= 1 for pane in panes) and sum(p.frames_shown for p in panes) > len(panes)
@@ -58,7 +64,7 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
 
         await pilot.press("b")  # the focused pane flips to the partner (the reference)
         await pilot.pause(0.3)
-        assert _caption(panes[0]).startswith("blink: reference: Euler · 12")
+        assert _caption(panes[0]).startswith("blink: reference: Euler Exponential · 12")
         await pilot.press("b")
         await pilot.pause(0.3)
         assert not _caption(panes[0]).startswith("blink")
@@ -75,7 +81,7 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         assert len(grids) == 1
         folder = grids[0].parent
         images = sorted(p.name for p in folder.glob("0*.png"))
-        assert len(images) == 5 and images[-1].startswith("00005-reference-euler-12")
+        assert len(images) == 5 and images[-1].startswith("00005-reference-euler-exponential-12")
         assert png_recipe.read_recipe(folder / images[0])["request"]["scheduler"] == "PLMS"
         assert any("saved" in line and "grid.png" in line for line in app.log_lines)
 

@@ -174,7 +174,7 @@ def resolve(name: str, schedule: str | None = None) -> tuple[SchedulerEntry, str
         alias, named = _ALIASES[key]
         entry = _BY_NAME[alias.casefold()]
     if entry is None:
-        for suffix in sorted(SCHEDULES[1:], key=len, reverse=True):
+        for suffix in sorted(SCHEDULES, key=len, reverse=True):
             if key.endswith(" " + suffix.casefold()) and key[: -len(suffix) - 1] in _BY_NAME:
                 entry, named = _BY_NAME[key[: -len(suffix) - 1]], suffix
                 break

@@ -13,26 +13,27 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
                                   build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
-                                  parse_whole, random_seed, scheduler_names, shown)
+                                  parse_whole, random_seed, schedule_names, scheduler_names, shown)
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
                  "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
                  "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
-                 "preview_method": "#preview-method"}
+                 "preview_method": "#preview-method", "schedule": "#schedule"}
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
-FORM_SETTINGS = ("model", "scheduler", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
+FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
 #: The live preview methods the panel offers, with what each is (none is for the commands).
 PREVIEW_METHOD_CHOICES = (("auto: best that fits", "auto"), ("latent: linear map", "latent"),
                           ("taesd: tiny decoder", "taesd"), ("vae: full decode", "vae"))
 
 
 class SchedulerList(OptionList):
-    """The registry's schedulers; space marks the highlighted one for a comparison."""
+    """The registry's samplers; space marks the highlighted one, on the chosen schedule type, for a comparison."""
 
     BINDINGS = [Binding("space,m", "toggle_mark", "Mark", id="compare.mark",
-                        tooltip="Mark or unmark the highlighted scheduler for a comparison (f6 races them)")]
+                        tooltip="Mark or unmark the highlighted sampler on the chosen schedule type for a "
+                                "comparison (f6 races them)")]
 
     def action_toggle_mark(self) -> None:
         if self.highlighted is not None:
@@ -51,6 +52,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Horizontal Input { width: 1fr; }
     SettingsPanel #preview { width: 20; }
     SettingsPanel #preview-method { margin-top: 1; }
+    SettingsPanel #schedule { margin-top: 0; }
     SettingsPanel Input.-bad-value, SettingsPanel TextArea.-bad-value { border: tall $error; }
     SettingsPanel #generate { width: 100%; margin-top: 1; }
     SettingsPanel #mode { color: $text-muted; }
@@ -68,8 +70,11 @@ class SettingsPanel(VerticalScroll):
         yield Label("Model")
         yield Select([(self.model, self.model)], value=self.model, allow_blank=False, id="model")
         yield Label("mode: text-to-image (loading model...)", id="mode")
-        yield Label("Scheduler · space marks for compare")
+        yield Label("Sampler · schedule type · space marks")
         yield SchedulerList(*[Option(name, id=name) for name in scheduler_names()], id="scheduler")
+        yield Select([(name, name) for name in schedule_names()], value="Automatic", allow_blank=False,
+                     id="schedule", tooltip="A1111's schedule type: Automatic is the sampler's own default, as "
+                                            "in A1111; the list offers what the highlighted sampler has")
         yield Label("Compare: steps · reference run")
         with Horizontal():
             yield Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30")
@@ -101,7 +106,9 @@ class SettingsPanel(VerticalScroll):
         yield Button("Generate  ctrl+g", id="generate", variant="primary")
 
     def on_mount(self) -> None:
-        self.marked: list[str] = []  # schedulers marked for a comparison, in marking order
+        #: (sampler, schedule type) pairs marked for a comparison, in marking order.
+        self.marked: list[tuple[str, str]] = []
+        self._offered_schedules: list[str] = list(schedule_names())
         # Every entry counts as available until the loaded model says more; asking the
         # registry now would import diffusers on the UI thread before the first frame.
         self._statuses: list = [SchedulerStatus(SchedulerEntry(name, ""), True) for name in scheduler_names()]
@@ -149,7 +156,7 @@ class SettingsPanel(VerticalScroll):
         """Refill the scheduler list: unavailable entries greyed out with their reason."""
         self._statuses = list(statuses)
         available = {status.entry.name for status in statuses if status.available}
-        self.marked = [name for name in self.marked if name in available]
+        self.marked = [(name, schedule) for name, schedule in self.marked if name in available]
         self._fill_schedulers()
         options = self.query_one("#scheduler", OptionList)
         if selected is not None:
@@ -157,14 +164,18 @@ class SettingsPanel(VerticalScroll):
                 options.highlighted = options.get_option_index(selected)
             except OptionDoesNotExist:  # the model's own scheduler may not be in the registry
                 pass
+        if self.scheduler is not None:  # the same row highlighted again posts no event
+            self._offer_schedules(self.scheduler)
 
     def _fill_schedulers(self) -> None:
         options = self.query_one("#scheduler", OptionList)
         highlighted = options.highlighted
         options.clear_options()
         for status in self._statuses:
-            mark = "● " if status.entry.name in self.marked else "  "
-            label = Text(mark + status.entry.name)
+            schedules = [schedule for name, schedule in self.marked if name == status.entry.name]
+            label = Text(("● " if schedules else "  ") + status.entry.name)
+            if schedules:
+                label.append(f" ({', '.join(schedules)})", style="bold")
             if not status.available:
                 label.append(f"  {status.reason}", style="dim italic")
             options.add_option(Option(label, id=status.entry.name, disabled=not status.available))
@@ -172,12 +183,45 @@ class SettingsPanel(VerticalScroll):
             options.highlighted = highlighted
 
     def toggle_mark(self, name: str) -> None:
-        """Mark `name` for the next comparison, or unmark it."""
-        if name in self.marked:
-            self.marked.remove(name)
+        """Mark sampler `name` on the chosen schedule type for the next comparison, or unmark it."""
+        mark = (name, self.schedule)
+        if mark in self.marked:
+            self.marked.remove(mark)
         else:
-            self.marked.append(name)
+            self.marked.append(mark)
         self._fill_schedulers()
+
+    @property
+    def schedule(self) -> str:
+        return self.query_one("#schedule", Select).value
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id == "scheduler" and event.option.id is not None:
+            self._offer_schedules(event.option.id)
+
+    def _offer_schedules(self, name: str) -> None:
+        """The schedule types the highlighted sampler has, Automatic saying what it means for it."""
+        entry = next((status.entry for status in self._statuses if status.entry.name == name), None)
+        if entry is None or not entry.class_name:  # before a model loads: every type is offered
+            offered, automatic = list(schedule_names()), ""
+        else:
+            offered, automatic = list(entry.schedules), entry.automatic or "its own timesteps"
+        select = self.query_one("#schedule", Select)
+        self._offered_schedules = offered
+        current = select.value if select.value in offered else "Automatic"
+        with self.prevent(Select.Changed):
+            select.set_options([(f"Automatic ({automatic})" if schedule == "Automatic" and automatic else schedule,
+                                 schedule) for schedule in offered])
+            # Select redraws its label only when the value changes: step off and back.
+            select.value = next((schedule for schedule in offered if schedule != current), current)
+            select.value = current
+
+    def select_schedule(self, schedule: str) -> bool:
+        """Choose `schedule` if the highlighted sampler offers it; False otherwise."""
+        if schedule not in self._offered_schedules:
+            return False
+        self.query_one("#schedule", Select).value = schedule
+        return True
 
     @property
     def scheduler(self) -> str | None:
@@ -218,6 +262,7 @@ class SettingsPanel(VerticalScroll):
             "prompt": self.query_one("#prompt", TextArea).text,
             "negative_prompt": self._text("#negative"),
             "scheduler": self.scheduler,
+            "schedule": self.schedule,
             "steps": parse_whole("steps", self._text("#steps"), *_limits("steps")),
             "guidance": parse_number("guidance", self._text("#guidance")),
             "width": width,
@@ -243,7 +288,9 @@ class SettingsPanel(VerticalScroll):
             raise RequestError("compare", "mark schedulers to compare first: highlight one in the list and "
                                           "press space (f6 then races them)")
         steps, reference, equal_calls = self.comparison_fields()
-        return build_comparison(base, self.marked, steps, reference, equal_calls)
+        # "Name Automatic" keeps a lane on its own default whatever the schedule field says now.
+        return build_comparison(base, [f"{name} {schedule}" for name, schedule in self.marked], steps, reference,
+                                equal_calls)
 
     @property
     def seed_locked(self) -> bool:
@@ -307,6 +354,7 @@ class SettingsPanel(VerticalScroll):
                                ("#preview-every", "preview_every"), ("#fps", "fps"), ("#compare-steps", "steps")):
             self.query_one(selector, Input).value = str(settings[name])
         self.query_one("#preview", Select).value = settings["preview"]
+        self.select_schedule(settings["schedule"])
         method = {"linear": "latent"}.get(settings["preview_method"], settings["preview_method"])
         if method in dict((value, label) for label, value in PREVIEW_METHOD_CHOICES):
             self.query_one("#preview-method", Select).value = method
@@ -321,6 +369,8 @@ class SettingsPanel(VerticalScroll):
         for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed")):
             if name in fields:
                 self.query_one(selector, Input).value = str(fields[name])
+        if fields.get("schedule"):
+            self.select_schedule(fields["schedule"])
         if "seed" in fields:
             self.query_one("#seed-lock", Checkbox).value = True  # a recipe's seed is the point of it
         if "width" in fields or "height" in fields:
@@ -329,7 +379,7 @@ class SettingsPanel(VerticalScroll):
 
     def setting_values(self) -> dict:
         """What F9 keeps as the next start's defaults; RequestError names a bad field."""
-        return {"scheduler": self.scheduler, "size": self._text("#size"),
+        return {"scheduler": self.scheduler, "schedule": self.schedule, "size": self._text("#size"),
                 "preview": self.query_one("#preview", Select).value, "preview_method": self.preview_method,
                 "steps": parse_whole("steps", self._text("#steps"), *_limits("steps")),
                 "guidance": parse_number("guidance", self._text("#guidance")),
