@@ -36,7 +36,8 @@ from diffusers_tui.ui.screens.history import HistoryScreen
 from diffusers_tui.ui.screens.main import MainScreen, main_layout
 from diffusers_tui.ui.screens.save_to import SaveToScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
-from diffusers_tui.ui.widgets.settings_panel import SchedulerList, SettingsPanel
+from diffusers_tui.ui.widgets.sampler_list import SchedulerList
+from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
 #: Cyclic-collector thresholds while the app runs. Converting a frame makes about 10,000
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per

@@ -38,7 +38,8 @@ def test_our_own_png_gives_back_the_whole_request(tmp_path):
     recipe = reading.recipe_from_png(path)
     assert recipe.source == "diffusers-tui" and not recipe.notes
     request = recipe.request(model="demo")
-    assert (request.prompt, request.scheduler, request.steps, request.seed) == ("a red circle ☃", "DPM++ 2M Karras", 7, 42)
+    assert (request.prompt, request.scheduler, request.schedule, request.steps, request.seed) == (
+        "a red circle ☃", "DPM++ 2M", "Karras", 7, 42)
     assert (request.width, request.height) == (16, 16)
 
 
@@ -59,24 +60,32 @@ def test_an_a1111_png_maps_its_sampler_and_says_what_it_could_not_use(tmp_path):
     assert recipe.source == "a1111"
     assert recipe.fields == {"prompt": "a castle on a hill, (masterpiece:1.2)\nat dusk", "negative_prompt": "blurry, lowres",
                              "steps": 28, "guidance": 6.5, "seed": 1234567890, "width": 512, "height": 768,
-                             "scheduler": "DPM++ 2M Karras"}
+                             "scheduler": "DPM++ 2M", "schedule": "Karras"}
     notes = " | ".join(recipe.notes)
     assert "'v1-5-pruned'" in notes and "not used: Clip skip, Lora hashes" in notes
-    assert recipe.request().scheduler == "DPM++ 2M Karras"
+    assert (recipe.request().scheduler, recipe.request().schedule) == ("DPM++ 2M", "Karras")
 
 
-@pytest.mark.parametrize("sampler, expected", [("Euler a", "Euler a"), ("DPM++ SDE Karras", "DPM++ SDE Karras"),
-                                               ("euler", "Euler"), ("UniPC", "UniPC")])
-def test_a1111_sampler_names_are_registry_names(sampler, expected):
-    recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, CFG scale: 7, Seed: 1, Size: 64x64")
-    assert recipe.fields["scheduler"] == expected and not recipe.notes
+@pytest.mark.parametrize("sampler, schedule_type, expected", [
+    ("Euler a", None, ("Euler a", "Automatic")), ("DPM++ SDE Karras", None, ("DPM++ SDE", "Karras")),
+    ("euler", None, ("Euler", "Automatic")), ("UniPC", None, ("UniPC", "Automatic")),
+    # A1111 reads a missing schedule type as Automatic: Karras for DPM++ 2M, which our Automatic is too.
+    ("DPM++ 2M", "Automatic", ("DPM++ 2M", "Automatic")), ("Euler", "Karras", ("Euler", "Karras")),
+    ("DPM++ 2M SDE", "Exponential", ("DPM++ 2M SDE", "Exponential")), ("LMS", "SGM Uniform", ("LMS", "SGM Uniform"))])
+def test_a1111_samplers_and_schedule_types_are_registry_choices(sampler, schedule_type, expected):
+    schedule = f"Schedule type: {schedule_type}, " if schedule_type else ""
+    recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, {schedule}CFG scale: 7, Seed: 1, Size: 64x64")
+    assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == expected and not recipe.notes
 
 
 def test_unmappable_samplers_and_schedules_are_named_not_guessed():
     recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Restart, CFG scale: 7, Seed: 1, Size: 64x64")
-    assert "scheduler" not in recipe.fields and "'Restart' has no registry entry" in recipe.notes[0]
-    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Exponential, Seed: 1")
-    assert "scheduler" not in recipe.fields and "schedule 'Exponential'" in recipe.notes[0]
+    assert "scheduler" not in recipe.fields and "unknown name 'Restart'" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler a, Schedule type: Karras, Seed: 1")
+    assert "scheduler" not in recipe.fields and "Euler a has no Karras schedule" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Align Your Steps, Seed: 1")
+    assert recipe.fields["scheduler"] == "Euler" and recipe.fields["schedule"] == "Automatic"
+    assert "'Align Your Steps' is one diffusers has no option for" in recipe.notes[0]
 
 
 def test_pngs_without_a_recipe_or_not_pngs_are_refused_clearly(tmp_path):

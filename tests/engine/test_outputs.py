@@ -38,7 +38,7 @@ def test_png_carries_a1111_parameters_and_the_json_recipe_unchanged(tmp_path):
     path = outputs.save_result(_result(prompt=prompt), tmp_path)
     parameters = png_recipe.read_parameters(path)
     assert parameters.startswith(prompt)
-    assert "Steps: 7, Sampler: DPM++ 2M Karras, CFG scale: 5, Seed: 1, Size: 8x8" in parameters
+    assert "Steps: 7, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5, Seed: 1, Size: 8x8" in parameters
     recipe = png_recipe.read_recipe(path)
     assert recipe["request"]["prompt"] == prompt
     assert recipe["scheduler_class"] == "DPMSolverMultistepScheduler"

@@ -39,11 +39,12 @@ async def _wait_loaded(pilot) -> None:
     # Each start-up worker has reported back, so nothing it posts lands after the log is cleared.
     await until(pilot, lambda: not any(worker.group in START_UP_WORKERS and not worker.is_finished
                                        for worker in app.workers), "the start-up workers finished")
-    # The log holds timings and paths that differ from run to run; a blinking cursor is
-    # drawn or not depending on the moment.
+    # The log holds timings and paths that differ from run to run.
     app.query_one(Log).clear()
-    for field in app.query("TextArea, Input"):
-        field.cursor_blink = False
+    # A focused text field draws its cursor or not by the blink phase it was last drawn in
+    # (turning the blink off later does not redraw it): the sampler list, which has no text
+    # cursor, holds the focus instead, as when someone walks the samplers.
+    app.query_one("#scheduler").focus()
     await pilot.pause()
 
 

@@ -157,7 +157,7 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
         recipe["stopped"] = result.stopped
     outputs = Path(outputs_dir).expanduser()
     folder = outputs / (today or _dt.date.today()).isoformat()
-    stem_suffix = f"{slug(recipe.get('scheduler_label') or recipe.get('scheduler_class', ''))}-{request.steps}-{request.seed}"
+    stem_suffix = f"{slug(recipe.get('scheduler_label') or recipe.get('scheduler_name') or recipe.get('scheduler_class', ''))}-{request.steps}-{request.seed}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = write_png_atomically(image, folder, stem_suffix, png_info(request, recipe))
@@ -170,7 +170,7 @@ def save_result(result, outputs_dir: str | os.PathLike, snapshots: list | None =
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,
         "model": recipe.get("model"),
-        "scheduler": recipe.get("scheduler_label") or recipe.get("scheduler_class"),
+        "scheduler": recipe.get("scheduler_label") or recipe.get("scheduler_name") or recipe.get("scheduler_class"),
         "steps": request.steps,
         "guidance": request.guidance,
         "seed": request.seed,

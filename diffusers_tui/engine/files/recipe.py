@@ -31,8 +31,8 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     if request.negative_prompt and not unconditional:
         lines.append(f"Negative prompt: {request.negative_prompt}")
     fields = [f"Steps: {request.steps}"]
-    sampler, schedule = recipe.get("scheduler_name"), recipe.get("schedule_used", "")
-    if sampler and recipe.get("a1111_sampler"):
+    sampler, schedule, is_a1111 = _sampler_facts(recipe)
+    if sampler and is_a1111:
         fields.append(f"Sampler: {sampler}")
         if schedule:  # DDIM and PLMS keep their own timesteps: A1111 ignores a schedule type for them
             fields.append(f"Schedule type: {schedule}")
@@ -53,6 +53,21 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     fields += ["RNG: CPU", f"Version: diffusers-tui {_version()}"]
     lines.append(", ".join(fields))
     return "\n".join(lines)
+
+
+def _sampler_facts(recipe: dict[str, Any]) -> tuple[str | None, str, bool]:
+    """(sampler, the schedule type it ran on, whether A1111 has it), from the run's facts."""
+    from diffusers_tui.engine.errors import SchedulerUnavailableError
+    from diffusers_tui.engine.sampling import registry
+
+    name = recipe.get("scheduler_name")
+    if not name:
+        return None, "", False
+    try:
+        entry, schedule = registry.resolve(name, recipe.get("schedule") or None)
+    except SchedulerUnavailableError:
+        return name, "", False
+    return entry.name, recipe.get("schedule_used", entry.concrete(schedule)), entry.a1111
 
 
 def _quoted(value: str) -> str:

@@ -6,7 +6,6 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option, OptionDoesNotExist
@@ -14,6 +13,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
                                   build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
                                   parse_whole, random_seed, schedule_names, scheduler_names, shown)
+from diffusers_tui.ui.widgets.sampler_list import SchedulerList, offer_schedules
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
@@ -26,18 +26,6 @@ FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", 
 #: The live preview methods the panel offers, with what each is (none is for the commands).
 PREVIEW_METHOD_CHOICES = (("auto: best that fits", "auto"), ("latent: linear map", "latent"),
                           ("taesd: tiny decoder", "taesd"), ("vae: full decode", "vae"))
-
-
-class SchedulerList(OptionList):
-    """The registry's samplers; space marks the highlighted one, on the chosen schedule type, for a comparison."""
-
-    BINDINGS = [Binding("space,m", "toggle_mark", "Mark", id="compare.mark",
-                        tooltip="Mark or unmark the highlighted sampler on the chosen schedule type for a "
-                                "comparison (f6 races them)")]
-
-    def action_toggle_mark(self) -> None:
-        if self.highlighted is not None:
-            self.screen.query_one(SettingsPanel).toggle_mark(self.get_option_at_index(self.highlighted).id)
 
 
 class SettingsPanel(VerticalScroll):
@@ -202,19 +190,7 @@ class SettingsPanel(VerticalScroll):
     def _offer_schedules(self, name: str) -> None:
         """The schedule types the highlighted sampler has, Automatic saying what it means for it."""
         entry = next((status.entry for status in self._statuses if status.entry.name == name), None)
-        if entry is None or not entry.class_name:  # before a model loads: every type is offered
-            offered, automatic = list(schedule_names()), ""
-        else:
-            offered, automatic = list(entry.schedules), entry.automatic or "its own timesteps"
-        select = self.query_one("#schedule", Select)
-        self._offered_schedules = offered
-        current = select.value if select.value in offered else "Automatic"
-        with self.prevent(Select.Changed):
-            select.set_options([(f"Automatic ({automatic})" if schedule == "Automatic" and automatic else schedule,
-                                 schedule) for schedule in offered])
-            # Select redraws its label only when the value changes: step off and back.
-            select.value = next((schedule for schedule in offered if schedule != current), current)
-            select.value = current
+        self._offered_schedules = offer_schedules(self.query_one("#schedule", Select), entry, self)
 
     def select_schedule(self, schedule: str) -> bool:
         """Choose `schedule` if the highlighted sampler offers it; False otherwise."""

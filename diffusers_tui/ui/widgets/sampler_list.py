@@ -1,0 +1,39 @@
+"""The sampler list and its schedule-type field: which types the highlighted sampler offers, and marking."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.widgets import OptionList, Select
+
+from diffusers_tui.engine import schedule_names
+
+
+class SchedulerList(OptionList):
+    """The registry's samplers; space marks the highlighted one, on the chosen schedule type, for a comparison."""
+
+    BINDINGS = [Binding("space,m", "toggle_mark", "Mark", id="compare.mark",
+                        tooltip="Mark or unmark the highlighted sampler on the chosen schedule type for a "
+                                "comparison (f6 races them)")]
+
+    def action_toggle_mark(self) -> None:
+        if self.highlighted is not None:
+            self.screen.query_one("SettingsPanel").toggle_mark(self.get_option_at_index(self.highlighted).id)
+
+
+
+
+def offer_schedules(select: Select, entry, panel) -> list[str]:
+    """Fill `select` with the schedule types `entry` offers (every type before a model has loaded);
+    the current choice is kept where offered, else Automatic. Returns the offered types."""
+    if entry is None or not entry.class_name:
+        offered, automatic = list(schedule_names()), ""
+    else:
+        offered, automatic = list(entry.schedules), entry.automatic or "its own timesteps"
+    current = select.value if select.value in offered else "Automatic"
+    with panel.prevent(Select.Changed):
+        select.set_options([(f"Automatic ({automatic})" if schedule == "Automatic" and automatic else schedule,
+                             schedule) for schedule in offered])
+        # Select redraws its label only when the value changes: step off and back.
+        select.value = next((schedule for schedule in offered if schedule != current), current)
+        select.value = current
+    return offered
