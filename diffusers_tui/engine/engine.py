@@ -39,7 +39,7 @@ class Engine:
 
     def load(self, model: str) -> ModelSummary:
         """Load `model` (dropping the previous one) unless it is loaded; what it is, as plain values."""
-        from diffusers_tui.engine.sampling import registry
+        from diffusers_tui.engine.sampling import prompt_weighting, registry
 
         loaded = self.loaded_model(model)
         own = registry.entry_for_scheduler(loaded.scheduler)
@@ -48,7 +48,8 @@ class Engine:
             scheduler_class=type(loaded.scheduler).__name__, default_scheduler=own[0].name if own else None,
             statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
             preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
-            preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded))
+            preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded),
+            prompt_weighting=prompt_weighting.weighting_kind(loaded.pipeline) if loaded.pipeline is not None else None)
 
     def loaded_model(self, model: str):
         """The engine's own LoadedModel for `model` (loading it if needed).

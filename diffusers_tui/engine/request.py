@@ -285,3 +285,5 @@ class ModelSummary:
     #: was trained on; empty for a model that reads any text. See engine.vocabulary.
     vocabulary: tuple[tuple[str, tuple[str, ...]], ...] = ()
     prompt_pattern: str = ""
+    #: How A1111 prompt syntax is applied here: "sd" or "sdxl" (compel on CLIP encoders), or None.
+    prompt_weighting: str | None = None

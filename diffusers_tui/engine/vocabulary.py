@@ -20,7 +20,8 @@ def describe(summary) -> str:
 def unknown_words(prompt: str, summary) -> list[str]:
     """The words of `prompt` the model never learned, in order, each once."""
     known = {word for _, words in summary.vocabulary for word in words}
-    words = re.findall(r"[a-z]+", prompt.lower())
+    # A1111 syntax is not words: <lora:...> tags and BREAK.
+    words = re.findall(r"[a-z]+", re.sub(r"<[^>]*>|\bBREAK\b", " ", prompt).lower())
     return list(dict.fromkeys(word for word in words if word not in known))
 
 

@@ -22,7 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import (GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note, random_seed,
+from diffusers_tui.engine import (GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
+                                  prompt_syntax_note, random_seed,
                                   shown)
 from diffusers_tui.ui import generation, render
 from diffusers_tui.ui.failures import describe_failure
@@ -283,6 +284,11 @@ class DiffusersTuiApp(App):
         fps = self.frame_rate()
         if request is None or fps is None:
             return
+        syntax_note = prompt_syntax_note(request.prompt, request.negative_prompt, self.summary)
+        if syntax_note:
+            self.log_line(f"note: {syntax_note}")
+            if "not applied" in syntax_note:
+                self.notify(syntax_note, title="Prompt syntax", severity="warning", timeout=10)
         vocabulary_note = prompt_note(request.prompt, self.summary)
         if vocabulary_note:
             self.log_line(f"note: {vocabulary_note}")

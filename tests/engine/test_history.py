@@ -99,3 +99,37 @@ def test_pngs_without_a_recipe_or_not_pngs_are_refused_clearly(tmp_path):
         reading.recipe_from_png(text)
     with pytest.raises(RequestError, match="from: cannot read"):
         reading.recipe_from_png(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("build, tool, expected", [
+    ("comfyui", "ComfyUI", {"steps": 18, "guidance": 6.5, "seed": 11, "width": 64, "height": 48,
+                            "scheduler": "DPM++ 2M", "schedule": "Karras"}),
+    ("invokeai", "InvokeAI", {"steps": 19, "guidance": 7.5, "seed": 12, "width": 64, "height": 48,
+                              "scheduler": "DPM++ 2M", "schedule": "Karras"}),
+    ("fooocus", "Fooocus", {"steps": 30, "guidance": 4.0, "seed": 13, "width": 64, "height": 48,
+                            "scheduler": "DPM++ 2M SDE", "schedule": "Karras"}),
+    ("novelai", "NovelAI", {"steps": 28, "guidance": 5.0, "seed": 14, "width": 64, "height": 48,
+                            "scheduler": "Euler a", "schedule": "Uniform"}),
+    ("sdnext", "a1111", {"steps": 17, "guidance": 6.0, "seed": 15, "width": 64, "height": 48,
+                         "scheduler": "UniPC", "schedule": "Automatic"}),
+])
+def test_other_tools_pngs_come_back_as_requests(tmp_path, build, tool, expected):
+    from tests import other_tools
+
+    path = getattr(other_tools, build)(tmp_path / f"{build}.png")
+    recipe = reading.recipe_from_png(path)
+    assert recipe.source == tool
+    assert recipe.fields["prompt"] == other_tools.PROMPT and recipe.fields["negative_prompt"] == other_tools.NEGATIVE
+    assert {key: recipe.fields.get(key) for key in expected} == expected
+    request = recipe.request(model="demo")  # it runs as a request here
+    assert (request.scheduler, request.schedule) == (expected["scheduler"], expected["schedule"])
+
+
+def test_what_another_tools_png_cannot_carry_over_is_named(tmp_path):
+    from tests import other_tools
+
+    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "c.png", sampler="res_multistep", scheduler="simple"))
+    assert "scheduler" not in recipe.fields and "'res_multistep' has no registry entry" in " ".join(recipe.notes)
+    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "d.png", scheduler="simple"))
+    assert recipe.fields["scheduler"] == "DPM++ 2M" and "'simple' has no diffusers option" in " ".join(recipe.notes)
+    assert "v1-5-pruned" in " ".join(recipe.notes)  # their model name is not ours: said, not used

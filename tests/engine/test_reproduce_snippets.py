@@ -33,6 +33,10 @@ def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, P
                                     scheduler=name, steps=3, seed=5, guidance=7.0 if mode == "text-to-image" else 0.0,
                                     preview_method="none")
         saved[name] = engine.save(engine.run(request), outputs)
+    if mode == "text-to-image":  # A1111 emphasis and BREAK: the snippet builds the embeddings with compel too
+        request = GenerationRequest(prompt="a (blue:1.3) square BREAK [red]", model=model, scheduler="Euler a",
+                                    steps=3, seed=6, guidance=7.0, preview_method="none")
+        saved["Euler a, weighted prompt"] = engine.save(engine.run(request), outputs)
     return saved
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
 from diffusers_tui.engine.files.recipe import OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sampling import registry as schedulers
@@ -36,7 +37,7 @@ class Recipe:
     """Request fields read back from a PNG, and what could not be carried over."""
 
     fields: dict[str, Any]
-    source: str  # "diffusers-tui" or "a1111"
+    source: str  # "diffusers-tui", "a1111", or the other tool's name ("ComfyUI", "InvokeAI", ...)
     notes: tuple[str, ...] = ()
 
     def request(self, **overrides) -> GenerationRequest:
@@ -50,13 +51,18 @@ def recipe_from_png(path: str | os.PathLike) -> Recipe:
         text = png_text(path)  # the text chunks alone: no pixel is decoded
     except UnreadableFileError as error:
         raise RequestError("from", str(error)) from None
+    other = None if RECIPE_KEY in text else read_other_tool(text)
     if RECIPE_KEY in text:
         recipe = _own_recipe(text[RECIPE_KEY], path)
+    elif other is not None:
+        tool, fields, notes = other
+        recipe = Recipe(fields, tool, (f"read as a {tool} image",) + notes)
     elif PARAMETERS_KEY in text:
         recipe = parse_a1111(text[PARAMETERS_KEY])
     else:
-        raise RequestError("from", f"{shown(path)} carries no recipe: neither a diffusers-tui chunk nor an A1111 "
-                                   "'parameters' line")
+        raise RequestError("from", f"{shown(path)} carries no recipe this tool can read: no diffusers-tui chunk, "
+                                   "no A1111 'parameters' line, and none of ComfyUI, InvokeAI, Fooocus or NovelAI's "
+                                   "metadata")
     fields, notes = checked_fields(recipe.fields, path)
     return Recipe(fields, recipe.source, recipe.notes + notes)
 

@@ -125,12 +125,22 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     safety = (", safety_checker=None, feature_extractor=None, requires_safety_checker=False"
               if recipe.get("without_safety_checker") else "")
     pipeline_class = recipe.get("pipeline_class") or "DiffusionPipeline"
+    lines = [*head, f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety})"
+                    f".to({device!r})", "pipe.scheduler = scheduler"]
+    compel = recipe.get("compel")
+    if compel:  # A1111 emphasis and BREAK, as compel writes them
+        lines += [f"from compel import {compel['wrapper']}",
+                  f"conditioning = {compel['wrapper']}(pipe)({compel['prompt']!r}, "
+                  f"negative_prompt={compel['negative_prompt']!r})"]
+        prompt = ("prompt_embeds=conditioning.embeds, negative_prompt_embeds=conditioning.negative_embeds"
+                  + (", pooled_prompt_embeds=conditioning.pooled_embeds, "
+                     "negative_pooled_prompt_embeds=conditioning.negative_pooled_embeds"
+                     if compel["wrapper"] == "CompelForSDXL" else ""))
+    else:
+        prompt = f"{request.prompt!r}, negative_prompt={request.negative_prompt or None!r}"
     return "\n".join([
-        *head,
-        f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety}).to({device!r})",
-        "pipe.scheduler = scheduler",
-        f"image = pipe({request.prompt!r}, negative_prompt={request.negative_prompt or None!r}, "
-        f"num_inference_steps={request.steps}, guidance_scale={request.guidance!r}, "
+        *lines,
+        f"image = pipe({prompt}, num_inference_steps={request.steps}, guidance_scale={request.guidance!r}, "
         f"width={recipe['width']}, height={recipe['height']}, "
         f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
         "image.save('reproduced.png')",

@@ -26,6 +26,7 @@ from diffusers_tui.engine.sampling import runner
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
+from diffusers_tui.engine.sampling import prompt_weighting
 from diffusers_tui.engine.sampling.preflight import accepts, check_mode, check_steps, resolve_size, scheduler_for
 
 #: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
@@ -163,8 +164,12 @@ class _LockstepLoop:
     def _encode_prompt(self) -> tuple[torch.Tensor, bool]:
         request = self.lanes[0].request
         guided = request.guidance > 1.0
-        positive, negative = self.pipe.encode_prompt(
-            request.prompt, self.pipe._execution_device, 1, guided, request.negative_prompt or None)
+        if prompt_weighting.applies(self.pipe, request.prompt, request.negative_prompt):
+            embeds = prompt_weighting.prompt_kwargs(self.pipe, request.prompt, request.negative_prompt)
+            positive, negative = embeds["prompt_embeds"], embeds["negative_prompt_embeds"]
+        else:
+            positive, negative = self.pipe.encode_prompt(
+                request.prompt, self.pipe._execution_device, 1, guided, request.negative_prompt or None)
         return (torch.cat([negative, positive]) if guided else positive), guided
 
     def _model_round(self, lanes: list[_Lane], embeds) -> list[torch.Tensor]:

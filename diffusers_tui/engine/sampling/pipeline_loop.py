@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from diffusers_tui.engine.preview.record import LatentRecorder
+from diffusers_tui.engine.sampling import prompt_weighting
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0
 from diffusers_tui.engine.sampling.facts import run_facts
@@ -123,9 +124,13 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
         output_type="np",
     )
+    weighted = prompt_weighting.applies(pipe, request.prompt, request.negative_prompt)
     image, cancelled, stopped = None, False, None
     try:
         with torch.inference_mode():
+            if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
+                del kwargs["prompt"], kwargs["negative_prompt"]
+                kwargs.update(prompt_weighting.prompt_kwargs(pipe, request.prompt, request.negative_prompt))
             decoded = pipe(**kwargs).images
         if np.isfinite(decoded).all():
             image = pipe.numpy_to_pil(decoded)[0]
@@ -135,8 +140,10 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         cancelled = True
     except _NotFinite:
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
+    facts = run_facts(loaded, scheduler, width, height, request)
+    if weighted:
+        facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
-        model_calls=state["calls"], total_calls=state["total"],
-        recipe=run_facts(loaded, scheduler, width, height, request), stopped=stopped,
+        model_calls=state["calls"], total_calls=state["total"], recipe=facts, stopped=stopped,
     )
