@@ -76,7 +76,8 @@ def test_models_and_schedulers_print_tables(capsys):
     rows = {line.split("  ")[0]: line for line in table.splitlines()}
     assert "Automatic (Karras)" in rows["DPM++ 2M"] and "Exponential" in rows["DPM++ 2M"]
     assert "Automatic (Exponential)" in rows["DPM++ 2M SDE"]
-    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 15
+    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 16
+    assert table.splitlines()[3].startswith("model default ") and "DPMSolverMultistepScheduler" in table.splitlines()[3]
     # Where diffusers cannot run what A1111 runs, the table says so, with the difference measured.
     assert "DPM2: A1111 drops the next-to-last σ" in table and "RMSE" in table
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diffusers_tui.commands.common import engine_for, print_table, say
-from diffusers_tui.engine import quiet
+from diffusers_tui.engine import MODEL_DEFAULT, quiet
 
 
 def models(args) -> int:
@@ -32,7 +32,7 @@ def schedulers(args) -> int:
 
 
 def _schedules_text(entry) -> str:
-    automatic = entry.automatic or "its own timesteps"
+    automatic = entry.automatic or ("its own config" if entry.name == MODEL_DEFAULT else "its own timesteps")
     others = [schedule for schedule in entry.schedules if schedule != "Automatic"]
     return f"Automatic ({automatic})" + (f", {', '.join(others)}" if others else "")
 

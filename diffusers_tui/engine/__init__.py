@@ -29,11 +29,11 @@ from diffusers_tui.engine.text import is_clean, shown
 from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
 from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
 from diffusers_tui.engine.vocabulary import prompt_note
-from diffusers_tui.engine.sampling.registry import SchedulerEntry, SchedulerStatus, schedule_names, scheduler_names
+from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, schedule_names, scheduler_names
 
 __all__ = [
     # the facade and how it loads
-    "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "SchedulerEntry", "SchedulerStatus", "scheduler_names", "schedule_names",
+    "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "MODEL_DEFAULT", "SchedulerEntry", "SchedulerStatus", "scheduler_names", "schedule_names",
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",

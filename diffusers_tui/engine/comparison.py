@@ -67,6 +67,8 @@ class ComparisonRequest:
     def _labelled(self, lane: Lane) -> Lane:
         from diffusers_tui.engine.sampling import registry as schedulers
 
+        if schedulers.is_model_default(lane.scheduler):
+            return Lane(schedulers.MODEL_DEFAULT, lane.steps)
         entry, schedule = schedulers.lane_choice(lane.scheduler, self.base.schedule)  # a bad name says why
         return Lane(schedulers.label(entry, schedule), lane.steps)
 
@@ -77,7 +79,8 @@ class ComparisonRequest:
         requests = []
         for lane in self.lanes:
             steps = lane.steps
-            if self.equal_calls and schedulers.get(lane.scheduler).order == 2:
+            order = 1 if schedulers.is_model_default(lane.scheduler) else schedulers.get(lane.scheduler).order
+            if self.equal_calls and order == 2:
                 # Heun-like solvers make 2N-1 calls for N steps: N' = ceil(N/2) stays within N.
                 steps = max(1, math.ceil(steps / 2))
             requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=steps))

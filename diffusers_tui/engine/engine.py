@@ -177,8 +177,9 @@ class Engine:
         from diffusers_tui.engine.sampling import registry
 
         if loaded.statuses is None:
-            loaded.statuses = tuple(registry.statuses(loaded.original_scheduler_config,
-                                                      registry.compatible_names(loaded.scheduler)))
+            loaded.statuses = (registry.model_default_status(loaded.scheduler),
+                               *registry.statuses(loaded.original_scheduler_config,
+                                                  registry.compatible_names(loaded.scheduler)))
         return list(loaded.statuses)
 
     def models(self):

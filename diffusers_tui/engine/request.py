@@ -190,6 +190,9 @@ def _check_scheduler(request: "GenerationRequest") -> None:
         schedule = schedulers.canonical_schedule(schedule)
     except SchedulerUnavailableError as error:
         raise RequestError("schedule", str(error).removeprefix("schedule: ")) from None
+    if name is not None and isinstance(name, str) and schedulers.is_model_default(name):
+        name = None  # the model's own scheduler, as the first row of every list names it
+        object.__setattr__(request, "scheduler", None)
     if name is not None:
         if not isinstance(name, str) or not name.strip():
             raise RequestError("scheduler", "give a scheduler name; `diffusers-tui schedulers` lists them")
@@ -269,7 +272,8 @@ class ModelSummary:
     mode: str
     native_size: tuple[int, int]
     size_multiple: int
-    #: The model's own scheduler class, and the registry entry that matches it (None: no entry does).
+    #: The model's own scheduler class, and the registry sampler that matches it (None: no entry does).
+    #: Its list (`statuses`) starts with the "model default" entry, which a run asks for with None.
     scheduler_class: str
     default_scheduler: str | None
     #: Every registry entry, marked available or not for this model (SchedulerStatus).

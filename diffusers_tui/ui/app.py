@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Log, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import (GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
+from diffusers_tui.engine import (MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
                                   prompt_syntax_note, random_seed,
                                   shown)
 from diffusers_tui.ui import generation, render
@@ -250,7 +250,8 @@ class DiffusersTuiApp(App):
             self.log_line(f"note: {note}")
         if not all(is_clean(fields.get(name) or "") for name in ("prompt", "negative_prompt")):
             self.log_line("note: the recipe's prompt held control characters: they are shown, and used, escaped")
-        model, scheduler = fields.get("model"), fields.get("scheduler")
+        # No scheduler in a recipe is the model's own (its first row), as the recipe's run used.
+        model, scheduler = fields.get("model"), fields.get("scheduler") or MODEL_DEFAULT
         if switch_model and model and model != self.model:
             self._wanted_scheduler = scheduler
             self.panel.show_models(model, self.model_names)
@@ -259,7 +260,7 @@ class DiffusersTuiApp(App):
             if self.loaded_model != self.model:
                 self._wanted_scheduler = scheduler  # applied when the model has loaded
             elif not self.panel.select_scheduler(scheduler):
-                self.log_line(f"note: {scheduler} is not available for this model: kept {self.panel.scheduler}")
+                self.log_line(f"note: {scheduler} is not available for this model: kept {self.panel.scheduler_row}")
 
     # ----- building a request from the fields -----
     def build_request(self) -> GenerationRequest | None:

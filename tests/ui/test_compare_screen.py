@@ -26,13 +26,13 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         await _loaded(pilot, app)
         app.query_one("#scheduler").focus()
         await pilot.pause(0.2)
-        await pilot.press("space")  # the model's own (PLMS), on its Automatic schedule
+        await pilot.press("space")  # the first row, selected at load: the model's own scheduler (PNDM)
         panel = app.query_one(SettingsPanel)
         assert panel.select_scheduler("DPM++ 2M")
         await pilot.pause()
         assert panel.select_schedule("Exponential")  # a schedule type the highlighted sampler offers
         await pilot.press("space")
-        assert panel.marked == [("PLMS", "Automatic"), ("DPM++ 2M", "Exponential")]
+        assert panel.marked == [("model default", "Automatic"), ("DPM++ 2M", "Exponential")]
         app.query_one("#compare-steps", Input).value = "3,4"
         app.query_one("#reference", Input).value = "Euler:12"
         await pilot.press("f6")
@@ -41,7 +41,8 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         await asyncio.wait_for(screen.finished.wait(), 120)
         await pilot.pause()
         panes = list(screen.query(LanePane))
-        assert [pane.border_title for pane in panes] == ["PLMS · 3", "PLMS · 4", "DPM++ 2M Exponential · 3",
+        assert [pane.border_title for pane in panes] == ["model default · 3", "model default · 4",
+                                                         "DPM++ 2M Exponential · 3",
                                                          "DPM++ 2M Exponential · 4",
                                                          "reference: Euler Exponential · 12"]  # bare: the field's type
         # Every pane ends on its image; live frames came before, the lanes sharing the frame
@@ -82,7 +83,8 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         folder = grids[0].parent
         images = sorted(p.name for p in folder.glob("0*.png"))
         assert len(images) == 5 and images[-1].startswith("00005-reference-euler-exponential-12")
-        assert png_recipe.read_recipe(folder / images[0])["request"]["scheduler"] == "PLMS"
+        first = png_recipe.read_recipe(folder / images[0])
+        assert first["request"]["scheduler"] is None and first["scheduler_class"] == "PNDMScheduler"  # its own
         assert any("saved" in line and "grid.png" in line for line in app.log_lines)
 
         await pilot.press("escape")

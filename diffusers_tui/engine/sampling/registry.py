@@ -127,6 +127,21 @@ REGISTRY: tuple[SchedulerEntry, ...] = (
 )
 
 _BY_NAME = {entry.name.casefold(): entry for entry in REGISTRY}
+#: The name of the entry that stands for a model's own scheduler and config (a request's None).
+MODEL_DEFAULT = "model default"
+
+
+def is_model_default(name: str | None) -> bool:
+    """Whether `name` asks for the model's own scheduler ("model default", with or without "Automatic")."""
+    return name is not None and " ".join(name.split()).casefold() in (MODEL_DEFAULT, MODEL_DEFAULT + " automatic")
+
+
+def model_default_status(scheduler) -> "SchedulerStatus":
+    """The first entry of every model's list: its own scheduler class, on its own config."""
+    class_name = type(scheduler).__name__
+    entry = SchedulerEntry(MODEL_DEFAULT, class_name, description=f"the model's own {class_name} and config",
+                           a1111=False)
+    return SchedulerStatus(entry, True)
 #: Names this tool used before a sampler and its schedule were two choices.
 _ALIASES = {"dpm sde": ("DPM++ SDE", "Automatic")}
 _SCHEDULE_BY_NAME = {schedule.casefold(): schedule for schedule in SCHEDULES}
@@ -137,8 +152,8 @@ def names() -> list[str]:
 
 
 def scheduler_names() -> list[str]:
-    """Every sampler name, in registry order (no model needed, nothing heavy imported)."""
-    return names()
+    """The model default, then every sampler name in registry order (no model needed, nothing heavy imported)."""
+    return [MODEL_DEFAULT, *names()]
 
 
 def schedule_names() -> list[str]:

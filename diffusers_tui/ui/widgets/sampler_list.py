@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.widgets import OptionList, Select
 
-from diffusers_tui.engine import schedule_names
+from diffusers_tui.engine import MODEL_DEFAULT, schedule_names
 
 
 class SchedulerList(OptionList):
@@ -28,12 +28,12 @@ def offer_schedules(select: Select, entry, panel) -> list[str]:
     if entry is None or not entry.class_name:
         offered, automatic = list(schedule_names()), ""
     else:
-        offered, automatic = list(entry.schedules), entry.automatic or "its own timesteps"
+        own = "its own config" if entry.name == MODEL_DEFAULT else "its own timesteps"
+        offered, automatic = list(entry.schedules), entry.automatic or own
     current = select.value if select.value in offered else "Automatic"
     with panel.prevent(Select.Changed):
         select.set_options([(f"Automatic ({automatic})" if schedule == "Automatic" and automatic else schedule,
                              schedule) for schedule in offered])
-        # Select redraws its label only when the value changes: step off and back.
-        select.value = next((schedule for schedule in offered if schedule != current), current)
         select.value = current
+        select.mutate_reactive(Select.value)  # the label redraws only on a change: new labels, same value
     return offered

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, RequestError, SchedulerEntry, SchedulerStatus,
+from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, MODEL_DEFAULT, RequestError, SchedulerEntry, SchedulerStatus,
                                   build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
                                   parse_whole, random_seed, schedule_names, scheduler_names, shown)
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList, offer_schedules
@@ -124,7 +124,7 @@ class SettingsPanel(VerticalScroll):
     def show_loaded(self, summary, scheduler: str | None) -> None:
         """A loaded model's mode, size and schedulers; `scheduler` (else the model's own) is selected."""
         self._stop_loading_clock()
-        self.set_schedulers(summary.statuses, scheduler or summary.default_scheduler or self.scheduler)
+        self.set_schedulers(summary.statuses, scheduler or MODEL_DEFAULT)
         width, height = summary.native_size
         self.query_one("#mode", Label).update(f"mode: {summary.mode} · native size {width}x{height}")
         known = describe_vocabulary(summary)
@@ -152,8 +152,8 @@ class SettingsPanel(VerticalScroll):
                 options.highlighted = options.get_option_index(selected)
             except OptionDoesNotExist:  # the model's own scheduler may not be in the registry
                 pass
-        if self.scheduler is not None:  # the same row highlighted again posts no event
-            self._offer_schedules(self.scheduler)
+        if self.scheduler_row is not None:  # the same row highlighted again posts no event
+            self._offer_schedules(self.scheduler_row)
 
     def _fill_schedulers(self) -> None:
         options = self.query_one("#scheduler", OptionList)
@@ -161,7 +161,7 @@ class SettingsPanel(VerticalScroll):
         options.clear_options()
         for status in self._statuses:
             schedules = [schedule for name, schedule in self.marked if name == status.entry.name]
-            label = Text(("● " if schedules else "  ") + status.entry.name)
+            label = Text(("● " if schedules else "  ") + _row_name(status.entry))
             if schedules:
                 label.append(f" ({', '.join(schedules)})", style="bold")
             if not status.available:
@@ -201,10 +201,18 @@ class SettingsPanel(VerticalScroll):
 
     @property
     def scheduler(self) -> str | None:
+        """The highlighted sampler; None for the model default (the model's own scheduler)."""
         options = self.query_one("#scheduler", OptionList)
         if options.highlighted is None:
             return None
-        return options.get_option_at_index(options.highlighted).id
+        name = options.get_option_at_index(options.highlighted).id
+        return None if name == MODEL_DEFAULT else name
+
+    @property
+    def scheduler_row(self) -> str | None:
+        """The highlighted row's name, the model default included."""
+        options = self.query_one("#scheduler", OptionList)
+        return None if options.highlighted is None else options.get_option_at_index(options.highlighted).id
 
     def select_scheduler(self, name: str) -> bool:
         """Highlight `name` if the list has it available; False otherwise."""
@@ -371,6 +379,14 @@ class SettingsPanel(VerticalScroll):
         selector = FIELD_WIDGETS.get(field)
         if selector:
             self.query_one(selector).add_class("-bad-value")
+
+
+def _row_name(entry) -> str:
+    """A list row's name: the model default says its class ("default · LCM"), on one line of the list."""
+    if entry.name != MODEL_DEFAULT or not entry.class_name:
+        return entry.name
+    name = f"default · {entry.class_name.removesuffix('Scheduler')}"
+    return name if len(name) <= 30 else name[:29] + "…"
 
 
 def _limits(name: str) -> tuple[int, int]:
