@@ -179,7 +179,8 @@ class Engine:
         if loaded.statuses is None:
             loaded.statuses = (registry.model_default_status(loaded.scheduler),
                                *registry.statuses(loaded.original_scheduler_config,
-                                                  registry.compatible_names(loaded.scheduler)))
+                                                  registry.compatible_names(loaded.scheduler),
+                                                  registry.is_flow_scheduler(loaded.scheduler)))
         return list(loaded.statuses)
 
     def models(self):

@@ -199,8 +199,11 @@ def _check_scheduler(request: "GenerationRequest") -> None:
         try:
             entry, schedule = schedulers.resolve(name, schedule)
         except SchedulerUnavailableError as error:
-            field_name, _, message = str(error).partition(": ")
-            raise RequestError(field_name, message) from None
+            try:  # a flow model's sampler may offer what the others do not (UniPC on Beta, say)
+                entry, schedule = schedulers.resolve(name, schedule, flow=True)
+            except SchedulerUnavailableError:
+                field_name, _, message = str(error).partition(": ")
+                raise RequestError(field_name, message) from None
         object.__setattr__(request, "scheduler", entry.name)
     object.__setattr__(request, "schedule", schedule)
 

@@ -74,3 +74,23 @@ def test_every_snippet_is_python_with_the_runs_dtype_and_device(engine, tiny_sd,
     compile(snippet, "snippet.py", "exec")  # the config's -inf went in as JSON, not as repr
     assert "-inf" not in snippet and "dtype=torch.float32" in snippet and ".to('cpu')" in snippet
     assert "image.save('reproduced.png')" in snippet and "diffusers_tui" not in snippet
+
+
+@pytest.mark.slow
+def test_transformer_pipelines_snippets_run_as_written_and_save_the_same_pixels(engine, tmp_path):
+    from tests.tiny_transformers import build_tiny_flux, build_tiny_sd3
+
+    saved = {}
+    for build in (build_tiny_sd3, build_tiny_flux):
+        model = str(build(tmp_path / "models" / build.__name__))
+        for scheduler in (None, "UniPC"):
+            request = GenerationRequest(prompt="a red circle", negative_prompt="blue", model=model, scheduler=scheduler,
+                                        steps=3, seed=8, width=32, height=24, preview_method="none")
+            saved[f"{build.__name__} {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
+    folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(zip(saved, pool.map(_run_snippet, saved.values(), folders.values())))
+    for name, png in saved.items():
+        assert runs[name].returncode == 0, f"{name}: the snippet failed:\n{runs[name].stderr[-3000:]}"
+        with Image.open(png) as ours, Image.open(folders[name] / "reproduced.png") as theirs:
+            assert np.array_equal(np.asarray(ours.convert("RGB")), np.asarray(theirs.convert("RGB"))), name

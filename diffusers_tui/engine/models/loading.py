@@ -175,8 +175,12 @@ def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> 
 
 
 def _finish_pipeline(source: ModelSource, pipe, options: LoadOptions, device, dtype) -> LoadedModel:
-    if not hasattr(pipe, "unet") or not hasattr(pipe, "vae"):
-        raise ModelLoadError(f"{source.name!r} is a {type(pipe).__name__}; diffusers-tui needs a UNet + VAE pipeline")
+    if families.denoiser_of(pipe) is None or getattr(pipe, "vae", None) is None:
+        raise ModelLoadError(f"{source.name!r} is a {type(pipe).__name__}: diffusers-tui runs pipelines with a "
+                             "denoiser (a UNet or a transformer) and a VAE")
+    if families.callback_style(pipe) is None:
+        raise ModelLoadError(f"{source.name!r} is a {type(pipe).__name__}, which reports no step "
+                             "(no callback_on_step_end): its steps cannot be watched or cancelled")
     pipe.set_progress_bar_config(disable=True)
     if options.offload == "model":
         pipe.enable_model_cpu_offload(device=device)

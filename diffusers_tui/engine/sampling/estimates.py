@@ -7,11 +7,25 @@ import math
 import torch
 
 
-def current_sigma(scheduler, timestep) -> float | None:
-    """The noise level of the sample the scheduler is about to step, if it has one."""
+def is_flow(scheduler) -> bool:
+    """Whether the scheduler steps a flow-matching model: x_t = (1 - σ) x0 + σ noise, output v = noise - x0."""
+    config = scheduler.config
+    return (type(scheduler).__name__.startswith("FlowMatch") or bool(config.get("use_flow_sigmas"))
+            or config.get("prediction_type") == "flow_prediction")
+
+
+def current_sigma(scheduler, timestep, step: int | None = None) -> float | None:
+    """The noise level of the sample the scheduler is about to step, if it has one.
+
+    `step` is how many steps it has taken: flow-matching pipelines do not all keep the
+    scheduler's own step index (Flux sets its begin index), so the caller's count is used.
+    """
     sigmas = getattr(scheduler, "sigmas", None)
     index = getattr(scheduler, "step_index", None)
-    if sigmas is not None and index is not None and index < len(sigmas) and scheduler.init_noise_sigma > 1:
+    if is_flow(scheduler):
+        index = step if step is not None else (index or 0)
+    if sigmas is not None and index is not None and index < len(sigmas) and (
+            getattr(scheduler, "init_noise_sigma", 1.0) > 1 or is_flow(scheduler)):
         return float(sigmas[index])
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None:
@@ -25,6 +39,8 @@ def estimate_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, tim
     prediction = scheduler.config.get("prediction_type", "epsilon")
     model_output = model_output.float()
     sample = sample.float()
+    if is_flow(scheduler):
+        return None if sigma is None else sample - sigma * model_output  # x_t = x0 + σ (noise - x0) = x0 + σ v
     if prediction == "sample":
         return model_output
     if scheduler.init_noise_sigma > 1 and sigma is not None:

@@ -12,7 +12,7 @@ from diffusers_tui.engine.sampling import registry
 def sampler_and_schedule(scheduler, request) -> tuple[registry.SchedulerEntry | None, str]:
     """The registry sampler and the schedule type a run asked for (Automatic kept)."""
     if request.scheduler is not None:
-        entry, schedule = registry.resolve(request.scheduler, request.schedule)
+        entry, schedule = registry.resolve(request.scheduler, request.schedule, registry.is_flow_scheduler(scheduler))
     else:
         found = registry.entry_for_scheduler(scheduler)
         if found is None:

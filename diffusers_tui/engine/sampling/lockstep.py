@@ -39,7 +39,9 @@ def can_batch(loaded) -> bool:
         return True
     from diffusers import StableDiffusionPipeline
 
-    unet = loaded.pipeline.unet
+    unet = getattr(loaded.pipeline, "unet", None)  # transformer pipelines: one lane after another
+    if unet is None:
+        return False
     return (type(loaded.pipeline) is StableDiffusionPipeline
             and unet.config.time_cond_proj_dim is None and unet.config.addition_embed_type is None)
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.sampling import prompt_weighting
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
@@ -55,7 +56,7 @@ class _StepWatcher:
             if self.timesteps is None:
                 self.timesteps = [float(t) for t in scheduler.timesteps.cpu()]
             value = self.timesteps[min(self.calls, len(self.timesteps) - 1)]
-            sigma = current_sigma(scheduler, value)
+            sigma = current_sigma(scheduler, value, self.calls)
             output = original_step(model_output, timestep, sample, *args, **kwargs)
             values = output if isinstance(output, tuple) else output.to_tuple()
             reported = values[1] if len(values) > 1 else None
@@ -85,21 +86,25 @@ class _StepWatcher:
 def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
     pipe = loaded.pipeline
     pipe.scheduler = scheduler
+    family = families.family_of(loaded)
     watcher = _StepWatcher(scheduler)
     nan_watch = NanWatch()
     started = time.perf_counter()
     state = {"calls": 0, "total": 0, "recorder": None}
 
+    def unpacked(latents):
+        return family.unpack(pipe, latents, width, height)  # Flux-like pipelines step packed patch tokens
+
     def callback(pipeline, index: int, timestep, tensors: dict) -> dict:
         if cancel.is_set():
             raise _Cancelled
-        total = int(pipeline.num_timesteps)
+        total = int(getattr(pipeline, "num_timesteps", 0) or len(scheduler.timesteps))
         calls = index + 1
         state.update(calls=calls, total=total)
         record = None
         if preview_due(calls, total, request):
             recorder = state["recorder"] = state["recorder"] or LatentRecorder(loaded.decoders, total)
-            record = recorder.record(watcher.denoised(), tensors["latents"])
+            record = recorder.record(unpacked(watcher.denoised()), unpacked(tensors["latents"]))
         if not nan_watch.finite(calls, total, record, tensors["latents"]):
             state["calls"] = nan_watch.bad_call
             raise _NotFinite
@@ -112,24 +117,29 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
 
     kwargs: dict[str, Any] = dict(
         prompt=request.prompt,
-        negative_prompt=request.negative_prompt or None,
         num_inference_steps=request.steps,
         guidance_scale=request.guidance,
         width=width,
         height=height,
         # A CPU generator gives the same starting noise on every device.
         generator=torch.Generator(device="cpu").manual_seed(request.seed),
-        callback_on_step_end=callback,
-        callback_on_step_end_tensor_inputs=["latents"],
         # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
         output_type="np",
     )
+    if families.takes(pipe, "negative_prompt"):
+        kwargs["negative_prompt"] = request.negative_prompt or None
+    if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents)
+        kwargs.update(callback=lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents}),
+                      callback_steps=1)
+    else:
+        kwargs.update(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
     weighted = prompt_weighting.applies(pipe, request.prompt, request.negative_prompt)
     image, cancelled, stopped = None, False, None
     try:
         with torch.inference_mode():
             if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
-                del kwargs["prompt"], kwargs["negative_prompt"]
+                del kwargs["prompt"]
+                kwargs.pop("negative_prompt", None)
                 kwargs.update(prompt_weighting.prompt_kwargs(pipe, request.prompt, request.negative_prompt))
             decoded = pipe(**kwargs).images
         if np.isfinite(decoded).all():

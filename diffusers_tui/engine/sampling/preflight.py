@@ -19,6 +19,7 @@ def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
     No name keeps the model's own scheduler; a schedule type then applies to the sampler
     that scheduler is, when the registry knows it.
     """
+    flow = registry.is_flow_scheduler(loaded.scheduler)
     if name is None:
         if schedule == "Automatic":
             return type(loaded.scheduler).from_config(loaded.original_scheduler_config)
@@ -27,11 +28,11 @@ def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
             raise SchedulerUnavailableError(
                 f"schedule: the model's own {type(loaded.scheduler).__name__} is not in the registry; "
                 "choose a scheduler for the schedule type to apply to")
-        entry, schedule = registry.resolve(own[0].name, schedule)
+        entry, schedule = registry.resolve(own[0].name, schedule, flow)
     else:
-        entry, schedule = registry.resolve(name, schedule)
+        entry, schedule = registry.resolve(name, schedule, flow)
     allowed = registry.compatible_names(loaded.scheduler)
-    if entry.class_name not in allowed:
+    if entry.class_name not in allowed and not flow:  # flow entries are tried for real instead (registry.statuses)
         raise SchedulerUnavailableError(
             f"scheduler: {entry.name} ({entry.class_name}) is not compatible with this model's "
             f"{type(loaded.scheduler).__name__}"
@@ -100,11 +101,14 @@ def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | No
     except Exception:  # noqa: BLE001 - a config JSON cannot carry (arrays, say): the run itself will tell
         return None
     kwargs = {"generator": torch.Generator().manual_seed(0)} if accepts(trial.step, "generator") else {}
+    # A dynamically shifted flow schedule needs the pipeline's `mu` (it moves the sigmas, not their count).
+    mu = {"mu": trial.config.get("base_shift", 0.5)} if trial.config.get("use_dynamic_shifting") else {}
     try:
-        trial.set_timesteps(steps)
+        trial.set_timesteps(steps, **mu)
         sample = torch.zeros(1, 1, 1, 1)
         for timestep in trial.timesteps:
-            model_input = trial.scale_model_input(sample, timestep)
+            # Flow-matching schedulers take the sample as it is: they have no input scaling.
+            model_input = trial.scale_model_input(sample, timestep) if hasattr(trial, "scale_model_input") else sample
             sample = trial.step(torch.zeros_like(model_input), timestep, sample, **kwargs).prev_sample
     except Exception as error:  # noqa: BLE001 - whatever the scheduler raises, the run would too
         return str(error).splitlines()[0] if str(error) else type(error).__name__

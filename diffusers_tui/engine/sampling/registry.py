@@ -126,7 +126,26 @@ REGISTRY: tuple[SchedulerEntry, ...] = (
        description="deterministic single-step DPM-Solver++(2S); A1111 has only the ancestral 2S a"),
 )
 
+_FLOW = {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}
+_FLOW_SCHEDULES = ("Karras", "Exponential", "Beta")
+
+#: For flow-matching models (SD3, Flux, Sana, Chroma...), under the names ComfyUI and Forge give
+#: them. Automatic is the model's own shifted schedule (ComfyUI's "simple"); the shift, dynamic
+#: or fixed, comes from the model's config.
+FLOW_REGISTRY: tuple[SchedulerEntry, ...] = (
+    SchedulerEntry("Euler", "FlowMatchEulerDiscreteScheduler", description="flow matching, first-order",
+                   a1111=False, schedules=("Automatic", *_FLOW_SCHEDULES)),
+    SchedulerEntry("Euler a", "FlowMatchEulerDiscreteScheduler", {"stochastic_sampling": True},
+                   description="flow matching, fresh noise each step", a1111=False,
+                   schedules=("Automatic", *_FLOW_SCHEDULES)),
+    SchedulerEntry("Heun", "FlowMatchHeunDiscreteScheduler", order=2, a1111=False,
+                   description="flow matching, second-order: 2 model calls a step"),
+    SchedulerEntry("UniPC", "UniPCMultistepScheduler", dict(_FLOW), description="UniPC in its flow mode",
+                   a1111=False, schedules=("Automatic", *_FLOW_SCHEDULES)),
+)
+
 _BY_NAME = {entry.name.casefold(): entry for entry in REGISTRY}
+_FLOW_BY_NAME = {entry.name.casefold(): entry for entry in FLOW_REGISTRY}
 #: The name of the entry that stands for a model's own scheduler and config (a request's None).
 MODEL_DEFAULT = "model default"
 
@@ -175,7 +194,7 @@ def canonical_schedule(schedule: str | None) -> str:
     return found
 
 
-def resolve(name: str, schedule: str | None = None) -> tuple[SchedulerEntry, str]:
+def resolve(name: str, schedule: str | None = None, flow: bool = False) -> tuple[SchedulerEntry, str]:
     """(entry, schedule type) for a sampler name and a schedule type, as A1111 reads them.
 
     A name may carry its schedule ("DPM++ 2M Karras", A1111's older spelling); a schedule
@@ -184,15 +203,19 @@ def resolve(name: str, schedule: str | None = None) -> tuple[SchedulerEntry, str
     """
     key = " ".join(name.split()).casefold()
     schedule = canonical_schedule(schedule)
-    entry, named = _BY_NAME.get(key), None
-    if entry is None and key in _ALIASES:
+    by_name = _FLOW_BY_NAME if flow else _BY_NAME
+    entry, named = by_name.get(key), None
+    if entry is None and key in _ALIASES and not flow:
         alias, named = _ALIASES[key]
-        entry = _BY_NAME[alias.casefold()]
+        entry = by_name[alias.casefold()]
     if entry is None:
         for suffix in sorted(SCHEDULES, key=len, reverse=True):
-            if key.endswith(" " + suffix.casefold()) and key[: -len(suffix) - 1] in _BY_NAME:
-                entry, named = _BY_NAME[key[: -len(suffix) - 1]], suffix
+            if key.endswith(" " + suffix.casefold()) and key[: -len(suffix) - 1] in by_name:
+                entry, named = by_name[key[: -len(suffix) - 1]], suffix
                 break
+    if entry is None and flow:
+        raise SchedulerUnavailableError(f"scheduler: {name!r} has no flow-matching form here; this flow model "
+                                        f"takes: {', '.join(entry.name for entry in FLOW_REGISTRY)}")
     if entry is None:
         raise SchedulerUnavailableError(f"scheduler: unknown name {name!r}; choose one of: {', '.join(names())}")
     if named is not None and named != "Automatic":
@@ -219,10 +242,18 @@ def label(entry: SchedulerEntry, schedule: str) -> str:
     return entry.name if schedule == "Automatic" else f"{entry.name} {schedule}"
 
 
+def is_flow_scheduler(scheduler) -> bool:
+    """Whether a scheduler steps a flow-matching model (its class, or a solver's flow mode)."""
+    config = scheduler.config
+    return (type(scheduler).__name__.startswith("FlowMatch") or bool(config.get("use_flow_sigmas"))
+            or config.get("prediction_type") == "flow_prediction")
+
+
 def entry_for_scheduler(scheduler) -> tuple[SchedulerEntry, str] | None:
     """The sampler and schedule type that describe a live scheduler object (its own config), if any do."""
     config = dict(scheduler.config)
-    for entry in sorted(REGISTRY, key=lambda entry: -len(entry.options)):
+    table = FLOW_REGISTRY if is_flow_scheduler(scheduler) else REGISTRY
+    for entry in sorted(table, key=lambda entry: -len(entry.options)):
         if entry.class_name != type(scheduler).__name__:
             continue
         if not all(config.get(key) == value for key, value in entry.options.items()):
@@ -255,13 +286,16 @@ def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str 
     cls = getattr(diffusers, entry.class_name)
     options = entry.schedule_options(schedule)
     accepted = inspect.signature(cls.__init__).parameters
+    if entry in FLOW_REGISTRY and "flow_shift" in accepted:  # a solver's flow mode, on the model's own shift
+        options.setdefault("flow_shift", original_config.get("shift", original_config.get("flow_shift", 1.0)))
     for key in _OFF_UNLESS_ASKED:
         if key in accepted and key not in original_config and key not in options:
             options[key] = False
     return cls.from_config(dict(original_config), **options)
 
 
-def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None) -> list[SchedulerStatus]:
+def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None,
+             flow: bool = False) -> list[SchedulerStatus]:
     """Every registry entry, marked available or not for this model on this machine.
 
     `compatible_names` is the model scheduler's `compatibles` (None: no model loaded,
@@ -270,12 +304,14 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
     """
     base = original_config or {}
     results = []
-    for entry in REGISTRY:
-        if compatible_names is not None and entry.class_name not in compatible_names:
+    # A flow model's `compatibles` name only its own class: its entries are tried for real instead.
+    for entry in FLOW_REGISTRY if flow else REGISTRY:
+        if compatible_names is not None and not flow and entry.class_name not in compatible_names:
             results.append(SchedulerStatus(entry, False, "not compatible with this model's scheduler"))
             continue
         try:
-            build(entry, base).set_timesteps(2)
+            trial = build(entry, base)
+            trial.set_timesteps(2, **({"mu": 0.5} if trial.config.get("use_dynamic_shifting") else {}))
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
         except Exception as error:  # a scheduler that rejects this config is unavailable, not fatal
