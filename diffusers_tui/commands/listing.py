@@ -32,7 +32,7 @@ def schedulers(args) -> int:
 
 
 def _schedules_text(entry) -> str:
-    automatic = entry.automatic or ("its own config" if entry.name == MODEL_DEFAULT else "its own timesteps")
+    automatic = "its own config" if entry.name == MODEL_DEFAULT else entry.automatic_text
     others = [schedule for schedule in entry.schedules if schedule != "Automatic"]
     return f"Automatic ({automatic})" + (f", {', '.join(others)}" if others else "")
 

@@ -78,6 +78,14 @@ class SchedulerEntry:
         """How this sampler on `schedule` differs from A1111's ("" where it matches)."""
         return self.parity.get(schedule, self.parity.get("*", ""))
 
+    @property
+    def automatic_text(self) -> str:
+        """What "Automatic" means for this sampler, in words."""
+        if self.automatic:
+            return self.automatic
+        return "the model's shift" if self.class_name.startswith("FlowMatch") or "use_flow_sigmas" in self.options \
+            else "its own timesteps"
+
     def concrete(self, schedule: str) -> str:
         """`schedule` with Automatic replaced by this sampler's default ("" when that is its own spacing)."""
         return self.automatic if schedule == "Automatic" else schedule
@@ -315,7 +323,11 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
         except Exception as error:  # a scheduler that rejects this config is unavailable, not fatal
-            results.append(SchedulerStatus(entry, False, f"{type(error).__name__}: {error}".splitlines()[0]))
+            if "'mu'" in str(error):
+                reason = "cannot shift its schedule by the image size, as this model's config asks"
+            else:
+                reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            results.append(SchedulerStatus(entry, False, reason))
         else:
             results.append(SchedulerStatus(entry, True))
     return results

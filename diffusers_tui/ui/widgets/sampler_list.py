@@ -28,8 +28,8 @@ def offer_schedules(select: Select, entry, panel) -> list[str]:
     if entry is None or not entry.class_name:
         offered, automatic = list(schedule_names()), ""
     else:
-        own = "its own config" if entry.name == MODEL_DEFAULT else "its own timesteps"
-        offered, automatic = list(entry.schedules), entry.automatic or own
+        offered = list(entry.schedules)
+        automatic = "its own config" if entry.name == MODEL_DEFAULT else entry.automatic_text
     current = select.value if select.value in offered else "Automatic"
     with panel.prevent(Select.Changed):
         select.set_options([(f"Automatic ({automatic})" if schedule == "Automatic" and automatic else schedule,
