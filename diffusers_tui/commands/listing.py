@@ -8,8 +8,9 @@ from diffusers_tui.engine import MODEL_DEFAULT, quiet
 
 def models(args) -> int:
     engine = engine_for(args, tuple(args.models_dir))
-    rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path)) for m in engine.models()]
-    print_table(("name", "kind", "source", "size", "path"), rows)
+    rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path), m.reason or "-")
+            for m in engine.models()]
+    print_table(("name", "kind", "source", "size", "path", "why not"), rows)
     return 0
 
 

@@ -190,7 +190,7 @@ class DiffusersTuiApp(App):
     @work(thread=True, group="models")
     def list_models(self) -> None:
         try:
-            names = [info.name for info in self.engine.models()]
+            names = [info.name for info in self.engine.models() if not info.reason]
         except Exception:  # noqa: BLE001 - listing is a convenience; the named model still loads
             names = []
         self.post_message(ModelsListed(names))

@@ -118,3 +118,26 @@ def test_single_file_checkpoints_load_with_the_config_folder(tmp_path, tiny_sd, 
     assert loaded.mode == "text-to-image" and loaded.source.kind == "single-file"
     assert seen["path"] == str(checkpoint) and seen["config"] == str(tiny_sd)
     assert seen["local_files_only"] is True and seen["safety_checker"] is None
+
+
+@pytest.mark.parametrize("index, why", [
+    ({"_class_name": "KandinskyV22CombinedPipeline", "prior_text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+      "unet": ["diffusers", "UNet2DConditionModel"]}, "two-stage"),
+    ({"_class_name": "ScoreSdeVePipeline", "unet": ["diffusers", "UNet2DModel"],
+      "scheduler": ["diffusers", "ScoreSdeVeScheduler"]}, "predictor-corrector"),
+    ({"_class_name": "StableDiffusionImg2ImgPipeline", "text_encoder": ["transformers", "CLIPTextModel"]}, "given image"),
+    ({"_class_name": "CogVideoXPipeline", "text_encoder": ["transformers", "T5EncoderModel"]}, "video"),
+])
+def test_pipelines_that_cannot_run_are_listed_with_why_and_refused_at_load(tmp_path, index, why):
+    import json
+
+    from diffusers_tui.engine import Engine, ModelLoadError
+
+    folder = tmp_path / "models" / index["_class_name"]
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps(index))
+    engine = Engine(model_folders=(str(tmp_path / "models"),))
+    listed = {info.name: info for info in engine.models()}[str(folder)]
+    assert listed.kind == "cannot run" and why in listed.reason
+    with pytest.raises(ModelLoadError, match=why):
+        engine.load(str(folder))

@@ -19,6 +19,8 @@ class ModelInfo:
     source: str  # demo | hub-cache | folder
     size_bytes: int
     path: Path
+    #: Why it cannot run here ("" when it can): listed, so a missing model is never a mystery.
+    reason: str = ""
 
 
 def _folder_size(folder: Path) -> int:
@@ -35,8 +37,11 @@ def _folder_size(folder: Path) -> int:
 def _info(name: str, source: str, folder: Path) -> ModelInfo | None:
     try:
         mode, _ = describe_folder(folder)
-    except ModelLoadError:
-        return None
+    except ModelLoadError as error:
+        if not (folder / "model_index.json").exists():
+            return None  # not a diffusers pipeline at all
+        reason = str(error).partition(": ")[2] or str(error)
+        return ModelInfo(name, "cannot run", source, _folder_size(folder), folder, reason)
     return ModelInfo(name, mode, source, _folder_size(folder), folder)
 
 
@@ -60,7 +65,8 @@ def list_models(folders: tuple[str, ...] = ()) -> list[ModelInfo]:
             for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
                 info = _info(repo.repo_id, "hub-cache", Path(revision.snapshot_path))
                 if info:
-                    found.append(ModelInfo(info.name, info.kind, info.source, repo.size_on_disk, info.path))
+                    found.append(ModelInfo(info.name, info.kind, info.source, repo.size_on_disk, info.path,
+                                           info.reason))
     for folder in folders:
         root = Path(folder).expanduser()
         candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -98,6 +98,9 @@ def describe_folder(folder: Path) -> tuple[Mode, str]:
     index = folder / "model_index.json"
     if index.exists():
         data = _read_json(index)
+        reason = unrunnable_reason(data)
+        if reason:
+            raise ModelLoadError(f"{folder} holds a {data.get('_class_name')}: {reason}")
         unet = data.get("unet")
         if unet and unet[-1] == "UNet2DModel" and "text_encoder" not in data:
             return "unet", data.get("_class_name", "DiffusionPipeline")
@@ -114,6 +117,32 @@ def describe_folder(folder: Path) -> tuple[Mode, str]:
         f"{folder} is not a diffusers model folder: it has no model_index.json (a pipeline) "
         "and no config.json of a UNet2DModel"
     )
+
+
+#: Pipeline kinds this tool cannot run, by a word in their class name, and why.
+_UNRUNNABLE = (
+    ("Img2Img", "it changes a given image; diffusers-tui runs text-to-image"),
+    ("Inpaint", "it fills in a masked image; diffusers-tui runs text-to-image"),
+    ("Video", "it makes video; diffusers-tui makes still images"),
+    ("Prior", "it is the first stage of a two-stage model: run the combined pipeline's decoder stage instead"),
+    ("Kandinsky", "a two-stage (prior + decoder) model, which diffusers-tui does not run"),
+    ("Wuerstchen", "a two-stage (prior + decoder) model, which diffusers-tui does not run"),
+    ("StableCascade", "a two-stage (prior + decoder) model, which diffusers-tui does not run"),
+    ("Upscale", "it upscales a given image; diffusers-tui runs text-to-image"),
+)
+
+
+def unrunnable_reason(index: dict[str, Any]) -> str | None:
+    """Why the pipeline a model_index.json describes cannot run here (None when it may)."""
+    class_name = str(index.get("_class_name", ""))
+    for word, reason in _UNRUNNABLE:
+        if word in class_name:
+            return reason
+    scheduler = index.get("scheduler")
+    if isinstance(scheduler, list) and scheduler and scheduler[-1] == "ScoreSdeVeScheduler":
+        return ("its ScoreSdeVeScheduler samples by a predictor-corrector loop, not the step() the UNet loop "
+                "calls")
+    return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
