@@ -141,3 +141,15 @@ def test_pipelines_that_cannot_run_are_listed_with_why_and_refused_at_load(tmp_p
     assert listed.kind == "cannot run" and why in listed.reason
     with pytest.raises(ModelLoadError, match=why):
         engine.load(str(folder))
+
+
+def test_auto_dtype_is_each_familys_documented_one_on_cuda():
+    import torch
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert loading.pick_dtype("auto", cuda, "FluxPipeline") == torch.bfloat16
+    assert loading.pick_dtype("auto", cuda, "StableDiffusion3Pipeline") == torch.bfloat16
+    assert loading.pick_dtype("auto", cuda, "QwenImagePipeline") == torch.bfloat16
+    assert loading.pick_dtype("auto", cuda, "StableDiffusionXLPipeline") == torch.float16
+    assert loading.pick_dtype("auto", cpu, "FluxPipeline") == torch.float32
+    assert loading.pick_dtype("float16", cuda, "FluxPipeline") == torch.float16  # asked for: kept

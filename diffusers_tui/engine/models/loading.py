@@ -21,7 +21,7 @@ class LoadOptions:
     """How to load any model: device, dtype, offload and the safety switches."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto: float16 on CUDA)
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto on CUDA: bfloat16 for Flux/SD3/..., else float16)
     offload: str = "none"  # none | model | sequential (CUDA only)
     allow_pickle: bool = False
     config_dir: str | None = None  # for single-file checkpoints: a local diffusers folder
@@ -89,12 +89,29 @@ def pick_device(requested: str):
     return device
 
 
-def pick_dtype(requested: str, device):
+#: Pipeline families published in bfloat16: float16 overflows them (auto picks bfloat16 on CUDA).
+BFLOAT16_FAMILIES = ("Flux", "StableDiffusion3", "QwenImage", "Chroma", "Sana", "HiDream", "Lumina", "CogView4",
+                     "AuraFlow")
+
+
+def pick_dtype(requested: str, device, pipeline_class: str = ""):
+    """The dtype to load in: as asked, or for auto each family's documented one on CUDA (float32 elsewhere)."""
     import torch
 
     if requested == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if pipeline_class.startswith(BFLOAT16_FAMILIES) else torch.float16
     return getattr(torch, requested)
+
+
+def _pipeline_class(source: ModelSource, options: LoadOptions) -> str:
+    """The pipeline class a model will load as, read from its folder (or --config's), without loading it."""
+    folder = Path(options.config_dir).expanduser() if source.kind == "single-file" and options.config_dir else source.path
+    try:
+        return str(_read_json(Path(folder) / "model_index.json").get("_class_name", ""))
+    except (ModelLoadError, TypeError):
+        return ""
 
 
 def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
@@ -103,7 +120,7 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
 
     quiet()
     device = pick_device(options.device)
-    dtype = pick_dtype(options.dtype, device)
+    dtype = pick_dtype(options.dtype, device, _pipeline_class(source, options))
     if options.offload != "none" and device.type != "cuda":
         raise ModelLoadError(f"--offload {options.offload} needs a CUDA device; use --offload none")
     try:
