@@ -44,12 +44,13 @@ def _clip(tokenizer, projection: bool):
     return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
 
 
-def _vae16(shift: float):
+def _vae16(scaling: float, shift: float):
+    """A 16-channel VAE with the family's real scaling and shift (so its published latent map applies)."""
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 16),
                          down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=1.5,
+                         layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=scaling,
                          shift_factor=shift, use_quant_conv=False, use_post_quant_conv=False)
 
 
@@ -66,7 +67,7 @@ def build_tiny_sd3(folder: Path) -> Path:
                                         attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
                                         joint_attention_dim=32, pooled_projection_dim=32, out_channels=16)
     StableDiffusion3Pipeline(
-        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_vae16(0.06),
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_vae16(1.5305, 0.0609),
         text_encoder=_clip(tokenizer, True), tokenizer=tokenizer, text_encoder_2=_clip(tokenizer, True),
         tokenizer_2=tokenizer, text_encoder_3=_t5(t5_tok, 32), tokenizer_3=t5_tok,
     ).save_pretrained(folder)
@@ -87,6 +88,6 @@ def build_tiny_flux(folder: Path) -> Path:
                                          pooled_projection_dim=16, guidance_embeds=True, axes_dims_rope=(2, 2, 4))
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=16, max_image_seq_len=256)
-    FluxPipeline(transformer=transformer, scheduler=scheduler, vae=_vae16(0.1159), text_encoder=_clip(tokenizer, False),
+    FluxPipeline(transformer=transformer, scheduler=scheduler, vae=_vae16(0.3611, 0.1159), text_encoder=_clip(tokenizer, False),
                  tokenizer=tokenizer, text_encoder_2=_t5(t5_tok), tokenizer_2=t5_tok).save_pretrained(folder)
     return folder

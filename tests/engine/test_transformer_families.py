@@ -32,6 +32,8 @@ def test_a_transformer_pipeline_loads_with_its_own_scheduler_first_and_the_flow_
     assert summary.mode == "text-to-image"
     pipeline = {"sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline"}[name]
     assert type(engine.loaded_model(model).pipeline).__name__ == pipeline
+    # Its latents are previewed by the family's published latent->RGB map (ComfyUI's), found by its VAE.
+    assert engine.loaded_model(model).family == name and "fitted" not in " ".join(summary.notes)
     first, *others = summary.statuses
     assert (first.entry.name, first.entry.class_name) == ("model default", "FlowMatchEulerDiscreteScheduler")
     available = {status.entry.name for status in others if status.available}

@@ -26,6 +26,21 @@ SDXL_FACTORS = [
     [-0.3165, -0.2492, -0.2188],
 ]
 SDXL_BIAS = [0.1084, -0.0175, -0.0011]
+#: 16-channel latents: SD 3.x (scaling 1.5305, shift 0.0609) and Flux (0.3611, 0.1159).
+SD3_FACTORS = [
+    [-0.0922, -0.0175, 0.0749], [0.0311, 0.0633, 0.0954], [0.1994, 0.0927, 0.0458], [0.0856, 0.0339, 0.0902],
+    [0.0587, 0.0272, -0.0496], [-0.0006, 0.1104, 0.0309], [0.0978, 0.0306, 0.0427], [-0.0042, 0.1038, 0.1358],
+    [-0.0194, 0.0020, 0.0669], [-0.0488, 0.0130, -0.0268], [0.0922, 0.0988, 0.0951], [-0.0278, 0.0524, -0.0542],
+    [0.0332, 0.0456, 0.0895], [-0.0069, -0.0030, -0.0810], [-0.0596, -0.0465, -0.0293], [-0.1448, -0.1463, -0.1189],
+]
+SD3_BIAS = [0.2394, 0.2135, 0.1925]
+FLUX_FACTORS = [
+    [-0.0346, 0.0244, 0.0681], [0.0034, 0.0210, 0.0687], [0.0275, -0.0668, -0.0433], [-0.0174, 0.0160, 0.0617],
+    [0.0859, 0.0721, 0.0329], [0.0004, 0.0383, 0.0115], [0.0405, 0.0861, 0.0915], [-0.0236, -0.0185, -0.0259],
+    [-0.0245, 0.0250, 0.1180], [0.1008, 0.0755, -0.0421], [-0.0515, 0.0201, 0.0011], [0.0428, -0.0012, -0.0036],
+    [0.0817, 0.0765, 0.0749], [-0.1264, -0.0522, -0.1103], [-0.0280, -0.0881, -0.0499], [-0.1262, -0.0982, -0.0778],
+]
+FLUX_BIAS = [-0.0329, -0.0718, -0.0851]
 FIT_IMAGES = 8
 #: A fitted map worse than this (RMS, [0, 1] units) shows visibly wrong colours: the
 #: load note says so when "auto" has nothing better to use.
@@ -61,6 +76,10 @@ def published_map(family: str) -> LatentPreviewer | None:
         return LatentPreviewer(torch.tensor(SD1_FACTORS), torch.zeros(3), family)
     if family == "sdxl":
         return LatentPreviewer(torch.tensor(SDXL_FACTORS), torch.tensor(SDXL_BIAS), family)
+    if family == "sd3":
+        return LatentPreviewer(torch.tensor(SD3_FACTORS), torch.tensor(SD3_BIAS), family)
+    if family == "flux":
+        return LatentPreviewer(torch.tensor(FLUX_FACTORS), torch.tensor(FLUX_BIAS), family)
     return None
 
 
@@ -70,6 +89,13 @@ def detect_family(vae) -> str:
         return "sd1"
     if config.latent_channels == 4 and math.isclose(config.scaling_factor, 0.13025, rel_tol=1e-3):
         return "sdxl"
+    shift = getattr(config, "shift_factor", None) or 0.0
+    if config.latent_channels == 16 and math.isclose(config.scaling_factor, 1.5305, rel_tol=1e-3) and math.isclose(
+            shift, 0.0609, rel_tol=1e-2):
+        return "sd3"
+    if config.latent_channels == 16 and math.isclose(config.scaling_factor, 0.3611, rel_tol=1e-3) and math.isclose(
+            shift, 0.1159, rel_tol=1e-2):
+        return "flux"
     return "fitted"
 
 
@@ -87,11 +113,12 @@ def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer
     coarse = torch.rand((FIT_IMAGES, 3, 4, 4), generator=generator) * 2 - 1
     images = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
     scale = vae.config.scaling_factor
-    latents = vae.encode(images.to(device, dtype)).latent_dist.mode() * scale
+    shift = getattr(vae.config, "shift_factor", None) or 0.0  # SD3 and Flux shift before scaling
+    latents = (vae.encode(images.to(device, dtype)).latent_dist.mode() - shift) * scale
     started = time.perf_counter()
-    vae.decode(latents[:1] / scale)
+    vae.decode(latents[:1] / scale + shift)
     decode_s = time.perf_counter() - started
-    decoded = vae.decode(latents / scale).sample.float().clamp(-1, 1)
+    decoded = vae.decode(latents / scale + shift).sample.float().clamp(-1, 1)
     pooled = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
     x = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
     y = pooled.permute(0, 2, 3, 1).reshape(-1, 3)
