@@ -104,7 +104,11 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         f"scheduler = diffusers.{recipe['scheduler_class']}.from_config(config)",
     ]
     if recipe.get("mode") == "unet":
-        takes_generator = _step_takes_generator(recipe["scheduler_class"])
+        import diffusers
+
+        from diffusers_tui.engine.sampling.preflight import accepts
+
+        takes_generator = accepts(getattr(diffusers, recipe["scheduler_class"]).step, "generator")
         return "\n".join([
             *head,
             f"unet = diffusers.UNet2DModel.from_pretrained({model!r}, subfolder='unet', dtype=torch.{dtype})"
@@ -145,14 +149,6 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
         "image.save('reproduced.png')",
     ])
-
-
-def _step_takes_generator(class_name: str) -> bool:
-    import inspect
-
-    import diffusers
-
-    return "generator" in inspect.signature(getattr(diffusers, class_name).step).parameters
 
 
 def recipe_json(request: GenerationRequest, recipe: dict[str, Any]) -> dict[str, Any]:

@@ -6,12 +6,7 @@ import math
 
 import torch
 
-
-def is_flow(scheduler) -> bool:
-    """Whether the scheduler steps a flow-matching model: x_t = (1 - σ) x0 + σ noise, output v = noise - x0."""
-    config = scheduler.config
-    return (type(scheduler).__name__.startswith("FlowMatch") or bool(config.get("use_flow_sigmas"))
-            or config.get("prediction_type") == "flow_prediction")
+from diffusers_tui.engine.sampling.registry import is_flow_scheduler
 
 
 def current_sigma(scheduler, timestep, step: int | None = None) -> float | None:
@@ -22,10 +17,10 @@ def current_sigma(scheduler, timestep, step: int | None = None) -> float | None:
     """
     sigmas = getattr(scheduler, "sigmas", None)
     index = getattr(scheduler, "step_index", None)
-    if is_flow(scheduler):
+    if is_flow_scheduler(scheduler):
         index = step if step is not None else (index or 0)
     if sigmas is not None and index is not None and index < len(sigmas) and (
-            getattr(scheduler, "init_noise_sigma", 1.0) > 1 or is_flow(scheduler)):
+            getattr(scheduler, "init_noise_sigma", 1.0) > 1 or is_flow_scheduler(scheduler)):
         return float(sigmas[index])
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None:
@@ -39,7 +34,7 @@ def estimate_x0(scheduler, model_output: torch.Tensor, sample: torch.Tensor, tim
     prediction = scheduler.config.get("prediction_type", "epsilon")
     model_output = model_output.float()
     sample = sample.float()
-    if is_flow(scheduler):
+    if is_flow_scheduler(scheduler):
         return None if sigma is None else sample - sigma * model_output  # x_t = x0 + σ (noise - x0) = x0 + σ v
     if prediction == "sample":
         return model_output

@@ -41,7 +41,6 @@ def run_facts(loaded, scheduler, width: int, height: int, request) -> dict[str, 
         "schedule": schedule,
         "schedule_used": entry.concrete(schedule) if entry else "",
         "scheduler_label": registry.label(entry, schedule) if entry else type(scheduler).__name__,
-        "a1111_sampler": bool(entry and entry.a1111),
         "pipeline_class": type(loaded.pipeline).__name__ if loaded.mode != "unet" else None,
         # Components the folder lists that this run loaded without (the snippet leaves them out too).
         "without_safety_checker": loaded.mode != "unet" and hasattr(loaded.pipeline, "safety_checker")

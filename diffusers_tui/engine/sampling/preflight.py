@@ -101,10 +101,8 @@ def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | No
     except Exception:  # noqa: BLE001 - a config JSON cannot carry (arrays, say): the run itself will tell
         return None
     kwargs = {"generator": torch.Generator().manual_seed(0)} if accepts(trial.step, "generator") else {}
-    # A dynamically shifted flow schedule needs the pipeline's `mu` (it moves the sigmas, not their count).
-    mu = {"mu": trial.config.get("base_shift", 0.5)} if trial.config.get("use_dynamic_shifting") else {}
     try:
-        trial.set_timesteps(steps, **mu)
+        registry.set_trial_timesteps(trial, steps)
         sample = torch.zeros(1, 1, 1, 1)
         for timestep in trial.timesteps:
             # Flow-matching schedulers take the sample as it is: they have no input scaling.

@@ -251,7 +251,8 @@ def label(entry: SchedulerEntry, schedule: str) -> str:
 
 
 def is_flow_scheduler(scheduler) -> bool:
-    """Whether a scheduler steps a flow-matching model (its class, or a solver's flow mode)."""
+    """Whether a scheduler steps a flow-matching model (its class, or a solver's flow mode):
+    x_t = (1 - σ) x0 + σ noise, and the model's output is v = noise - x0."""
     config = scheduler.config
     return (type(scheduler).__name__.startswith("FlowMatch") or bool(config.get("use_flow_sigmas"))
             or config.get("prediction_type") == "flow_prediction")
@@ -302,6 +303,13 @@ def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str 
     return cls.from_config(dict(original_config), **options)
 
 
+def set_trial_timesteps(scheduler, steps: int) -> None:
+    """`set_timesteps` for a trial run: a dynamically shifted flow schedule needs the pipeline's `mu`,
+    which moves its sigmas but not their count, so the config's base shift stands in for it."""
+    shift = {"mu": scheduler.config.get("base_shift", 0.5)} if scheduler.config.get("use_dynamic_shifting") else {}
+    scheduler.set_timesteps(steps, **shift)
+
+
 def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None,
              flow: bool = False) -> list[SchedulerStatus]:
     """Every registry entry, marked available or not for this model on this machine.
@@ -319,7 +327,7 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
             continue
         try:
             trial = build(entry, base)
-            trial.set_timesteps(2, **({"mu": 0.5} if trial.config.get("use_dynamic_shifting") else {}))
+            set_trial_timesteps(trial, 2)
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
         except Exception as error:  # a scheduler that rejects this config is unavailable, not fatal
