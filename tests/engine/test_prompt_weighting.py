@@ -52,3 +52,20 @@ def test_the_note_says_whether_the_syntax_took_effect():
     assert "applied through compel" in prompt_weighting.syntax_note("a (red:1.2) circle", "", "sd")
     assert "<lora:x:1> not applied" in prompt_weighting.syntax_note("a circle <lora:x:1>", "", "sdxl")
     assert "is not applied on this model" in prompt_weighting.syntax_note("a (red) circle", "", None)
+
+
+def test_text_compels_parser_refuses_runs_as_typed_with_a_note(engine, monkeypatch):
+    # A form feed stopped compel's parser (found by the property test): the prompt still runs.
+    assert prompt_weighting.to_compel("0\x0c(red)")[0] == "0 (red)1.1"
+    result = engine.run(GenerationRequest(prompt="0\x0c0", negative_prompt=")", model="demo", steps=2, seed=1,
+                                          preview_method="none"))
+    assert result.image is not None and result.request.prompt == "0\x0c0"
+    from compel import Compel
+
+    def refuse(text):
+        raise ValueError("Expected end of text")
+
+    monkeypatch.setattr(Compel, "parse_prompt_string", staticmethod(refuse))
+    pipe = engine.loaded_model("demo").pipeline
+    assert not prompt_weighting.applies(pipe, "a (red) circle", "")
+    assert "could not be read here" in prompt_weighting.syntax_note("a (red) circle", "", "sd")

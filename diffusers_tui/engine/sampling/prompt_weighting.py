@@ -69,6 +69,8 @@ def attention_runs(text: str) -> list[tuple[str, float]]:
 
 def _compel_text(runs: list[tuple[str, float]]) -> str:
     def escaped(text: str) -> str:
+        # Any whitespace is a space (CLIP's tokenizer reads it so; compel's parser stops at a form feed).
+        text = re.sub(r"\s", " ", text)
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").replace('"', '\\"')
 
     parts = []
@@ -109,7 +111,21 @@ def weighting_kind(pipe) -> str | None:
 
 
 def applies(pipe, prompt: str, negative: str) -> bool:
-    return weighting_kind(pipe) is not None and (has_a1111_syntax(prompt) or has_a1111_syntax(negative))
+    """Whether this run's prompt goes through compel: A1111 syntax, a CLIP encoder, and text compel can read."""
+    return (weighting_kind(pipe) is not None and (has_a1111_syntax(prompt) or has_a1111_syntax(negative))
+            and readable(prompt, negative))
+
+
+def readable(prompt: str, negative: str) -> bool:
+    """Whether compel's parser takes both prompts once translated (odd text is left to the pipeline as typed)."""
+    from compel import Compel
+
+    try:
+        for text in (prompt, negative):
+            Compel.parse_prompt_string(to_compel(text)[0])
+    except Exception:  # noqa: BLE001 - pyparsing's errors: the plain prompt still runs
+        return False
+    return True
 
 
 def prompt_kwargs(pipe, prompt: str, negative: str) -> dict[str, Any]:
@@ -146,6 +162,8 @@ def syntax_note(prompt: str, negative: str, kind: str | None) -> str | None:
         return None
     removed = sorted({match.group(0) for match in _EXTRA_NETWORK.finditer(text)})
     lora = f"; {', '.join(removed)} not applied (LoRAs and hypernetworks are not loaded here)" if removed else ""
+    if kind is not None and not readable(prompt, negative):
+        return "A1111 prompt syntax could not be read here (compel's parser refused the text): the prompt runs as typed"
     if kind is None:
         return ("A1111 prompt syntax ((word:1.2), [word], BREAK) is not applied on this model (compel weights CLIP "
                 f"text encoders only): it is read as text{lora}")
