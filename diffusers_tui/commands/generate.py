@@ -11,7 +11,8 @@ import sys
 import threading
 
 from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue, say, warn
-from diffusers_tui.engine import GenerationRequest, RunError, build_request, prompt_note, prompt_syntax_note
+from diffusers_tui.engine import (GenerationRequest, RunError, build_request, guidance_note, prompt_note,
+                                  prompt_syntax_note)
 
 
 def request_of(args, settings, engine) -> GenerationRequest:
@@ -41,7 +42,7 @@ def run(args, settings) -> int:
     for note in summary.notes:
         say(f"note: {note}", file=sys.stderr)
     for note in (prompt_syntax_note(request.prompt, request.negative_prompt, summary),
-                 prompt_note(request.prompt, summary)):
+                 prompt_note(request.prompt, summary), guidance_note(request, summary)):
         if note:
             say(f"note: {note}", file=sys.stderr)
     bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)

@@ -28,6 +28,7 @@ from diffusers_tui.engine.runtime import configure_threads, default_threads, max
 from diffusers_tui.engine.text import is_clean, shown
 from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
 from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
+from diffusers_tui.engine.models.families import guidance_note
 from diffusers_tui.engine.vocabulary import prompt_note
 from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, schedule_names, scheduler_names
 
@@ -37,7 +38,7 @@ __all__ = [
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
-    "prompt_note", "prompt_syntax_note", "describe_vocabulary",
+    "prompt_note", "prompt_syntax_note", "guidance_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",
     # limits and parsing of typed values

@@ -49,7 +49,8 @@ class Engine:
             statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
             preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
             preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded),
-            prompt_weighting=prompt_weighting.weighting_kind(loaded.pipeline) if loaded.pipeline is not None else None)
+            prompt_weighting=prompt_weighting.weighting_kind(loaded.pipeline) if loaded.pipeline is not None else None,
+            **_guidance(loaded))
 
     def loaded_model(self, model: str):
         """The engine's own LoadedModel for `model` (loading it if needed).
@@ -324,3 +325,15 @@ def free_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _guidance(loaded) -> dict:
+    """The summary's guidance fields: what the number means on this model (a bare UNet takes none)."""
+    if loaded.pipeline is None:
+        return {"guidance": "none", "guidance_meaning": "none: an unconditional model takes no guidance",
+                "negative_prompt": False}
+    from diffusers_tui.engine.models.families import guidance_style
+
+    style = guidance_style(loaded.pipeline)
+    return {"guidance": style.kind, "guidance_meaning": style.meaning, "guidance_default": style.default,
+            "negative_prompt": style.negative_prompt}

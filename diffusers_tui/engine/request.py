@@ -294,3 +294,9 @@ class ModelSummary:
     prompt_pattern: str = ""
     #: How A1111 prompt syntax is applied here: "sd" or "sdxl" (compel on CLIP encoders), or None.
     prompt_weighting: str | None = None
+    #: What the guidance number does here: "cfg", "distilled" (Flux dev) or "none"; in words;
+    #: the pipeline's own default; and whether a negative prompt is used.
+    guidance: str = "cfg"
+    guidance_meaning: str = "classifier-free guidance"
+    guidance_default: float | None = None
+    negative_prompt: bool = True

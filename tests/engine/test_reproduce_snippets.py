@@ -78,14 +78,19 @@ def test_every_snippet_is_python_with_the_runs_dtype_and_device(engine, tiny_sd,
 
 @pytest.mark.slow
 def test_transformer_pipelines_snippets_run_as_written_and_save_the_same_pixels(engine, tmp_path):
-    from tests.tiny_transformers import build_tiny_flux, build_tiny_sd3
+    from tests import tiny_transformers as tiny
 
     saved = {}
-    for build in (build_tiny_sd3, build_tiny_flux):
+    builders = (tiny.build_tiny_sd3, tiny.build_tiny_flux, tiny.build_tiny_flux2_klein, tiny.build_tiny_qwen_image,
+                tiny.build_tiny_pixart_sigma, tiny.build_tiny_sana, tiny.build_tiny_chroma)
+    for build in builders:
         model = str(build(tmp_path / "models" / build.__name__))
+        width, height = (128, 96) if build is tiny.build_tiny_sana else (32, 24)  # Sana's pipeline asks for 32s
+        # Each family's own guidance argument, negative prompt and switches (true_cfg_scale, resolution binning...).
         for scheduler in (None, "UniPC"):
             request = GenerationRequest(prompt="a red circle", negative_prompt="blue", model=model, scheduler=scheduler,
-                                        steps=3, seed=8, width=32, height=24, preview_method="none")
+                                        steps=3, seed=8, width=width, height=height, guidance=3.0,
+                                        preview_method="none")
             saved[f"{build.__name__} {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
     folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -1,18 +1,29 @@
-"""Transformer pipelines (SD3, Flux) run like any model: generate, previews, cancel, save, snippet, compare.
+"""Transformer pipelines run like any model: generate, previews, cancel, save, snippet, compare.
 
-Tiny random-weight pipelines built from configs (tests/tiny_transformers.py). Flux keeps its
-latents packed into 2x2 patch tokens and shifts its schedule by the image size; SD3 does neither.
+Tiny random-weight pipelines of each family, built from configs (tests/tiny_transformers.py).
+Flux, Chroma and Qwen-Image pack 2x2 latent patches into tokens; Flux.2 also batch-normalises
+them; Qwen-Image's VAE decodes one-frame videos; PixArt reports steps by the legacy callback.
 """
 
+import functools
 import threading
 
 import numpy as np
 import pytest
 
 from diffusers_tui.engine import ComparisonRequest, GenerationRequest, Lane
-from tests.tiny_transformers import build_tiny_flux, build_tiny_sd3
+from tests import tiny_transformers as tiny
 
-BUILDERS = {"sd3": build_tiny_sd3, "flux": build_tiny_flux}
+BUILDERS = {"sd3": tiny.build_tiny_sd3, "flux": tiny.build_tiny_flux, "flux2-klein": tiny.build_tiny_flux2_klein,
+            "qwen-image": tiny.build_tiny_qwen_image, "pixart-sigma": tiny.build_tiny_pixart_sigma,
+            "sana": tiny.build_tiny_sana, "chroma": tiny.build_tiny_chroma}
+PIPELINES = {"sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline", "flux2-klein": "Flux2KleinPipeline",
+             "qwen-image": "QwenImagePipeline", "pixart-sigma": "PixArtSigmaPipeline", "sana": "SanaPipeline",
+             "chroma": "ChromaPipeline"}
+#: The latent family each previews as: a published map where its VAE has one (found by its statistics).
+PREVIEW_FAMILIES = {"sd3": "sd3", "flux": "flux", "chroma": "flux", "qwen-image": "wan", "pixart-sigma": "sdxl",
+                    "sana": "fitted", "flux2-klein": "fitted"}
+FLOW = {"sd3", "flux", "flux2-klein", "qwen-image", "sana", "chroma"}
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
@@ -21,42 +32,69 @@ def transformer_model(request, tmp_path_factory):
     return name, str(BUILDERS[name](tmp_path_factory.mktemp("models") / f"tiny-{name}"))
 
 
+@functools.cache
+def _size(model) -> tuple[int, int]:
+    """A 4:3 size the model takes: 32x24, or 4x3 of its size multiple (Sana's pipeline asks for 32)."""
+    from diffusers_tui.engine import Engine
+
+    multiple = max(8, Engine().load(model).size_multiple)
+    return 4 * multiple, 3 * multiple
+
+
 def _request(model, **fields):
-    return GenerationRequest(**{"prompt": "a red circle", "model": model, "steps": 4, "seed": 3, "width": 32,
-                                "height": 24, **fields})
+    width, height = _size(model)
+    return GenerationRequest(**{"prompt": "a red circle", "model": model, "steps": 4, "seed": 3, "width": width,
+                                "height": height, **fields})
 
 
-def test_a_transformer_pipeline_loads_with_its_own_scheduler_first_and_the_flow_samplers(engine, transformer_model):
+def test_a_transformer_pipeline_loads_with_its_own_scheduler_first_and_the_samplers_that_fit(engine, transformer_model):
     name, model = transformer_model
     summary = engine.load(model)
-    assert summary.mode == "text-to-image"
-    pipeline = {"sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline"}[name]
-    assert type(engine.loaded_model(model).pipeline).__name__ == pipeline
-    # Its latents are previewed by the family's published latent->RGB map (ComfyUI's), found by its VAE.
-    assert engine.loaded_model(model).family == name and "fitted" not in " ".join(summary.notes)
+    loaded = engine.loaded_model(model)
+    assert summary.mode == "text-to-image" and type(loaded.pipeline).__name__ == PIPELINES[name]
+    # Its latents are previewed by its family's published latent->RGB map (ComfyUI's) where its VAE has one.
+    assert loaded.family == PREVIEW_FAMILIES[name]
+    assert ("fitted" in " ".join(summary.notes)) == (PREVIEW_FAMILIES[name] == "fitted" and summary.preview_auto == "latent")
     first, *others = summary.statuses
-    assert (first.entry.name, first.entry.class_name) == ("model default", "FlowMatchEulerDiscreteScheduler")
+    assert (first.entry.name, first.entry.class_name) == ("model default", type(loaded.scheduler).__name__)
     available = {status.entry.name for status in others if status.available}
     assert {"Euler", "Euler a", "UniPC"} <= available
-    if name == "flux":  # its schedule is shifted by the image size: FlowMatchHeun takes no shift
+    if name in FLOW and loaded.scheduler.config.get("use_dynamic_shifting"):  # FlowMatchHeun takes no dynamic shift
         heun = next(status for status in others if status.entry.name == "Heun")
         assert not heun.available and "shift its schedule by the image size" in heun.reason
+
+
+def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
+    name, model = transformer_model
+    summary = engine.load(model)
+    kind = {"flux": "distilled"}.get(name, "cfg")
+    assert summary.guidance == kind and summary.guidance_default is not None
+    assert summary.negative_prompt == (name not in ("flux", "flux2-klein"))
+    result = engine.run(_request(model, guidance=2.5, negative_prompt="blue", preview_method="none"))
+    arguments = result.recipe["call_arguments"]
+    keyword = "true_cfg_scale" if name == "qwen-image" else "guidance_scale"
+    assert arguments[keyword] == 2.5
+    assert arguments.get("negative_prompt") == ("blue" if summary.negative_prompt else None)
+    if name in ("pixart-sigma", "sana"):  # the size asked for is the size run, not the nearest trained bin
+        assert arguments["use_resolution_binning"] is False
 
 
 @pytest.mark.parametrize("scheduler, schedule", [(None, "Automatic"), ("Euler", "Karras"), ("UniPC", "Automatic"),
                                                  ("Euler a", "Automatic")])
 def test_every_step_is_reported_and_previewed_at_the_images_aspect(engine, transformer_model, scheduler, schedule):
-    _name, model = transformer_model
+    name, model = transformer_model
     snapshots = []
     result = engine.run(_request(model, scheduler=scheduler, schedule=schedule), on_step=snapshots.append)
-    assert result.image.size == (32, 24) and result.stopped is None and not result.cancelled
+    assert result.image.size == _size(model) and result.stopped is None and not result.cancelled
     assert [s.step for s in snapshots] == list(range(1, result.total_calls + 1))
     sigmas = [s.sigma for s in snapshots]
-    assert sigmas[0] == pytest.approx(1.0, abs=1e-3) and all(a > b for a, b in zip(sigmas, sigmas[1:]))  # flow: σ from 1 down
+    assert all(a > b for a, b in zip(sigmas, sigmas[1:]))
+    if name in FLOW:  # flow matching: σ runs from 1 (pure noise) down
+        assert sigmas[0] == pytest.approx(1.0, abs=1e-3)
     for snapshot in snapshots:
         for method in ("vae", "latent"):
             picture = np.asarray(engine.preview(snapshot, method), dtype=float)
-            assert picture.shape[1] * 24 == picture.shape[0] * 32  # the image's aspect ratio
+            assert picture.shape[1] * 3 == picture.shape[0] * 4  # the image's aspect ratio
             assert picture.std() > 0  # never a constant frame
 
 
@@ -87,7 +125,7 @@ def test_comparisons_run_the_lanes_one_after_another_and_say_so(engine, transfor
     _name, model = transformer_model
     base = _request(model, preview_method="none")
     result = engine.compare(ComparisonRequest(base, (Lane("model default", 3), Lane("Euler", 3))))
-    assert [lane.result.image.size for lane in result.lanes] == [(32, 24), (32, 24)]
+    assert [lane.result.image.size for lane in result.lanes] == [_size(model)] * 2
     assert any("one after another" in note for note in result.notes)
     solo = engine.run(GenerationRequest(**{**base.to_dict(), "steps": 3, "scheduler": "Euler"}))
     assert np.array_equal(np.asarray(solo.image), np.asarray(result.lanes[1].result.image))

@@ -140,11 +140,17 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
                   + (", pooled_prompt_embeds=conditioning.pooled_embeds, "
                      "negative_pooled_prompt_embeds=conditioning.negative_pooled_embeds"
                      if compel["wrapper"] == "CompelForSDXL" else ""))
+    # The run's own guidance, negative prompt and family switches (older recipes: classifier-free guidance).
+    arguments = dict(recipe.get("call_arguments") or {"guidance_scale": request.guidance,
+                                                       "negative_prompt": request.negative_prompt or None})
+    if compel:
+        arguments.pop("negative_prompt", None)
     else:
-        prompt = f"{request.prompt!r}, negative_prompt={request.negative_prompt or None!r}"
+        prompt = f"prompt={request.prompt!r}"  # by name: Flux.2 takes an image first
+    extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
     return "\n".join([
         *lines,
-        f"image = pipe({prompt}, num_inference_steps={request.steps}, guidance_scale={request.guidance!r}, "
+        f"image = pipe({prompt}, num_inference_steps={request.steps}, {extra}"
         f"width={recipe['width']}, height={recipe['height']}, "
         f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
         "image.save('reproduced.png')",

@@ -8,6 +8,9 @@ Qwen-Image...), or a bare UNet2DModel stepped by hand.
 from __future__ import annotations
 
 import inspect
+import math
+from dataclasses import dataclass
+from typing import Any
 
 
 class UNetPipelineFamily:
@@ -31,6 +34,10 @@ class UNetPipelineFamily:
         return latents
 
 
+#: Pipelines whose input check asks for a fixed multiple, whatever their VAE and patch size.
+CHECKED_MULTIPLES = {"SanaPipeline": 32, "SanaSprintPipeline": 32, "PixArtSigmaPipeline": 8, "PixArtAlphaPipeline": 8}
+
+
 class TransformerPipelineFamily:
     """Transformer pipelines on a VAE's latents: SD3, Flux, Chroma, Sana, Qwen-Image and the like.
 
@@ -51,15 +58,35 @@ class TransformerPipelineFamily:
         pipe = loaded.pipeline
         # Latents are cut into patches of patch_size (Flux packs 2x2 whatever its config says).
         patch = getattr(pipe.transformer.config, "patch_size", 1) or 1
-        packed = 2 if hasattr(pipe, "_unpack_latents") else 1
-        return pipe.vae_scale_factor * max(int(patch), packed)
+        packed = 2 if hasattr(pipe, "_unpack_latents") or hasattr(pipe, "_unpack_latents_with_ids") else 1
+        return math.lcm(pipe.vae_scale_factor * max(int(patch), packed), CHECKED_MULTIPLES.get(type(pipe).__name__, 1))
 
     @staticmethod
     def unpack(pipe, latents, width: int, height: int):
-        """(B, C, h, w) latents, from the packed tokens a Flux-like pipeline steps."""
-        if latents is None or latents.ndim != 3 or not hasattr(pipe, "_unpack_latents"):
+        """(B, C, h, w) latents, from the packed tokens a Flux-like pipeline steps, by the pipeline's own helpers."""
+        if latents is None or latents.ndim != 3:
             return latents
-        return pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+        if hasattr(pipe, "_unpack_latents_with_ids"):
+            return _unpack_flux2(pipe, latents, width, height)
+        if not hasattr(pipe, "_unpack_latents"):
+            return latents
+        unpacked = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+        return unpacked[:, :, 0] if unpacked.ndim == 5 else unpacked  # Qwen-Image: one frame of a video latent
+
+
+def _unpack_flux2(pipe, latents, width: int, height: int):
+    """Flux.2's tokens -> the latents its VAE decodes: scattered by position ids, its batch norm
+    undone, 2x2 patches unfolded (what the pipeline does before its final decode)."""
+    import torch
+
+    side = pipe.vae_scale_factor * 2
+    rows, columns = int(height) // side, int(width) // side
+    ids = pipe._prepare_latent_ids(torch.empty(latents.shape[0], 1, rows, columns)).to(latents.device)
+    grid = pipe._unpack_latents_with_ids(latents, ids, rows, columns)
+    norm = pipe.vae.bn
+    mean = norm.running_mean.view(1, -1, 1, 1).to(grid.device, grid.dtype)
+    std = torch.sqrt(norm.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps).to(grid.device, grid.dtype)
+    return pipe._unpatchify_latents(grid * std + mean)
 
 
 class PixelUNetFamily:
@@ -113,3 +140,92 @@ def callback_style(pipe) -> str | None:
 def takes(pipe, name: str) -> bool:
     """Whether the pipeline's call takes the argument `name` (negative_prompt, say)."""
     return name in inspect.signature(type(pipe).__call__).parameters
+
+
+@dataclass(frozen=True)
+class GuidanceStyle:
+    """What the guidance number means on a pipeline, and which call argument carries it."""
+
+    #: "cfg" (classifier-free: a second model call per step, against the negative prompt),
+    #: "distilled" (an input the model was trained with, as Flux dev's; one call per step),
+    #: or "none" (a guidance-distilled model that takes no guidance at all).
+    kind: str
+    #: The call argument the value goes to (None: it goes nowhere).
+    keyword: str | None
+    #: Whether a negative prompt is used; and the text sent when none is given (None: nothing is sent).
+    negative_prompt: bool
+    empty_negative: str | None
+    meaning: str
+    #: The pipeline's own default for that argument (None when it has none).
+    default: float | None
+
+
+def guidance_style(pipe) -> GuidanceStyle:
+    """How `pipe` takes guidance: read from its call signature and its denoiser's config."""
+    parameters = inspect.signature(type(pipe).__call__).parameters
+    embedded = bool(getattr(getattr(getattr(pipe, "transformer", None), "config", None), "guidance_embeds", False))
+    negative = "negative_prompt" in parameters
+
+    def default(name: str) -> float | None:
+        value = parameters[name].default if name in parameters else None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    if embedded:  # Flux dev and its kind: guidance is an embedding the model was distilled with
+        return GuidanceStyle("distilled", "guidance_scale", False, None,
+                             "distilled guidance: a number the model reads as an input (it was trained to imitate "
+                             "classifier-free guidance at that strength); one model call per step, no negative prompt",
+                             default("guidance_scale"))
+    if "true_cfg_scale" in parameters:  # Qwen-Image, Flux schnell: real CFG under another name, needing a negative
+        return GuidanceStyle("cfg", "true_cfg_scale", negative, " ",
+                             "classifier-free guidance (the pipeline's true_cfg_scale): a second model call per step "
+                             "against the negative prompt (a blank one when none is given); 1 turns it off",
+                             default("true_cfg_scale"))
+    if getattr(getattr(pipe, "config", None), "is_distilled", False):  # Flux.2 klein's distilled models
+        return GuidanceStyle("none", None, False, None, "none: this model is guidance-distilled and takes no guidance",
+                             None)
+    if "guidance_scale" not in parameters:
+        return GuidanceStyle("none", None, negative, None, "none: this pipeline takes no guidance", None)
+    # An empty negative prompt goes as the pipeline's own default: None for most, "" for PixArt and Sana.
+    empty = parameters["negative_prompt"].default if negative else None
+    return GuidanceStyle("cfg", "guidance_scale", negative, empty,
+                         "classifier-free guidance: a second model call per step against the negative prompt "
+                         "(an empty one when none is given); 1 or less turns it off", default("guidance_scale"))
+
+
+def call_arguments(pipe, request) -> dict[str, Any]:
+    """The family's call arguments for a request, beyond prompt, steps, size and generator.
+
+    These are what the saved recipe's snippet passes too, so they stay JSON values.
+    """
+    style = guidance_style(pipe)
+    arguments: dict[str, Any] = {}
+    if style.keyword is not None:
+        arguments[style.keyword] = request.guidance
+    if style.negative_prompt:
+        arguments["negative_prompt"] = request.negative_prompt or style.empty_negative
+    elif takes(pipe, "negative_prompt"):
+        arguments["negative_prompt"] = None  # Flux dev takes one only for its true CFG, which stays off
+    if takes(pipe, "use_resolution_binning"):
+        # PixArt and Sana would otherwise run at the nearest trained aspect bin and resize:
+        # the size asked for is the size run, as in every other family (and in ComfyUI).
+        arguments["use_resolution_binning"] = False
+    if takes(pipe, "clean_caption"):
+        # Caption cleaning needs optional packages (bs4, ftfy): off, so a run does not
+        # depend on what else is installed.
+        arguments["clean_caption"] = False
+    return arguments
+
+
+def guidance_note(request, summary) -> str | None:
+    """What a request's guidance or negative prompt will not do on a loaded model; None when all applies."""
+    if summary is None or summary.mode != "text-to-image":
+        return None
+    notes = []
+    if request.negative_prompt and not summary.negative_prompt:
+        notes.append("this model takes no negative prompt: it is not used")
+    if summary.guidance == "none" and request.guidance not in (0, 1):
+        notes.append(f"guidance {request.guidance:g} is not used: {summary.guidance_meaning.removeprefix('none: ')}")
+    if summary.guidance == "distilled" and summary.guidance_default is not None and request.guidance > 3 * summary.guidance_default:
+        notes.append(f"guidance here is {summary.guidance_meaning.split(':')[0]}; {request.guidance:g} is far above "
+                     f"this pipeline's default of {summary.guidance_default:g}")
+    return "; ".join(notes) or None

@@ -21,7 +21,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.preview import latent as latent_maps
 from diffusers_tui.engine.preview import tiny as tiny_decoders
 from diffusers_tui.engine.preview.images import tensor_to_image
-from diffusers_tui.engine.preview.vae import vae_decode
+from diffusers_tui.engine.preview.vae import latent_channels, vae_decode
 
 METHODS = ("latent", "taesd", "vae")
 #: Names older recipes and settings used.
@@ -216,9 +216,9 @@ def decoders_for(loaded, taesd_folder: str | None = None) -> Decoders:
             loaded.notes.append(f"the TAESD decoder in {folder} did not load ({type(error).__name__}); "
                                 "previews use the other methods")
         else:
-            if tiny.config.latent_channels != vae.config.latent_channels:
+            if tiny.config.latent_channels != latent_channels(vae):
                 loaded.notes.append(f"the TAESD decoder in {folder} reads {tiny.config.latent_channels}-channel "
-                                    f"latents, this model makes {vae.config.latent_channels}: not used")
+                                    f"latents, this model makes {latent_channels(vae)}: not used")
                 tiny = None
     decoders = Decoders(family=family, device=loaded.device, vae=vae, tiny=tiny,
                         latent_map=latent_maps.published_map(family), fit_size=loaded.native_size,
@@ -230,6 +230,6 @@ def decoders_for(loaded, taesd_folder: str | None = None) -> Decoders:
         weakref.finalize(decoders, decoders.process.close)  # the child goes with the model's decoders
     scale = loaded.pipeline.vae_scale_factor
     width, height = loaded.native_size
-    decoders.choose_auto((vae.config.latent_channels, height // scale, width // scale))
+    decoders.choose_auto((latent_channels(vae), height // scale, width // scale))
     loaded.family = family
     return decoders

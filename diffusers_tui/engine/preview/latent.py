@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from diffusers_tui.engine.preview import vae as vae_latents
+
 # Published latent->RGB factors for the scaled latents the UNet sees (ComfyUI's
 # latent_formats.py): rows are latent channels, columns R, G, B; output in [-1, 1].
 SD1_FACTORS = [
@@ -41,6 +43,15 @@ FLUX_FACTORS = [
     [0.0817, 0.0765, 0.0749], [-0.1264, -0.0522, -0.1103], [-0.0280, -0.0881, -0.0499], [-0.1262, -0.0982, -0.0778],
 ]
 FLUX_BIAS = [-0.0329, -0.0718, -0.0851]
+#: Wan 2.1's VAE (Qwen-Image's), on its per-channel normalised latents.
+WAN21_FACTORS = [
+    [-0.1299, -0.1692, 0.2932], [0.0671, 0.0406, 0.0442], [0.3568, 0.2548, 0.1747], [0.0372, 0.2344, 0.1420],
+    [0.0313, 0.0189, -0.0328], [0.0296, -0.0956, -0.0665], [-0.3477, -0.4059, -0.2925], [0.0166, 0.1902, 0.1975],
+    [-0.0412, 0.0267, -0.1364], [-0.1293, 0.0740, 0.1636], [0.0680, 0.3019, 0.1128], [0.0032, 0.0581, 0.0639],
+    [-0.1251, 0.0927, 0.1699], [0.0060, -0.0633, 0.0005], [0.3477, 0.2275, 0.2950], [0.1984, 0.0913, 0.1861],
+]
+WAN21_BIAS = [-0.1835, -0.0868, -0.3360]
+WAN21_MEAN_FIRST = -0.7571  # the first of its published per-channel means: how the VAE is recognised
 FIT_IMAGES = 8
 #: A fitted map worse than this (RMS, [0, 1] units) shows visibly wrong colours: the
 #: load note says so when "auto" has nothing better to use.
@@ -80,11 +91,19 @@ def published_map(family: str) -> LatentPreviewer | None:
         return LatentPreviewer(torch.tensor(SD3_FACTORS), torch.tensor(SD3_BIAS), family)
     if family == "flux":
         return LatentPreviewer(torch.tensor(FLUX_FACTORS), torch.tensor(FLUX_BIAS), family)
+    if family == "wan":
+        return LatentPreviewer(torch.tensor(WAN21_FACTORS), torch.tensor(WAN21_BIAS), family)
     return None
 
 
 def detect_family(vae) -> str:
     config = vae.config
+    mean = getattr(config, "latents_mean", None)
+    if vae_latents.latent_channels(vae) == 16 and mean and math.isclose(mean[0], WAN21_MEAN_FIRST, rel_tol=1e-3) \
+            and not hasattr(config, "scaling_factor"):
+        return "wan"  # the Wan 2.1 VAE, which Qwen-Image uses
+    if getattr(config, "scaling_factor", None) is None:
+        return "fitted"
     if config.latent_channels == 4 and math.isclose(config.scaling_factor, 0.18215, rel_tol=1e-3):
         return "sd1"
     if config.latent_channels == 4 and math.isclose(config.scaling_factor, 0.13025, rel_tol=1e-3):
@@ -112,13 +131,11 @@ def fit_latent_map(vae, size: tuple[int, int], seed: int = 0) -> LatentPreviewer
     device, dtype = vae.device, vae.dtype
     coarse = torch.rand((FIT_IMAGES, 3, 4, 4), generator=generator) * 2 - 1
     images = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
-    scale = vae.config.scaling_factor
-    shift = getattr(vae.config, "shift_factor", None) or 0.0  # SD3 and Flux shift before scaling
-    latents = (vae.encode(images.to(device, dtype)).latent_dist.mode() - shift) * scale
+    latents = vae_latents.encode(vae, images.to(device, dtype))
     started = time.perf_counter()
-    vae.decode(latents[:1] / scale + shift)
+    vae_latents.decode(vae, latents[:1])
     decode_s = time.perf_counter() - started
-    decoded = vae.decode(latents / scale + shift).sample.float().clamp(-1, 1)
+    decoded = vae_latents.decode(vae, latents).float().clamp(-1, 1)
     pooled = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
     x = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
     y = pooled.permute(0, 2, 3, 1).reshape(-1, 3)

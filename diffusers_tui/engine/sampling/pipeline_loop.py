@@ -115,19 +115,19 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
             raise _Cancelled
         return {}
 
+    # Guidance, negative prompt and the family's switches: what the snippet passes too.
+    arguments = families.call_arguments(pipe, request)
     kwargs: dict[str, Any] = dict(
         prompt=request.prompt,
         num_inference_steps=request.steps,
-        guidance_scale=request.guidance,
         width=width,
         height=height,
         # A CPU generator gives the same starting noise on every device.
         generator=torch.Generator(device="cpu").manual_seed(request.seed),
         # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
         output_type="np",
+        **arguments,
     )
-    if families.takes(pipe, "negative_prompt"):
-        kwargs["negative_prompt"] = request.negative_prompt or None
     if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents)
         kwargs.update(callback=lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents}),
                       callback_steps=1)
@@ -151,6 +151,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     except _NotFinite:
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     facts = run_facts(loaded, scheduler, width, height, request)
+    facts["call_arguments"] = arguments
     if weighted:
         facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
     return GenerationResult(
