@@ -175,13 +175,16 @@ class Engine:
         Trying every entry costs about 1.3 s on the demo (each DPM2 entry builds in 0.3 s),
         and neither the model's config nor this machine's packages change while it stays loaded.
         """
+        from diffusers_tui.engine.models import families
         from diffusers_tui.engine.sampling import registry
 
         if loaded.statuses is None:
             loaded.statuses = (registry.model_default_status(loaded.scheduler),
                                *registry.statuses(loaded.original_scheduler_config,
                                                   registry.compatible_names(loaded.scheduler),
-                                                  registry.is_flow_scheduler(loaded.scheduler)))
+                                                  registry.is_flow_scheduler(loaded.scheduler),
+                                                  loaded.pipeline is not None
+                                                  and families.sets_sigmas(loaded.pipeline)))
         return list(loaded.statuses)
 
     def models(self):

@@ -137,6 +137,16 @@ def callback_style(pipe) -> str | None:
     return None
 
 
+def sets_sigmas(pipe) -> bool:
+    """Whether the pipeline hands its scheduler a σ list of its own (Chroma, Qwen-Image: np.linspace(1, 1/n))
+    even to a solver in flow mode, which cannot take one. Flux and Flux.2 hold theirs back for those."""
+    try:
+        source = inspect.getsource(type(pipe).__call__)
+    except (OSError, TypeError):
+        return False
+    return "sigmas = np.linspace" in source and "use_flow_sigmas" not in source
+
+
 def takes(pipe, name: str) -> bool:
     """Whether the pipeline's call takes the argument `name` (negative_prompt, say)."""
     return name in inspect.signature(type(pipe).__call__).parameters

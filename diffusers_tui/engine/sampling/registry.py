@@ -148,8 +148,16 @@ FLOW_REGISTRY: tuple[SchedulerEntry, ...] = (
                    schedules=("Automatic", *_FLOW_SCHEDULES)),
     SchedulerEntry("Heun", "FlowMatchHeunDiscreteScheduler", order=2, a1111=False,
                    description="flow matching, second-order: 2 model calls a step"),
+    SchedulerEntry("DPM++ 2M", "DPMSolverMultistepScheduler", {**_FLOW, "algorithm_type": "dpmsolver++"},
+                   description="DPM-Solver++(2M) in its flow mode", a1111=False, schedules=("Automatic", *_FLOW_SCHEDULES)),
+    SchedulerEntry("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {**_FLOW, "algorithm_type": "sde-dpmsolver++"},
+                   description="DPM-Solver++(2M) SDE in its flow mode: fresh noise each step", a1111=False,
+                   schedules=("Automatic", *_FLOW_SCHEDULES)),
     SchedulerEntry("UniPC", "UniPCMultistepScheduler", dict(_FLOW), description="UniPC in its flow mode",
                    a1111=False, schedules=("Automatic", *_FLOW_SCHEDULES)),
+    SchedulerEntry("LCM", "FlowMatchLCMScheduler", description="latent consistency sampling for flow models: "
+                   "for few-step (distilled) models; re-noises each step", a1111=False,
+                   schedules=("Automatic", *_FLOW_SCHEDULES)),
 )
 
 _BY_NAME = {entry.name.casefold(): entry for entry in REGISTRY}
@@ -311,7 +319,7 @@ def set_trial_timesteps(scheduler, steps: int) -> None:
 
 
 def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None,
-             flow: bool = False) -> list[SchedulerStatus]:
+             flow: bool = False, sets_sigmas: bool = False) -> list[SchedulerStatus]:
     """Every registry entry, marked available or not for this model on this machine.
 
     `compatible_names` is the model scheduler's `compatibles` (None: no model loaded,
@@ -327,6 +335,10 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
             continue
         try:
             trial = build(entry, base)
+            if sets_sigmas and not _takes_sigmas(trial):
+                results.append(SchedulerStatus(entry, False, "this pipeline hands its scheduler its own σ list, "
+                                                             f"which {entry.class_name} cannot take"))
+                continue
             set_trial_timesteps(trial, 2)
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
@@ -339,6 +351,12 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
         else:
             results.append(SchedulerStatus(entry, True))
     return results
+
+
+def _takes_sigmas(scheduler) -> bool:
+    import inspect
+
+    return "sigmas" in inspect.signature(scheduler.set_timesteps).parameters
 
 
 def compatible_names(scheduler) -> set[str]:
