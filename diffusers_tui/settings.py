@@ -121,6 +121,7 @@ SETTINGS: dict[str, Setting] = {
     "device": Setting("auto", _load_option("device")),  # auto, cpu, cuda, cuda:N or mps
     "dtype": Setting("auto", _load_option("dtype")),  # auto, float32, float16 or bfloat16
     "offload": Setting("none", _load_option("offload")),  # none, model or sequential (CUDA)
+    "vae": Setting("full", _load_option("vae")),  # full, sliced or tiled (decode in tiles: any size fits)
     "scheduler": Setting(None, _scheduler),  # registry name; empty for the model's own
     "schedule": Setting("Automatic", _schedule),  # Automatic, Uniform, Karras, Exponential, Beta or SGM Uniform
     "steps": Setting(20, _request_field("steps", int)),  # denoising steps

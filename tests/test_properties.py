@@ -90,6 +90,7 @@ _OPTIONS = {
     "--save-every": (["1", "2"], ["0", "many"]),
     "--threads": (["1"], ["0", "-3", "lots"]),
     "--offload": (["none"], ["model", "disk"]),
+    "--vae": (["full", "sliced", "tiled"], ["huge", ""]),
     "--negative": (["blurry", "", "ünïcödé ☃"], ["\udcff", "x" * 10_001]),
 }
 _COMPARE_OPTIONS = {

@@ -33,10 +33,11 @@ def test_only_loopback_addresses_serve_without_a_warning(host, warned):
 
 def test_each_session_runs_the_app_with_the_options_given():
     args = SimpleNamespace(model="demo-ddpm", outputs="/data/out dir", device="cpu", dtype=None, offload=None,
-                           config=None, threads=2, allow_pickle=True, models_dir=["/models"])
+                           vae="tiled", config=None, threads=2, allow_pickle=True, models_dir=["/models"])
     command = serve_command.app_command(args)
     assert command.startswith(f"{sys.executable} -m diffusers_tui --graphics halfblock --model demo-ddpm")
     assert "--outputs '/data/out dir'" in command and "--threads 2" in command and "--dtype" not in command
+    assert "--vae tiled" in command
     assert command.endswith("--allow-pickle --models-dir /models")
 
 

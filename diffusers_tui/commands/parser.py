@@ -62,6 +62,9 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
                        help="auto, float32, float16 or bfloat16 (auto: float16 on CUDA, else float32)")
     group.add_argument("--offload", default=default(None), choices=["none", "model", "sequential"],
                        help="move idle parts to the CPU to save GPU memory (CUDA only; default: none)")
+    group.add_argument("--vae", default=default(None), choices=["full", "sliced", "tiled"],
+                       help="how the VAE decodes: sliced decodes a batch one image at a time, tiled also cuts "
+                            "each image into overlapping tiles, so large sizes fit (default: full)")
     group.add_argument("--allow-pickle", action="store_true", default=default(False),
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
     group.add_argument("--taesd-folder", metavar="DIR", default=default(None),

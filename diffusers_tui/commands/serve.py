@@ -30,7 +30,7 @@ def app_command(args) -> str:
     """The command line each browser session runs: this Python, the app, the options given."""
     argv = [sys.executable, "-m", "diffusers_tui", "--graphics", "halfblock"]  # xterm.js: half-blocks
     for option, value in (("--model", args.model), ("--outputs", args.outputs), ("--device", args.device),
-                          ("--dtype", args.dtype), ("--offload", args.offload), ("--config", args.config),
+                          ("--dtype", args.dtype), ("--offload", args.offload), ("--vae", args.vae), ("--config", args.config),
                           ("--threads", args.threads)):
         if value is not None:
             argv += [option, str(value)]

@@ -312,14 +312,27 @@ def is_out_of_memory(error: BaseException) -> bool:
 def _explain(error: Exception, progress: _Progress, loaded) -> UserFacingError:
     where = progress.where()
     if is_out_of_memory(error):
-        if getattr(loaded.device, "type", "cpu") == "cuda":
-            advice = "try a smaller size, fewer runs compared at once, or start with --offload model " \
-                     "(--offload sequential uses the least GPU memory)"
-        else:
-            advice = "try a smaller size or fewer runs compared at once"
-        return OutOfMemory(f"out of memory {where}; what the run held was freed: {advice}")
+        return OutOfMemory(f"out of memory {where}; what the run held was freed: {memory_advice(loaded, progress)}")
     text = str(error).splitlines()[0] if str(error) else ""
     return RunError(f"the run failed {where}: {type(error).__name__}: {text}".rstrip(": "))
+
+
+def memory_advice(loaded, progress: _Progress) -> str:
+    """The option that would fit, for where the run ran out: the decode, or the model calls."""
+    decoding = progress.total and progress.step >= progress.total
+    options = []
+    if decoding and getattr(loaded, "vae_mode", "full") != "tiled":
+        options.append("--vae tiled (decodes the image in tiles, so any size fits)")
+    elif getattr(loaded.device, "type", "cpu") == "cuda":
+        if str(loaded.dtype) == "torch.float32":
+            options.append("--dtype auto (half precision: half the memory)")
+        offload = getattr(loaded, "offload", "none")
+        if offload == "none":
+            options.append("--offload model (only the part running stays on the GPU)")
+        if offload != "sequential":
+            options.append("--offload sequential (the least GPU memory, slowest)")
+    options += ["a smaller size", "fewer runs compared at once"]
+    return "try " + ", or ".join(options)
 
 
 def free_memory() -> None:

@@ -37,6 +37,40 @@ def test_out_of_memory_on_cuda_suggests_offload(engine, tiny_sd, monkeypatch):
         engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2))
 
 
+def test_out_of_memory_in_the_decode_suggests_tiles_and_in_the_steps_offload_then_sequential(engine, tiny_sd,
+                                                                                          monkeypatch):
+    loaded = engine.loaded_model(str(tiny_sd))
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(loaded.pipeline.vae, "decode", out_of_memory)
+    with pytest.raises(OutOfMemory, match=r"after the last model call .*--vae tiled"):
+        engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2, preview_method="latent"))
+    monkeypatch.undo()
+    monkeypatch.setattr(loaded, "device", torch.device("cuda"))  # only the advice reads these
+    monkeypatch.setattr(loaded, "offload", "model")
+    fail_at(monkeypatch, loaded.pipeline.unet, 1, lambda: torch.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(OutOfMemory) as caught:
+        engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2))
+    assert "--offload sequential" in str(caught.value) and "--offload model" not in str(caught.value)
+
+
+def test_a_tiled_vae_is_recorded_and_the_snippet_tiles_too(tiny_sd, tmp_path):
+    from diffusers_tui.engine import Engine
+
+    engine = Engine(LoadOptions(vae="tiled"))
+    result = engine.run(GenerationRequest(prompt="x", model=str(tiny_sd), steps=2, preview_method="none"))
+    assert engine.loaded_model(str(tiny_sd)).pipeline.vae.use_tiling and result.recipe["vae_mode"] == "tiled"
+    from PIL import Image
+
+    with Image.open(engine.save(result, tmp_path)) as png:
+        snippet = json.loads(png.text["diffusers-tui"])["reproduce"]
+    assert "pipe.vae.enable_tiling()" in snippet
+    with pytest.raises(RequestError, match="vae"):
+        LoadOptions(vae="huge")
+
+
 @pytest.mark.parametrize("call", [1, 2, 4])
 def test_an_exception_at_any_step_says_where_and_the_next_run_works(engine, tiny_sd, monkeypatch, call):
     loaded = engine.loaded_model(str(tiny_sd))

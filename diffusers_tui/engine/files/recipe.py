@@ -131,6 +131,10 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     pipeline_class = recipe.get("pipeline_class") or "DiffusionPipeline"
     lines = [*head, f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety})"
                     f".to({device!r})", "pipe.scheduler = scheduler"]
+    if recipe.get("vae_mode") in ("sliced", "tiled"):
+        lines.append("pipe.vae.enable_slicing()")
+    if recipe.get("vae_mode") == "tiled":
+        lines.append("pipe.vae.enable_tiling()")
     compel = recipe.get("compel")
     if compel:  # A1111 emphasis and BREAK, as compel writes them
         lines += [f"from compel import {compel['wrapper']}",

@@ -16,6 +16,9 @@ from diffusers_tui.engine.models import families
 from diffusers_tui.engine.models.names import PICKLE_SUFFIXES, Mode, ModelSource, _read_json, describe_folder
 
 
+VAE_MODES = ("full", "sliced", "tiled")
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How to load any model: device, dtype, offload and the safety switches."""
@@ -23,6 +26,9 @@ class LoadOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto on CUDA: bfloat16 for Flux/SD3/..., else float16)
     offload: str = "none"  # none | model | sequential (CUDA only)
+    #: How the VAE decodes: whole images at once, one image at a time (sliced), or in
+    #: overlapping tiles as well (tiled: any size fits, at slightly different pixels).
+    vae: str = "full"  # full | sliced | tiled
     allow_pickle: bool = False
     config_dir: str | None = None  # for single-file checkpoints: a local diffusers folder
     safety_checker: bool = False
@@ -36,6 +42,8 @@ class LoadOptions:
             raise RequestError("dtype", f"{self.dtype!r} is not one of auto, float32, float16, bfloat16")
         if self.offload not in ("none", "model", "sequential"):
             raise RequestError("offload", f"{self.offload!r} is not one of none, model, sequential")
+        if self.vae not in VAE_MODES:
+            raise RequestError("vae", f"{self.vae!r} is not one of {', '.join(VAE_MODES)}")
 
 
 @dataclass
@@ -56,6 +64,9 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     #: The registry marked available or not for this model, once the engine has worked it out.
     statuses: tuple | None = None
+    #: How its VAE decodes: full, sliced or tiled (LoadOptions.vae); how it was offloaded.
+    vae_mode: str = "full"
+    offload: str = "none"
 
     @property
     def original_scheduler_config(self) -> dict[str, Any]:
@@ -148,8 +159,8 @@ def _explain_load_failure(source: ModelSource, error: Exception, options: LoadOp
         return (f"could not load {source.name!r}: it ships its own Python code, which diffusers-tui never "
                 f"runs ({text})")
     if type(error).__name__ == "OutOfMemoryError":
-        return (f"could not load {source.name!r}: out of memory on {options.device}; try --dtype float16, "
-                "--offload model, or a smaller model")
+        return (f"could not load {source.name!r}: out of memory on {options.device}; try --dtype float16 "
+                "(bfloat16 for Flux, SD3, Qwen-Image), --offload model, or a smaller model")
     if not options.allow_pickle and ("safetensors" in text.lower() or "use_safetensors" in text):
         return (
             f"could not load {source.name!r}: it has no .safetensors weights ({text}). "
@@ -199,6 +210,7 @@ def _finish_pipeline(source: ModelSource, pipe, options: LoadOptions, device, dt
         raise ModelLoadError(f"{source.name!r} is a {type(pipe).__name__}, which reports no step "
                              "(no callback_on_step_end): its steps cannot be watched or cancelled")
     pipe.set_progress_bar_config(disable=True)
+    _set_vae_mode(pipe.vae, options.vae)
     if options.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif options.offload == "sequential":
@@ -206,7 +218,18 @@ def _finish_pipeline(source: ModelSource, pipe, options: LoadOptions, device, dt
     else:
         pipe.to(device)
     return LoadedModel(source=source, mode="text-to-image", device=device, dtype=dtype,
-                       scheduler=pipe.scheduler, pipeline=pipe)
+                       scheduler=pipe.scheduler, pipeline=pipe, vae_mode=options.vae,
+                       offload=options.offload)
+
+
+def _set_vae_mode(vae, mode: str) -> None:
+    """Slicing decodes a batch one image at a time; tiling decodes each image in overlapping tiles."""
+    if mode in ("sliced", "tiled") and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    if mode == "tiled":
+        if not hasattr(vae, "enable_tiling"):
+            raise ModelLoadError(f"this model's {type(vae).__name__} cannot decode in tiles; use --vae sliced or full")
+        vae.enable_tiling()
 
 
 def _load_single_file(source: ModelSource, options: LoadOptions, device, dtype) -> LoadedModel:

@@ -50,6 +50,8 @@ def run_facts(loaded, scheduler, width: int, height: int, request) -> dict[str, 
         "width": width,
         "height": height,
         "dtype": str(loaded.dtype).removeprefix("torch."),
+        # Tiled decoding changes the pixels a little: the snippet tiles too.
+        "vae_mode": getattr(loaded, "vae_mode", "full"),
         "device": str(loaded.device),
         "versions": {
             "torch": torch.__version__,
