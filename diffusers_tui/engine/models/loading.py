@@ -185,6 +185,16 @@ def _safety_kwargs(index: dict[str, Any], options: LoadOptions) -> dict[str, Any
     return {}
 
 
+def _absent_components(index: dict[str, Any]) -> dict[str, Any]:
+    """Components the folder was saved without ([null, null] in model_index.json), passed as None.
+
+    diffusers writes them so (SD3 saved without its T5, say) but will not load such a folder
+    unless told again that they are absent.
+    """
+    return {name: None for name, value in index.items()
+            if not name.startswith("_") and isinstance(value, list) and value == [None, None]}
+
+
 def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> LoadedModel:
     from diffusers import DiffusionPipeline
 
@@ -197,7 +207,7 @@ def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> 
             f"{source.name!r} names the pipeline class {class_name!r}, which diffusers does not have; "
             "custom pipelines (code shipped with a model) are never run"
         )
-    kwargs = {**_common_kwargs(options, dtype), **_safety_kwargs(index, options)}
+    kwargs = {**_absent_components(index), **_common_kwargs(options, dtype), **_safety_kwargs(index, options)}
     pipe = DiffusionPipeline.from_pretrained(source.path, **kwargs)
     return _finish_pipeline(source, pipe, options, device, dtype)
 
