@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from diffusers_tui.engine import ComparisonRequest, GenerationRequest, Lane
+from diffusers_tui.engine import ComparisonRequest, GenerationRequest, Lane, guidance_note
 from tests import tiny_transformers as tiny
 
 BUILDERS = {"sd3": tiny.build_tiny_sd3, "flux": tiny.build_tiny_flux, "flux2-klein": tiny.build_tiny_flux2_klein,
@@ -95,6 +95,9 @@ def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
     assert arguments.get("negative_prompt") == ("blue" if summary.negative_prompt else None)
     if name in ("pixart-sigma", "sana"):  # the size asked for is the size run, not the nearest trained bin
         assert arguments["use_resolution_binning"] is False
+    # A negative prompt the model cannot use gets a note before the run, in the app and the CLI.
+    note = guidance_note(GenerationRequest(prompt="x", negative_prompt="blue", guidance=2.5), summary)
+    assert (note is not None and "no negative prompt" in note) == (not summary.negative_prompt)
 
 
 @pytest.mark.parametrize("scheduler, schedule", [(None, "Automatic"), ("Euler", "Karras"), ("UniPC", "Automatic"),
