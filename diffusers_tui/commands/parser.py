@@ -53,13 +53,14 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=default(None),
-                       help="demo, demo-ddpm, a Hub id in the local cache (org/name), a diffusers folder, "
+                       help="demo, demo-flow, demo-ddpm, a Hub id in the local cache (org/name), a diffusers folder, "
                             "or a single .safetensors file (default: demo; demo-ddpm for unet)")
     group.add_argument("--config", metavar="DIR", default=default(None),
                        help="for a single-file checkpoint: a local diffusers folder with its configs")
     group.add_argument("--device", default=default(None), help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     group.add_argument("--dtype", default=default(None),
-                       help="auto, float32, float16 or bfloat16 (auto: float16 on CUDA, else float32)")
+                       help="auto, float32, float16 or bfloat16 (auto on CUDA: bfloat16 for Flux, SD3, Qwen-Image and the like, "
+                            "float16 for SD 1.x/SDXL; float32 on the CPU)")
     group.add_argument("--offload", default=default(None), choices=["none", "model", "sequential"],
                        help="move idle parts to the CPU to save GPU memory (CUDA only; default: none)")
     group.add_argument("--vae", default=default(None), choices=["full", "sliced", "tiled"],

@@ -79,7 +79,7 @@ class ComparisonRequest:
         requests = []
         for lane in self.lanes:
             steps = lane.steps
-            order = 1 if schedulers.is_model_default(lane.scheduler) else schedulers.get(lane.scheduler).order
+            order = 1 if schedulers.is_model_default(lane.scheduler) else schedulers.resolve_any(lane.scheduler)[0].order
             if self.equal_calls and order == 2:
                 # Heun-like solvers make 2N-1 calls for N steps: N' = ceil(N/2) stays within N.
                 steps = max(1, math.ceil(steps / 2))

@@ -245,11 +245,24 @@ def resolve(name: str, schedule: str | None = None, flow: bool = False) -> tuple
     return entry, schedule
 
 
+def resolve_any(name: str, schedule: str | None = None) -> tuple[SchedulerEntry, str]:
+    """`resolve` before the model is known: A1111's samplers, else the flow-only ones (LCM).
+    Which form runs is decided on the model, where an unavailable one says why."""
+    try:
+        return resolve(name, schedule)
+    except SchedulerUnavailableError:
+        try:
+            return resolve(name, schedule, flow=True)
+        except SchedulerUnavailableError:
+            pass
+        raise
+
+
 def lane_choice(name: str, default_schedule: str) -> tuple[SchedulerEntry, str]:
     """A comparison lane's sampler and schedule: the one its name carries, else `default_schedule`."""
-    entry, schedule = resolve(name)
+    entry, schedule = resolve_any(name)
     if schedule == "Automatic" and " ".join(name.split()).casefold() == entry.name.casefold():
-        return resolve(entry.name, default_schedule)
+        return resolve_any(entry.name, default_schedule)
     return entry, schedule
 
 
