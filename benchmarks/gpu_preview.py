@@ -38,7 +38,7 @@ def main() -> None:
     from diffusers import AutoencoderTiny
     from sd15 import build_sd15  # benchmarks/ is on the path when run as a script
 
-    from diffusers_tui.engine import Engine, GenerationRequest, LivePreview, LoadOptions
+    from diffusers_tui.engine import Engine, LoadOptions
     from diffusers_tui.engine.sampling import registry as schedulers
     from diffusers_tui.settings import SETTINGS
 
@@ -59,11 +59,27 @@ def main() -> None:
             pipe(prompt, num_inference_steps=args.steps, guidance_scale=7.5, height=512, width=512,
                  generator=torch.Generator().manual_seed(0), output_type="pil")
 
+    request = dict(prompt=prompt, model=folder, scheduler="Euler", steps=args.steps, seed=0, guidance=7.5,
+                   width=512, height=512)
+    print(f"device {torch.cuda.get_device_name()}, SD 1.5 architecture (random weights), float16, 512x512, "
+          f"{args.steps} Euler steps, live frames at {fps}/s, median of {args.repeats}")
+    measure(engine, plain, request, args.steps, args.repeats, {"latent": "<= 1.02", "taesd": "<= 1.03"})
+
+
+def measure(engine, plain, request: dict, steps: int, repeats: int, goals: dict[str, str]) -> None:
+    """Time, peak memory and step-loop synchronisations of the engine watched as the app watches
+    it, by each preview method in `goals`, against `plain()`; prints one line per figure."""
+    import torch
+
+    from diffusers_tui.engine import GenerationRequest, LivePreview
+    from diffusers_tui.settings import SETTINGS
+
+    fps = SETTINGS["fps"].default
+
     def watched(method: str):
         def run() -> None:
             kept = []
-            engine.run(GenerationRequest(prompt=prompt, model=folder, scheduler="Euler", steps=args.steps, seed=0,
-                                         guidance=7.5, width=512, height=512, preview_method=method),
+            engine.run(GenerationRequest(**request, preview_method=method),
                        live=LivePreview(lambda lane, snapshot: kept.append(snapshot.preview), fps=fps))
         return run
 
@@ -100,27 +116,25 @@ def main() -> None:
             warnings.showwarning = original
         return counts[0], counts[1]
 
-    contenders = {"plain": plain, "latent": watched("latent"), "taesd": watched("taesd")}
+    contenders = {"plain": plain, **{method: watched(method) for method in goals}}
     for function in contenders.values():  # warm-up
         function()
     timings = {name: [] for name in contenders}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for name, function in contenders.items():
             timings[name].append(timed(function))
     base = statistics.median(timings["plain"])
     memory = {name: peak_memory(function) for name, function in contenders.items()}
     syncs = {name: synchronisations(function) for name, function in contenders.items()}
-    print(f"device {torch.cuda.get_device_name()}, SD 1.5 architecture (random weights), float16, 512x512, "
-          f"{args.steps} Euler steps, live frames at {fps}/s, median of {args.repeats}")
     print(f"{'figure':<44}{'ours':>11}{'plain':>11}{'ratio':>8}  goal")
-    for name, goal in (("latent", "<= 1.02"), ("taesd", "<= 1.03")):
+    for name, goal in goals.items():
         mine = statistics.median(timings[name])
         print(f"{'time, ' + name + ' live previews':<44}{mine:>10.2f}s{base:>10.2f}s{mine / base:>8.3f}  {goal}")
-    for name in ("latent", "taesd"):
+    for name in goals:
         print(f"{'peak GPU memory, ' + name:<44}{memory[name] / 2**20:>8.0f}MiB{memory['plain'] / 2**20:>8.0f}MiB"
               f"{memory[name] / memory['plain']:>8.3f}  <= 1.05")
-    for name in ("latent", "taesd"):
-        added = (syncs[name][0] - syncs["plain"][0]) / args.steps
+    for name in goals:
+        added = (syncs[name][0] - syncs["plain"][0]) / steps
         print(f"{'syncs in the step loop, ' + name:<44}{syncs[name][0]:>11}{syncs['plain'][0]:>11}{added:>8.2f}"
               f"  0 added per step (preview thread: {syncs[name][1]})")
 
