@@ -82,6 +82,20 @@ def test_every_sampler_offered_runs_and_the_others_say_why_not(engine, transform
         assert status.available or status.reason, status.entry.name
 
 
+def test_stochastic_samplers_draw_their_step_noise_from_the_runs_seed(engine, transformer_model):
+    """These pipelines call `step` without their generator: the run hands it over, so the global RNG never counts."""
+    import torch
+
+    name, model = transformer_model
+    offered = {status.entry.name for status in engine.load(model).statuses[1:] if status.available}
+    for sampler in sorted(offered & {"Euler a", "DPM++ 2M SDE", "LCM"}):
+        images = []
+        for global_seed in (1, 2):
+            torch.manual_seed(global_seed)
+            images.append(np.asarray(engine.run(_request(model, scheduler=sampler, preview_method="none")).image))
+        assert np.array_equal(*images), sampler
+
+
 def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
     name, model = transformer_model
     summary = engine.load(model)

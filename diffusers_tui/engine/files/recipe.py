@@ -152,11 +152,14 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     else:
         prompt = f"prompt={request.prompt!r}"  # by name: Flux.2 takes an image first
     extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
+    lines.append(f"generator = torch.Generator().manual_seed({request.seed})")
+    if recipe.get("step_generator"):  # this pipeline steps without its generator: hand it over, as the run did
+        lines += ["step = scheduler.step",
+                  "scheduler.step = lambda *args, **kwargs: step(*args, **{'generator': generator, **kwargs})"]
     return "\n".join([
         *lines,
         f"image = pipe({prompt}, num_inference_steps={request.steps}, {extra}"
-        f"width={recipe['width']}, height={recipe['height']}, "
-        f"generator=torch.Generator().manual_seed({request.seed})).images[0]",
+        f"width={recipe['width']}, height={recipe['height']}, generator=generator).images[0]",
         "image.save('reproduced.png')",
     ])
 

@@ -147,6 +147,16 @@ def sets_sigmas(pipe) -> bool:
     return "sigmas = np.linspace" in source and "use_flow_sigmas" not in source
 
 
+def steps_without_generator(pipe, scheduler) -> bool:
+    """Whether `scheduler.step` takes a generator that the pipeline does not hand it.
+
+    Stable Diffusion style pipelines pass theirs through `prepare_extra_step_kwargs`; the
+    transformer pipelines (SD3, Flux, Chroma, Qwen-Image, Flux.2) call `step` without one.
+    """
+    step_takes = "generator" in inspect.signature(scheduler.step).parameters
+    return step_takes and not hasattr(type(pipe), "prepare_extra_step_kwargs")
+
+
 def takes(pipe, name: str) -> bool:
     """Whether the pipeline's call takes the argument `name` (negative_prompt, say)."""
     return name in inspect.signature(type(pipe).__call__).parameters

@@ -41,7 +41,7 @@ class _StepWatcher:
     guided model output, which only the scheduler's `step` receives.
     """
 
-    def __init__(self, scheduler):
+    def __init__(self, scheduler, generator=None):
         self.scheduler = scheduler
         self.sigma: float | None = None
         self.calls = 0
@@ -53,6 +53,11 @@ class _StepWatcher:
         # whether to pass `generator`, and without it ancestral samplers lose their seed.
         @functools.wraps(original_step)
         def step(model_output, timestep, sample, *args, **kwargs):
+            if generator is not None and "generator" not in kwargs:
+                # SD3, Flux, Chroma, Qwen-Image and Flux.2 pipelines step without their generator, so a
+                # stochastic sampler (Euler a, DPM++ 2M SDE, LCM) would draw from the global RNG: the
+                # run's own generator keeps it reproducible (the snippet hands it over the same way).
+                kwargs["generator"] = generator
             if self.timesteps is None:
                 self.timesteps = [float(t) for t in scheduler.timesteps.cpu()]
             value = self.timesteps[min(self.calls, len(self.timesteps) - 1)]
@@ -67,6 +72,8 @@ class _StepWatcher:
             return output
 
         self._pending: tuple | None = None
+        #: Whether this wrapper hands the run's generator to `step` (the pipeline does not).
+        self.hands_generator = generator is not None
         scheduler.step = step
 
     def timestep(self, index: int, timestep) -> float:
@@ -87,7 +94,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     pipe = loaded.pipeline
     pipe.scheduler = scheduler
     family = families.family_of(loaded)
-    watcher = _StepWatcher(scheduler)
+    # The generator the pipeline draws its starting noise from; the step noise continues it.
+    generator = torch.Generator(device="cpu").manual_seed(request.seed)
+    watcher = _StepWatcher(scheduler, generator if families.steps_without_generator(pipe, scheduler) else None)
     nan_watch = NanWatch()
     started = time.perf_counter()
     state = {"calls": 0, "total": 0, "recorder": None}
@@ -123,7 +132,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         width=width,
         height=height,
         # A CPU generator gives the same starting noise on every device.
-        generator=torch.Generator(device="cpu").manual_seed(request.seed),
+        generator=generator,
         # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
         output_type="np",
         **arguments,
@@ -152,6 +161,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     facts = run_facts(loaded, scheduler, width, height, request)
     facts["call_arguments"] = arguments
+    facts["step_generator"] = watcher.hands_generator
     if weighted:
         facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
     return GenerationResult(
