@@ -5,8 +5,9 @@ input; the UNet sees them all at once with per-sample timesteps, and each lane's
 scheduler steps its own share of the output. Each lane keeps its own generator, seeded
 like a solo run, so its starting noise and any noise its scheduler draws are the same
 as in `runner.run`: batched and one-by-one give the same images (within float error).
-Models outside the two loops written here (Stable Diffusion 1.x style pipelines and bare
-UNet2DModels), SDXL for one, run their lanes one after another through `runner.run`.
+Models outside the loops written here (Stable Diffusion 1.x style pipelines, Stable
+Diffusion 3 pipelines, whose MMDiT takes a timestep per sample, and bare UNet2DModels),
+SDXL and Flux for two, run their lanes one after another through `runner.run`.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ def can_batch(loaded) -> bool:
     """True for the models whose denoising loop `_LockstepLoop` reproduces exactly."""
     if loaded.mode == "unet":
         return True
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
-    unet = getattr(loaded.pipeline, "unet", None)  # transformer pipelines: one lane after another
+    if type(loaded.pipeline) is StableDiffusion3Pipeline:
+        return True
+    unet = getattr(loaded.pipeline, "unet", None)  # other transformer pipelines: one lane after another
     if unet is None:
         return False
     return (type(loaded.pipeline) is StableDiffusionPipeline
             and unet.config.time_cond_proj_dim is None and unet.config.addition_embed_type is None)
+
+
+def _is_sd3(loaded) -> bool:
+    return loaded.pipeline is not None and type(loaded.pipeline).__name__ == "StableDiffusion3Pipeline"
 
 
 def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None = None,
@@ -78,7 +85,7 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
-        "pipelines and UNet2DModel)",)
+        "and 3 pipelines and UNet2DModel)",)
     return ComparisonResult(
         request=request, lanes=tuple(with_distances(lane_results, reference)), reference=reference,
         batched=batched, elapsed_s=time.perf_counter() - started,
@@ -86,17 +93,31 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     )
 
 
+def _sd3_shift(pipe, shape: tuple[int, ...]) -> dict:
+    """The `mu` SD3's pipeline gives a dynamically shifted scheduler (SD3.5's configs), else nothing."""
+    config = pipe.scheduler.config
+    if not config.get("use_dynamic_shifting"):
+        return {}
+    from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
+
+    patch = pipe.transformer.config.patch_size
+    tokens = (shape[2] // patch) * (shape[3] // patch)
+    return {"mu": calculate_shift(tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+                                  config.get("base_shift", 0.5), config.get("max_shift", 1.16))}
+
+
 class _Lane:
     """One lane's scheduler, generator, sample and progress through its timesteps."""
 
-    def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool):
+    def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool,
+                 timestep_kwargs: dict | None = None):
         device, dtype = loaded.device, loaded.dtype
         self.request = request
         self.scheduler = scheduler_for(loaded, request)
         check_steps(self.scheduler, request)
         # A CPU generator per lane, seeded like a solo run: same start, same step noise.
         self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
-        self.scheduler.set_timesteps(request.steps, device=device)
+        self.scheduler.set_timesteps(request.steps, device=device, **(timestep_kwargs or {}))
         self.timesteps = list(self.scheduler.timesteps)
         # Values read once: reading a device tensor's value every step would wait for the device.
         self.timestep_values = [float(t) for t in self.scheduler.timesteps.cpu()]
@@ -108,11 +129,12 @@ class _Lane:
             noise = randn_tensor(shape, generator=self.generator, device=device, dtype=dtype)
         else:  # as runner's UNet loop draws it
             noise = torch.randn(shape, generator=self.generator, dtype=torch.float32).to(device, dtype)
-        self.sample = noise * self.scheduler.init_noise_sigma
+        # SD3's pipeline starts from the noise as drawn (a flow schedule starts at σ = 1).
+        self.sample = noise if _is_sd3(loaded) else noise * self.scheduler.init_noise_sigma
         self.step_kwargs = {}
         if accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = self.generator
-        if pipeline_mode and accepts(self.scheduler.step, "eta"):
+        if pipeline_mode and not _is_sd3(loaded) and accepts(self.scheduler.step, "eta"):
             self.step_kwargs["eta"] = 0.0
         self.calls = 0
         self.elapsed_s = 0.0
@@ -138,15 +160,19 @@ class _LockstepLoop:
         base = requests[0]
         check_mode(loaded, base)
         self.width, self.height = resolve_size(loaded, base)
+        self.sd3 = _is_sd3(loaded)
+        timestep_kwargs = None
         if self.pipeline_mode:
-            unet = self.pipe.unet
+            unet = self.pipe.transformer if self.sd3 else self.pipe.unet
             factor = self.pipe.vae_scale_factor
             shape = (1, unet.config.in_channels, self.height // factor, self.width // factor)
+            if self.sd3:
+                timestep_kwargs = _sd3_shift(self.pipe, shape)
         else:
             unet = loaded.unet
             shape = (1, unet.config.in_channels, self.height, self.width)
         self.unet = unet
-        self.lanes = [_Lane(loaded, request, shape, self.pipeline_mode) for request in requests]
+        self.lanes = [_Lane(loaded, request, shape, self.pipeline_mode, timestep_kwargs) for request in requests]
 
     def run(self, on_lane_step: OnLaneStep, cancel: threading.Event) -> list[GenerationResult]:
         started = time.perf_counter()
@@ -163,9 +189,16 @@ class _LockstepLoop:
                     self._step_lane(index, lane, model_output, started, on_lane_step)
         return [self._result(lane, cancelled) for lane in self.lanes]
 
-    def _encode_prompt(self) -> tuple[torch.Tensor, bool]:
+    def _encode_prompt(self) -> tuple:
         request = self.lanes[0].request
         guided = request.guidance > 1.0
+        if self.sd3:  # (sequence, pooled) pairs, [uncond, text] when guided, as SD3's pipeline concatenates them
+            positive, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+                request.prompt, None, None, device=self.pipe._execution_device, num_images_per_prompt=1,
+                do_classifier_free_guidance=guided, negative_prompt=request.negative_prompt or None)
+            if guided:
+                return (torch.cat([negative, positive]), torch.cat([negative_pooled, pooled])), guided
+            return (positive, pooled), guided
         if prompt_weighting.applies(self.pipe, request.prompt, request.negative_prompt):
             embeds = prompt_weighting.prompt_kwargs(self.pipe, request.prompt, request.negative_prompt)
             positive, negative = embeds["prompt_embeds"], embeds["negative_prompt_embeds"]
@@ -180,13 +213,20 @@ class _LockstepLoop:
         copies = 2 if embeds is not None and embeds[1] else 1
         for lane in lanes:
             t = lane.timesteps[lane.calls]
-            model_input = lane.scheduler.scale_model_input(torch.cat([lane.sample] * copies), t)
+            model_input = torch.cat([lane.sample] * copies)
+            if not self.sd3:  # flow schedulers scale nothing, and SD3's pipeline does not ask them
+                model_input = lane.scheduler.scale_model_input(model_input, t)
             inputs.append(model_input)
             # Float timesteps: the UNet's sinusoidal embedding casts them so anyway.
             timesteps.append(torch.full((copies,), float(t), device=model_input.device))
         batch, t_batch = torch.cat(inputs), torch.cat(timesteps)
         if embeds is None:
             output = self.unet(batch, t_batch).sample
+        elif self.sd3:
+            (states, pooled), _ = embeds
+            output = self.unet(hidden_states=batch.to(states.dtype), timestep=t_batch,
+                               encoder_hidden_states=states.repeat(len(lanes), 1, 1),
+                               pooled_projections=pooled.repeat(len(lanes), 1), return_dict=False)[0]
         else:
             states, _ = embeds
             states = states.repeat(len(lanes), 1, 1)  # [uncond, text] for every lane, in order
@@ -225,6 +265,10 @@ class _LockstepLoop:
         if not self.pipeline_mode:
             return tensor_to_image(lane.sample[0])
         vae = self.pipe.vae
+        if self.sd3:
+            latents = lane.sample / vae.config.scaling_factor + vae.config.shift_factor
+            decoded = vae.decode(latents, return_dict=False)[0]
+            return self.pipe.image_processor.postprocess(decoded, output_type="pil")[0]
         decoded = vae.decode(lane.sample / vae.config.scaling_factor, return_dict=False, generator=lane.generator)[0]
         return self.pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
 
