@@ -234,3 +234,25 @@ def build_tiny_flux2_klein(folder: Path) -> Path:
     Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
         vae=vae, text_encoder=text_encoder.eval(), tokenizer=tok, transformer=transformer, is_distilled=False).save_pretrained(folder)
     return folder
+
+
+def build_tiny_auraflow(folder: Path) -> Path:
+    """AuraFlow: a transformer family outside the tested ones, for the generic adapter."""
+    from diffusers import AuraFlowPipeline, AuraFlowTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    tok = t5_tokenizer()
+    transformer = AuraFlowTransformer2DModel(sample_size=8, patch_size=2, in_channels=4, num_mmdit_layers=1,
+                                             num_single_dit_layers=1, attention_head_dim=8, num_attention_heads=2,
+                                             caption_projection_dim=16, joint_attention_dim=16, out_channels=4,
+                                             pos_embed_max_size=64)
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tok), d_model=16, d_kv=4, d_ff=32, num_layers=1,
+                                               num_heads=2, relative_attention_num_buckets=8, pad_token_id=0,
+                                               eos_token_id=1, decoder_start_token_id=0))
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        layers_per_block=1, norm_num_groups=4, sample_size=32)
+    AuraFlowPipeline(tokenizer=tok, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                     scheduler=FlowMatchEulerDiscreteScheduler()).save_pretrained(folder)
+    return folder

@@ -169,3 +169,13 @@ def test_comparisons_batch_sd3_and_run_the_others_one_after_another_and_say_so(e
         solo = engine.run(GenerationRequest(**{**base.to_dict(), "steps": lane.steps, "scheduler": lane.scheduler}))
         difference = np.abs(np.asarray(solo.image, dtype=int) - np.asarray(raced.result.image, dtype=int))
         assert difference.max() <= (2 if result.batched else 0), lane.scheduler
+
+
+def test_a_transformer_family_outside_the_tested_ones_runs_and_says_what_it_lacks(engine, tmp_path):
+    model = str(tiny.build_tiny_auraflow(tmp_path / "tiny-auraflow"))
+    summary = engine.load(model)
+    assert any("generic transformer adapter" in note and "lane after lane" in note for note in summary.notes)
+    snapshots = []
+    result = engine.run(_request(model, steps=3), on_step=snapshots.append)
+    assert result.image.size == _size(model) and len(snapshots) == 3
+    assert np.asarray(engine.preview(snapshots[-1], "latent"), dtype=float).std() > 0

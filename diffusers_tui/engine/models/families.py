@@ -107,6 +107,24 @@ class PixelUNetFamily:
         return latents
 
 
+#: Transformer pipelines this tool is tested on, by name (tests/engine/test_transformer_families.py).
+KNOWN_TRANSFORMER_PIPELINES = frozenset({
+    "StableDiffusion3Pipeline", "FluxPipeline", "Flux2Pipeline", "Flux2KleinPipeline", "QwenImagePipeline",
+    "PixArtAlphaPipeline", "PixArtSigmaPipeline", "SanaPipeline", "ChromaPipeline",
+})
+
+
+def fallback_note(pipe) -> str | None:
+    """For a transformer pipeline outside the tested families: what the generic adapter cannot promise."""
+    name = type(pipe).__name__
+    if getattr(pipe, "transformer", None) is None or name in KNOWN_TRANSFORMER_PIPELINES:
+        return None
+    return (f"{name} is run by the generic transformer adapter (tested families: SD3, Flux, Flux.2, Qwen-Image, "
+            "PixArt, Sana, Chroma): its size rules, guidance and negative prompt are read from its config and call "
+            "signature; previews unpack only latents laid out as (channels, height, width) or by a "
+            "`_unpack_latents` helper; comparisons run lane after lane")
+
+
 def _side_to_size(side, scale: int) -> tuple[int, int]:
     """(width, height) from a config's sample_size: one side, or (height, width)."""
     if isinstance(side, (list, tuple)):

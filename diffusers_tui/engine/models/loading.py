@@ -150,6 +150,9 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
     from diffusers_tui.engine.preview.decoders import decoders_for
 
     loaded.decoders = decoders_for(loaded, options.taesd_folder)
+    fallback = families.fallback_note(loaded.pipeline) if loaded.pipeline is not None else None
+    if fallback:
+        loaded.notes.append(fallback)
     return loaded
 
 
