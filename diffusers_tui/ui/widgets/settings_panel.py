@@ -127,18 +127,14 @@ class SettingsPanel(VerticalScroll):
         self.set_schedulers(summary.statuses, scheduler or MODEL_DEFAULT)
         width, height = summary.native_size
         self.query_one("#mode", Label).update(f"mode: {summary.mode} · native size {width}x{height}")
-        self._show_guidance(summary)
         known = describe_vocabulary(summary)
         self.query_one("#prompt", TextArea).tooltip = f"what to draw: {known}" if known else "what to draw"
-
-    def _show_guidance(self, summary) -> None:
-        """What the guidance number means on this model (Flux dev's is an input, not CFG), and the negative prompt's fate."""
+        # What guidance means on this model (Flux dev's is an input, not CFG), and the negative prompt's fate.
         kind = {"cfg": "guidance", "distilled": "guidance (distilled)", "none": "guidance (not used)"}[summary.guidance]
         self.query_one("#guidance-label", Label).update(f"Steps · {kind}")
         default = f"; this pipeline's default is {summary.guidance_default:g}" if summary.guidance_default else ""
         self.query_one("#guidance", Input).tooltip = f"{summary.guidance_meaning}{default}; {describe_range('guidance')}"
-        self.query_one("#negative").tooltip = ("what to steer away from" if summary.negative_prompt else
-                                               "this model takes no negative prompt: it is not used")
+        self.query_one("#negative").tooltip = "what to steer away from" if summary.negative_prompt else "this model takes none"
 
     def show_load_failed(self) -> None:
         self._stop_loading_clock()
