@@ -5,9 +5,9 @@ input; the UNet sees them all at once with per-sample timesteps, and each lane's
 scheduler steps its own share of the output. Each lane keeps its own generator, seeded
 like a solo run, so its starting noise and any noise its scheduler draws are the same
 as in `runner.run`: batched and one-by-one give the same images (within float error).
-Models outside the loops written here (Stable Diffusion 1.x style pipelines, Stable
-Diffusion 3 pipelines, whose MMDiT takes a timestep per sample, and bare UNet2DModels),
-SDXL and Flux for two, run their lanes one after another through `runner.run`.
+Transformer pipelines batch their lanes through the pipeline's own loop instead
+(pipeline_batch). Other models (SDXL, say) run their lanes one after another through
+`runner.run`, and the comparison says so.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from diffusers_tui.engine.preview import finite_frames, with_last_preview
 from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
-from diffusers_tui.engine.sampling import runner
+from diffusers_tui.engine.sampling import pipeline_batch, runner
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
@@ -38,19 +38,13 @@ def can_batch(loaded) -> bool:
     """True for the models whose denoising loop `_LockstepLoop` reproduces exactly."""
     if loaded.mode == "unet":
         return True
-    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
-    if type(loaded.pipeline) is StableDiffusion3Pipeline:
-        return True
-    unet = getattr(loaded.pipeline, "unet", None)  # other transformer pipelines: one lane after another
+    unet = getattr(loaded.pipeline, "unet", None)  # transformer pipelines: see pipeline_batch
     if unet is None:
         return False
     return (type(loaded.pipeline) is StableDiffusionPipeline
             and unet.config.time_cond_proj_dim is None and unet.config.addition_embed_type is None)
-
-
-def _is_sd3(loaded) -> bool:
-    return loaded.pipeline is not None and type(loaded.pipeline).__name__ == "StableDiffusion3Pipeline"
 
 
 def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None = None,
@@ -70,6 +64,9 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
 
     if batched:
         results = _LockstepLoop(loaded, requests).run(record, cancel)
+    elif request.batch and pipeline_batch.can_batch(loaded):
+        results = _through_the_pipeline(loaded, requests, record, cancel)
+        batched = True
     else:
         results = []
         for index, lane_request in enumerate(requests):
@@ -85,7 +82,7 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
-        "and 3 pipelines and UNet2DModel)",)
+        "pipelines, transformer pipelines and UNet2DModel)",)
     return ComparisonResult(
         request=request, lanes=tuple(with_distances(lane_results, reference)), reference=reference,
         batched=batched, elapsed_s=time.perf_counter() - started,
@@ -93,31 +90,40 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     )
 
 
-def _sd3_shift(pipe, shape: tuple[int, ...]) -> dict:
-    """The `mu` SD3's pipeline gives a dynamically shifted scheduler (SD3.5's configs), else nothing."""
-    config = pipe.scheduler.config
-    if not config.get("use_dynamic_shifting"):
-        return {}
-    from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
+def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, cancel) -> list[GenerationResult]:
+    """Lanes the pipeline would treat alike share one pipeline call (pipeline_batch)."""
+    from diffusers_tui.engine.sampling import registry
 
-    patch = pipe.transformer.config.patch_size
-    tokens = (shape[2] // patch) * (shape[3] // patch)
-    return {"mu": calculate_shift(tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-                                  config.get("base_shift", 0.5), config.get("max_shift", 1.16))}
+    groups: dict[tuple, list[int]] = {}
+    for index, lane_request in enumerate(requests):
+        # The pipeline reads one scheduler's class, config flags and starting σ for the whole batch.
+        trial = scheduler_for(loaded, lane_request)
+        registry.set_trial_timesteps(trial, lane_request.steps)
+        key = (lane_request.steps, len(trial.timesteps), type(trial).__name__, bool(trial.config.get("use_flow_sigmas")),
+               round(float(getattr(trial, "init_noise_sigma", 1.0)), 6))
+        groups.setdefault(key, []).append(index)
+    results: list = [None] * len(requests)
+    for indices in groups.values():
+        if cancel.is_set():
+            break
+        batch = pipeline_batch.run_batch(loaded, [requests[i] for i in indices], record, cancel, indices)
+        for index, result in zip(indices, batch):
+            results[index] = result
+    # Cancelled before every group ran: the lanes up to the first that did not run, as one by one gives.
+    return results[:results.index(None)] if None in results else results
 
 
 class _Lane:
     """One lane's scheduler, generator, sample and progress through its timesteps."""
 
-    def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool,
-                 timestep_kwargs: dict | None = None):
+    def __init__(self, loaded, request: GenerationRequest, shape: tuple[int, ...], pipeline_mode: bool):
         device, dtype = loaded.device, loaded.dtype
         self.request = request
         self.scheduler = scheduler_for(loaded, request)
         check_steps(self.scheduler, request)
         # A CPU generator per lane, seeded like a solo run: same start, same step noise.
         self.generator = torch.Generator(device="cpu").manual_seed(request.seed)
-        self.scheduler.set_timesteps(request.steps, device=device, **(timestep_kwargs or {}))
+        self.scheduler.set_timesteps(request.steps, device=device)
         self.timesteps = list(self.scheduler.timesteps)
         # Values read once: reading a device tensor's value every step would wait for the device.
         self.timestep_values = [float(t) for t in self.scheduler.timesteps.cpu()]
@@ -129,12 +135,11 @@ class _Lane:
             noise = randn_tensor(shape, generator=self.generator, device=device, dtype=dtype)
         else:  # as runner's UNet loop draws it
             noise = torch.randn(shape, generator=self.generator, dtype=torch.float32).to(device, dtype)
-        # SD3's pipeline starts from the noise as drawn (a flow schedule starts at σ = 1).
-        self.sample = noise if _is_sd3(loaded) else noise * self.scheduler.init_noise_sigma
+        self.sample = noise * self.scheduler.init_noise_sigma
         self.step_kwargs = {}
         if accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = self.generator
-        if pipeline_mode and not _is_sd3(loaded) and accepts(self.scheduler.step, "eta"):
+        if pipeline_mode and accepts(self.scheduler.step, "eta"):
             self.step_kwargs["eta"] = 0.0
         self.calls = 0
         self.elapsed_s = 0.0
@@ -160,19 +165,15 @@ class _LockstepLoop:
         base = requests[0]
         check_mode(loaded, base)
         self.width, self.height = resolve_size(loaded, base)
-        self.sd3 = _is_sd3(loaded)
-        timestep_kwargs = None
         if self.pipeline_mode:
-            unet = self.pipe.transformer if self.sd3 else self.pipe.unet
+            unet = self.pipe.unet
             factor = self.pipe.vae_scale_factor
             shape = (1, unet.config.in_channels, self.height // factor, self.width // factor)
-            if self.sd3:
-                timestep_kwargs = _sd3_shift(self.pipe, shape)
         else:
             unet = loaded.unet
             shape = (1, unet.config.in_channels, self.height, self.width)
         self.unet = unet
-        self.lanes = [_Lane(loaded, request, shape, self.pipeline_mode, timestep_kwargs) for request in requests]
+        self.lanes = [_Lane(loaded, request, shape, self.pipeline_mode) for request in requests]
 
     def run(self, on_lane_step: OnLaneStep, cancel: threading.Event) -> list[GenerationResult]:
         started = time.perf_counter()
@@ -189,16 +190,9 @@ class _LockstepLoop:
                     self._step_lane(index, lane, model_output, started, on_lane_step)
         return [self._result(lane, cancelled) for lane in self.lanes]
 
-    def _encode_prompt(self) -> tuple:
+    def _encode_prompt(self) -> tuple[torch.Tensor, bool]:
         request = self.lanes[0].request
         guided = request.guidance > 1.0
-        if self.sd3:  # (sequence, pooled) pairs, [uncond, text] when guided, as SD3's pipeline concatenates them
-            positive, negative, pooled, negative_pooled = self.pipe.encode_prompt(
-                request.prompt, None, None, device=self.pipe._execution_device, num_images_per_prompt=1,
-                do_classifier_free_guidance=guided, negative_prompt=request.negative_prompt or None)
-            if guided:
-                return (torch.cat([negative, positive]), torch.cat([negative_pooled, pooled])), guided
-            return (positive, pooled), guided
         if prompt_weighting.applies(self.pipe, request.prompt, request.negative_prompt):
             embeds = prompt_weighting.prompt_kwargs(self.pipe, request.prompt, request.negative_prompt)
             positive, negative = embeds["prompt_embeds"], embeds["negative_prompt_embeds"]
@@ -213,20 +207,13 @@ class _LockstepLoop:
         copies = 2 if embeds is not None and embeds[1] else 1
         for lane in lanes:
             t = lane.timesteps[lane.calls]
-            model_input = torch.cat([lane.sample] * copies)
-            if not self.sd3:  # flow schedulers scale nothing, and SD3's pipeline does not ask them
-                model_input = lane.scheduler.scale_model_input(model_input, t)
+            model_input = lane.scheduler.scale_model_input(torch.cat([lane.sample] * copies), t)
             inputs.append(model_input)
             # Float timesteps: the UNet's sinusoidal embedding casts them so anyway.
             timesteps.append(torch.full((copies,), float(t), device=model_input.device))
         batch, t_batch = torch.cat(inputs), torch.cat(timesteps)
         if embeds is None:
             output = self.unet(batch, t_batch).sample
-        elif self.sd3:
-            (states, pooled), _ = embeds
-            output = self.unet(hidden_states=batch.to(states.dtype), timestep=t_batch,
-                               encoder_hidden_states=states.repeat(len(lanes), 1, 1),
-                               pooled_projections=pooled.repeat(len(lanes), 1), return_dict=False)[0]
         else:
             states, _ = embeds
             states = states.repeat(len(lanes), 1, 1)  # [uncond, text] for every lane, in order
@@ -265,10 +252,6 @@ class _LockstepLoop:
         if not self.pipeline_mode:
             return tensor_to_image(lane.sample[0])
         vae = self.pipe.vae
-        if self.sd3:
-            latents = lane.sample / vae.config.scaling_factor + vae.config.shift_factor
-            decoded = vae.decode(latents, return_dict=False)[0]
-            return self.pipe.image_processor.postprocess(decoded, output_type="pil")[0]
         decoded = vae.decode(lane.sample / vae.config.scaling_factor, return_dict=False, generator=lane.generator)[0]
         return self.pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
 
