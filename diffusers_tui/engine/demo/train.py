@@ -173,6 +173,15 @@ def _set_lr(optimizer, base_lr: float, scale: float) -> None:
         group["lr"] = base_lr * scale
 
 
+def apply_step(optimizer, loss, parameters, base_lr: float, lr_scale: float) -> None:
+    """One optimiser step at the scheduled learning rate, gradients clipped to norm 1."""
+    _set_lr(optimizer, base_lr, lr_scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+
+
 def train_vae(vae, device, generator, plan: StepPlan, batch: int, log) -> None:
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     step = 0
@@ -235,11 +244,7 @@ def train_sd(out: Path, device, seed: int, args, log) -> dict:
         encoder_states = text_encoder(ids[rows])[0]
         pred = unet(a * latents + s * noise, t, encoder_states).sample
         loss = F.mse_loss(pred, noise)
-        _set_lr(optimizer, args.lr, plan.lr_scale(step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        apply_step(optimizer, loss, params, args.lr, plan.lr_scale(step))
         ema_unet.update(unet)
         ema_text.update(text_encoder)
         step += 1
@@ -282,11 +287,7 @@ def train_ddpm(out: Path, device, seed: int, args, log) -> dict:
         s = (1 - alphas_cumprod[t]).sqrt()[:, None, None, None]
         target = training_target(args.ddpm_prediction, images, noise, a, s)
         loss = F.mse_loss(unet(a * images + s * noise, t).sample, target)
-        _set_lr(optimizer, args.lr, plan.lr_scale(step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
+        apply_step(optimizer, loss, unet.parameters(), args.lr, plan.lr_scale(step))
         ema.update(unet)
         step += 1
         log("ddpm", step, plan.total, loss.item())

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusers_tui.engine.demo.shapes import all_specs, draw_batch
-from diffusers_tui.engine.demo.train import EMA, SD_IMAGE_SIZE, StepPlan, _set_lr
+from diffusers_tui.engine.demo.train import EMA, SD_IMAGE_SIZE, StepPlan, apply_step
 
 DEMO_SD = Path(__file__).parent / "demo-sd"
 FLOW_SHIFT = 1.0  # 64 image tokens: SD3's 3.0 is for 4096; less shift at lower resolution
@@ -169,11 +169,7 @@ def train(args) -> dict:
         pred = training_copy(hidden_states=noisy, timestep=sigma * 1000, encoder_hidden_states=context[rows],
                              pooled_projections=pooled[rows]).sample
         loss = F.mse_loss(pred, noise - latents)
-        _set_lr(optimizer, args.lr, plan.lr_scale(step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(training_copy.parameters(), 1.0)
-        optimizer.step()
+        apply_step(optimizer, loss, training_copy.parameters(), args.lr, plan.lr_scale(step))
         ema.update(training_copy)
         step += 1
         losses.append(loss.item())
