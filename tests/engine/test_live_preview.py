@@ -80,3 +80,32 @@ def test_on_the_cpu_taesd_frames_come_from_the_decoders_own_process_and_match():
     assert there.shape == (64, 64, 3) and np.abs(there - here).max() <= 1
     process.close()
     assert process._process.poll() is not None  # the child has gone
+
+
+def test_finish_does_not_wait_for_a_decode_and_nothing_is_delivered_after_it(engine, tiny_sd):
+    """A decode under way when the run ends is dropped: the run does not wait for it, and no frame comes late."""
+    decoders = engine.loaded_model(str(tiny_sd)).decoders
+    started, release = threading.Event(), threading.Event()
+    original = decoders.image
+
+    def slow_image(record, kind, method=None):
+        started.set()
+        release.wait(5)
+        return original(record, kind, method)
+
+    delivered = []
+    live = LivePreview(lambda lane, snapshot: delivered.append(snapshot.step), fps=60)
+    decoders.image = slow_image
+    try:
+        live.start("latent")
+        result = engine.run(_request(tiny_sd, 2))
+        live.offer(result.frames[-1])
+        assert started.wait(5)
+        began = time.perf_counter()
+        live.finish()  # the decode is still blocked
+        assert time.perf_counter() - began < 1
+        release.set()
+        live.join(5)
+    finally:
+        decoders.image = original
+    assert delivered == []

@@ -29,6 +29,8 @@ class LivePreview:
         self.method = method
         self._pending: dict[int, object] = {}
         self._wake = threading.Condition()
+        #: Held while a frame is handed to the consumer: finish() waits for a delivery, never for a decode.
+        self._delivering = threading.Lock()
         self._closing = False
         self._idle = False
         self._thread: threading.Thread | None = None
@@ -50,17 +52,24 @@ class LivePreview:
                 self._wake.notify()
 
     def finish(self) -> None:
-        """Stop, dropping what is still waiting, once the frame being decoded is delivered.
+        """Stop: no frame is delivered once this returns, and what is waiting is dropped.
 
-        Re-raises what a decode or the consumer raised.
+        A frame being decoded is dropped too, without waiting for its decode: the run's own
+        picture replaces it (waiting added up to a decode to the end of every run). A frame
+        being handed over is waited for. Re-raises what a decode or the consumer raised.
         """
         with self._wake:
             self._closing = True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join()
+        with self._delivering:
+            pass  # a delivery under way ends; the thread sees _closing before any other
         if self._failure is not None:
             raise self._failure
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (tests): after finish(), it ends once a decode under way does."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         interval = 1.0 / self.fps
@@ -82,7 +91,10 @@ class LivePreview:
             try:
                 record = snapshot.latents
                 image = record.decoders.image(record, snapshot.preview_kind, self.method or self._request_method)
-                self.on_frame(lane, dataclasses.replace(snapshot, preview=image))
+                with self._delivering:
+                    if self._closing:
+                        return
+                    self.on_frame(lane, dataclasses.replace(snapshot, preview=image))
             except BaseException as error:  # noqa: BLE001 - reported to the run by finish()
                 self._failure = error
                 with self._wake:
