@@ -7,6 +7,7 @@ Qwen-Image...), or a bare UNet2DModel stepped by hand.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -147,7 +148,7 @@ def denoiser_of(pipe):
 def callback_style(pipe) -> str | None:
     """How the pipeline reports each step: "on_step_end" (callback_on_step_end), "legacy" (callback and
     callback_steps, as PixArt's), or None when it reports none."""
-    parameters = inspect.signature(type(pipe).__call__).parameters
+    parameters = call_parameters(type(pipe))
     if "callback_on_step_end" in parameters:
         return "on_step_end"
     if "callback" in parameters and "callback_steps" in parameters:
@@ -175,9 +176,15 @@ def steps_without_generator(pipe, scheduler) -> bool:
     return step_takes and not hasattr(type(pipe), "prepare_extra_step_kwargs")
 
 
+@functools.lru_cache(maxsize=64)
+def call_parameters(pipeline_class) -> dict:
+    """A pipeline class's call parameters by name: read once (a signature costs a run about a millisecond)."""
+    return dict(inspect.signature(pipeline_class.__call__).parameters)
+
+
 def takes(pipe, name: str) -> bool:
     """Whether the pipeline's call takes the argument `name` (negative_prompt, say)."""
-    return name in inspect.signature(type(pipe).__call__).parameters
+    return name in call_parameters(type(pipe))
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,7 @@ class GuidanceStyle:
 
 def guidance_style(pipe) -> GuidanceStyle:
     """How `pipe` takes guidance: read from its call signature and its denoiser's config."""
-    parameters = inspect.signature(type(pipe).__call__).parameters
+    parameters = call_parameters(type(pipe))
     embedded = bool(getattr(getattr(getattr(pipe, "transformer", None), "config", None), "guidance_embeds", False))
     negative = "negative_prompt" in parameters
 

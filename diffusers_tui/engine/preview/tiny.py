@@ -69,12 +69,13 @@ def load_tiny_decoder(folder: Path, device, dtype):
     return AutoencoderTiny.from_pretrained(folder).to(device, dtype).eval()
 
 
-def tiny_decode(tiny, latent: torch.Tensor) -> torch.Tensor:
+def tiny_decode(tiny, latent: torch.Tensor, decoder=None) -> torch.Tensor:
     """(C, h, w) latent as the denoiser sees it -> (3, H, W) image in [-1, 1].
 
     Un-scaled the way a pipeline un-scales for its VAE, with the tiny decoder's own
     factors: 1 and 0 for the SD and SDXL TAESDs, which read the denoiser's latents as-is.
+    `decoder` is a compiled copy of `tiny.decoder` to use instead (the decoder process's).
     """
     config = tiny.config
     latents = latent[None].to(tiny.device, tiny.dtype) / config.scaling_factor + (config.shift_factor or 0.0)
-    return tiny.decode(latents).sample[0]
+    return (decoder or tiny.decoder)(latents)[0]

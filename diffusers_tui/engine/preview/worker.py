@@ -43,6 +43,14 @@ def _serve(folder: str) -> None:
 
     logging.set_verbosity_error()
     tiny = AutoencoderTiny.from_pretrained(folder).eval()
+    # Traced and frozen, a frame costs a quarter less (the demo's: 1.8 ms against 2.4): every
+    # millisecond here is taken from a 2-core machine's step loop.
+    try:
+        with torch.inference_mode():
+            example = torch.zeros((1, tiny.config.latent_channels, 16, 16))
+            decoder = torch.jit.freeze(torch.jit.trace(tiny.decoder, example, check_trace=False))
+    except Exception:  # noqa: BLE001 - a decoder that does not trace is used as it is
+        decoder = None
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sink.write(READY)
     sink.flush()
@@ -53,7 +61,7 @@ def _serve(folder: str) -> None:
             except EOFError:
                 return
             latent = np.frombuffer(_read_exactly(source, 4 * shape[0] * shape[1] * shape[2]), dtype=np.float32)
-            image = tiny_decode(tiny, torch.from_numpy(latent.reshape(shape).copy())).float().clamp(-1, 1)
+            image = tiny_decode(tiny, torch.from_numpy(latent.reshape(shape).copy()), decoder).float().clamp(-1, 1)
             pixels = ((image + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
             sink.write(_HEADER.pack(*pixels.shape) + pixels.tobytes())
             sink.flush()

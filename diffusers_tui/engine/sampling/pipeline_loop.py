@@ -21,8 +21,9 @@ from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.sampling import prompt_weighting
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
-from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0
+from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0, sigma_list
 from diffusers_tui.engine.sampling.facts import run_facts
+from diffusers_tui.engine.sampling.registry import is_flow_scheduler
 from diffusers_tui.engine.sampling.policy import NanWatch, not_finite_message, preview_due
 
 
@@ -58,10 +59,12 @@ class _StepWatcher:
                 # stochastic sampler (Euler a, DPM++ 2M SDE, LCM) would draw from the global RNG: the
                 # run's own generator keeps it reproducible (the snippet hands it over the same way).
                 kwargs["generator"] = generator
-            if self.timesteps is None:
+            if self.timesteps is None:  # read once a run: the schedule is set before the first step
                 self.timesteps = [float(t) for t in scheduler.timesteps.cpu()]
+                self._flow = is_flow_scheduler(scheduler)
+                self._sigma_values = sigma_list(scheduler, self._flow)
             value = self.timesteps[min(self.calls, len(self.timesteps) - 1)]
-            sigma = current_sigma(scheduler, value, self.calls)
+            sigma = current_sigma(scheduler, value, self.calls, flow=self._flow, sigma_values=self._sigma_values)
             output = original_step(model_output, timestep, sample, *args, **kwargs)
             values = output if isinstance(output, tuple) else output.to_tuple()
             reported = values[1] if len(values) > 1 else None
