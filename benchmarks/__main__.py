@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ORDER = ("startup", "frame_conversion", "frame_bytes", "key_latency", "preview_overhead", "compare_batching",
-         "memory", "a1111_parity", "gpu_preview")
+         "memory", "a1111_parity", "demo_flow_speed", "gpu_preview", "gpu_transformers")
 SLOW = ("demo_quality",)
 
 

@@ -92,6 +92,12 @@ def test_transformer_pipelines_snippets_run_as_written_and_save_the_same_pixels(
                                         steps=3, seed=8, width=width, height=height, guidance=3.0,
                                         preview_method="none")
             saved[f"{build.__name__} {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
+    # The trained flow demo (an SD3 folder saved without T5), on its own sampler and stochastic ones,
+    # whose step noise the snippet hands over from the run's generator as the run did.
+    for scheduler in (None, "DPM++ 2M SDE", "LCM"):
+        request = GenerationRequest(prompt="a red circle on a blue background", model="demo-flow", scheduler=scheduler,
+                                    steps=6, seed=8, preview_method="none")
+        saved[f"demo-flow {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
     folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = dict(zip(saved, pool.map(_run_snippet, saved.values(), folders.values())))

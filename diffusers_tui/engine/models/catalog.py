@@ -48,7 +48,7 @@ def _info(name: str, source: str, folder: Path) -> ModelInfo | None:
 def list_models(folders: tuple[str, ...] = ()) -> list[ModelInfo]:
     """The demo models, every diffusers model in the local HF cache, and any under `folders`."""
     found: list[ModelInfo] = []
-    for name in ("demo", "demo-ddpm"):
+    for name in ("demo", "demo-flow", "demo-ddpm"):
         info = _info(name, "demo", DEMO_DIR / DEMO_MODELS[name])
         if info:
             found.append(info)

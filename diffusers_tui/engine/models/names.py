@@ -16,7 +16,9 @@ from typing import Any, Literal
 from diffusers_tui.engine.errors import ModelLoadError, ModelNotFoundError
 
 DEMO_DIR = Path(__file__).parents[1] / "demo"
-DEMO_MODELS = {"demo": "demo-sd", "demo-sd": "demo-sd", "demo-ddpm": "demo-ddpm"}
+DEMO_MODELS = {"demo": "demo-sd", "demo-sd": "demo-sd", "demo-flow": "demo-flow", "demo-ddpm": "demo-ddpm"}
+#: The script that retrains each built-in model.
+DEMO_TRAINERS = {"demo-flow": "python -m diffusers_tui.engine.demo.train_flow --out DIR"}
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
@@ -48,7 +50,8 @@ def resolve(name: str) -> ModelSource:
         if not (folder / "model_index.json").exists():
             raise ModelNotFoundError(
                 f"the built-in model {name!r} is missing from this install ({folder}); "
-                "reinstall the package, or retrain it: python -m diffusers_tui.engine.demo.train"
+                "reinstall the package, or retrain it: "
+                f"{DEMO_TRAINERS.get(DEMO_MODELS[name.lower()], 'python -m diffusers_tui.engine.demo.train --out DIR')}"
             )
         return ModelSource(name, "demo", folder)
     if not name or "\x00" in name:
