@@ -115,3 +115,18 @@ def test_its_training_shortcut_computes_what_the_pipeline_runs():
     plain = transformer(hidden_states=latents, timestep=timestep, encoder_hidden_states=short_context,
                         pooled_projections=pooled).sample
     assert not torch.allclose(plain, expected, atol=1e-3)
+
+
+def test_a_batched_comparison_cancels_within_one_step(engine):
+    cancel = threading.Event()
+    seen = []
+
+    def on_lane_step(lane, snapshot):
+        seen.append(snapshot.step)
+        if snapshot.step == 2:
+            cancel.set()
+
+    base = GenerationRequest(prompt=CASES[0].caption, model="demo-flow", seed=2, preview_method="none")
+    result = engine.compare(ComparisonRequest(base, (Lane("Euler", 10), Lane("Euler a", 10))), on_lane_step, cancel)
+    assert result.cancelled and max(seen) == 2
+    assert all(lane.result.cancelled and lane.result.image is None for lane in result.lanes)
