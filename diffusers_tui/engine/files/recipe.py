@@ -126,8 +126,11 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
             "from PIL import Image",
             "Image.fromarray(pixels).save('reproduced.png')",
         ])
-    safety = (", safety_checker=None, feature_extractor=None, requires_safety_checker=False"
-              if recipe.get("without_safety_checker") else "")
+    # Components loaded without: the folder's absent ones ([null, null], as SD3 without T5), the safety checker.
+    left_out: dict[str, Any] = {name: None for name in recipe.get("absent_components", ())}
+    if recipe.get("without_safety_checker"):
+        left_out.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    safety = "".join(f", {name}={value!r}" for name, value in left_out.items())
     pipeline_class = recipe.get("pipeline_class") or "DiffusionPipeline"
     lines = [*head, f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety})"
                     f".to({device!r})", "pipe.scheduler = scheduler"]

@@ -64,6 +64,8 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     #: The registry marked available or not for this model, once the engine has worked it out.
     statuses: tuple | None = None
+    #: Components its folder was saved without ([null, null]): loading, and the snippet, pass them as None.
+    absent_components: tuple[str, ...] = ()
     #: How its VAE decodes: full, sliced or tiled (LoadOptions.vae); how it was offloaded.
     vae_mode: str = "full"
     offload: str = "none"
@@ -210,9 +212,12 @@ def _load_pipeline(source: ModelSource, options: LoadOptions, device, dtype) -> 
             f"{source.name!r} names the pipeline class {class_name!r}, which diffusers does not have; "
             "custom pipelines (code shipped with a model) are never run"
         )
-    kwargs = {**_absent_components(index), **_common_kwargs(options, dtype), **_safety_kwargs(index, options)}
+    absent = _absent_components(index)
+    kwargs = {**absent, **_common_kwargs(options, dtype), **_safety_kwargs(index, options)}
     pipe = DiffusionPipeline.from_pretrained(source.path, **kwargs)
-    return _finish_pipeline(source, pipe, options, device, dtype)
+    loaded = _finish_pipeline(source, pipe, options, device, dtype)
+    loaded.absent_components = tuple(absent)
+    return loaded
 
 
 def _finish_pipeline(source: ModelSource, pipe, options: LoadOptions, device, dtype) -> LoadedModel:

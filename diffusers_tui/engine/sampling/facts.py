@@ -45,6 +45,7 @@ def run_facts(loaded, scheduler, width: int, height: int, request) -> dict[str, 
         # Components the folder lists that this run loaded without (the snippet leaves them out too).
         "without_safety_checker": loaded.mode != "unet" and hasattr(loaded.pipeline, "safety_checker")
         and loaded.pipeline.safety_checker is None,
+        "absent_components": list(getattr(loaded, "absent_components", ())),
         "scheduler_class": type(scheduler).__name__,
         "scheduler_config": {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")},
         "width": width,
