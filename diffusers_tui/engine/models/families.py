@@ -123,7 +123,8 @@ def fallback_note(pipe) -> str | None:
     return (f"{name} is run by the generic transformer adapter (tested families: SD3, Flux, Flux.2, Qwen-Image, "
             "PixArt, Sana, Chroma): its size rules, guidance and negative prompt are read from its config and call "
             "signature; previews unpack only latents laid out as (channels, height, width) or by a "
-            "`_unpack_latents` helper; comparisons run lane after lane")
+            "`_unpack_latents` helper; comparisons are batched only if its call takes a batch of images "
+            "and a step callback, else run lane after lane")
 
 
 def _side_to_size(side, scale: int) -> tuple[int, int]:

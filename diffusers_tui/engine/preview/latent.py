@@ -98,9 +98,8 @@ def published_map(family: str) -> LatentPreviewer | None:
 
 def detect_family(vae) -> str:
     config = vae.config
-    mean = getattr(config, "latents_mean", None)
-    if vae_latents.latent_channels(vae) == 16 and mean and math.isclose(mean[0], WAN21_MEAN_FIRST, rel_tol=1e-3) \
-            and not hasattr(config, "scaling_factor"):
+    if vae_latents.normalised(vae) and vae_latents.latent_channels(vae) == 16 \
+            and math.isclose(config.latents_mean[0], WAN21_MEAN_FIRST, rel_tol=1e-3):
         return "wan"  # the Wan 2.1 VAE, which Qwen-Image uses
     if getattr(config, "scaling_factor", None) is None:
         return "fitted"

@@ -18,7 +18,8 @@ def latent_channels(vae) -> int:
     return int(getattr(config, "latent_channels", None) or config.z_dim)
 
 
-def _normalised(vae) -> bool:
+def normalised(vae) -> bool:
+    """Whether the VAE's latents are normalised per channel (a Wan-style VAE) rather than scaled."""
     config = vae.config
     return getattr(config, "latents_mean", None) is not None and not hasattr(config, "scaling_factor")
 
@@ -37,7 +38,7 @@ def _channel_stats(vae, latents: torch.Tensor):
 def to_vae(vae, latents: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) denoiser latents -> what `vae.decode` takes."""
     config = vae.config
-    if _normalised(vae):
+    if normalised(vae):
         mean, std = _channel_stats(vae, latents)
         latents = latents * std + mean
     elif getattr(config, "scaling_factor", None) is not None:
@@ -50,7 +51,7 @@ def from_vae(vae, latents: torch.Tensor) -> torch.Tensor:
     config = vae.config
     if _video(vae):
         latents = latents[:, :, 0]
-    if _normalised(vae):
+    if normalised(vae):
         mean, std = _channel_stats(vae, latents)
         return (latents - mean) / std
     if getattr(config, "scaling_factor", None) is not None:

@@ -12,7 +12,6 @@ keeps everything else its own: text encoding, guidance, packing, the decode.
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 import time
 
@@ -23,13 +22,9 @@ from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.facts import run_facts
-from diffusers_tui.engine.sampling.pipeline_loop import _StepWatcher
+from diffusers_tui.engine.sampling.pipeline_loop import _Cancelled, _StepWatcher
 from diffusers_tui.engine.sampling.policy import NanWatch, not_finite_message, preview_due
-from diffusers_tui.engine.sampling.preflight import check_steps, resolve_size, scheduler_for
-
-
-class _Cancelled(Exception):
-    """Raised inside the pipeline callback: the remaining steps and the decode are skipped."""
+from diffusers_tui.engine.sampling.preflight import accepts, check_steps, resolve_size, scheduler_for
 
 
 class _LaneSchedulers:
@@ -39,8 +34,8 @@ class _LaneSchedulers:
     one batch are built alike and make the same number of calls.
     """
 
-    def __init__(self, schedulers: list, watchers: list[_StepWatcher]):
-        self.lanes, self.watchers, self.calls = schedulers, watchers, 0
+    def __init__(self, schedulers: list):
+        self.lanes, self.calls = schedulers, 0
         #: How the pipeline scales a timestep for its denoiser (Flux, Qwen-Image: t / 1000), once seen.
         self.scale = 1.0
         first = schedulers[0]
@@ -132,10 +127,10 @@ def run_batch(loaded, requests: list[GenerationRequest], on_lane_step, cancel: t
         check_steps(scheduler, request)
     generators = [torch.Generator(device="cpu").manual_seed(request.seed) for request in requests]
     hands = families.steps_without_generator(pipe, schedulers[0])  # for the recipe: what a solo run does
-    takes_generator = "generator" in inspect.signature(schedulers[0].step).parameters
+    takes_generator = accepts(schedulers[0].step, "generator")
     watchers = [_StepWatcher(scheduler, generator if takes_generator else None)
                 for scheduler, generator in zip(schedulers, generators)]
-    lanes = _LaneSchedulers(schedulers, watchers)
+    lanes = _LaneSchedulers(schedulers)
     family = families.family_of(loaded)
     started = time.perf_counter()
     state = {"calls": 0, "total": 0, "recorders": None}
