@@ -22,7 +22,8 @@ def _png(path, chunks: dict[str, str]):
     return path
 
 
-def comfyui(path, sampler="dpmpp_2m", scheduler="karras"):
+def comfyui(path, sampler="dpmpp_2m", scheduler="karras", lora=None, edit=None, workflow=True):
+    """A ComfyUI PNG; `lora` puts a LoraLoader (name, strength) between checkpoint and sampler, `edit` changes the graph."""
     graph = {
         "3": {"class_type": "KSampler", "inputs": {
             "seed": 11, "steps": 18, "cfg": 6.5, "sampler_name": sampler, "scheduler": scheduler, "denoise": 1.0,
@@ -34,29 +35,44 @@ def comfyui(path, sampler="dpmpp_2m", scheduler="karras"):
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
     }
-    return _png(path, {"prompt": json.dumps(graph), "workflow": json.dumps({"nodes": [], "links": []})})
+    if lora:
+        name, strength = lora
+        graph["10"] = {"class_type": "LoraLoader", "inputs": {
+            "lora_name": name, "strength_model": strength, "strength_clip": 1.0, "model": ["4", 0], "clip": ["4", 1]}}
+        graph["3"]["inputs"]["model"] = ["10", 0]
+        for node in ("6", "7"):
+            graph[node]["inputs"]["clip"] = ["10", 1]
+    if edit:
+        edit(graph)
+    chunks = {"prompt": json.dumps(graph)}
+    if workflow:
+        chunks["workflow"] = json.dumps({"nodes": [], "links": []})
+    return _png(path, chunks)
 
 
-def invokeai(path, scheduler="dpmpp_2m_k"):
+def invokeai(path, scheduler="dpmpp_2m_k", **changes):
     metadata = {"generation_mode": "txt2img", "positive_prompt": PROMPT, "negative_prompt": NEGATIVE, "width": 64,
                 "height": 48, "seed": 12, "steps": 19, "cfg_scale": 7.5, "scheduler": scheduler,
                 "model": {"model_name": "stable-diffusion-v1-5", "base_model": "sd-1", "model_type": "main"}}
+    metadata.update(changes)
     return _png(path, {"invokeai_metadata": json.dumps(metadata)})
 
 
-def fooocus(path, sampler="dpmpp_2m_sde_gpu", scheduler="karras"):
+def fooocus(path, sampler="dpmpp_2m_sde_gpu", scheduler="karras", **changes):
     parameters = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "styles": "['Fooocus V2']", "performance": "Speed",
                   "resolution": "(64, 48)", "guidance_scale": 4.0, "sharpness": 2.0, "adm_guidance": "(1.5, 0.8, 0.3)",
                   "base_model": "juggernautXL_v8Rundiffusion.safetensors", "base_model_hash": "aeb7e9e689",
                   "refiner_model": "None", "sampler": sampler, "scheduler": scheduler, "seed": 13, "steps": 30,
                   "version": "Fooocus v2.3.1"}
+    parameters.update(changes)
     return _png(path, {"parameters": json.dumps(parameters), "fooocus_scheme": "fooocus"})
 
 
-def novelai(path, sampler="k_euler_ancestral", noise_schedule="native"):
+def novelai(path, sampler="k_euler_ancestral", noise_schedule="native", **changes):
     comment = {"prompt": PROMPT, "steps": 28, "height": 48, "width": 64, "scale": 5.0, "uncond_scale": 1.0,
                "cfg_rescale": 0.0, "seed": 14, "n_samples": 1, "noise_schedule": noise_schedule, "sampler": sampler,
                "uc": NEGATIVE, "strength": 0.7, "noise": 0.0}
+    comment.update(changes)
     return _png(path, {"Title": "AI generated image", "Description": PROMPT, "Software": "NovelAI",
                        "Source": "Stable Diffusion XL C1E1DE52", "Generation time": "4.2",
                        "Comment": json.dumps(comment)})

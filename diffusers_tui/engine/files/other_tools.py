@@ -10,7 +10,9 @@ which knows A1111's schedule rules.
 from __future__ import annotations
 
 import ast
-from typing import Any
+import json
+import math
+from typing import Any, Callable
 
 from diffusers_tui.engine.errors import SchedulerUnavailableError
 from diffusers_tui.engine.sampling import registry
@@ -35,6 +37,8 @@ def read_other_tool(text: dict[str, str]):
     """(tool name, request fields, notes) from another tool's metadata, or None when sd-parsers finds none.
 
     `text` is the PNG's text chunks. Returns None for A1111-style infotext, which has its own reader.
+    Whatever sd-parsers hands back is untrusted too: each part is read on its own, type-checked,
+    and a part that cannot be read (or makes sd-parsers raise) is named in a note instead.
     """
     from PIL import Image
     from sd_parsers import Eagerness, ParserManager
@@ -45,34 +49,107 @@ def read_other_tool(text: dict[str, str]):
     stand_in.format, stand_in.info = "PNG", dict(text)
     try:
         info = ParserManager(eagerness=Eagerness.FAST).parse(stand_in)
+        tool = info.generator.value if info is not None else None
+        samplers = list(info.samplers) if info is not None else []
     except Exception:  # noqa: BLE001 - a malformed chunk is "no recipe", not a crash
         return None
-    if info is None or info.generator.value in ("AUTOMATIC1111", "Unknown") or not info.samplers:
+    if tool in (None, "AUTOMATIC1111", "Unknown") or not samplers or not isinstance(tool, str):
         return None
-    tool = info.generator.value
-    sampler = info.samplers[0]
-    parameters = {**info.metadata, **sampler.parameters}
-    fields: dict[str, Any] = {"prompt": info.full_prompt, "negative_prompt": info.full_negative_prompt}
+    sampler = samplers[0]
+    parameters = {**_attempt(lambda: dict(info.metadata), {}), **_attempt(lambda: dict(sampler.parameters), {})}
     notes: list[str] = []
-    for key, name, convert in (("steps", "steps", int), ("cfg_scale", "guidance", float), ("seed", "seed", int)):
+    fields: dict[str, Any] = {}
+    for key, read in (("prompt", lambda: info.full_prompt), ("negative_prompt", lambda: info.full_negative_prompt)):
+        value = _attempt(read, None)
+        if isinstance(value, str):
+            fields[key] = value
+        elif value is not None:
+            notes.append(f"its {key.replace('_', ' ')} is not text: not used")
+    for key, name, whole in (("steps", "steps", True), ("cfg_scale", "guidance", False), ("seed", "seed", True)):
         if key in parameters:
-            try:
-                fields[name] = convert(parameters[key])
-            except (TypeError, ValueError):
-                notes.append(f"{key} {shown(parameters[key], 40)!r} is not a number: not used")
-    fields.update(_size(parameters))
-    choice, note = _sampler(tool, str(sampler.name), parameters)
+            value, note = _number(key, parameters[key], whole)
+            if value is not None:
+                fields[name] = value
+            if note:
+                notes.append(note)
+    size, note = _size(parameters)
+    fields.update(size)
+    if note:
+        notes.append(note)
+    choice, note = _sampler(tool, _attempt(lambda: str(sampler.name), "?"), parameters)
     if choice:
         fields["scheduler"], fields["schedule"] = choice
     if note:
         notes.append(note)
-    if len(info.samplers) > 1:
-        notes.append(f"{len(info.samplers)} sampler passes (a refiner or hires pass, say): only the first is used")
-    if info.models:
-        names = ", ".join(sorted(shown(model.name, 80) for model in info.models if model.name))
-        if names:
-            notes.append(f"model {names} is {tool}'s name for it: the model chosen here is used")
+    if len(samplers) > 1:
+        notes.append(f"{len(samplers)} sampler passes (a refiner or hires pass, say): only the first is used")
+    # PromptInfo.models raises on a graph with a LoraLoader node (it hashes a list): read each model alone.
+    models = _attempt(lambda: [getattr(sampler, "model", None)] + [s.model for s in samplers[1:]], [])
+    model_names = [model.name for model in models if isinstance(getattr(model, "name", None), str)]
+    notes.extend(_model_notes(tool, model_names, parameters, text))
     return tool, fields, tuple(notes)
+
+
+def _attempt(read: Callable[[], Any], default: Any) -> Any:
+    """`read()`, or `default` when it raises: sd-parsers can raise anything on a hostile graph."""
+    try:
+        return read()
+    except Exception:  # noqa: BLE001 - untrusted input through a third-party parser
+        return default
+
+
+def _number(key: str, value: Any, whole: bool) -> tuple[int | float | None, str | None]:
+    """A finite number from metadata, and a note when it was refused or changed on the way."""
+    shown_value = shown(value, 40)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None, f"{key} {shown_value!r} is not a number: not used"
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None, f"{key} {shown_value!r} is not a number: not used"
+    if not math.isfinite(number):
+        return None, f"{key} {shown_value!r} is not a finite number: not used"
+    if not whole:
+        return number, None
+    if isinstance(value, int):
+        return value, None  # exact, however large: the request says whether it is in range
+    if not number.is_integer():
+        return int(number), f"{key} {shown_value!r} is not a whole number: {int(number)} is used"
+    return int(number), None
+
+
+def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], text: dict[str, str]) -> list[str]:
+    """What the PNG says of its model and LoRAs, which are its tool's names, not this machine's files."""
+    notes = []
+    names = set(model_names)
+    names.update(node["ckpt_name"] for node in _as_list(parameters.get("CheckpointLoaderSimple"))
+                 if isinstance(node, dict) and isinstance(node.get("ckpt_name"), str))
+    if names:
+        shown_names = ", ".join(sorted(shown(name, 80) for name in names if name))
+        notes.append(f"model {shown_names} is {tool}'s name for it: the model chosen here is used")
+    loras = _comfyui_loras(text.get("prompt"))
+    if loras:
+        notes.append(f"LoRA {', '.join(loras)} (from its LoraLoader nodes) is not applied: this run is the plain "
+                     "model's")
+    return notes
+
+
+def _comfyui_loras(graph_text: str | None) -> list[str]:
+    """'name at weight' for each LoRA loader in a ComfyUI graph (the API's `prompt` chunk)."""
+    try:
+        graph = json.loads(graph_text) if graph_text else {}
+    except (ValueError, RecursionError):
+        return []
+    loras = []
+    for node in graph.values() if isinstance(graph, dict) else ():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict) or "lora" not in str(node.get("class_type", "")).lower():
+            continue
+        name, weight = inputs.get("lora_name"), inputs.get("strength_model")
+        if isinstance(name, str):
+            weight_text = f" at {weight:g}" if isinstance(weight, (int, float)) and math.isfinite(weight) else ""
+            loras.append(f"{shown(name, 80)}{weight_text}")
+    return sorted(loras)
 
 
 def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[str, str] | None, str | None]:
@@ -100,23 +177,27 @@ def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[st
     return (entry.name, schedule), note
 
 
-def _size(parameters: dict[str, Any]) -> dict[str, int]:
-    """Width and height wherever the tool keeps them: its own keys, ComfyUI's latent node, Fooocus' resolution."""
+def _size(parameters: dict[str, Any]) -> tuple[dict[str, int], str | None]:
+    """Width and height wherever the tool keeps them (its own keys, ComfyUI's latent node, Fooocus' resolution)."""
     sources = [parameters, *[node for node in _as_list(parameters.get("EmptyLatentImage"))]]
     for source in sources:
         if isinstance(source, dict) and "width" in source and "height" in source:
-            try:
-                return {"width": int(source["width"]), "height": int(source["height"])}
-            except (TypeError, ValueError):
-                return {}
+            return _width_height(source["width"], source["height"])
     resolution = parameters.get("resolution")
     if isinstance(resolution, str) and len(resolution) < 40:  # "(1024, 1024)"
         try:
             width, height = ast.literal_eval(resolution)
-            return {"width": int(width), "height": int(height)}
-        except (ValueError, SyntaxError, TypeError):
-            return {}
-    return {}
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return {}, f"resolution {shown(resolution, 40)!r} is not a size: the default size is used"
+        return _width_height(width, height)
+    return {}, None
+
+
+def _width_height(width: Any, height: Any) -> tuple[dict[str, int], str | None]:
+    (whole_width, width_note), (whole_height, height_note) = _number("width", width, True), _number("height", height, True)
+    if whole_width is None or whole_height is None or width_note or height_note:
+        return {}, f"size {shown(width, 20)}x{shown(height, 20)} is not a size: the default size is used"
+    return {"width": whole_width, "height": whole_height}, None
 
 
 def _as_list(value) -> list:
