@@ -162,3 +162,61 @@ def test_forged_origins_wrong_hosts_bad_tokens_and_one_session_too_many_are_refu
                         "one session too many": 503, "the page, still up": 200}
     assert log.count("refused") >= 8, log
     assert "Host 'evil.example" in log and "Origin 'http://evil.example'" in log and "sessions" in log
+
+
+def test_log_lines_cannot_drive_the_terminal_and_tracebacks_are_one_line():
+    import logging
+
+    from diffusers_tui.commands.guarded_server import OneLineFormatter
+
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "refused GET %s", ("/\x1b[2J\x1b]0;pwned\x07",), None)
+    assert OneLineFormatter().format(record) == r"warning: refused GET /\x1b[2J\x1b]0;pwned\x07"
+    try:
+        raise ValueError("bad\nheader \x1b[31m")
+    except ValueError:
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "Error handling request", (), sys.exc_info())
+    line = OneLineFormatter().format(failed)
+    assert line == r"error: Error handling request: ValueError: bad\x0aheader \x1b[31m"
+
+
+def _raw_request(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(100)
+
+
+@pytest.mark.slow
+def test_hostile_requests_write_nothing_that_drives_the_terminal_and_slow_headers_are_cut_off(tmp_path):
+    """Any page the user opens can make the browser send these: no token is needed to reach the log."""
+    from diffusers_tui.commands.guarded_server import HEADER_TIMEOUT
+
+    server, port = _start_server(tmp_path)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        host = f"Host: 127.0.0.1:{port}\r\n".encode()
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"GET / HTTP/1.1\r\n")  # and then one header byte at a time, never the end
+        escape_path = _raw_request(port, b"GET /%1b[2J%1b]0;pwned%07?token=wrong HTTP/1.1\r\n" + host + b"\r\n")
+        malformed = _raw_request(port, b"GET / HTTP/1.1\r\n" + host + b"X-A: a\x01\x1b[2Jb\r\n\r\n")
+        started, closed = time.monotonic(), False
+        slow.settimeout(1)
+        while time.monotonic() - started < HEADER_TIMEOUT + 10 and not closed:
+            try:
+                slow.sendall(b"X")
+                closed = slow.recv(100) == b""
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+        slow.close()
+    finally:
+        log = _stop(server)
+    assert escape_path.startswith(b"HTTP/1.1 403") and malformed.startswith(b"HTTP/1.0 400")
+    assert "\x1b" not in log and "\x07" not in log and r"\x1b[2J\x1b]0;pwned\x07" in log
+    assert "Traceback" not in log and "BadHttpMessage" in log
+    assert closed, "a connection that never finished its headers was kept open"

@@ -7,24 +7,51 @@ server admits only the person it printed the address for:
 - the Host header must name the address served (a DNS-rebinding page sends its own name);
 - a websocket's Origin must be this server's own address (any other site's page is refused);
 - at most `connections` sessions run at once.
-Every refusal is logged with its reason; the server stays up.
+Every refusal is logged with its reason; the server stays up. Anyone who can reach the
+port (any web page the user opens, through the browser) chooses the request's path and
+headers, so every log line is one line passed through `shown`, tracebacks included, and a
+connection that has not sent a whole request within HEADER_TIMEOUT seconds is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
 import secrets
+import signal
 import socket
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from textual_serve.server import Server
 
+from diffusers_tui.engine import shown
+
 log = logging.getLogger("diffusers-tui.serve")
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
+#: Seconds a connection may take to send its request line and headers (aiohttp closes idle
+#: connections after its keep-alive time, counted from the connection's start).
+HEADER_TIMEOUT = 15.0
+#: A log line's length: a request path can be 8 KB.
+LOG_LINE_LIMIT = 300
+
+
+class OneLineFormatter(logging.Formatter):
+    """Each record as one line that cannot drive a terminal: a traceback becomes its last line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record whose arguments do not fit its format
+            message = repr(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message = f"{message}: {type(error).__name__}: {error}"
+        return f"{record.levelname.lower()}: {shown(message, LOG_LINE_LIMIT)}"
 
 
 def allowed_hosts(host: str, port: int) -> set[str]:
@@ -67,6 +94,27 @@ class GuardedServer(Server):
         self.connections = connections
         self.open_sessions = 0
         self.hosts = allowed_hosts(host, port)
+
+    def initialize_logging(self) -> None:
+        # textual-serve's RichHandler writes a request's decoded path as it is, escape sequences
+        # and all, and a malformed request as a 50-line traceback with its raw bytes.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(OneLineFormatter())
+        logging.basicConfig(level=logging.DEBUG if self.debug else logging.INFO, handlers=[handler], force=True)
+
+    def serve(self, debug: bool = False) -> None:
+        """textual-serve's serve(), with this server's logging and a time limit on a request's headers."""
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(stop, self.request_exit)
+            except NotImplementedError:
+                pass
+        web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
+                    keepalive_timeout=HEADER_TIMEOUT, print=lambda *args: None)
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ import shlex
 import sys
 
 from diffusers_tui.commands.common import say
+from diffusers_tui.engine import UserFacingError, shown
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -61,5 +62,9 @@ def run(args) -> int:
     say(f"serving on {server.url}\n  open that address (its token admits you; at most {args.connections} browser "
         f"sessions at once). From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST, then "
         f"open the address there.", file=sys.stderr)
-    server.serve()
+    try:
+        server.serve()
+    except OSError as error:  # the port taken, or an address this machine does not have
+        raise UserFacingError(f"cannot serve on {shown(args.host)}:{args.port}: {shown(error.strerror or error)}; "
+                              "choose another with --port (or --host)") from None
     return 0
