@@ -70,25 +70,27 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def parity_rows(steps: int = 20, seed: int = 1, engine: Engine | None = None, schedules=None):
+def parity_rows(steps: int = 20, seed: int = 1, engine: Engine | None = None, schedules=None, names=None):
     """(sampler, schedule, RMSE or None, note) for every A1111-named sampler and schedule offered here
-    (those in `schedules` only, when given)."""
+    (those in `schedules` only, when given), or for the entries `names` (diffusers' classes too, against
+    the A1111 sampler they are named after)."""
     reference = DemoReference(engine or Engine())
     width, height = reference.engine.load("demo").native_size
     rows = []
     for entry in registry.REGISTRY:
-        if not entry.a1111:
+        if (names is None and not entry.a1111) or (names is not None and entry.name not in names):
             continue
+        a1111_name = entry.name.removesuffix(" (diffusers)")
         for schedule in entry.schedules:
             if schedules is not None and schedule not in schedules:
                 continue
-            has_reference = (entry.name in K_SAMPLERS and schedule in REFERENCE_SCHEDULES) or (
-                entry.name in TIMESTEP_SAMPLERS and schedule == "Automatic")
+            has_reference = (a1111_name in K_SAMPLERS and schedule in REFERENCE_SCHEDULES) or (
+                a1111_name in TIMESTEP_SAMPLERS and schedule == "Automatic")
             if not has_reference:
                 rows.append((entry.name, schedule, None, entry.parity_note(schedule) or "no reference written"))
                 continue
             ours = reference.ours(entry.name, schedule, steps, seed)
-            theirs = reference.image(entry.name, schedule, steps, seed, width, height)
+            theirs = reference.image(a1111_name, schedule, steps, seed, width, height)
             rows.append((entry.name, schedule, rmse(ours, theirs), entry.parity_note(schedule)))
     scale = rmse(reference.ours("Euler", "Automatic", steps, seed), reference.ours("Heun", "Automatic", steps, seed))
     return rows, scale

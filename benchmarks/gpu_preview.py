@@ -49,7 +49,7 @@ def main() -> None:
     loaded = engine.loaded_model(folder)
     pipe = loaded.pipeline
     prompt = "a red circle on a blue background"
-    entry = schedulers.get("Euler")
+    entry = schedulers.get("Euler (diffusers)")  # diffusers' own class on both sides: previews' cost alone
     fps = SETTINGS["fps"].default
     print("load notes:", *loaded.notes, sep="\n  ")
 
@@ -59,7 +59,7 @@ def main() -> None:
             pipe(prompt, num_inference_steps=args.steps, guidance_scale=7.5, height=512, width=512,
                  generator=torch.Generator().manual_seed(0), output_type="pil")
 
-    request = dict(prompt=prompt, model=folder, scheduler="Euler", steps=args.steps, seed=0, guidance=7.5,
+    request = dict(prompt=prompt, model=folder, scheduler="Euler (diffusers)", steps=args.steps, seed=0, guidance=7.5,
                    width=512, height=512)
     print(f"device {torch.cuda.get_device_name()}, SD 1.5 architecture (random weights), float16, 512x512, "
           f"{args.steps} Euler steps, live frames at {fps}/s, median of {args.repeats}")
@@ -83,38 +83,12 @@ def measure(engine, plain, request: dict, steps: int, repeats: int, goals: dict[
                        live=LivePreview(lambda lane, snapshot: kept.append(snapshot.preview), fps=fps))
         return run
 
-    def timed(function) -> float:
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        function()
-        torch.cuda.synchronize()
-        return time.perf_counter() - started
-
     def peak_memory(function) -> int:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         function()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated()
-
-    def synchronisations(function) -> tuple[int, int]:
-        """(in the calling thread, in other threads) while `function` runs."""
-        caller, counts = threading.current_thread(), [0, 0]
-        original = warnings.showwarning
-
-        def count(message, *rest, **kwargs):
-            if "synchroniz" in str(message):
-                counts[threading.current_thread() is not caller] += 1
-
-        warnings.simplefilter("always")
-        warnings.showwarning = count
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            function()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-            warnings.showwarning = original
-        return counts[0], counts[1]
 
     contenders = {"plain": plain, **{method: watched(method) for method in goals}}
     for function in contenders.values():  # warm-up
@@ -137,6 +111,39 @@ def measure(engine, plain, request: dict, steps: int, repeats: int, goals: dict[
         added = (syncs[name][0] - syncs["plain"][0]) / steps
         print(f"{'syncs in the step loop, ' + name:<44}{syncs[name][0]:>11}{syncs['plain'][0]:>11}{added:>8.2f}"
               f"  0 added per step (preview thread: {syncs[name][1]})")
+
+
+def timed(function) -> float:
+    """Seconds `function` takes, the device's queue drained before and after."""
+    import torch
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    function()
+    torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def synchronisations(function) -> tuple[int, int]:
+    """Device synchronisations while `function` runs: (in the calling thread, in other threads)."""
+    import torch
+
+    caller, counts = threading.current_thread(), [0, 0]
+    original = warnings.showwarning
+
+    def count(message, *rest, **kwargs):
+        if "synchroniz" in str(message):
+            counts[threading.current_thread() is not caller] += 1
+
+    warnings.simplefilter("always")
+    warnings.showwarning = count
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        function()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        warnings.showwarning = original
+    return counts[0], counts[1]
 
 
 if __name__ == "__main__":

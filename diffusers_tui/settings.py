@@ -131,6 +131,7 @@ SETTINGS: dict[str, Setting] = {
     "preview": Setting("x0", _request_field("preview", str)),  # x0 or noisy
     "preview_every": Setting(1, _request_field("preview_every", int)),  # a preview every N model calls
     "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, latent, taesd, vae or none
+    "noise": Setting("auto", _request_field("noise", str)),  # auto, A1111 CPU, A1111 GPU, A1111 NV or ComfyUI
     "taesd_folder": Setting("", _optional_path("taesd_folder")),  # TAESD folder, or one of them by repo name
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel

@@ -28,7 +28,7 @@ def test_generate_writes_a_png_with_its_recipe(tiny_sd, tmp_path, capsys):
     assert path.name == "00001-dpmpp-2m-karras-3-42.png"
     recipe = png_recipe.read_recipe(path)
     assert recipe["request"]["negative_prompt"] == "red" and recipe["request"]["guidance"] == 7.5
-    assert recipe["scheduler_config"]["use_karras_sigmas"] is True
+    assert (recipe["scheduler_class"], recipe["scheduler_config"]["schedule"]) == ("SigmaSamplerScheduler", "Karras")
 
 
 def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
@@ -47,11 +47,11 @@ def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
     (["generate", "--guidance", "-3"], "guidance: -3.0 is outside 0 to 50"),
     (["generate", "--seed", str(2**64)], "seed:"),
     (["generate", "--size", "100x64"], "width: 100 is not a multiple of 8"),
-    (["generate", "--scheduler", "Eulr"], "scheduler: unknown name 'Eulr'; choose one of"),
+    (["generate", "--scheduler", "Eulr"], "scheduler: unknown name 'Eulr'; did you mean Euler"),
     (["generate", "--device", "tpu"], "device: 'tpu' is not one of"),
     (["generate", "--model", "org/not-cached"], "hf download org/not-cached"),
     (["unet", "--model", "demo"], "mode: unet does not fit this model"),
-    (["compare", "--schedulers", "Euler,Eulr"], "scheduler: unknown name 'Eulr'; choose one of"),
+    (["compare", "--schedulers", "Euler,Eulr"], "scheduler: unknown name 'Eulr'; did you mean Euler"),
     (["compare", "--schedulers", "Euler", "--steps", "10,x"], "'x' is not a step count"),
     (["compare", "--schedulers", "Euler", "--reference", "Euler"], "is not SCHEDULER:STEPS"),
 ])
@@ -74,12 +74,15 @@ def test_models_and_schedulers_print_tables(capsys):
     assert main(["schedulers", "--model", "demo"]) == 0
     table = capsys.readouterr().out
     rows = {line.split("  ")[0]: line for line in table.splitlines()}
-    assert "Automatic (Karras)" in rows["DPM++ 2M"] and "Exponential" in rows["DPM++ 2M"]
+    assert "Automatic (Karras), A1111's" in rows["DPM++ 2M"] and rows["DPM++ 2M"].split()[2] == "A1111"
     assert "Automatic (Exponential)" in rows["DPM++ 2M SDE"]
-    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 16
+    assert rows["dpmpp_sde"].split()[1:4] == ["ComfyUI", "2", "yes"]  # tool, model calls a step, stochastic
+    assert "adaptive" in rows["DPM adaptive"]
+    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 76  # every entry runs on the demo
     assert table.splitlines()[3].startswith("model default ") and "DPMSolverMultistepScheduler" in table.splitlines()[3]
-    # Where diffusers cannot run what A1111 runs, the table says so, with the difference measured.
-    assert "DPM2: A1111 drops the next-to-last σ" in table and "RMSE" in table
+    assert "A1111's schedule types: Uniform, Karras" in table and "Align Your Steps" in table and "kl_optimal" in table
+    # Where diffusers' own classes cannot run what A1111 runs, the table says so, with the difference measured.
+    assert "DPM2 (diffusers): A1111 drops the next-to-last σ" in table and "RMSE" in table
 
 
 def test_every_command_documents_its_options():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diffusers_tui.commands.common import engine_for, print_table, say
-from diffusers_tui.engine import MODEL_DEFAULT, quiet
+from diffusers_tui.engine import MODEL_DEFAULT, quiet, sampler_facts
 
 
 def models(args) -> int:
@@ -17,23 +17,41 @@ def models(args) -> int:
 def schedulers(args) -> int:
     quiet()
     statuses = engine_for(args).scheduler_statuses(args.model)
-    rows = [(s.entry.name, "yes" if s.entry.a1111 else "no", s.entry.class_name, _schedules_text(s.entry),
-             str(s.entry.order), "yes" if s.available else f"no: {s.reason}") for s in statuses]
+    facts = sampler_facts()
+    rows = []
+    for status in statuses:
+        entry = status.entry
+        flow_ok = facts.runs_on_flow(entry.name)
+        calls = "adaptive" if entry.adaptive else str(entry.order)
+        rows.append((entry.name, _tool(entry), calls, "yes" if entry.stochastic else "no",
+                     "-" if flow_ok is None else "yes" if flow_ok else "no", _schedules_text(entry),
+                     "yes" if status.available else f"no: {status.reason}"))
     if args.model:
         say(f"schedulers for {args.model}:")
-    print_table(("sampler", "A1111", "class", "schedule types (Automatic is)", "calls/step", "available"), rows)
+    print_table(("sampler", "tool", "calls/step", "stochastic", "flow models", "schedule types (Automatic is)",
+                 "available"), rows)
+    say(f"A1111's schedule types: {', '.join(facts.a1111_schedules[1:])}")
+    say(f"ComfyUI's schedulers and schedule nodes: {', '.join(facts.comfyui_schedules)}")
     notes = [f"  {s.entry.name}{'' if key == '*' else ' ' + key}: {note}"
              for s in statuses for key, note in s.entry.parity.items()]
     if notes:
-        say("where diffusers cannot run what A1111 runs (RMSE 0-255 on the demo, 20 steps; "
-            "benchmarks/a1111_parity.py measures it):")
+        say("where diffusers' own classes cannot run what A1111 runs (RMSE 0-255 on the demo, 20 steps; "
+            "benchmarks/sampler_parity.py measures the engine's samplers):")
         for line in notes:
             say(line)
     return 0
 
 
+def _tool(entry) -> str:
+    if entry.name == MODEL_DEFAULT:
+        return f"model ({entry.class_name})"
+    return entry.tool if entry.tool != "diffusers" else f"diffusers ({entry.class_name.removesuffix('Scheduler')})"
+
+
 def _schedules_text(entry) -> str:
     automatic = "its own config" if entry.name == MODEL_DEFAULT else entry.automatic_text
+    if entry.is_engine:  # every schedule type of its tool: listed once below the table
+        return f"Automatic ({automatic}), {entry.tool}'s"
     others = [schedule for schedule in entry.schedules if schedule != "Automatic"]
     return f"Automatic ({automatic})" + (f", {', '.join(others)}" if others else "")
 

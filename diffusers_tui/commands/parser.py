@@ -93,6 +93,10 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group.add_argument("--scheduler", help=scheduler_help)
     _schedule_option(group)
     group.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
+    group.add_argument("--noise", choices=["auto", "A1111 CPU", "A1111 GPU", "A1111 NV", "ComfyUI"],
+                       help="whose noise rules the engine's samplers follow: A1111's RNG (CPU, GPU, or NV: the "
+                            "CUDA generator emulated on any device) or ComfyUI's; auto follows the sampler's tool "
+                            "(default: auto)")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")

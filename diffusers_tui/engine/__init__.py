@@ -30,11 +30,12 @@ from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
 from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
 from diffusers_tui.engine.models.families import guidance_note
 from diffusers_tui.engine.vocabulary import prompt_note
-from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, schedule_names, scheduler_names
+from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
+                                                    schedule_names, scheduler_entries, scheduler_names)
 
 __all__ = [
     # the facade and how it loads
-    "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "MODEL_DEFAULT", "SchedulerEntry", "SchedulerStatus", "scheduler_names", "schedule_names",
+    "Engine", "LoadOptions", "ModelSummary", "ModelInfo", "MODEL_DEFAULT", "SchedulerEntry", "SchedulerStatus", "scheduler_names", "schedule_names", "sampler_facts", "scheduler_entries",
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
@@ -52,4 +53,15 @@ __all__ = [
     "shown", "is_clean",
     # the process
     "quiet", "configure_threads", "default_threads", "max_threads",
+    # the engine's samplers as a diffusers scheduler: what a saved recipe's snippet imports
+    "SigmaSamplerScheduler",
 ]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: it imports torch and diffusers, which this module must not.
+    if name == "SigmaSamplerScheduler":
+        from diffusers_tui.engine.sampling.sigma.stand_in import SigmaSamplerScheduler
+
+        return SigmaSamplerScheduler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,6 +36,10 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
+#: Noise conventions a request may name (engine.sampling.sigma.catalogue.CONVENTIONS, and auto).
+NOISE_CONVENTIONS = ("auto", "A1111 CPU", "A1111 GPU", "A1111 NV", "ComfyUI")
+
+
 def describe_range(name: str) -> str:
     """ "1 to 1000": a field's range as messages say it (the seed's top as 2^64-1)."""
     low, high = LIMITS[name]
@@ -122,6 +126,9 @@ class GenerationRequest:
     #: decoder), vae (a full decode), auto (chosen at load), or none (record nothing).
     #: Saved snapshots are always full decodes. See engine.preview.decoders.
     preview_method: PreviewMethod = "auto"
+    #: Whose rules the run's noise follows (engine samplers): "A1111 CPU", "A1111 GPU", "A1111 NV",
+    #: "ComfyUI", or "auto" (the sampler's tool: A1111 CPU for A1111's names, ComfyUI for its ids).
+    noise: str = "auto"
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -152,6 +159,8 @@ class GenerationRequest:
             object.__setattr__(self, "preview_method", "latent")
         if self.preview_method not in PREVIEW_METHODS:
             raise RequestError("preview_method", f"{self.preview_method!r} is not one of {', '.join(PREVIEW_METHODS)}")
+        if self.noise not in NOISE_CONVENTIONS:
+            raise RequestError("noise", f"{self.noise!r} is not one of {', '.join(NOISE_CONVENTIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

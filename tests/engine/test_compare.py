@@ -103,7 +103,7 @@ def test_bad_comparisons_say_what_to_fix():
     base = GenerationRequest()
     with pytest.raises(RequestError, match="mark at least one"):
         ComparisonRequest(base, ())
-    with pytest.raises(SchedulerUnavailableError, match="choose one of: Euler"):
+    with pytest.raises(SchedulerUnavailableError, match="did you mean Euler"):
         ComparisonRequest(base, (Lane("Eulr", 10),))
     with pytest.raises(RequestError, match="marked twice"):
         ComparisonRequest(base, (Lane("Euler", 10), Lane("Euler", 10)))

@@ -23,7 +23,7 @@ def test_demo_flow_loads_through_the_sd3_family_with_its_flow_sampler_first(engi
     assert summary.native_size == (64, 64) and summary.guidance == "cfg" and summary.negative_prompt
     first = summary.statuses[0]
     assert (first.entry.name, first.entry.class_name) == ("model default", "FlowMatchEulerDiscreteScheduler")
-    assert {"Euler", "Euler a", "Heun", "DPM++ 2M", "UniPC", "LCM"} <= {
+    assert {"Euler", "Euler a", "Heun", "DPM++ 2M", "UniPC (diffusers)", "LCM (diffusers)", "euler", "lcm", "uni_pc"} <= {
         status.entry.name for status in summary.statuses if status.available}
     # It brings its own preview decoder, so auto shows full-size pictures, and it knows the demo's words.
     assert "taesd" in summary.preview_methods and summary.vocabulary

@@ -60,7 +60,7 @@ def test_an_a1111_png_maps_its_sampler_and_says_what_it_could_not_use(tmp_path):
     assert recipe.source == "a1111"
     assert recipe.fields == {"prompt": "a castle on a hill, (masterpiece:1.2)\nat dusk", "negative_prompt": "blurry, lowres",
                              "steps": 28, "guidance": 6.5, "seed": 1234567890, "width": 512, "height": 768,
-                             "scheduler": "DPM++ 2M", "schedule": "Karras"}
+                             "scheduler": "DPM++ 2M", "schedule": "Karras", "noise": "A1111 CPU"}
     notes = " | ".join(recipe.notes)
     assert "'v1-5-pruned'" in notes and "not used: Clip skip, Lora hashes" in notes
     assert (recipe.request().scheduler, recipe.request().schedule) == ("DPM++ 2M", "Karras")
@@ -79,13 +79,21 @@ def test_a1111_samplers_and_schedule_types_are_registry_choices(sampler, schedul
 
 
 def test_unmappable_samplers_and_schedules_are_named_not_guessed():
-    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Restart, CFG scale: 7, Seed: 1, Size: 64x64")
-    assert "scheduler" not in recipe.fields and "unknown name 'Restart'" in recipe.notes[0]
-    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler a, Schedule type: Karras, Seed: 1")
-    assert "scheduler" not in recipe.fields and "Euler a has no Karras schedule" in recipe.notes[0]
-    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Align Your Steps, Seed: 1")
-    assert recipe.fields["scheduler"] == "Euler" and recipe.fields["schedule"] == "Automatic"
-    assert "'Align Your Steps' is one diffusers has no option for" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: DDIM CFG++, CFG scale: 7, Seed: 1, Size: 64x64")
+    assert "scheduler" not in recipe.fields and "unknown name 'DDIM CFG++'" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler a (diffusers), Schedule type: Karras, Seed: 1")
+    assert "scheduler" not in recipe.fields and "Euler a (diffusers) has no Karras schedule" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Turbo, Seed: 1")
+    assert "scheduler" not in recipe.fields and "unknown type 'Turbo'" in recipe.notes[0]
+
+
+def test_every_a1111_sampler_and_schedule_type_of_1_10_is_read_as_itself():
+    for sampler in ("Restart", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "DPM++ 2S a"):
+        for schedule in ("Align Your Steps", "KL Optimal", "Polyexponential", "Simple", "Normal", "DDIM"):
+            recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, Schedule type: {schedule}, Seed: 1")
+            assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == (sampler, schedule) and not recipe.notes
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: euler, Seed: 1, RNG: NV")
+    assert (recipe.fields["scheduler"], recipe.fields["noise"]) == ("Euler", "A1111 NV")  # A1111's, whatever the case
 
 
 def test_pngs_without_a_recipe_or_not_pngs_are_refused_clearly(tmp_path):
@@ -103,11 +111,11 @@ def test_pngs_without_a_recipe_or_not_pngs_are_refused_clearly(tmp_path):
 
 @pytest.mark.parametrize("build, tool, expected", [
     ("comfyui", "ComfyUI", {"steps": 18, "guidance": 6.5, "seed": 11, "width": 64, "height": 48,
-                            "scheduler": "DPM++ 2M", "schedule": "Karras"}),
+                            "scheduler": "dpmpp_2m", "schedule": "karras", "noise": "ComfyUI"}),
     ("invokeai", "InvokeAI", {"steps": 19, "guidance": 7.5, "seed": 12, "width": 64, "height": 48,
-                              "scheduler": "DPM++ 2M", "schedule": "Karras"}),
+                              "scheduler": "DPM++ 2M (diffusers)", "schedule": "Karras"}),
     ("fooocus", "Fooocus", {"steps": 30, "guidance": 4.0, "seed": 13, "width": 64, "height": 48,
-                            "scheduler": "DPM++ 2M SDE", "schedule": "Karras"}),
+                            "scheduler": "dpmpp_2m_sde_gpu", "schedule": "karras", "noise": "ComfyUI"}),
     ("novelai", "NovelAI", {"steps": 28, "guidance": 5.0, "seed": 14, "width": 64, "height": 48,
                             "scheduler": "Euler a", "schedule": "Uniform"}),
     ("sdnext", "a1111", {"steps": 17, "guidance": 6.0, "seed": 15, "width": 64, "height": 48,
@@ -128,8 +136,12 @@ def test_other_tools_pngs_come_back_as_requests(tmp_path, build, tool, expected)
 def test_what_another_tools_png_cannot_carry_over_is_named(tmp_path):
     from tests import other_tools
 
-    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "c.png", sampler="res_multistep", scheduler="simple"))
-    assert "scheduler" not in recipe.fields and "'res_multistep' has no registry entry" in " ".join(recipe.notes)
-    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "d.png", scheduler="simple"))
-    assert recipe.fields["scheduler"] == "DPM++ 2M" and "'simple' has no diffusers option" in " ".join(recipe.notes)
+    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "c.png", sampler="my_custom_sampler",
+                                                         scheduler="simple"))
+    assert "scheduler" not in recipe.fields and "'my_custom_sampler' has no registry entry" in " ".join(recipe.notes)
+    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "d.png", scheduler="turbo_custom"))
+    assert recipe.fields["scheduler"] == "dpmpp_2m" and "'turbo_custom' is not one of ComfyUI's" in " ".join(recipe.notes)
     assert "v1-5-pruned" in " ".join(recipe.notes)  # their model name is not ours: said, not used
+    # Every one of ComfyUI's own samplers and schedulers is read as itself.
+    recipe = reading.recipe_from_png(other_tools.comfyui(tmp_path / "e.png", sampler="res_multistep", scheduler="simple"))
+    assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == ("res_multistep", "simple")

@@ -18,7 +18,7 @@ def test_a_comfyui_graph_with_a_lora_loader_is_read_and_its_lora_named(tmp_path)
     recipe = reading.recipe_from_png(path)
     assert recipe.source == "ComfyUI"
     assert recipe.fields["prompt"] == other_tools.PROMPT and recipe.fields["steps"] == 18
-    assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == ("DPM++ 2M", "Karras")
+    assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == ("dpmpp_2m", "karras")
     notes = " ".join(recipe.notes)
     assert "style.safetensors at 0.8" in notes and "not applied" in notes
     assert "v1-5-pruned" in notes

@@ -1,8 +1,8 @@
-"""The recipe's snippet runs as written: every sampler, both modes, in a fresh interpreter without this package.
+"""The recipe's snippet runs as written: every kind of sampler, both modes, in a fresh interpreter.
 
 Each run is saved as a user's would be; the snippet is read back out of the PNG and run by
-itself (diffusers_tui cannot be imported there). On the CPU it must save exactly the pixels
-the PNG holds.
+itself: a diffusers class's with diffusers_tui unimportable, an engine sampler's importing only
+the stand-in scheduler. On the CPU it must save exactly the pixels the PNG holds.
 """
 
 from __future__ import annotations
@@ -20,19 +20,32 @@ from PIL import Image
 from diffusers_tui.engine import GenerationRequest
 from diffusers_tui.engine.files.recipe import RECIPE_KEY
 
-#: The snippet runs with this package made unimportable: it must need torch and diffusers only.
+#: A diffusers class's snippet runs with this package made unimportable: it must need torch and diffusers only.
 RUNNER = "import sys; sys.modules['diffusers_tui'] = None; exec(compile(open('snippet.py').read(), 'snippet.py', 'exec'))"
+#: An engine sampler's snippet may import one thing of this package: the stand-in scheduler, from its public module.
+ENGINE_IMPORT = "from diffusers_tui.engine import SigmaSamplerScheduler"
+ENGINE_RUNNER = "exec(compile(open('snippet.py').read(), 'snippet.py', 'exec'))"
+#: The samplers whose snippets the slow test runs: every diffusers class, and each kind of engine sampler
+#: under each noise convention (ancestral, Brownian, several calls a step, adaptive, CFG++, multistep).
+ENGINE_SAMPLE = {"Euler", "Euler a", "DPM++ 2M SDE", "DPM2 a", "DPM adaptive", "Restart", "euler_ancestral",
+                 "dpmpp_2m_sde_gpu", "euler_cfg_pp", "uni_pc", "lcm", "ipndm"}
 
 
 def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, Path]:
     """Run every sampler available for `model`, save each run, and return its PNG by sampler name."""
-    available = [s.entry.name for s in engine.scheduler_statuses(model) if s.available]
+    available = [s.entry.name for s in engine.scheduler_statuses(model) if s.available
+                 and (not s.entry.is_engine or s.entry.name in ENGINE_SAMPLE)]
     saved = {}
     for name in available:
         request = GenerationRequest(prompt="a blue square" if mode == "text-to-image" else "", model=model, mode=mode,
                                     scheduler=name, steps=3, seed=5, guidance=7.0 if mode == "text-to-image" else 0.0,
                                     preview_method="none")
         saved[name] = engine.save(engine.run(request), outputs)
+    for noise in ("A1111 NV", "ComfyUI"):  # another convention's starting and step noise, drawn as the run drew it
+        request = GenerationRequest(prompt="a blue square" if mode == "text-to-image" else "", model=model, mode=mode,
+                                    scheduler="Euler a", steps=3, seed=5, noise=noise, preview_method="none",
+                                    guidance=7.0 if mode == "text-to-image" else 0.0)
+        saved[f"Euler a, {noise}"] = engine.save(engine.run(request), outputs)
     if mode == "text-to-image":  # A1111 emphasis and BREAK: the snippet builds the embeddings with compel too
         request = GenerationRequest(prompt="a (blue:1.3) square BREAK [red]", model=model, scheduler="Euler a",
                                     steps=3, seed=6, guidance=7.0, preview_method="none")
@@ -45,7 +58,10 @@ def _run_snippet(png: Path, folder: Path) -> subprocess.CompletedProcess:
     with Image.open(png) as image:
         snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
     (folder / "snippet.py").write_text(snippet)
-    done = subprocess.run([sys.executable, "-c", RUNNER], cwd=folder, capture_output=True, text=True, timeout=300,
+    project_imports = [line for line in snippet.splitlines() if line.startswith(("from diffusers_tui", "import diffusers_tui"))]
+    assert project_imports in ([], [ENGINE_IMPORT]), project_imports
+    done = subprocess.run([sys.executable, "-c", ENGINE_RUNNER if project_imports else RUNNER], cwd=folder,
+                          capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     return done
 
@@ -67,7 +83,8 @@ def test_every_samplers_snippet_runs_as_written_and_saves_the_same_pixels(engine
 
 
 def test_every_snippet_is_python_with_the_runs_dtype_and_device(engine, tiny_sd, tmp_path):
-    request = GenerationRequest(prompt="a blue square", model=str(tiny_sd), scheduler="DPM++ 2M", steps=2, seed=3)
+    request = GenerationRequest(prompt="a blue square", model=str(tiny_sd), scheduler="DPM++ 2M (diffusers)", steps=2,
+                                seed=3)
     png = engine.save(engine.run(request), tmp_path)
     with Image.open(png) as image:
         snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
@@ -94,7 +111,7 @@ def test_transformer_pipelines_snippets_run_as_written_and_save_the_same_pixels(
             saved[f"{build.__name__} {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
     # The trained flow demo (an SD3 folder saved without T5), on its own sampler and stochastic ones,
     # whose step noise the snippet hands over from the run's generator as the run did.
-    for scheduler in (None, "DPM++ 2M SDE", "LCM"):
+    for scheduler in (None, "DPM++ 2M SDE", "LCM (diffusers)", "dpmpp_2m_sde", "lcm"):
         request = GenerationRequest(prompt="a red circle on a blue background", model="demo-flow", scheduler=scheduler,
                                     steps=6, seed=8, preview_method="none")
         saved[f"demo-flow {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")

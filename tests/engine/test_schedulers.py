@@ -7,8 +7,10 @@ from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
 from diffusers_tui.engine.request import GenerationRequest
 
 
-A1111_SAMPLERS = ("Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE", "DPM2", "DPM2 a", "LMS",
-                  "DDIM", "PLMS", "UniPC")
+#: A1111 1.10's samplers (sd_samplers_kdiffusion, sd_samplers_timesteps) that run here under A1111's name.
+KDIFFUSION_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
+                       "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart")
+A1111_SAMPLERS = KDIFFUSION_SAMPLERS + ("DDIM", "PLMS", "UniPC")
 #: Stable Diffusion's own scheduler config as current diffusers saves it (leading spacing, no clip_sample key).
 SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
              "steps_offset": 1, "timestep_spacing": "leading", "prediction_type": "epsilon"}
@@ -18,10 +20,13 @@ def test_the_registry_names_a1111s_samplers_and_says_which_it_lacks():
     by_name = {entry.name: entry for entry in schedulers.REGISTRY}
     assert set(A1111_SAMPLERS) <= set(by_name)
     assert all(by_name[name].a1111 for name in A1111_SAMPLERS)
-    assert not any(by_name[name].a1111 for name in ("DDPM", "DEIS", "DPM++ 2S"))
-    # A1111's DPM++ SDE is k-diffusion's stochastic sampler, not the single-step solver.
-    assert by_name["DPM++ SDE"].class_name == "DPMSolverSDEScheduler"
+    assert not any(by_name[name].a1111 for name in ("DDPM", "DEIS", "DPM++ 2S", "Euler (diffusers)", "euler"))
+    # k-diffusion's samplers run on the engine, under A1111's names; diffusers' classes keep theirs.
+    assert all(by_name[name].is_engine and by_name[name].tool == "A1111" for name in KDIFFUSION_SAMPLERS)
+    assert by_name["DPM++ SDE (diffusers)"].class_name == "DPMSolverSDEScheduler"
     assert by_name["DPM++ 2S"].class_name == "DPMSolverSinglestepScheduler"
+    # ComfyUI's "ddim" is Euler; A1111's "DDIM" is the DDIM sampler: one name each, as each tool spells it.
+    assert schedulers.get("ddim").tool == "ComfyUI" and schedulers.get("DDIM").class_name == "DDIMScheduler"
 
 
 def test_old_one_name_spellings_are_a_sampler_and_a_schedule():
@@ -32,38 +37,56 @@ def test_old_one_name_spellings_are_a_sampler_and_a_schedule():
     assert schedulers.resolve("Euler", "karras") == (schedulers.get("Euler"), "Karras")
     request = GenerationRequest(scheduler="LMS Karras")
     assert (request.scheduler, request.schedule) == ("LMS", "Karras")
-    with pytest.raises(SchedulerUnavailableError, match="choose one of: Euler"):
+    with pytest.raises(SchedulerUnavailableError, match="did you mean Euler.*`diffusers-tui schedulers` lists all"):
         schedulers.get("Eulerr")
     with pytest.raises(SchedulerUnavailableError, match="names the Karras schedule"):
         schedulers.resolve("DPM++ 2M Karras", "Exponential")
-    with pytest.raises(SchedulerUnavailableError, match="Euler a has no Karras schedule"):
-        schedulers.resolve("Euler a", "Karras")
+    with pytest.raises(SchedulerUnavailableError, match=r"Euler a \(diffusers\) has no Karras schedule"):
+        schedulers.resolve("Euler a (diffusers)", "Karras")
+    # A ComfyUI id takes ComfyUI's schedules; its spelling of a name both tools share is read as its own.
+    assert schedulers.resolve("euler", "Karras") == (schedulers.get("euler"), "karras")
+    assert schedulers.resolve("DPM++ 2M", "beta")[1] == "Beta"  # an A1111 sampler: A1111's Beta
     with pytest.raises(RequestError, match="schedule: unknown type 'Karas'"):
         GenerationRequest(scheduler="Euler", schedule="Karas")
 
 
 def test_automatic_is_a1111s_default_for_each_sampler_and_the_full_sigma_range_is_used():
-    def config(name, schedule="Automatic"):
-        return schedulers.build(schedulers.get(name), SD_CONFIG, schedule).config
+    from diffusers_tui.engine.sampling.sigma import schedules
+    from diffusers_tui.engine.sampling.sigma.model_sigmas import ModelSigmas
 
-    assert config("DPM++ 2M").use_karras_sigmas and config("DPM2").use_karras_sigmas
-    assert config("DPM++ SDE").use_karras_sigmas
-    assert config("DPM++ 2M SDE").use_exponential_sigmas and not config("DPM++ 2M SDE").use_karras_sigmas
-    assert not config("Euler").use_karras_sigmas and not config("LMS").use_karras_sigmas
-    assert config("DPM++ 2M", "Uniform").use_karras_sigmas is False
+    model = ModelSigmas.from_betas(schedulers_betas())
+
+    def sigmas(name, schedule="Automatic", steps=20):
+        built = schedulers.build(schedulers.get(name), SD_CONFIG, schedule)
+        built.set_timesteps(steps)
+        return built.sigma_list
+
+    assert sigmas("DPM++ 2M") == pytest.approx(schedules.karras(model, 20).tolist())
+    assert sigmas("DPM++ 2M SDE") == pytest.approx(schedules.exponential(model, 20).tolist())
+    assert sigmas("Euler") == pytest.approx(schedules.a1111_uniform(model, 20).tolist())
+    # DPM2 drops the next-to-last σ of a list one longer, as A1111 does.
+    longer = schedules.karras(model, 21).tolist()
+    assert sigmas("DPM2") == pytest.approx(longer[:-2] + longer[-1:])
     # A folder saved with leading spacing still starts at the model's largest sigma (t=999), as A1111 does.
     for name in ("Euler", "LMS", "DPM2", "Heun"):
-        built = schedulers.build(schedulers.get(name), SD_CONFIG, "Karras")
-        built.set_timesteps(20)
-        assert float(built.sigmas[0]) == pytest.approx(14.61, abs=0.01), name
+        assert sigmas(name, "Karras")[0] == pytest.approx(14.61, abs=0.01), name
+    # diffusers' classes keep A1111's defaults where they bear its names.
+    built = schedulers.build(schedulers.get("DPM++ 2M (diffusers)"), SD_CONFIG)
+    assert built.config.use_karras_sigmas
     # DDIM on A1111's timesteps: range(0, 1000, 1000 // steps) + 1.
     ddim = schedulers.build(schedulers.get("DDIM"), SD_CONFIG)
     ddim.set_timesteps(20)
     assert [int(t) for t in ddim.timesteps] == list(range(951, 0, -50))
 
 
+def schedulers_betas():
+    import torch
+
+    return torch.linspace(SD_CONFIG["beta_start"] ** 0.5, SD_CONFIG["beta_end"] ** 0.5, 1000, dtype=torch.float64) ** 2
+
+
 def test_clip_sample_and_thresholding_are_off_unless_the_models_config_asks():
-    for name in ("DDIM", "DDPM", "Heun"):
+    for name in ("DDIM", "DDPM", "Heun (diffusers)"):
         built = schedulers.build(schedulers.get(name), SD_CONFIG)
         assert built.config.clip_sample is False, name
         assert getattr(built.config, "thresholding", False) is False
@@ -91,10 +114,12 @@ def test_every_entry_runs_two_steps_or_says_why(engine, tiny_sd, name):
     result = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), scheduler=name,
                                           steps=2, seed=1), on_step=snapshots.append)
     assert result.image is not None and not result.cancelled
-    pipe_calls = engine.loaded_model(str(tiny_sd)).pipeline.num_timesteps
-    # The total counts real model calls: 2N-1 for second-order solvers, N+1 for PLMS.
-    assert result.total_calls == pipe_calls == len(snapshots) == snapshots[-1].total
     entry = schedulers.get(name)
+    # The total counts real model calls: 2N-1 for second-order solvers, N+1 for PLMS, as many as an adaptive
+    # sampler made (the pipeline's own count is its room for them).
+    assert result.total_calls == result.model_calls == len(snapshots) == snapshots[-1].total
+    if not entry.adaptive:
+        assert result.total_calls == engine.loaded_model(str(tiny_sd)).pipeline.num_timesteps
     if entry.order == 2:
         assert result.total_calls == 3
     assert result.recipe["scheduler_class"] == entry.class_name
@@ -118,7 +143,7 @@ def test_a_missing_package_marks_an_entry_unavailable(monkeypatch):
 
     monkeypatch.setattr(diffusers.LMSDiscreteScheduler, "from_config", needs_scipy)
     status = {s.entry.name: s for s in schedulers.statuses(None, None)}
-    assert not status["LMS"].available and "scipy" in status["LMS"].reason
+    assert not status["LMS (diffusers)"].available and "scipy" in status["LMS (diffusers)"].reason
     assert status["Euler"].available
 
 
@@ -141,8 +166,10 @@ def test_a1111s_own_parser_reads_back_the_sampler_and_schedule_we_ran(engine, ti
 
     from tests.a1111_infotext import parse_generation_parameters, what_a1111_runs
 
+    # Every entry on Automatic, and every schedule type of each tool on one sampler of that tool.
+    every_schedule = {"DPM++ 2M", "dpmpp_2m", "Euler (diffusers)"}
     for entry in schedulers.REGISTRY:
-        for schedule in entry.schedules:
+        for schedule in entry.schedules if entry.name in every_schedule else ("Automatic",):
             request = GenerationRequest(prompt="a blue square, (red:1.2)", negative_prompt="green",
                                         model=str(tiny_sd), scheduler=entry.name, schedule=schedule, steps=2, seed=4,
                                         preview_method="none")
@@ -151,7 +178,11 @@ def test_a1111s_own_parser_reads_back_the_sampler_and_schedule_we_ran(engine, ti
                 infotext = image.text["parameters"]
             fields = parse_generation_parameters(infotext)
             assert (fields["Prompt"], fields["Negative prompt"]) == ("a blue square, (red:1.2)", "green")
-            assert fields["RNG"] == "CPU" and fields["Seed"] == "4" and fields["Steps"] == "2"
+            assert fields["Seed"] == "4" and fields["Steps"] == "2"
+            if entry.tool == "ComfyUI":  # its noise followed ComfyUI's rules, which A1111's RNG field cannot say
+                assert "RNG" not in fields and "diffusers-tui noise: ComfyUI" in infotext
+            else:
+                assert fields["RNG"] == "CPU"
             if not entry.a1111:
                 # A1111 would run DPM++ 2M Karras under a name it does not know: no Sampler is written.
                 assert "Sampler:" not in infotext and f"diffusers-tui sampler: {entry.name}" in infotext
@@ -167,14 +198,26 @@ def test_a1111s_own_parser_reads_back_the_sampler_and_schedule_we_ran(engine, ti
     assert fields["Prompt"] == "" and "CFG scale" not in fields and fields["Sampler"] == "DDIM"
 
 
+@pytest.mark.slow
 def test_every_sampler_draws_what_the_demo_prompt_says_at_20_steps(engine):
     """DDIM drew garbage on the demo while clip_sample came from its class defaults; every entry must draw."""
+    available = [status.entry.name for status in engine.scheduler_statuses("demo") if status.available]
+    assert available[0] == "model default" and len(available) == len(schedulers.REGISTRY) + 1
+    _draws_the_prompt(engine, available)
+
+
+def test_one_sampler_of_each_kind_draws_what_the_demo_prompt_says_at_20_steps(engine):
+    """The fast tier's share of the test above: the model's own, diffusers' classes, and each kind of engine sampler."""
+    _draws_the_prompt(engine, ["model default", "DDIM", "Euler (diffusers)", "Euler", "Euler a", "DPM++ 2M SDE",
+                               "DPM2 a", "DPM adaptive", "Restart", "dpmpp_2m", "euler_cfg_pp", "uni_pc", "lcm"])
+
+
+def _draws_the_prompt(engine, names):
     from diffusers_tui.engine.demo.shapes import ShapeSpec, read_shape
 
     specs = [ShapeSpec("red", "circle", "blue"), ShapeSpec("yellow", "square", "purple"),
              ShapeSpec("white", "triangle", "green")]
-    available = [status.entry.name for status in engine.scheduler_statuses("demo") if status.available]
-    assert available[0] == "model default" and len(available) == len(schedulers.REGISTRY) + 1
+    available = names
     for index, name in enumerate(available):
         seed = index % len(specs)
         spec = specs[seed]
@@ -197,7 +240,9 @@ def test_a1111_named_samplers_run_what_a1111_runs_or_say_how_far_they_are(engine
     assert len(measured) >= 25
     for sampler, schedule, value, note in measured:
         assert value <= GOAL or note, f"{sampler} {schedule}: RMSE {value:.2f} and no note says why"
-    assert all(value > 10 * GOAL for sampler, _schedule, value, _note in measured if sampler == "DPM++ 2M SDE")
+    # The reference tells other noise apart: diffusers' DPM++ 2M SDE draws Gaussian noise, A1111 a Brownian tree.
+    assert parity_rows(steps=20, seed=1, engine=engine, schedules=("Automatic",), names=("DPM++ 2M SDE (diffusers)",)
+                       )[0][0][2] > 10 * GOAL
 
 
 def test_the_models_own_scheduler_is_the_first_entry_and_runs_as_the_model_default(engine, tiny_sd):

@@ -58,21 +58,33 @@ def test_a_transformer_pipeline_loads_with_its_own_scheduler_first_and_the_sampl
     first, *others = summary.statuses
     assert (first.entry.name, first.entry.class_name) == ("model default", type(loaded.scheduler).__name__)
     available = {status.entry.name for status in others if status.available}
-    assert {"Euler", "Euler a", "UniPC"} <= available
+    assert {"Euler", "Euler a", "euler", "euler_ancestral"} <= available
+    assert {"UniPC", "UniPC (diffusers)"} & available  # diffusers' class, by its A1111 name on ε-models
     if name in FLOW and loaded.scheduler.config.get("use_dynamic_shifting"):  # FlowMatchHeun takes no dynamic shift
-        heun = next(status for status in others if status.entry.name == "Heun")
+        heun = next(status for status in others if status.entry.name == "Heun (diffusers)")
         assert not heun.available and ("shift its schedule by the image size" in heun.reason
                                        or "its own σ list" in heun.reason)
     if name in ("qwen-image", "chroma"):  # they hand the scheduler np.linspace σs, which DPM-Solver cannot take
-        assert not next(status for status in others if status.entry.name == "DPM++ 2M").available
+        assert not next(status for status in others if status.entry.name == "DPM++ 2M (diffusers)").available
+
+
+#: Families every engine sampler runs on (one flow-matching, one ε); the others run diffusers' classes and
+#: one engine sampler of each kind: ancestral, Brownian, several calls a step, adaptive, CFG++, multistep.
+EVERY_ENGINE_SAMPLER = {"sd3", "pixart-sigma"}
+ENGINE_SAMPLE = {"Euler", "Euler a", "DPM++ 2M SDE", "Heun", "DPM adaptive", "euler_cfg_pp", "lcm", "uni_pc", "deis"}
+DIFFUSERS_CLASSES_BY_A1111_NAME = {"DDIM", "PLMS", "UniPC"}
 
 
 def test_every_sampler_offered_runs_and_the_others_say_why_not(engine, transformer_model):
     name, model = transformer_model
     summary = engine.load(model)
     offered = [status.entry.name for status in summary.statuses[1:] if status.available]
-    if name in FLOW:  # ComfyUI's and Forge's names for flow models
-        assert {"Euler", "DPM++ 2M SDE", "UniPC", "LCM"} & set(offered) >= {"Euler", "UniPC", "LCM"}
+    if name in FLOW:  # ComfyUI runs every sampler on flow models; diffusers' flow classes stay beside them
+        assert {"Euler", "euler_ancestral", "dpmpp_2m_sde", "lcm", "uni_pc", "UniPC (diffusers)",
+                "LCM (diffusers)"} <= set(offered)
+    if name not in EVERY_ENGINE_SAMPLER:  # the engine's catalogue is run whole on one family of each kind
+        offered = [sampler for sampler in offered if sampler in ENGINE_SAMPLE or "(diffusers)" in sampler
+                   or sampler in DIFFUSERS_CLASSES_BY_A1111_NAME]
     for sampler in offered:
         snapshots = []
         result = engine.run(_request(model, scheduler=sampler, steps=3), on_step=snapshots.append)
@@ -88,7 +100,7 @@ def test_stochastic_samplers_draw_their_step_noise_from_the_runs_seed(engine, tr
 
     name, model = transformer_model
     offered = {status.entry.name for status in engine.load(model).statuses[1:] if status.available}
-    for sampler in sorted(offered & {"Euler a", "DPM++ 2M SDE", "LCM"}):
+    for sampler in sorted(offered & {"Euler a", "DPM++ 2M SDE", "lcm", "LCM (diffusers)", "Euler a (diffusers)"}):
         images = []
         for global_seed in (1, 2):
             torch.manual_seed(global_seed)

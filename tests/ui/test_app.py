@@ -359,3 +359,33 @@ async def test_a_preview_method_change_reaches_the_running_generation(make_app):
         assert app._live.method == "vae"
         await pilot.press("escape")
         await _finished(pilot, app)
+
+
+async def test_the_sampler_list_is_grouped_by_tool_and_narrowed_as_you_type(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        options = app.query_one("#scheduler", OptionList)
+
+        def rows() -> list[str]:
+            return [str(options.get_option_at_index(i).prompt).strip() for i in range(options.option_count)]
+
+        everything = rows()
+        assert everything[0].startswith("default ·") and "A1111 · the engine" in everything
+        assert everything.index("A1111 · the engine") < everything.index("ComfyUI · the engine") < everything.index(
+            "diffusers' classes")
+        app.query_one("#sampler-filter", Input).focus()
+        await pilot.press(*"comfy 3m")
+        await pilot.pause()
+        assert rows() == ["ComfyUI · the engine", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu"]
+        assert app.query_one("SettingsPanel").scheduler == "dpmpp_3m_sde"  # the first match is the choice
+        # Its schedule types are ComfyUI's, with what Automatic means for it.
+        schedule_labels = [str(label) for label, _value in app.query_one("#schedule")._options]
+        assert "Automatic (normal)" in schedule_labels and "kl_optimal" in schedule_labels
+        await pilot.press(*"x")  # nothing matches: nothing to choose, and nothing breaks
+        await pilot.pause()
+        assert [row for row in rows() if not row.endswith("engine")] == []
+        for _ in range(len("comfy 3mx")):
+            await pilot.press("backspace")
+        await pilot.pause()
+        assert len(rows()) == len(everything)

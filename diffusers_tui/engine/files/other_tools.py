@@ -31,6 +31,10 @@ SCHEDULES = {"normal": "Uniform", "native": "Uniform", "karras": "Karras", "expo
              "sgm_uniform": "SGM Uniform", "beta": "Beta"}
 #: What each tool's own plain sampler name runs: InvokeAI's plain names are diffusers' defaults.
 PLAIN_SCHEDULE = {"InvokeAI": "Uniform"}
+#: Tools that sample with ComfyUI's code (Fooocus runs ComfyUI's samplers): their ids, schedulers and noise.
+COMFYUI_SAMPLING = ("ComfyUI", "Fooocus")
+#: Tools that step with diffusers' own scheduler classes.
+DIFFUSERS_SAMPLING = ("InvokeAI",)
 
 
 def read_other_tool(text: dict[str, str]):
@@ -79,6 +83,8 @@ def read_other_tool(text: dict[str, str]):
     choice, note = _sampler(tool, _attempt(lambda: str(sampler.name), "?"), parameters)
     if choice:
         fields["scheduler"], fields["schedule"] = choice
+    if tool in COMFYUI_SAMPLING:  # its starting noise and its samplers' noise follow ComfyUI's rules
+        fields["noise"] = "ComfyUI"
     if note:
         notes.append(note)
     if len(samplers) > 1:
@@ -153,20 +159,25 @@ def _comfyui_loras(graph_text: str | None) -> list[str]:
 
 
 def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[str, str] | None, str | None]:
+    """(sampler, schedule) as the registry names them for another tool's sampler, and a note where it is not."""
+    asked = str(parameters.get("scheduler") or parameters.get("noise_schedule") or "").strip().lower()
+    if tool in COMFYUI_SAMPLING:  # ComfyUI's own ids and schedulers, which run here by those names
+        return _comfyui_sampler(tool, name.strip(), asked)
     key = name.strip().lower().removeprefix("k_").removesuffix("_gpu")
     karras = key.endswith("_k")
     key = key.removesuffix("_k")
     sampler = SAMPLERS.get(key)
     if sampler is None:
         return None, f"{tool}'s sampler {shown(name, 60)!r} has no registry entry: the model's own scheduler is used"
-    asked = str(parameters.get("scheduler") or parameters.get("noise_schedule") or "").strip().lower()
+    if tool in DIFFUSERS_SAMPLING and registry.exists(f"{sampler} (diffusers)"):
+        sampler = f"{sampler} (diffusers)"  # InvokeAI steps with diffusers' own classes
     note = None
     if karras:
         schedule = "Karras"
     elif asked:
         schedule = SCHEDULES.get(asked, "Automatic")
         if asked not in SCHEDULES:
-            note = f"{tool}'s schedule {shown(asked, 40)!r} has no diffusers option: {sampler} runs on Automatic"
+            note = f"{tool}'s schedule {shown(asked, 40)!r} has no counterpart here: {sampler} runs on Automatic"
     else:
         schedule = PLAIN_SCHEDULE.get(tool, "Automatic")
     try:
@@ -175,6 +186,23 @@ def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[st
         entry, schedule = registry.get(sampler), "Automatic"
         note = f"{tool}'s schedule for {sampler} is not one it offers here: Automatic is used"
     return (entry.name, schedule), note
+
+
+def _comfyui_sampler(tool: str, name: str, schedule: str) -> tuple[tuple[str, str] | None, str | None]:
+    try:
+        entry, _ = registry.resolve(name)
+    except SchedulerUnavailableError:
+        entry = None
+    if entry is None or entry.tool != "ComfyUI":
+        return None, f"{tool}'s sampler {shown(name, 60)!r} has no registry entry: the model's own scheduler is used"
+    if not schedule:
+        return (entry.name, "Automatic"), None
+    try:
+        entry, schedule = registry.resolve(entry.name, schedule)
+        return (entry.name, schedule), None
+    except SchedulerUnavailableError:
+        return (entry.name, "Automatic"), (f"{tool}'s schedule {shown(schedule, 40)!r} is not one of ComfyUI's here: "
+                                           f"{entry.name} runs on Automatic (normal)")
 
 
 def _size(parameters: dict[str, Any]) -> tuple[dict[str, int], str | None]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
-from diffusers_tui.engine.files.recipe import OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files.recipe import OWN_NOISE_KEY, OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.request import GenerationRequest
@@ -26,10 +26,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "RNG", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY}
-#: A1111's schedule types that diffusers has no option for (A1111 v1.10's sd_schedulers table).
-_A1111_ONLY_SCHEDULES = {"polyexponential", "kl optimal", "align your steps", "simple", "normal", "ddim",
-                         "karras exponential"}
+               "RNG", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, OWN_NOISE_KEY}
 
 
 @dataclass(frozen=True)
@@ -131,8 +128,14 @@ def parse_a1111(text: str) -> Recipe:
             fields["scheduler"], fields["schedule"] = choice
         if note:
             notes.append(note)
-    if pairs.get("RNG", "CPU") != "CPU":
-        notes.append(f"RNG {pairs['RNG']!r}: this tool's noise is A1111's CPU noise, so the picture will differ")
+    rng = pairs.get("RNG", "CPU")
+    if rng in ("CPU", "GPU", "NV"):  # A1111's generator for this image's noise, emulated here where not CPU
+        fields["noise"] = f"A1111 {rng}"
+    else:
+        notes.append(f"RNG {shown(rng, 40)!r} is not one of A1111's (CPU, GPU, NV): CPU noise is used")
+        fields["noise"] = "A1111 CPU"
+    if pairs.get(OWN_NOISE_KEY) in ("ComfyUI",):
+        fields["noise"] = pairs[OWN_NOISE_KEY]
     if "Model" in pairs:
         notes.append(f"model {pairs['Model']!r} is A1111's name for it: the model chosen here is used")
     unused = sorted(set(pairs) - _A1111_USED)
@@ -158,12 +161,8 @@ def _map_sampler(sampler: str, schedule: str | None) -> tuple[tuple[str, str] | 
     """
     schedule = (schedule or "").strip()
     note = None
-    if schedule.casefold() in _A1111_ONLY_SCHEDULES:
-        note = (f"schedule type {schedule!r} is one diffusers has no option for: {sampler.strip()!r} runs on its "
-                "Automatic schedule")
-        schedule = ""
     try:
-        entry, resolved = schedulers.resolve(sampler, schedule or None)
+        entry, resolved = schedulers.resolve(sampler, schedule or None, prefer_a1111=True)
     except SchedulerUnavailableError as error:
         return None, (f"sampler {sampler!r}{f' with schedule {schedule!r}' if schedule else ''}: "
                       f"{str(error).partition(': ')[2]}; the model's own scheduler is used")

@@ -13,12 +13,16 @@ from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.request import GenerationRequest
 
 RECIPE_KEY = "diffusers-tui"
+#: The stand-in scheduler class of the project's own samplers (engine.sampling.sigma).
+ENGINE_CLASS = "SigmaSamplerScheduler"
 PARAMETERS_KEY = "parameters"
 
 
 #: Keys A1111 stores and ignores: where a sampler A1111 lacks is written, so A1111 never runs
 #: another sampler under its name (an unknown `Sampler` is silently DPM++ 2M Karras there).
 OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY = "diffusers-tui sampler", "diffusers-tui schedule"
+#: Where a run's noise followed ComfyUI's rules, which A1111's RNG field cannot say.
+OWN_NOISE_KEY = "diffusers-tui noise"
 
 
 def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
@@ -49,8 +53,12 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     ]
     if recipe.get("model_revision"):
         fields.append(f"Model hash: {recipe['model_revision'][:10]}")
-    # Our noise is A1111's CPU noise: one CPU generator seeded with the seed.
-    fields += ["RNG: CPU", f"Version: diffusers-tui {_version()}"]
+    convention = (recipe.get("scheduler_config") or {}).get("convention", "A1111 CPU")
+    if convention == "ComfyUI":
+        fields.append(f"{OWN_NOISE_KEY}: ComfyUI")
+    else:  # A1111's CPU noise (a CPU generator seeded with the seed), or its GPU or NV generator
+        fields.append(f"RNG: {convention.removeprefix('A1111 ')}")
+    fields.append(f"Version: diffusers-tui {_version()}")
     lines.append(", ".join(fields))
     return "\n".join(lines)
 
@@ -94,6 +102,12 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     model = recipe.get("model_repo_id") or recipe.get("model_path") or request.model
     config = json.dumps(recipe.get("scheduler_config", {}), sort_keys=True)
     dtype, device = recipe.get("dtype", "float32"), recipe.get("device", "cpu")
+    if recipe["scheduler_class"] == ENGINE_CLASS:
+        # The project's own sampler, through its stand-in scheduler (it needs diffusers-tui installed).
+        scheduler_lines = [f"from diffusers_tui.engine import {ENGINE_CLASS}",
+                           f"scheduler = {ENGINE_CLASS}.from_config(config)"]
+    else:
+        scheduler_lines = [f"scheduler = diffusers.{recipe['scheduler_class']}.from_config(config)"]
     head = [
         "import json",
         "",
@@ -101,22 +115,22 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         "import diffusers",
         "",
         f"config = json.loads({config!r})",
-        f"scheduler = diffusers.{recipe['scheduler_class']}.from_config(config)",
+        *scheduler_lines,
     ]
     if recipe.get("mode") == "unet":
         import diffusers
 
         from diffusers_tui.engine.sampling.preflight import accepts
 
-        takes_generator = accepts(getattr(diffusers, recipe["scheduler_class"]).step, "generator")
+        takes_generator = recipe["scheduler_class"] == ENGINE_CLASS or accepts(
+            getattr(diffusers, recipe["scheduler_class"]).step, "generator")
         return "\n".join([
             *head,
             f"unet = diffusers.UNet2DModel.from_pretrained({model!r}, subfolder='unet', dtype=torch.{dtype})"
             f".to({device!r}).eval()",
             f"scheduler.set_timesteps({request.steps}, device={device!r})",
             f"generator = torch.Generator().manual_seed({request.seed})",
-            f"x = torch.randn((1, unet.config.in_channels, {recipe['height']}, {recipe['width']}), generator=generator, "
-            f"dtype=torch.float32).to({device!r}, torch.{dtype})",
+            *_unet_starting_noise(recipe, device, dtype),
             "x = x * scheduler.init_noise_sigma",
             "with torch.inference_mode():",
             "    for t in scheduler.timesteps:",
@@ -134,6 +148,8 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     pipeline_class = recipe.get("pipeline_class") or "DiffusionPipeline"
     lines = [*head, f"pipe = diffusers.{pipeline_class}.from_pretrained({model!r}, dtype=torch.{dtype}{safety})"
                     f".to({device!r})", "pipe.scheduler = scheduler"]
+    if _needs_uncond(recipe):  # a CFG++ sampler steps along the unconditional estimate: it watches for it
+        lines.append("scheduler.watch_uncond(getattr(pipe, 'unet', None) or pipe.transformer)")
     if recipe.get("vae_mode") in ("sliced", "tiled"):
         lines.append("pipe.vae.enable_slicing()")
     if recipe.get("vae_mode") == "tiled":
@@ -156,6 +172,11 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         prompt = f"prompt={request.prompt!r}"  # by name: Flux.2 takes an image first
     extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
     lines.append(f"generator = torch.Generator().manual_seed({request.seed})")
+    if _draws_its_own_start(recipe):  # A1111's GPU or NV starting noise, as the run drew it
+        lines += ["factor = pipe.vae_scale_factor",
+                  f"latents = scheduler.starting_noise((1, pipe.unet.config.in_channels, {recipe['height']} // factor, "
+                  f"{recipe['width']} // factor), {device!r}, torch.{dtype})"]
+        extra += "latents=latents, "
     if recipe.get("step_generator"):  # this pipeline steps without its generator: hand it over, as the run did
         lines += ["step = scheduler.step",
                   "scheduler.step = lambda *args, **kwargs: step(*args, **{'generator': generator, **kwargs})"]
@@ -165,6 +186,31 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         f"width={recipe['width']}, height={recipe['height']}, generator=generator).images[0]",
         "image.save('reproduced.png')",
     ])
+
+
+def _needs_uncond(recipe: dict[str, Any]) -> bool:
+    """Whether the run's engine sampler is a CFG++ one (it reads the model's unconditional output)."""
+    if recipe.get("scheduler_class") != ENGINE_CLASS:
+        return False
+    from diffusers_tui.engine.sampling.sigma import catalogue
+
+    try:
+        return catalogue.sampler(str((recipe.get("scheduler_config") or {}).get("sampler"))).cfgpp
+    except KeyError:
+        return False
+
+
+def _draws_its_own_start(recipe: dict[str, Any]) -> bool:
+    """Whether the run's starting noise came from the engine's A1111 GPU or NV generator."""
+    return recipe.get("scheduler_class") == ENGINE_CLASS and (recipe.get("scheduler_config") or {}).get(
+        "convention") in ("A1111 GPU", "A1111 NV")
+
+
+def _unet_starting_noise(recipe: dict[str, Any], device: str, dtype: str) -> list[str]:
+    shape = f"(1, unet.config.in_channels, {recipe['height']}, {recipe['width']})"
+    if _draws_its_own_start(recipe):
+        return [f"x = scheduler.starting_noise({shape}, {device!r}, torch.{dtype})"]
+    return [f"x = torch.randn({shape}, generator=generator, dtype=torch.float32).to({device!r}, torch.{dtype})"]
 
 
 def recipe_json(request: GenerationRequest, recipe: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling import pipeline_batch, runner
+from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
@@ -63,9 +64,13 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
         on_lane_step(index, snapshot)
 
     if batched:
-        results = _LockstepLoop(loaded, requests).run(record, cancel)
+        results = _with_adaptive_lanes_alone(loaded, requests, record, cancel,
+                                             lambda chosen, chosen_record: _LockstepLoop(loaded, chosen).run(
+                                                 chosen_record, cancel))
     elif request.batch and pipeline_batch.can_batch(loaded):
-        results = _through_the_pipeline(loaded, requests, record, cancel)
+        results = _with_adaptive_lanes_alone(loaded, requests, record, cancel,
+                                             lambda chosen, chosen_record: _through_the_pipeline(
+                                                 loaded, chosen, chosen_record, cancel))
         batched = True
     else:
         results = []
@@ -88,6 +93,33 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
         batched=batched, elapsed_s=time.perf_counter() - started,
         cancelled=cancel.is_set() or len(lane_results) < len(request.lanes), notes=notes,
     )
+
+
+def _adapts_to_x(request: GenerationRequest) -> bool:
+    """Whether a lane's sampler decides its model calls as it goes (DPM adaptive): no round can wait for it."""
+    from diffusers_tui.engine.sampling import registry
+
+    if request.scheduler is None:
+        return False
+    entry = registry.resolve_any(request.scheduler, request.schedule)[0]
+    return entry.is_engine and catalogue.sampler(entry.options["sampler"]).adapts_to_x
+
+
+def _with_adaptive_lanes_alone(loaded, requests, record, cancel, run_batched) -> list[GenerationResult]:
+    """The lanes batched by `run_batched`, but for adaptive samplers' lanes, each run on its own."""
+    alone = [index for index, lane_request in enumerate(requests) if _adapts_to_x(lane_request)]
+    together = [index for index in range(len(requests)) if index not in alone]
+    results: list = [None] * len(requests)
+    if together:
+        batch = run_batched([requests[i] for i in together], lambda i, snapshot: record(together[i], snapshot))
+        for index, result in zip(together, batch):
+            results[index] = result
+    for index in alone:
+        if cancel.is_set():
+            break
+        results[index] = runner.run(loaded, requests[index], lambda snapshot, i=index: record(i, snapshot), cancel)
+    # Cancelled part way: the lanes up to the first that did not run, as one by one gives.
+    return results[:results.index(None)] if None in results else results
 
 
 def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, cancel) -> list[GenerationResult]:

@@ -36,6 +36,9 @@ class _LaneSchedulers:
 
     def __init__(self, schedulers: list):
         self.lanes, self.calls = schedulers, 0
+        #: Called after each batched step with (call index, timestep, latents), where the pipeline's own
+        #: callback would skip calls (PixArt's legacy one).
+        self.after_step = None
         #: How the pipeline scales a timestep for its denoiser (Flux, Qwen-Image: t / 1000), once seen.
         self.scale = 1.0
         first = schedulers[0]
@@ -76,6 +79,8 @@ class _LaneSchedulers:
             stepped.append(scheduler.step(output, own_t, lane_sample, *args, return_dict=False, **kwargs)[0])
         self.calls += 1
         prev = torch.cat(stepped)
+        if self.after_step is not None:
+            self.after_step(self.calls - 1, timestep, prev)
         if return_dict:
             from diffusers.schedulers.scheduling_utils import SchedulerOutput
 
@@ -163,9 +168,8 @@ def run_batch(loaded, requests: list[GenerationRequest], on_lane_step, cancel: t
     arguments = families.call_arguments(pipe, base)
     kwargs = dict(prompt=base.prompt, num_inference_steps=base.steps, width=width, height=height,
                   num_images_per_prompt=len(requests), generator=generators, output_type="np", **arguments)
-    if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents)
-        kwargs.update(callback=lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents}),
-                      callback_steps=1)
+    if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents) skips calls
+        lanes.after_step = lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents})
     else:
         kwargs.update(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
     denoiser = families.denoiser_of(pipe)

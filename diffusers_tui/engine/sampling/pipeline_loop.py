@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.sampling import prompt_weighting
@@ -72,9 +73,15 @@ class _StepWatcher:
             self.calls += 1
             # Keep references only: the estimate is worked out when a record is due.
             self._pending = (reported, model_output, sample, value, sigma)
+            if self.after_step is not None:
+                self.after_step(self.calls - 1, timestep, values[0])
             return output
 
         self._pending: tuple | None = None
+        #: Called after each step with (call index, timestep, new latents): for pipelines whose own callback
+        #: skips calls (PixArt's legacy callback sits out its "warm-up" calls when a sampler makes more
+        #: model calls than steps).
+        self.after_step = None
         #: Whether this wrapper hands the run's generator to `step` (the pipeline does not).
         self.hands_generator = generator is not None
         scheduler.step = step
@@ -91,6 +98,18 @@ class _StepWatcher:
         if reported is not None:
             return reported
         return estimate_x0(self.scheduler, model_output, sample, timestep, sigma)
+
+
+def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded) -> torch.Tensor:
+    """A1111's GPU or NV starting noise, drawn by the engine and handed to a UNet pipeline as its latents
+    (which it scales by init_noise_sigma, as it would its own)."""
+    unet = getattr(pipe, "unet", None)
+    if unet is None:
+        raise RequestError("noise", f"{scheduler.config.convention} noise is drawn here for UNet models only "
+                                    "(SD 1.x, SDXL); choose A1111 CPU or ComfyUI for this model")
+    factor = pipe.vae_scale_factor
+    shape = (1, unet.config.in_channels, height // factor, width // factor)
+    return scheduler.starting_noise(shape, loaded.device, loaded.dtype)
 
 
 def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
@@ -110,7 +129,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     def callback(pipeline, index: int, timestep, tensors: dict) -> dict:
         if cancel.is_set():
             raise _Cancelled
-        total = int(getattr(pipeline, "num_timesteps", 0) or len(scheduler.timesteps))
+        # The engine's samplers know their model calls (an adaptive one: so far, and one more to come).
+        total = int(getattr(scheduler, "expected_calls", 0) or getattr(pipeline, "num_timesteps", 0)
+                    or len(scheduler.timesteps))
         calls = index + 1
         state.update(calls=calls, total=total)
         record = None
@@ -125,6 +146,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
                              preview_kind=request.preview))
         if cancel.is_set():  # cancelled while this step was shown: skip the VAE decode too
             raise _Cancelled
+        if getattr(scheduler, "finished", False):  # an adaptive sampler done early: the rest is skipped
+            pipeline._interrupt = True
         return {}
 
     # Guidance, negative prompt and the family's switches: what the snippet passes too.
@@ -140,13 +163,16 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         output_type="np",
         **arguments,
     )
-    if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents)
-        kwargs.update(callback=lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents}),
-                      callback_steps=1)
+    if getattr(scheduler, "draws_its_own_start", False):
+        kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded)
+    if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents) skips calls: see
+        watcher.after_step = lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents})
     else:
         kwargs.update(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
     weighted = prompt_weighting.applies(pipe, request.prompt, request.negative_prompt)
     image, cancelled, stopped = None, False, None
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    uncond_watch = scheduler.watch_uncond(denoiser) if getattr(scheduler, "needs_uncond", False) and denoiser else None
     try:
         with torch.inference_mode():
             if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
@@ -162,6 +188,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         cancelled = True
     except _NotFinite:
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
+    finally:
+        if uncond_watch is not None:
+            uncond_watch.remove()
     facts = run_facts(loaded, scheduler, width, height, request)
     facts["call_arguments"] = arguments
     facts["step_generator"] = watcher.hands_generator

@@ -46,10 +46,21 @@ def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
 def scheduler_for(loaded, request: GenerationRequest):
     """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
     scheduler = make_scheduler(loaded, request.scheduler, request.schedule)
+    if type(scheduler).__name__ == registry.ENGINE_CLASS:
+        # The engine's samplers draw their noise under the run's convention, from the run's seed.
+        return type(scheduler).from_config(scheduler.config, seed=request.seed,
+                                           convention=noise_convention(scheduler.config["sampler"], request.noise))
     if "noise_sampler_seed" in scheduler.config:
         # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
     return scheduler
+
+
+def noise_convention(sampler_key: str, asked: str) -> str:
+    """The convention a run's noise follows: the one asked for, or with "auto" the sampler's tool's."""
+    if asked != "auto":
+        return asked
+    return "ComfyUI" if sampler_key.startswith("ComfyUI:") else "A1111 CPU"
 
 
 def resolve_size(loaded, request: GenerationRequest) -> tuple[int, int]:

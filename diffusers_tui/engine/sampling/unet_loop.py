@@ -22,7 +22,10 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
     scheduler.set_timesteps(request.steps, device=device)
     shape = (1, unet.config.in_channels, height, width)
-    sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+    if getattr(scheduler, "draws_its_own_start", False):  # A1111's GPU or NV noise: the engine draws it
+        sample = scheduler.starting_noise(shape, device, dtype)
+    else:
+        sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
     sample = sample * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
     total = len(scheduler.timesteps)
@@ -50,9 +53,12 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
                 calls = nan_watch.bad_call
                 break
             sample = output.prev_sample
+            total = getattr(scheduler, "expected_calls", 0) or total
             on_step(StepSnapshot(step=calls, total=total, timestep=value, sigma=sigma,
                                  elapsed_s=time.perf_counter() - started, latents=record,
                                  preview_kind=request.preview))
+            if getattr(scheduler, "finished", False):  # an adaptive sampler (DPM adaptive) done early
+                break
     image = None if cancelled or stopped else tensor_to_image(sample[0])
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,

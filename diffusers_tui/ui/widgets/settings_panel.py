@@ -12,8 +12,8 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, MODEL_DEFAULT, RequestError, SchedulerEntry, SchedulerStatus,
                                   build_comparison, build_request, describe_range, describe_vocabulary, parse_number, parse_size,
-                                  parse_whole, random_seed, schedule_names, scheduler_names, shown)
-from diffusers_tui.ui.widgets.sampler_list import SchedulerList, offer_schedules
+                                  parse_whole, random_seed, schedule_names, scheduler_entries, scheduler_names, shown)
+from diffusers_tui.ui.widgets.sampler_list import SchedulerList, fill_sampler_list, matches, offer_schedules
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
 FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
@@ -59,6 +59,8 @@ class SettingsPanel(VerticalScroll):
         yield Select([(self.model, self.model)], value=self.model, allow_blank=False, id="model")
         yield Label("mode: text-to-image (loading model...)", id="mode")
         yield Label("Sampler · schedule type · space marks")
+        yield Input(placeholder="filter: a name, a tool (comfyui), sde, cfg++...", id="sampler-filter",
+                    tooltip="narrow the sampler list as you type: words match names, tools and kinds")
         yield SchedulerList(*[Option(name, id=name) for name in scheduler_names()], id="scheduler")
         yield Select([(name, name) for name in schedule_names()], value="Automatic", allow_blank=False,
                      id="schedule", tooltip="A1111's schedule type: Automatic is the sampler's own default, as "
@@ -99,7 +101,8 @@ class SettingsPanel(VerticalScroll):
         self._offered_schedules: list[str] = list(schedule_names())
         # Every entry counts as available until the loaded model says more; asking the
         # registry now would import diffusers on the UI thread before the first frame.
-        self._statuses: list = [SchedulerStatus(SchedulerEntry(name, ""), True) for name in scheduler_names()]
+        self._statuses: list = [SchedulerStatus(entry, True) for entry in scheduler_entries()]
+        self._filter = ""
 
     # ----- the model -----
     def show_models(self, model: str, names: list[str]) -> None:
@@ -161,20 +164,18 @@ class SettingsPanel(VerticalScroll):
         if self.scheduler_row is not None:  # the same row highlighted again posts no event
             self._offer_schedules(self.scheduler_row)
 
-    def _fill_schedulers(self) -> None:
-        options = self.query_one("#scheduler", OptionList)
-        highlighted = options.highlighted
-        options.clear_options()
-        for status in self._statuses:
-            schedules = [schedule for name, schedule in self.marked if name == status.entry.name]
-            label = Text(("● " if schedules else "  ") + _row_name(status.entry))
-            if schedules:
-                label.append(f" ({', '.join(schedules)})", style="bold")
-            if not status.available:
-                label.append(f"  {status.reason}", style="dim italic")
-            options.add_option(Option(label, id=status.entry.name, disabled=not status.available))
-        if highlighted is not None and highlighted < options.option_count:
-            options.highlighted = highlighted
+    def _fill_schedulers(self, keep_highlighted: bool = True) -> None:
+        """The list, grouped by tool, narrowed to the rows the filter matches (and the highlighted one,
+        unless the filter itself changed)."""
+        fill_sampler_list(self.query_one("#scheduler", OptionList), self._statuses, self.marked, self._filter,
+                          self.scheduler_row if keep_highlighted else None, self.scheduler_row)
+
+    def filter_schedulers(self, text: str) -> None:
+        """Show the samplers whose name, tool or kind has every word of `text` (the highlighted one stays)."""
+        self._filter = text
+        self._fill_schedulers(keep_highlighted=False)
+        if self.scheduler_row is None:
+            self.move_scheduler(1)  # the first match takes the highlight
 
     def toggle_mark(self, name: str) -> None:
         """Mark sampler `name` on the chosen schedule type for the next comparison, or unmark it."""
@@ -189,13 +190,20 @@ class SettingsPanel(VerticalScroll):
     def schedule(self) -> str:
         return self.query_one("#schedule", Select).value
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "sampler-filter":
+            self.filter_schedulers(event.value)
+
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_list.id == "scheduler" and event.option.id is not None:
             self._offer_schedules(event.option.id)
 
+    def _entry(self, name: str):
+        return next((status.entry for status in self._statuses if status.entry.name == name), None)
+
     def _offer_schedules(self, name: str) -> None:
         """The schedule types the highlighted sampler has, Automatic saying what it means for it."""
-        entry = next((status.entry for status in self._statuses if status.entry.name == name), None)
+        entry = self._entry(name)
         self._offered_schedules = offer_schedules(self.query_one("#schedule", Select), entry, self)
 
     def select_schedule(self, schedule: str) -> bool:
@@ -385,14 +393,6 @@ class SettingsPanel(VerticalScroll):
         selector = FIELD_WIDGETS.get(field)
         if selector:
             self.query_one(selector).add_class("-bad-value")
-
-
-def _row_name(entry) -> str:
-    """A list row's name: the model default says its class ("default · LCM"), on one line of the list."""
-    if entry.name != MODEL_DEFAULT or not entry.class_name:
-        return entry.name
-    name = f"default · {entry.class_name.removesuffix('Scheduler')}"
-    return name if len(name) <= 30 else name[:29] + "…"
 
 
 def _limits(name: str) -> tuple[int, int]:

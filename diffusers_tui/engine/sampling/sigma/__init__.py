@@ -14,11 +14,3 @@
   hand-stepped UNet loop run the engine's samplers unchanged.
 """
 
-
-def __getattr__(name: str):
-    # The stand-in is what a saved recipe's snippet imports; loaded on first use (it imports diffusers).
-    if name == "SigmaSamplerScheduler":
-        from diffusers_tui.engine.sampling.sigma.stand_in import SigmaSamplerScheduler
-
-        return SigmaSamplerScheduler
-    raise AttributeError(name)

@@ -1,0 +1,88 @@
+"""What the σ-space engine costs beside diffusers' own scheduler, and what a Brownian tree costs, on the demo.
+
+    python benchmarks/engine_overhead.py [--repeats 9] [--steps 20]
+
+Side by side in one process, alternating, previews off, 20 steps, the median of the repeats:
+- Euler through the engine's stand-in scheduler against diffusers' EulerDiscreteScheduler through
+  the same pipeline (goal: <= 1.02x the time);
+- DPM++ 2M SDE with its Brownian tree against the same sampler fed plain Gaussian draws
+  (goal: the tree costs <= 3%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from diffusers_tui.engine import Engine, GenerationRequest
+from diffusers_tui.engine.sampling.sigma import noise as noise_module
+
+PROMPT = "a red circle on a blue background"
+
+
+class _GaussianInstead:
+    """Hands SDE samplers plain Gaussian draws instead of tree increments: the tree's cost, isolated."""
+
+    def __enter__(self):
+        self.original = noise_module.NoiseSource.for_sampler
+
+        def for_sampler(source, x_like, *args, brownian=False, **kwargs):
+            if not brownian:
+                return self.original(source, x_like, *args, **kwargs)
+            generator = torch.Generator().manual_seed(source.seeds[0])
+            return lambda sigma, sigma_next: torch.randn(x_like.shape, generator=generator, dtype=x_like.dtype)
+
+        noise_module.NoiseSource.for_sampler = for_sampler
+        return self
+
+    def __exit__(self, *exc):
+        noise_module.NoiseSource.for_sampler = self.original
+
+
+def _seconds(engine: Engine, sampler: str, steps: int, seed: int) -> float:
+    request = GenerationRequest(prompt=PROMPT, scheduler=sampler, steps=steps, seed=seed, preview_method="none")
+    started = time.perf_counter()
+    engine.run(request)
+    return time.perf_counter() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    engine = Engine()
+    engine.load("demo")
+    times: dict[str, list[float]] = {"engine Euler": [], "diffusers Euler": [], "tree": [], "gaussian": []}
+    for repeat in range(args.repeats + 1):  # the first round warms up: not counted
+        pair = [("engine Euler", "Euler"), ("diffusers Euler", "Euler (diffusers)")]
+        for key, sampler in pair if repeat % 2 else pair[::-1]:
+            seconds = _seconds(engine, sampler, args.steps, repeat)
+            if repeat:
+                times[key].append(seconds)
+        for key in ("tree", "gaussian") if repeat % 2 else ("gaussian", "tree"):
+            if key == "gaussian":
+                with _GaussianInstead():
+                    seconds = _seconds(engine, "DPM++ 2M SDE", args.steps, repeat)
+            else:
+                seconds = _seconds(engine, "DPM++ 2M SDE", args.steps, repeat)
+            if repeat:
+                times[key].append(seconds)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    euler = median["engine Euler"] / median["diffusers Euler"]
+    tree = median["tree"] / median["gaussian"]
+    print(f"Euler, engine against diffusers' class: {median['engine Euler'] * 1000:.0f} ms against "
+          f"{median['diffusers Euler'] * 1000:.0f} ms a run, ratio {euler:.3f} (goal <= 1.02)")
+    print(f"DPM++ 2M SDE, Brownian tree against Gaussian draws: {median['tree'] * 1000:.0f} ms against "
+          f"{median['gaussian'] * 1000:.0f} ms a run, ratio {tree:.3f} (goal <= 1.03)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
