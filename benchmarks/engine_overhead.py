@@ -26,6 +26,20 @@ from diffusers_tui.engine.sampling.sigma import noise as noise_module
 PROMPT = "a red circle on a blue background"
 
 
+class _Gaussian:
+    """Plain draws in a tree's place: called as the tree is, and nothing to work out ahead."""
+
+    def __init__(self, x_like, seed: int):
+        self.shape, self.dtype = x_like.shape, x_like.dtype
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, sigma, sigma_next):
+        return torch.randn(self.shape, generator=self.generator, dtype=self.dtype)
+
+    def prefetch(self, queries) -> None:
+        pass
+
+
 class _GaussianInstead:
     """Hands SDE samplers plain Gaussian draws instead of tree increments: the tree's cost, isolated."""
 
@@ -35,8 +49,7 @@ class _GaussianInstead:
         def for_sampler(source, x_like, *args, brownian=False, **kwargs):
             if not brownian:
                 return self.original(source, x_like, *args, **kwargs)
-            generator = torch.Generator().manual_seed(source.seeds[0])
-            return lambda sigma, sigma_next: torch.randn(x_like.shape, generator=generator, dtype=x_like.dtype)
+            return _Gaussian(x_like, source.seeds[0])
 
         noise_module.NoiseSource.for_sampler = for_sampler
         return self

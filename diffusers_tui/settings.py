@@ -132,6 +132,7 @@ SETTINGS: dict[str, Setting] = {
     "preview_every": Setting(1, _request_field("preview_every", int)),  # a preview every N model calls
     "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, latent, taesd, vae or none
     "noise": Setting("auto", _request_field("noise", str)),  # auto, A1111 CPU, A1111 GPU, A1111 NV or ComfyUI
+    "ensd": Setting(0, _request_field("ensd", int)),  # A1111's eta noise seed delta (0: none; 31337 is common)
     "taesd_folder": Setting("", _optional_path("taesd_folder")),  # TAESD folder, or one of them by repo name
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel

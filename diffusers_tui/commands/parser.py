@@ -97,6 +97,8 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
                        help="whose noise rules the engine's samplers follow: A1111's RNG (CPU, GPU, or NV: the "
                             "CUDA generator emulated on any device) or ComfyUI's; auto follows the sampler's tool "
                             "(default: auto)")
+    group.add_argument("--ensd", type=int, help="A1111's eta noise seed delta: its noise after the starting noise "
+                                                "restarts at seed + ENSD (default: 0, none)")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")

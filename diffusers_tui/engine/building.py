@@ -19,10 +19,10 @@ from diffusers_tui.engine.request import DEFAULT_PROMPT, GenerationRequest, pars
 #: Request fields that settings supply, and the setting each comes from.
 SETTING_OF_FIELD = {"model": "model", "scheduler": "scheduler", "schedule": "schedule", "steps": "steps", "guidance": "guidance",
                     "width": "size", "height": "size", "preview": "preview", "preview_every": "preview_every",
-                    "preview_method": "preview_method", "noise": "noise"}
+                    "preview_method": "preview_method", "noise": "noise", "ensd": "ensd"}
 #: Request fields a recipe may bring.
 RECIPE_FIELDS = ("prompt", "negative_prompt", "model", "scheduler", "schedule", "steps", "guidance", "seed", "width", "height",
-                 "noise")
+                 "noise", "ensd")
 
 
 def build_request(settings: Mapping[str, Any] | None = None, *, recipe=None, given: Mapping[str, Any] | None = None,

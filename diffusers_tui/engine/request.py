@@ -129,6 +129,8 @@ class GenerationRequest:
     #: Whose rules the run's noise follows (engine samplers): "A1111 CPU", "A1111 GPU", "A1111 NV",
     #: "ComfyUI", or "auto" (the sampler's tool: A1111 CPU for A1111's names, ComfyUI for its ids).
     noise: str = "auto"
+    #: A1111's eta noise seed delta: after the starting noise, A1111's generators restart at seed + ENSD.
+    ensd: int = 0
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -159,6 +161,7 @@ class GenerationRequest:
             object.__setattr__(self, "preview_method", "latent")
         if self.preview_method not in PREVIEW_METHODS:
             raise RequestError("preview_method", f"{self.preview_method!r} is not one of {', '.join(PREVIEW_METHODS)}")
+        check_whole("ensd", self.ensd, 0, MAX_SEED)
         if self.noise not in NOISE_CONVENTIONS:
             raise RequestError("noise", f"{self.noise!r} is not one of {', '.join(NOISE_CONVENTIONS)}")
 

@@ -26,7 +26,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "RNG", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, OWN_NOISE_KEY}
+               "RNG", "ENSD", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, OWN_NOISE_KEY}
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,11 @@ def parse_a1111(text: str) -> Recipe:
         fields["noise"] = "A1111 CPU"
     if pairs.get(OWN_NOISE_KEY) in ("ComfyUI",):
         fields["noise"] = pairs[OWN_NOISE_KEY]
+    if "ENSD" in pairs:
+        try:
+            fields["ensd"] = int(pairs["ENSD"])
+        except ValueError:
+            notes.append(f"ENSD {shown(pairs['ENSD'], 40)!r} is not a whole number: not used")
     if "Model" in pairs:
         notes.append(f"model {pairs['Model']!r} is A1111's name for it: the model chosen here is used")
     unused = sorted(set(pairs) - _A1111_USED)

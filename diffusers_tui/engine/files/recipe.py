@@ -58,6 +58,9 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
         fields.append(f"{OWN_NOISE_KEY}: ComfyUI")
     else:  # A1111's CPU noise (a CPU generator seeded with the seed), or its GPU or NV generator
         fields.append(f"RNG: {convention.removeprefix('A1111 ')}")
+        ensd = (recipe.get("scheduler_config") or {}).get("ensd", 0)
+        if ensd:
+            fields.append(f"ENSD: {ensd}")
     fields.append(f"Version: diffusers-tui {_version()}")
     lines.append(", ".join(fields))
     return "\n".join(lines)

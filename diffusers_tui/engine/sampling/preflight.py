@@ -13,7 +13,7 @@ from diffusers_tui.engine.request import MAX_SIDE, GenerationRequest, check_prom
 from diffusers_tui.engine.sampling import registry
 
 
-def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
+def make_scheduler(loaded, name: str | None, schedule: str = "Automatic", run_options: dict | None = None):
     """A fresh scheduler for this run, built from the model's original config.
 
     No name keeps the model's own scheduler; a schedule type then applies to the sampler
@@ -38,18 +38,22 @@ def make_scheduler(loaded, name: str | None, schedule: str = "Automatic"):
             f"{type(loaded.scheduler).__name__}"
         )
     try:
-        return registry.build(entry, loaded.original_scheduler_config, schedule)
+        return registry.build(entry, loaded.original_scheduler_config, schedule, run_options(entry) if run_options else {})
     except ImportError as error:
         raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
 
 
 def scheduler_for(loaded, request: GenerationRequest):
     """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
-    scheduler = make_scheduler(loaded, request.scheduler, request.schedule)
-    if type(scheduler).__name__ == registry.ENGINE_CLASS:
+    def run_options(entry) -> dict:
         # The engine's samplers draw their noise under the run's convention, from the run's seed.
-        return type(scheduler).from_config(scheduler.config, seed=request.seed,
-                                           convention=noise_convention(scheduler.config["sampler"], request.noise))
+        if not entry.is_engine:
+            return {}
+        convention = noise_convention(entry.options["sampler"], request.noise)
+        ensd = request.ensd if convention.startswith("A1111") else 0  # ComfyUI has no seed delta
+        return {"seed": request.seed, "convention": convention, "ensd": ensd}
+
+    scheduler = make_scheduler(loaded, request.scheduler, request.schedule, run_options)
     if "noise_sampler_seed" in scheduler.config:
         # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
@@ -92,6 +96,8 @@ def check_steps(scheduler, request: GenerationRequest) -> None:
     and DEIS when the steps equal the model's training timesteps), or reject a count
     outright; finding that out before the model runs saves the run.
     """
+    if type(scheduler).__name__ == registry.ENGINE_CLASS:
+        return  # the engine's samplers run any step count; a trial would only build their noise twice
     reason = _schedule_failure(type(scheduler), json.dumps(dict(scheduler.config), sort_keys=True, default=str),
                                request.steps)
     if reason is not None:

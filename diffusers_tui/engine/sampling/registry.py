@@ -243,8 +243,10 @@ class SchedulerStatus:
     reason: str = ""
 
 
-def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str = "Automatic"):
-    """A fresh scheduler for `entry` on `schedule`, from the model's original config (never a mutated one)."""
+def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str = "Automatic",
+          run_options: dict[str, Any] | None = None):
+    """A fresh scheduler for `entry` on `schedule`, from the model's original config (never a mutated one);
+    `run_options` are an engine sampler's run's own (its seed and noise convention)."""
     import inspect
 
     import diffusers
@@ -256,7 +258,7 @@ def build(entry: SchedulerEntry, original_config: dict[str, Any], schedule: str 
         options = {**entry.schedule_options(schedule), "flow": flow}
         if flow:  # a flow solver's shift goes by another name
             options["shift"] = original_config.get("shift", original_config.get("flow_shift", 1.0))
-        return SigmaSamplerScheduler.from_config(dict(original_config), **options)
+        return SigmaSamplerScheduler.from_config(dict(original_config), **options, **(run_options or {}))
     cls = getattr(diffusers, entry.class_name)
     options = entry.schedule_options(schedule)
     accepted = inspect.signature(cls.__init__).parameters

@@ -146,9 +146,9 @@ COMFYUI_SAMPLERS: tuple[NamedSampler, ...] = (
     _comfy("dpm_2", f"{_K}:sample_dpm_2", calls=2, discard_penultimate=True),
     _comfy("dpm_2_ancestral", f"{_K}:sample_dpm_2_ancestral", calls=2, discard_penultimate=True, stochastic=True),
     _comfy("lms", f"{_K}:sample_lms"),
-    _comfy("dpm_fast", f"{_K}:sample_dpm_fast", calls=None, stochastic=True, range_only=True),
-    _comfy("dpm_adaptive", f"{_K}:sample_dpm_adaptive", calls=None, stochastic=True, range_only=True,
-           adapts_to_x=True),
+    # ComfyUI calls DPM fast and adaptive without eta: their own default, 0, makes them deterministic.
+    _comfy("dpm_fast", f"{_K}:sample_dpm_fast", calls=None, range_only=True),
+    _comfy("dpm_adaptive", f"{_K}:sample_dpm_adaptive", calls=None, range_only=True, adapts_to_x=True),
     _comfy("dpmpp_2s_ancestral", f"{_K}:sample_dpmpp_2s_ancestral", calls=2, stochastic=True),
     _comfy("dpmpp_2s_ancestral_cfg_pp", f"{_PP}:dpmpp_2s_ancestral_cfg_pp", calls=2, stochastic=True, cfgpp=True),
     _tree("dpmpp_sde", f"{_SDE}:sample_dpmpp_sde", calls=2),

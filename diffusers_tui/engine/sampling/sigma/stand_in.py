@@ -11,6 +11,7 @@ and the pipeline's own encoding, guidance, packing and decoding stay as they are
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,9 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         top = self.sigma_list[0]
         if self.config.flow:
             return top
-        return (1 + top**2) ** 0.5 if catalogue.convention(self.config.convention).scales_by_sqrt else top
+        # ComfyUI scales by √(1 + σ²) only at full denoise: a first σ at (or above) the model's σ_max.
+        full = top >= self.model_sigmas.sigma_max or math.isclose(top, self.model_sigmas.sigma_max, rel_tol=1e-5)
+        return (1 + top**2) ** 0.5 if full and catalogue.convention(self.config.convention).scales_by_sqrt else top
 
     def set_timesteps(self, num_inference_steps: int | None = None, device=None, sigmas=None, mu: float | None = None,
                       timesteps=None, **ignored) -> None:
@@ -213,7 +216,12 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         spec = self.spec
         eta = spec.eta if self.config.eta is None else self.config.eta
         if dry:
-            noise = lambda sigma, sigma_next: torch.zeros(1)  # noqa: E731 - the dry run needs σs, not noise
+            # The dry run needs σs, not noise; it notes which increments the sampler will ask for, in order.
+            self.noise_queries: list[tuple[float, float]] = []
+
+            def noise(sigma, sigma_next):
+                self.noise_queries.append((float(sigma), float(sigma_next)))
+                return torch.zeros(1)
         else:
             # The pipeline drew the starting noise from the run's CPU generator; a source seeded alike
             # draws it again and drops it, so A1111's ancestral noise continues where that one left off.
@@ -221,10 +229,20 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                 self.noise_source = self.new_noise_source(sample.device)
             noise = self.noise_source.for_sampler(sample, brownian=spec.brownian, sigmas=self.sigma_list,
                                                   tree_on_cpu=spec.options.get("tree_on_cpu"))
+            if spec.brownian and not spec.adapts_to_x:
+                # A tree's increments depend on the seed and the σs alone: worked out in the order the sampler
+                # will ask for them, on another thread, while the model runs.
+                noise.prefetch(self.noise_queries)
         # A1111's DPM fast and adaptive integrate over the model's σ range; ComfyUI's over the σ list's.
         sigma_min, sigma_max = (model.sigma_min, model.sigma_max) if spec.tool == catalogue.A1111 else (0.0, 0.0)
+        # What ComfyUI's samplers read from model_sampling: percent_to_sigma (SA-Solver's noise window) and,
+        # on flow models, the offset first σ of the log-SNR samplers (held in float32, as ComfyUI holds it).
+        options = {**spec.options, "model_sigmas": model, "shift": model.shift}
+        if self.config.flow:
+            offset = model.sigma((1.0 - 1e-4) * model.multiplier)
+            options["first_sigma_offset"] = float(torch.tensor(offset, dtype=torch.float32))
         return SamplerContext(noise=noise, eta=eta, s_noise=self.config.s_noise, flow=self.config.flow,
-                              sigma_min=sigma_min, sigma_max=sigma_max, options=dict(spec.options))
+                              sigma_min=sigma_min, sigma_max=sigma_max, options=options)
 
     def new_noise_source(self, device) -> NoiseSource:
         return NoiseSource(self.config.convention, [int(self.config.seed)], device, ensd=self.config.ensd)
