@@ -27,7 +27,7 @@ PROMPT = "a red circle on a blue background"
 
 
 class _Gaussian:
-    """Plain draws in a tree's place: called as the tree is, and nothing to work out ahead."""
+    """Plain draws in a tree's place, called as the tree is."""
 
     def __init__(self, x_like, seed: int):
         self.shape, self.dtype = x_like.shape, x_like.dtype
@@ -35,9 +35,6 @@ class _Gaussian:
 
     def __call__(self, sigma, sigma_next):
         return torch.randn(self.shape, generator=self.generator, dtype=self.dtype)
-
-    def prefetch(self, queries) -> None:
-        pass
 
 
 class _GaussianInstead:

@@ -49,8 +49,7 @@ EPILOG = f"""The references are the tools' own sampler code, from checkouts:
   --a1111 DIR        DIR/modules/sd_samplers_extra.py, A1111's Restart (with --kdiffusion). Get it with:
                      {tool_sources.A1111_HELP}
   --comfyui DIR      DIR/comfy/k_diffusion, comfy/extra_samplers, comfy/samplers.py... Get them with:
-                     mkdir DIR; {tool_sources.COMFYUI_HELP}
-                     (git may print an error about a missing tokenizer blob: it lies outside these paths.)
+                     {tool_sources.COMFYUI_HELP}
 Without --kdiffusion the A1111 names fall back to benchmarks/kdiffusion_reference.py where it has the
 sampler; without --comfyui the ComfyUI ids have no reference. σ lists come from the engine's schedules.py
 (checked against both tools) except ComfyUI's KSampler schedules, which come from the checkout.
@@ -269,9 +268,9 @@ class Row:
         return "met" if self.worst <= GOAL else "MISSED"
 
 
-def cells(only: str | None, models: list[str], schedules: list[str] | None):
+def cells(only: str | None, models: list[str], schedules: list[str] | None, tools=("A1111", "ComfyUI")):
     """(registry entry, schedule, model) for every A1111 and ComfyUI sampler; ComfyUI's on demo-flow too."""
-    entries = [e for e in registry.REGISTRY if e.tool in ("A1111", "ComfyUI")]
+    entries = [e for e in registry.REGISTRY if e.tool in tools]
     if only:
         chosen = [e for e in entries if e.name == only] or [e for e in entries if e.name.casefold() == only.casefold()]
         if not chosen:
@@ -357,6 +356,7 @@ def main(argv=None) -> int:
                        ("comfyui", "ComfyUI: its samplers")):
         parser.add_argument(f"--{flag}", metavar="DIR", help=f"a checkout of {what} (see below)")
     parser.add_argument("--only", metavar="NAME", help="one sampler, by its registry name (Euler, euler_ancestral...)")
+    parser.add_argument("--tool", choices=["A1111", "ComfyUI"], help="only this tool's samplers")
     parser.add_argument("--schedule", metavar="NAMES", help="only these schedule types, comma-separated")
     parser.add_argument("--model", choices=("demo", "demo-flow"), help="only this model")
     parser.add_argument("--seeds", default="1,42,7", help="comma-separated seeds (default 1,42,7)")
@@ -373,7 +373,8 @@ def main(argv=None) -> int:
           f"seeds {', '.join(map(str, seeds))}; RMSE of the decoded images (0-255), goal <= {GOAL:g}", flush=True)
     print_header(seeds, args.markdown)
     rows = []
-    for entry, schedule, model in cells(args.only, models, schedules):
+    tools = (args.tool,) if args.tool else ("A1111", "ComfyUI")
+    for entry, schedule, model in cells(args.only, models, schedules, tools):
         if model not in demos:
             demos[model] = Demo(engine, model)
         key = (entry.tool, model)

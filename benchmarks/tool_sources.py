@@ -18,16 +18,14 @@ from types import SimpleNamespace
 
 import torch
 
-KDIFFUSION_HELP = ("git -C /work/.mirror/crowsonkb+k-diffusion/repo archive HEAD k_diffusion | tar -x -C DIR "
-                   "(or: git clone https://github.com/crowsonkb/k-diffusion DIR)")
+KDIFFUSION_HELP = "git clone https://github.com/crowsonkb/k-diffusion DIR"
 A1111_HELP = ("git clone --depth 1 https://github.com/AUTOMATIC1111/stable-diffusion-webui DIR "
               "(only DIR/modules/sd_samplers_extra.py is read)")
-# A whole-tree archive of this ComfyUI mirror stops at a missing large blob (a tokenizer file), so only
-# the paths the benchmark reads are archived.
+#: The paths of a ComfyUI checkout the benchmark reads.
 COMFYUI_PATHS = ("comfy/k_diffusion", "comfy/extra_samplers", "comfy/samplers.py", "comfy/sample.py",
                  "comfy/model_sampling.py", "comfy/model_patcher.py", "comfy/ldm/modules/diffusionmodules/util.py")
-COMFYUI_HELP = (f"git -C /work/.mirror/Comfy-Org+ComfyUI/repo archive HEAD {' '.join(COMFYUI_PATHS)} | tar -x -C DIR "
-                "(or: git clone https://github.com/Comfy-Org/ComfyUI DIR)")
+COMFYUI_HELP = ("git clone https://github.com/Comfy-Org/ComfyUI DIR (or, from a clone elsewhere, only the paths "
+                f"read: git -C CLONE archive HEAD {' '.join(COMFYUI_PATHS)} | tar -x -C DIR)")
 
 
 def _stub(name: str, **attributes) -> types.ModuleType:

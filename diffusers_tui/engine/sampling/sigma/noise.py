@@ -264,39 +264,7 @@ class _BrownianNoise:
         t0, t1 = self.t0.to(self.tree_device), self.t1.to(self.tree_device)
         self.trees = [torchsde.BrownianTree(t0, w0, t1, entropy=seed) for seed in seeds]
 
-    def prefetch(self, queries: Sequence[tuple[float, float]]) -> None:
-        """Work out the increments for `queries`, in that order, on a thread of their own; calls that come in
-        the same order take them from there (the same numbers, since the same tree answers the same queries
-        in the same order). A call out of that order waits for the thread and is answered directly."""
-        self._queued = list(queries)
-        self._answers: list = [None] * len(self._queued)
-        self._ready = [threading.Event() for _ in self._queued]
-        self._taken = 0
-
-        def work() -> None:
-            for index, (sigma, sigma_next) in enumerate(self._queued):
-                try:
-                    self._answers[index] = self._increment(sigma, sigma_next)
-                except BaseException as error:  # noqa: BLE001 - handed to the sampler's own call
-                    self._answers[index] = error
-                self._ready[index].set()
-
-        self._worker = threading.Thread(target=work, name="brownian-tree", daemon=True)
-        self._worker.start()
-
     def __call__(self, sigma: float, sigma_next: float) -> torch.Tensor:
-        queued = getattr(self, "_queued", None)
-        if queued is not None and self._taken < len(queued) and queued[self._taken] == (float(sigma), float(sigma_next)):
-            index, self._taken = self._taken, self._taken + 1
-            self._ready[index].wait()
-            answer = self._answers[index]
-            self._answers[index] = None
-            if isinstance(answer, BaseException):
-                raise answer
-            return answer
-        if queued is not None:  # out of the expected order: answer it directly, after the thread is done
-            self._worker.join()
-            self._queued = None
         return self._increment(sigma, sigma_next)
 
     def _increment(self, sigma: float, sigma_next: float) -> torch.Tensor:

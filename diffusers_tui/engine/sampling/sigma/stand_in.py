@@ -216,12 +216,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         spec = self.spec
         eta = spec.eta if self.config.eta is None else self.config.eta
         if dry:
-            # The dry run needs σs, not noise; it notes which increments the sampler will ask for, in order.
-            self.noise_queries: list[tuple[float, float]] = []
-
-            def noise(sigma, sigma_next):
-                self.noise_queries.append((float(sigma), float(sigma_next)))
-                return torch.zeros(1)
+            noise = lambda sigma, sigma_next: torch.zeros(1)  # noqa: E731 - the dry run needs σs, not noise
         else:
             # The pipeline drew the starting noise from the run's CPU generator; a source seeded alike
             # draws it again and drops it, so A1111's ancestral noise continues where that one left off.
@@ -229,10 +224,6 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                 self.noise_source = self.new_noise_source(sample.device)
             noise = self.noise_source.for_sampler(sample, brownian=spec.brownian, sigmas=self.sigma_list,
                                                   tree_on_cpu=spec.options.get("tree_on_cpu"))
-            if spec.brownian and not spec.adapts_to_x:
-                # A tree's increments depend on the seed and the σs alone: worked out in the order the sampler
-                # will ask for them, on another thread, while the model runs.
-                noise.prefetch(self.noise_queries)
         # A1111's DPM fast and adaptive integrate over the model's σ range; ComfyUI's over the σ list's.
         sigma_min, sigma_max = (model.sigma_min, model.sigma_max) if spec.tool == catalogue.A1111 else (0.0, 0.0)
         # What ComfyUI's samplers read from model_sampling: percent_to_sigma (SA-Solver's noise window) and,
