@@ -240,10 +240,10 @@ def test_a1111_named_samplers_run_what_a1111_runs_or_say_how_far_they_are(engine
     other noise apart."""
     from benchmarks.a1111_parity import GOAL, parity_rows
 
-    rows, scale = parity_rows(steps=20, seed=1, engine=engine, schedules=("Automatic", "Uniform", "Karras"))
+    rows, scale = parity_rows(steps=20, seed=1, engine=engine, schedules=("Automatic", "Karras"))
     assert scale > 10  # Euler against Heun: the figure can tell samplers apart
     measured = [(sampler, schedule, value, note) for sampler, schedule, value, note in rows if value is not None]
-    assert len(measured) >= 25
+    assert len(measured) >= 18
     for sampler, schedule, value, note in measured:
         assert value <= GOAL or note, f"{sampler} {schedule}: RMSE {value:.2f} and no note says why"
     # The reference tells other noise apart: diffusers' DPM++ 2M SDE draws Gaussian noise, A1111 a Brownian tree.
