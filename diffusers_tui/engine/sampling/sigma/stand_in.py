@@ -128,7 +128,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
             model = ModelSigmas.for_flow(mu, exponential=True)
         self.active_sigmas = model
         self.sigma_list = catalogue.sigmas_for(self.spec, self.config.schedule, model, steps)
-        self.eval_sigmas = _dry_run(self.spec, self.sigma_list, model, self._context(model, dry=True))
+        self.eval_sigmas = _dry_run(self.spec, self.sigma_list, self._context(model, dry=True))
         nearest = catalogue.convention(self.config.convention).nearest_timestep
         self._nearest = nearest
         #: Model calls the run is expected to make (a sampler that adapts its steps may make more or fewer).
@@ -156,7 +156,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
             output = StepOutput(sample, sample)
             return output if return_dict else output.to_tuple()
         if self._run is None:
-            self._start(sample, generator)
+            self._start(sample)  # its noise comes from the run's NoiseSource, not the pipeline's generator
         x_eval, sigma = self._eval
         denoised = self.denoised(model_output, x_eval, sigma)
         if self.spec.cfgpp:
@@ -212,7 +212,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         index = self._step_index or 0
         return self.eval_sigmas[min(index, len(self.eval_sigmas) - 1)] if self.eval_sigmas else 1.0
 
-    def _context(self, model: ModelSigmas, dry: bool = False, sample=None, generator=None) -> SamplerContext:
+    def _context(self, model: ModelSigmas, dry: bool = False, sample=None) -> SamplerContext:
         spec = self.spec
         eta = spec.eta if self.config.eta is None else self.config.eta
         if dry:
@@ -249,15 +249,15 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         """Whether the starting noise differs from a CPU generator's seeded with the seed (A1111 GPU, NV)."""
         return self.config.convention in ("A1111 GPU", "A1111 NV")
 
-    def _start(self, sample: torch.Tensor, generator) -> None:
-        self.context = self._context(self.active_sigmas, sample=sample, generator=generator)
+    def _start(self, sample: torch.Tensor) -> None:
+        self.context = self._context(self.active_sigmas, sample=sample)
         self._run = self.spec.function(sample, list(self.sigma_list), self.context)
         self._eval = next(self._run)
         if self._eval[1] != self.eval_sigmas[0]:
             raise RuntimeError(f"{self.spec.name} does not start at the schedule's first σ")
 
 
-def _dry_run(spec, sigma_list: list[float], model: ModelSigmas, context: SamplerContext) -> list[float]:
+def _dry_run(spec, sigma_list: list[float], context: SamplerContext) -> list[float]:
     """The σ of every model call the sampler makes on this list, from a run on one number."""
     run = spec.function(torch.zeros(1, dtype=torch.float64), list(sigma_list), context)
     sigmas = []
