@@ -37,6 +37,8 @@ A1111_FUNCTIONS = {
     "DPM fast": ("sample_dpm_fast", {}), "DPM adaptive": ("sample_dpm_adaptive", {}),
     "Restart": ("restart_sampler", {}),
 }
+#: A1111's own samplers (--a1111 DIR): sd_samplers_timesteps_impl's functions, and sd_samplers_lcm's.
+A1111_OWN = {"DDIM": "ddim", "DDIM CFG++": "ddim_cfgpp", "PLMS": "plms", "UniPC": "unipc", "LCM": "sample_lcm"}
 #: Why a cell misses, where the benchmark has found out (shown only on a miss): (tool, sampler) -> reason.
 KNOWN = {
     ("ComfyUI", "dpmpp_2s_ancestral_cfg_pp"): "the engine follows ComfyUI's newer form (guidance added after the "
@@ -46,7 +48,9 @@ KNOWN = {
 EPILOG = f"""The references are the tools' own sampler code, from checkouts:
   --kdiffusion DIR   DIR/k_diffusion/sampling.py (A1111 pins k-diffusion 0.0.16 = ab527a9; HEAD's sampling.py is
                      the same). Get it with: {tool_sources.KDIFFUSION_HELP}
-  --a1111 DIR        DIR/modules/sd_samplers_extra.py, A1111's Restart (with --kdiffusion). Get it with:
+  --a1111 DIR        DIR/modules: A1111's Restart (sd_samplers_extra.py), DDIM, DDIM CFG++, PLMS and UniPC
+                     (sd_samplers_timesteps_impl.py, models/diffusion/uni_pc) and LCM (sd_samplers_lcm.py),
+                     with --kdiffusion. Get them with:
                      {tool_sources.A1111_HELP}
   --comfyui DIR      DIR/comfy/k_diffusion, comfy/extra_samplers, comfy/samplers.py... Get them with:
                      {tool_sources.COMFYUI_HELP}
@@ -121,6 +125,7 @@ class A1111Reference:
         self.alphas_cumprod = tool_sources.a1111_alphas_cumprod(demo.config)
         self.kd = tool_sources.load_kdiffusion(kdiffusion_dir) if kdiffusion_dir else None
         self.extra = tool_sources.load_a1111_extra(a1111_dir) if a1111_dir else None
+        self.own = tool_sources.load_a1111_own(a1111_dir) if a1111_dir and self.kd else None
         self.label = "k-diffusion" if self.kd else "kdiffusion_reference"
         if not self.kd:
             from benchmarks import kdiffusion_reference as fallback
@@ -128,6 +133,12 @@ class A1111Reference:
             self.fallback = fallback
 
     def missing(self, named) -> str | None:
+        if named.name in A1111_OWN:
+            if self.own is None:
+                return "no reference: A1111's own code; give --a1111 DIR and --kdiffusion DIR"
+            if named.name != "LCM" and not hasattr(self.own.timesteps, A1111_OWN[named.name]):
+                return "no reference: this A1111 checkout has no ddim_cfgpp (it came in 1.10)"
+            return None
         if named.name not in A1111_FUNCTIONS:
             return f"no k-diffusion function known for A1111's {named.name}"
         if not self.kd and named.name not in self.fallback.K_SAMPLERS:
@@ -140,6 +151,8 @@ class A1111Reference:
         guidance, demo = GUIDANCE["A1111"], self.demo
         if self.kd is None:
             return self._fallback(named, schedule, steps, seed, guidance)
+        if named.name in A1111_OWN:
+            return self._own(named, steps, seed, guidance)
         sampling = self.kd.sampling
         model = tool_sources.CompVisModel(demo.net, self.alphas_cumprod)
         denoiser = self.kd.external.CompVisDenoiser(model, quantize=False)
@@ -164,6 +177,26 @@ class A1111Reference:
                 kwargs["noise_sampler"] = sampling.BrownianTreeNoiseSampler(
                     x, sigmas[sigmas > 0].min(), sigmas.max(), seed=[seed])
             return function(cfg_denoiser, x, extra_args={}, disable=True, **kwargs)
+
+    def _own(self, named, steps: int, seed: int, guidance: float) -> torch.Tensor:
+        """A1111's DDIM, PLMS, UniPC (CompVisSampler.sample: unit noise, A1111's timesteps) or LCM (its
+        denoiser's own σ list, which is what Automatic gives it)."""
+        model = tool_sources.CompVisModel(self.demo.net, self.alphas_cumprod)
+        rng = tool_sources.ImageRNG(self.demo.shape, seed)
+        with tool_sources.a1111_sampling(self.kd.sampling, rng):
+            if named.name == "LCM":
+                denoiser = self.own.lcm_denoiser(model)
+                sigmas = denoiser.get_sigmas(steps)
+                x = rng.next() * sigmas[0]
+                cfg_denoiser = tool_sources.A1111CFGDenoiser(denoiser, guidance)
+                return self.own.sample_lcm(cfg_denoiser, x, sigmas, extra_args={}, disable=True)
+            # CompVisSampler.get_timesteps, without the discarded σ (none of these asks for it).
+            timesteps = torch.clip(torch.asarray(list(range(0, 1000, 1000 // steps))) + 1, 0, 999)
+            function = getattr(self.own.timesteps, A1111_OWN[named.name])
+            # UniPC's after_update calls the callback unconditionally.
+            kwargs = {"callback": lambda state: None} if named.name == "UniPC" else {}
+            cfg_model = tool_sources.A1111TimestepsCFG(model, guidance)
+            return function(cfg_model, rng.next(), timesteps, extra_args={}, disable=True, **kwargs)
 
     def _sigmas(self, named, schedule: str, steps: int, table: torch.Tensor) -> torch.Tensor:
         # The catalogue's σ list (schedules.py; Automatic and the dropped σ as A1111 has them) on A1111's σ table.
@@ -298,7 +331,8 @@ def measure(entry, schedule: str | None, demo: Demo, reference, steps: int, seed
         return Row(entry.name, "-", demo.model, "-", {}, error="the engine offers no flow form of it; "
                                                                "ComfyUI runs every sampler on flow models")
     named = catalogue.sampler(entry.options["sampler"])
-    row = Row(entry.name, schedule, demo.model, reference.label, {})
+    label = "A1111" if entry.tool == "A1111" and named.name in A1111_OWN else reference.label
+    row = Row(entry.name, schedule, demo.model, label, {})
     missing = reference.missing(named)
     if missing:
         row.reference, row.note = "-", missing

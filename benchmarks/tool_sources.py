@@ -20,7 +20,11 @@ import torch
 
 KDIFFUSION_HELP = "git clone https://github.com/crowsonkb/k-diffusion DIR"
 A1111_HELP = ("git clone --depth 1 https://github.com/AUTOMATIC1111/stable-diffusion-webui DIR "
-              "(only DIR/modules/sd_samplers_extra.py is read)")
+              "(only DIR/modules/sd_samplers_extra.py, sd_samplers_timesteps_impl.py, sd_samplers_lcm.py and "
+              "models/diffusion/uni_pc/uni_pc.py are read)")
+#: A1111's UniPC settings at their defaults (modules/shared_options.py).
+A1111_UNIPC_OPTIONS = {"uni_pc_variant": "bh1", "uni_pc_skip_type": "time_uniform", "uni_pc_order": 3,
+                       "uni_pc_lower_order_final": True}
 #: The paths of a ComfyUI checkout the benchmark reads.
 COMFYUI_PATHS = ("comfy/k_diffusion", "comfy/extra_samplers", "comfy/samplers.py", "comfy/sample.py",
                  "comfy/model_sampling.py", "comfy/model_patcher.py", "comfy/ldm/modules/diffusionmodules/util.py")
@@ -59,9 +63,10 @@ def _load(name: str, path: Path) -> types.ModuleType:
 
 
 def _function_from(path: Path, function: str, namespace: dict):
-    """One top-level function of a source file, compiled alone: the tool's code without its module's imports."""
+    """One top-level function (or class) of a source file, compiled alone: the tool's code without its
+    module's imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function]
+    found = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == function]
     if not found:
         raise LookupError(f"{path} has no function {function}")
     exec(compile(ast.Module(body=found, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
@@ -108,6 +113,34 @@ def load_a1111_extra(root: str | Path) -> types.ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; get it with: {A1111_HELP}")
     return _load("a1111_sd_samplers_extra", path)  # not as `modules.`: that name is too common to take
+
+
+def load_a1111_own(root: str | Path) -> SimpleNamespace:
+    """A1111's timestep samplers (modules/sd_samplers_timesteps_impl.py: ddim, plms, unipc and, from 1.10,
+    ddim_cfgpp, with its UniPC module) and its LCM (sd_samplers_lcm.py: LCMCompVisDenoiser, sample_lcm).
+    They import k_diffusion, so load_kdiffusion comes first."""
+    if "k_diffusion.sampling" not in sys.modules:
+        raise RuntimeError("A1111's samplers need k-diffusion: give --kdiffusion DIR too")
+    folder = Path(root) / "modules"
+    impl = folder / "sd_samplers_timesteps_impl.py"
+    if not impl.is_file():
+        raise FileNotFoundError(f"{impl} not found; get it with: {A1111_HELP}")
+    # The timestep samplers import `modules.shared` (for the UniPC settings) and the UniPC module by its
+    # package path; both are set up under A1111's names for the length of the load.
+    for name in ("modules", "modules.models", "modules.models.diffusion", "modules.models.diffusion.uni_pc"):
+        _stub(name, __path__=[])
+    _stub("modules.shared", opts=SimpleNamespace(**A1111_UNIPC_OPTIONS))
+    _load("modules.models.diffusion.uni_pc.uni_pc", folder / "models" / "diffusion" / "uni_pc" / "uni_pc.py")
+    timesteps = _load("a1111_sd_samplers_timesteps_impl", impl)
+    kd = sys.modules["k_diffusion.sampling"]
+    namespace = {"torch": torch, "utils": sys.modules["k_diffusion.utils"], "sampling": kd,
+                 "DiscreteEpsDDPMDenoiser": sys.modules["k_diffusion.external"].DiscreteEpsDDPMDenoiser,
+                 "default_noise_sampler": kd.default_noise_sampler, "trange": kd.trange,
+                 "shared": SimpleNamespace(sd_model=SimpleNamespace(device="cpu"))}
+    lcm_path = folder / "sd_samplers_lcm.py"
+    lcm_denoiser = _function_from(lcm_path, "LCMCompVisDenoiser", namespace)
+    sample_lcm = _function_from(lcm_path, "sample_lcm", namespace)
+    return SimpleNamespace(timesteps=timesteps, lcm_denoiser=lcm_denoiser, sample_lcm=sample_lcm)
 
 
 def load_comfyui(root: str | Path) -> SimpleNamespace:
@@ -235,11 +268,32 @@ class CompVisModel:
     """What k-diffusion's CompVisDenoiser wraps in A1111 (an LDM): ᾱ, and apply_model(x, t, cond) giving ε.
     `net(x, t)` is the network on a [cond, uncond] batch."""
 
+    device = "cpu"
+
     def __init__(self, net, alphas_cumprod: torch.Tensor):
         self.net, self.alphas_cumprod = net, alphas_cumprod
 
     def apply_model(self, x, t, cond=None):
         return self.net(x, t)
+
+
+class A1111TimestepsCFG:
+    """A1111's CFGDenoiserTimesteps as its timestep samplers see it: called (x, t), the network's ε on a
+    [cond, uncond] batch, combined at cond_scale · cond_scale_miltiplier; the unconditional ε is kept as
+    last_noise_uncond (DDIM CFG++ sets the multiplier to 1/12.5). `.inner_model.inner_model.alphas_cumprod`
+    is where the samplers read ᾱ."""
+
+    def __init__(self, model: "CompVisModel", guidance: float):
+        self.inner_model = SimpleNamespace(inner_model=model)
+        self.model, self.guidance = model, guidance
+        self.cond_scale_miltiplier, self.need_last_noise_uncond, self.last_noise_uncond = 1.0, False, None
+
+    def __call__(self, x, t, **extra_args):
+        t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
+        eps = self.model.net(torch.cat([x, x]), torch.cat([t, t]))
+        cond, uncond = eps[:1], eps[1:]
+        self.last_noise_uncond = uncond
+        return uncond + (cond - uncond) * self.guidance * self.cond_scale_miltiplier
 
 
 class A1111CFGDenoiser:

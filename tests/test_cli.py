@@ -78,7 +78,7 @@ def test_models_and_schedulers_print_tables(capsys):
     assert "Automatic (Exponential)" in rows["DPM++ 2M SDE"]
     assert rows["dpmpp_sde"].split()[1:4] == ["ComfyUI", "2", "yes"]  # tool, model calls a step, stochastic
     assert "adaptive" in rows["DPM adaptive"]
-    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 76  # every entry runs on the demo
+    assert len([line for line in table.splitlines() if line.endswith("yes")]) == 81  # every entry runs on the demo
     assert table.splitlines()[3].startswith("model default ") and "DPMSolverMultistepScheduler" in table.splitlines()[3]
     assert "A1111's schedule types: Uniform, Karras" in table and "Align Your Steps" in table and "kl_optimal" in table
     # Where diffusers' own classes cannot run what A1111 runs, the table says so, with the difference measured.

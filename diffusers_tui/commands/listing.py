@@ -50,7 +50,7 @@ def _tool(entry) -> str:
 
 def _schedules_text(entry) -> str:
     automatic = "its own config" if entry.name == MODEL_DEFAULT else entry.automatic_text
-    if entry.is_engine:  # every schedule type of its tool: listed once below the table
+    if entry.is_engine and len(entry.schedules) > 1:  # every schedule type of its tool: listed below the table
         return f"Automatic ({automatic}), {entry.tool}'s"
     others = [schedule for schedule in entry.schedules if schedule != "Automatic"]
     return f"Automatic ({automatic})" + (f", {', '.join(others)}" if others else "")

@@ -121,9 +121,9 @@ def test_nan_in_a_compared_lane_stops_that_lane_only(engine, tiny_ddpm, monkeypa
 def test_schedules_that_cannot_finish_are_refused_before_the_model_runs(engine, tiny_ddpm, monkeypatch):
     loaded = engine.loaded_model(str(tiny_ddpm))
     calls = fail_at(monkeypatch, loaded.unet, 10**9, RuntimeError)
-    # DDIM on A1111's timesteps (offset 1) indexes past the training timesteps at 1000 steps
-    with pytest.raises(RequestError, match="steps: DDIM cannot run 1000 steps on this model"):
-        engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DDIM", steps=1000))
+    # diffusers' DDIM on A1111's timesteps (offset 1) indexes past the training timesteps at 1000 steps
+    with pytest.raises(RequestError, match=r"steps: DDIM \(diffusers\) cannot run 1000 steps on this model"):
+        engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DDIM (diffusers)", steps=1000))
     assert calls["calls"] == 0
 
 

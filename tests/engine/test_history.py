@@ -79,8 +79,8 @@ def test_a1111_samplers_and_schedule_types_are_registry_choices(sampler, schedul
 
 
 def test_unmappable_samplers_and_schedules_are_named_not_guessed():
-    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: DDIM CFG++, CFG scale: 7, Seed: 1, Size: 64x64")
-    assert "scheduler" not in recipe.fields and "unknown name 'DDIM CFG++'" in recipe.notes[0]
+    recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler Dy, CFG scale: 7, Seed: 1, Size: 64x64")
+    assert "scheduler" not in recipe.fields and "unknown name 'Euler Dy'" in recipe.notes[0]
     recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler a (diffusers), Schedule type: Karras, Seed: 1")
     assert "scheduler" not in recipe.fields and "Euler a (diffusers) has no Karras schedule" in recipe.notes[0]
     recipe = reading.parse_a1111("x\nSteps: 5, Sampler: Euler, Schedule type: Turbo, Seed: 1")
@@ -88,10 +88,14 @@ def test_unmappable_samplers_and_schedules_are_named_not_guessed():
 
 
 def test_every_a1111_sampler_and_schedule_type_of_1_10_is_read_as_itself():
-    for sampler in ("Restart", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "DPM++ 2S a"):
+    for sampler in ("Restart", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "DPM++ 2S a", "LCM"):
         for schedule in ("Align Your Steps", "KL Optimal", "Polyexponential", "Simple", "Normal", "DDIM"):
             recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, Schedule type: {schedule}, Seed: 1")
             assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == (sampler, schedule) and not recipe.notes
+    # DDIM, DDIM CFG++, PLMS and UniPC keep their own timesteps in A1111: the type written beside them is moot.
+    for sampler in ("DDIM", "DDIM CFG++", "PLMS", "UniPC"):
+        recipe = reading.parse_a1111(f"x\nSteps: 5, Sampler: {sampler}, Schedule type: Automatic, Seed: 1")
+        assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == (sampler, "Automatic") and not recipe.notes
     recipe = reading.parse_a1111("x\nSteps: 5, Sampler: euler, Seed: 1, RNG: NV")
     assert (recipe.fields["scheduler"], recipe.fields["noise"]) == ("Euler", "A1111 NV")  # A1111's, whatever the case
 

@@ -10,7 +10,8 @@ from diffusers_tui.engine.request import GenerationRequest
 #: A1111 1.10's samplers (sd_samplers_kdiffusion, sd_samplers_timesteps) that run here under A1111's name.
 KDIFFUSION_SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
                        "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart")
-A1111_SAMPLERS = KDIFFUSION_SAMPLERS + ("DDIM", "PLMS", "UniPC")
+#: A1111's own (sd_samplers_timesteps, sd_samplers_lcm): all 20 of 1.10's names run on the engine.
+A1111_SAMPLERS = KDIFFUSION_SAMPLERS + ("DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM")
 #: Stable Diffusion's own scheduler config as current diffusers saves it (leading spacing, no clip_sample key).
 SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
              "steps_offset": 1, "timestep_spacing": "leading", "prediction_type": "epsilon"}
@@ -22,11 +23,13 @@ def test_the_registry_names_a1111s_samplers_and_says_which_it_lacks():
     assert all(by_name[name].a1111 for name in A1111_SAMPLERS)
     assert not any(by_name[name].a1111 for name in ("DDPM", "DEIS", "DPM++ 2S", "Euler (diffusers)", "euler"))
     # k-diffusion's samplers run on the engine, under A1111's names; diffusers' classes keep theirs.
-    assert all(by_name[name].is_engine and by_name[name].tool == "A1111" for name in KDIFFUSION_SAMPLERS)
+    assert all(by_name[name].is_engine and by_name[name].tool == "A1111" for name in A1111_SAMPLERS)
     assert by_name["DPM++ SDE (diffusers)"].class_name == "DPMSolverSDEScheduler"
     assert by_name["DPM++ 2S"].class_name == "DPMSolverSinglestepScheduler"
     # ComfyUI's "ddim" is Euler; A1111's "DDIM" is the DDIM sampler: one name each, as each tool spells it.
-    assert schedulers.get("ddim").tool == "ComfyUI" and schedulers.get("DDIM").class_name == "DDIMScheduler"
+    assert schedulers.get("ddim").options["sampler"] == "ComfyUI:ddim"
+    assert schedulers.get("DDIM").options["sampler"] == "A1111:DDIM"
+    assert by_name["DDIM (diffusers)"].class_name == "DDIMScheduler" and not by_name["DDIM (diffusers)"].a1111
 
 
 def test_old_one_name_spellings_are_a_sampler_and_a_schedule():
@@ -73,10 +76,14 @@ def test_automatic_is_a1111s_default_for_each_sampler_and_the_full_sigma_range_i
     # diffusers' classes keep A1111's defaults where they bear its names.
     built = schedulers.build(schedulers.get("DPM++ 2M (diffusers)"), SD_CONFIG)
     assert built.config.use_karras_sigmas
-    # DDIM on A1111's timesteps: range(0, 1000, 1000 // steps) + 1.
+    # DDIM on A1111's timesteps, range(0, 1000, 1000 // steps) + 1: A1111 calls the model on all but t=1,
+    # where it stops; diffusers' class calls it there too and steps on to t=0.
     ddim = schedulers.build(schedulers.get("DDIM"), SD_CONFIG)
     ddim.set_timesteps(20)
-    assert [int(t) for t in ddim.timesteps] == list(range(951, 0, -50))
+    assert ddim.timesteps.tolist() == list(range(951, 1, -50))
+    theirs = schedulers.build(schedulers.get("DDIM (diffusers)"), SD_CONFIG)
+    theirs.set_timesteps(20)
+    assert [int(t) for t in theirs.timesteps] == list(range(951, 0, -50))
 
 
 def schedulers_betas():
@@ -86,11 +93,11 @@ def schedulers_betas():
 
 
 def test_clip_sample_and_thresholding_are_off_unless_the_models_config_asks():
-    for name in ("DDIM", "DDPM", "Heun (diffusers)"):
+    for name in ("DDIM (diffusers)", "DDPM", "Heun (diffusers)"):
         built = schedulers.build(schedulers.get(name), SD_CONFIG)
         assert built.config.clip_sample is False, name
         assert getattr(built.config, "thresholding", False) is False
-    asked = schedulers.build(schedulers.get("DDIM"), {**SD_CONFIG, "clip_sample": True})
+    asked = schedulers.build(schedulers.get("DDIM (diffusers)"), {**SD_CONFIG, "clip_sample": True})
     assert asked.config.clip_sample is True
 
 
@@ -149,7 +156,7 @@ def test_a_missing_package_marks_an_entry_unavailable(monkeypatch):
 
 def test_entries_the_model_does_not_declare_compatible_are_filtered():
     status = {s.entry.name: s for s in schedulers.statuses({}, {"DDIMScheduler", "DDPMScheduler"})}
-    assert status["DDIM"].available
+    assert status["DDIM (diffusers)"].available
     assert not status["Euler"].available and "not compatible" in status["Euler"].reason
 
 
@@ -261,4 +268,4 @@ def test_the_models_own_scheduler_is_the_first_entry_and_runs_as_the_model_defau
     lanes = ComparisonRequest(base, (Lane("model default", 2), Lane("Euler", 2))).lane_requests()
     assert [lane.scheduler for lane in lanes] == [None, "Euler"]
     result = engine.run(lanes[0])
-    assert result.recipe["scheduler_class"] == "PNDMScheduler" and result.recipe["scheduler_name"] == "PLMS"
+    assert result.recipe["scheduler_class"] == "PNDMScheduler" and result.recipe["scheduler_name"] == "PLMS (diffusers)"

@@ -127,13 +127,12 @@ _DIFFUSERS: tuple[SchedulerEntry, ...] = (
        parity={"*": "A1111 drops the next-to-last σ, and diffusers has no option for it: RMSE 0.5 "
                     "(Automatic, Karras) to 9.3 (Beta)"}),
     _k("LMS (diffusers)", "LMSDiscreteScheduler", description="needs scipy"),
-    SchedulerEntry("DDIM", "DDIMScheduler", description="A1111's timesteps (t=951 ... 1 at 20 steps)",
-                   base=dict(_A1111_TIMESTEPS)),
-    SchedulerEntry("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, base=dict(_A1111_TIMESTEPS),
-                   parity={"*": "A1111 stops on t=1, one model call sooner; diffusers steps on to t=0: RMSE 2.1"}),
-    # A1111's UniPC keeps its own timesteps (time-uniform) and ignores the schedule type.
-    _k("UniPC", "UniPCMultistepScheduler", schedules=(), automatic="",
-       parity={"*": "not checked: A1111 runs its own UniPC (variant bh1, order 3), not diffusers'"}),
+    SchedulerEntry("DDIM (diffusers)", "DDIMScheduler", a1111=False, base=dict(_A1111_TIMESTEPS),
+                   description="diffusers' DDIM on A1111's timesteps (t=951 ... 1 at 20 steps), on to t=0"),
+    SchedulerEntry("PLMS (diffusers)", "PNDMScheduler", {"skip_prk_steps": True}, a1111=False,
+                   base=dict(_A1111_TIMESTEPS), description="diffusers' PNDM without its Runge-Kutta warm-up"),
+    _k("UniPC (diffusers)", "UniPCMultistepScheduler", schedules=(), automatic="",
+       description="diffusers' UniPC (bh2, order 2)"),
     _k("DDPM", "DDPMScheduler", a1111=False, base={}, schedules=(), automatic="",
        description="the original ancestral sampler; wants many steps (A1111 has none)"),
     _k("DEIS", "DEISMultistepScheduler", a1111=False, base={}, automatic="", description="A1111 has none"),
@@ -173,6 +172,8 @@ _DIFFUSERS_FLOW: tuple[SchedulerEntry, ...] = (
 def _engine_entry(named) -> SchedulerEntry:
     """A registry entry for one engine sampler, under its tool's name and with its tool's schedule types."""
     schedules = A1111_SCHEDULES if named.tool == "A1111" else ("Automatic", *COMFYUI_SCHEDULES)
+    if named.own_schedule:  # A1111's timestep samplers keep their own timesteps, whatever the type
+        schedules = ("Automatic",)
     calls = named.calls_per_step or 1
     kinds = ["stochastic" if named.stochastic else "deterministic"]
     kinds += ["SDE, Brownian-tree noise"] if named.brownian else []
@@ -192,13 +193,7 @@ def _engine_entries(flow: bool) -> tuple[SchedulerEntry, ...]:
     return tuple(_engine_entry(named) for named in catalogue.all_samplers() if named.flow or not flow)
 
 
-#: A1111's DDIM, PLMS and UniPC step on A1111's own timesteps, which diffusers' classes match.
-_A1111_TIMESTEP_SAMPLERS = ("DDIM", "PLMS", "UniPC")
-REGISTRY: tuple[SchedulerEntry, ...] = (
-    *_engine_entries(flow=False),
-    *(entry for entry in _DIFFUSERS if entry.name in _A1111_TIMESTEP_SAMPLERS),
-    *(entry for entry in _DIFFUSERS if entry.name not in _A1111_TIMESTEP_SAMPLERS),
-)
+REGISTRY: tuple[SchedulerEntry, ...] = (*_engine_entries(flow=False), *_DIFFUSERS)
 #: For flow-matching models (SD3, Flux, Sana, Chroma...): every engine sampler that has a flow form,
 #: run as ComfyUI runs it there, then diffusers' flow classes.
 FLOW_REGISTRY: tuple[SchedulerEntry, ...] = (*_engine_entries(flow=True), *_DIFFUSERS_FLOW)

@@ -12,7 +12,7 @@ with A1111's defaults where the sampler bears an A1111 name:
 - the full σ range whatever `timestep_spacing` the folder was saved with (`linspace`);
 - "Automatic" is A1111's per-sampler default (Karras for DPM++ 2M, DPM++ SDE and DPM2,
   Exponential for DPM++ 2M SDE, Uniform for the rest);
-- DDIM and PLMS on A1111's timesteps (`leading`, offset 1, ᾱ_prev of t=0);
+- "DDIM (diffusers)" and "PLMS (diffusers)" on A1111's timesteps (`leading`, offset 1, ᾱ_prev of t=0);
 - `clip_sample` and thresholding off unless the model's own config asks for them: class
   defaults would clip every latent model whose config was saved by another scheduler.
 

@@ -46,6 +46,16 @@ class NamedSampler:
     description: str = ""
     #: Its model calls depend on the picture, not only on the σ list (DPM adaptive's error control).
     adapts_to_x: bool = False
+    #: "module:function(model, steps)": the σ list it always runs on, whatever the schedule type (A1111's
+    #: DDIM, PLMS and UniPC keep their own timesteps).
+    own_schedule: str = ""
+    #: "module:function(model, σ)": the model's timestep for a call at σ, where the tool does not read it
+    #: off the σ table the usual way (A1111's LCM quantizes it, its UniPC interpolates log α).
+    timestep_rule: str = ""
+    #: "module:function(model)": the σ table its schedules and timesteps read (A1111's LCM: every 20th σ).
+    table: str = ""
+    #: Runs in A1111's variance-preserving space: starts from unit noise, and its result is √ᾱ·x.
+    variance_preserving: bool = False
 
     @property
     def key(self) -> str:
@@ -53,8 +63,20 @@ class NamedSampler:
 
     @property
     def function(self):
-        module, name = self.function_ref.split(":")
-        return getattr(importlib.import_module(f"diffusers_tui.engine.sampling.sigma.{module}"), name)
+        return _imported(self.function_ref)
+
+    def model_table(self, model):
+        """The σ table this sampler reads, from the model's."""
+        return _imported(self.table)(model) if self.table else model
+
+    def timestep(self, model, sigma: float, nearest: bool) -> float:
+        """The model's timestep for a call at σ (`nearest`: the convention's rule where the tool has none)."""
+        return _imported(self.timestep_rule)(model, sigma) if self.timestep_rule else model.timestep(sigma, nearest)
+
+
+def _imported(ref: str):
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(f"diffusers_tui.engine.sampling.sigma.{module}"), name)
 
 
 def _a1111(name, ref, *, calls=1, automatic="Uniform", **kwargs) -> NamedSampler:
@@ -68,6 +90,10 @@ def _comfy(name, ref, *, calls=1, **kwargs) -> NamedSampler:
 
 
 _K = "samplers_kdiffusion"
+_A = "samplers_a1111"
+#: What A1111's timestep samplers share: their own timesteps, unit starting noise, no flow form.
+_A1111_TIMESTEPS = {"own_schedule": "samplers_a1111:a1111_timestep_sigmas", "variance_preserving": True,
+                    "flow": False, "automatic": ""}
 _SDE = "samplers_sde"
 _C = "samplers_comfy"
 
@@ -91,6 +117,16 @@ A1111_SAMPLERS: tuple[NamedSampler, ...] = (
     _a1111("DPM adaptive", f"{_K}:sample_dpm_adaptive", calls=None, stochastic=True, range_only=True,
            adapts_to_x=True),
     _a1111("Restart", f"{_K}:sample_restart", calls=None, automatic="Karras", stochastic=True),
+    # A1111's own: its timestep samplers (sd_samplers_timesteps) and LCM (sd_samplers_lcm).
+    _a1111("DDIM", f"{_A}:ddim", eta=0.0, **_A1111_TIMESTEPS, timestep_rule=f"{_A}:nearest_timestep"),
+    _a1111("DDIM CFG++", f"{_A}:ddim_cfgpp", eta=0.0, cfgpp=True, **_A1111_TIMESTEPS,
+           timestep_rule=f"{_A}:nearest_timestep"),
+    _a1111("PLMS", f"{_A}:plms", **_A1111_TIMESTEPS, timestep_rule=f"{_A}:nearest_timestep",
+           description="its first step takes two model calls"),
+    _a1111("UniPC", f"{_A}:unipc", **{**_A1111_TIMESTEPS, "own_schedule": f"{_A}:a1111_unipc_sigmas"},
+           timestep_rule=f"{_A}:a1111_unipc_timestep", description="bh1, order 3, time-uniform"),
+    _a1111("LCM", f"{_A}:lcm", stochastic=True, flow=False, table=f"{_A}:lcm_table",
+           timestep_rule=f"{_A}:lcm_timestep", description="for LCM models: 50 timesteps, c_skip and c_out"),
 )
 
 
@@ -114,6 +150,8 @@ def schedule_function(tool: str, name: str):
 def sigmas_for(named: NamedSampler, schedule: str, model, steps: int) -> list[float]:
     """The σ list `named` runs on: its tool's schedule (Automatic resolved), one longer with the
     next-to-last σ dropped where the tool does that for this sampler."""
+    if named.own_schedule:
+        return [float(sigma) for sigma in _imported(named.own_schedule)(model, steps)]
     name = named.automatic if schedule == "Automatic" else schedule
     function = schedule_function(named.tool, name)
     sigmas = function(model, steps + 1 if named.discard_penultimate else steps)

@@ -223,6 +223,11 @@ def _tree_draws(randn):
             brownian_interval._randn = saved
 
 
+#: Brownian-tree nodes kept per tree: enough for several queries' paths (about 20 nodes each); 32
+#: MB on a 1024 px SDXL latent.
+TREE_CACHE_NODES = 128
+
+
 def _sorted(a: torch.Tensor, b: torch.Tensor):
     # k-diffusion's BatchedBrownianTree.sort: trees take increasing times; the sign is put back after.
     return (a, b, 1) if a < b else (b, a, -1)
@@ -252,7 +257,7 @@ class _BrownianNoise:
         return lambda size, dtype, device, seed: source.randn_local(seed, size).to(device=device, dtype=dtype)
 
     def _build(self):
-        import torchsde
+        from torchsde._brownian.brownian_interval import BrownianInterval
 
         if self.source.convention == "ComfyUI":
             # One seed, not a list: one tree over the whole batch (BatchedBrownianTree, batched=False).
@@ -261,8 +266,12 @@ class _BrownianNoise:
             # A list of per-image seeds: one tree per image over that image's shape (batched=True).
             seeds = self.source.seeds
             w0 = torch.zeros(self.shape[1:], dtype=self.dtype, device=self.tree_device)
-        t0, t1 = self.t0.to(self.tree_device), self.t1.to(self.tree_device)
-        self.trees = [torchsde.BrownianTree(t0, w0, t1, entropy=seed) for seed in seeds]
+        # torchsde.BrownianTree(t0, w0, t1, entropy=seed) is this interval with tol 1e-6, pool size 24 and a
+        # dyadic tree; it keeps only the last 45 nodes, fewer than two queries' paths down the tree, so each
+        # query recomputed most of its path. A larger cache memoizes the same values.
+        self.trees = [BrownianInterval(t0=float(self.t0), t1=float(self.t1), size=w0.shape, dtype=w0.dtype,
+                                       device=w0.device, entropy=seed, tol=1e-6, pool_size=24, halfway_tree=True,
+                                       cache_size=TREE_CACHE_NODES) for seed in seeds]
 
     def __call__(self, sigma: float, sigma_next: float) -> torch.Tensor:
         return self._increment(sigma, sigma_next)

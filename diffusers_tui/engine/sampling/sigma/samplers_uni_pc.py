@@ -22,15 +22,16 @@ FINAL_SIGMA = 0.001
 
 def uni_pc(x: torch.Tensor, sigmas: list[float], context: SamplerContext):
     """UniPC with B(h) = h (variant bh1)."""
-    return (yield from _uni_pc(x, sigmas, "bh1"))
+    return (yield from uni_pc_steps(x, sigmas, "bh1"))
 
 
 def uni_pc_bh2(x: torch.Tensor, sigmas: list[float], context: SamplerContext):
     """UniPC with B(h) = e^h - 1 (variant bh2)."""
-    return (yield from _uni_pc(x, sigmas, "bh2"))
+    return (yield from uni_pc_steps(x, sigmas, "bh2"))
 
 
-def _uni_pc(x, sigmas: list[float], variant: str):
+def uni_pc_steps(x, sigmas: list[float], variant: str):
+    """UniPC over a σ list; a final σ of 0 becomes 0.001, and the sample there is returned."""
     if len(sigmas) <= 1:
         return x
     times = list(sigmas[:-1]) + [FINAL_SIGMA if sigmas[-1] == 0 else sigmas[-1]]

@@ -114,6 +114,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         top = self.sigma_list[0]
         if self.config.flow:
             return top
+        if self.spec.variance_preserving:  # A1111's timestep samplers start from unit noise in ᾱ-scaled x
+            return (1 + top**2) ** 0.5
         # ComfyUI scales by √(1 + σ²) only at full denoise: a first σ at (or above) the model's σ_max.
         full = top >= self.model_sigmas.sigma_max or math.isclose(top, self.model_sigmas.sigma_max, rel_tol=1e-5)
         return (1 + top**2) ** 0.5 if full and catalogue.convention(self.config.convention).scales_by_sqrt else top
@@ -126,6 +128,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         model = self.model_sigmas
         if self.config.flow and self.config.use_dynamic_shifting and mu is not None:
             model = ModelSigmas.for_flow(mu, exponential=True)
+        model = self.spec.model_table(model)
         self.active_sigmas = model
         self.sigma_list = catalogue.sigmas_for(self.spec, self.config.schedule, model, steps)
         self.eval_sigmas = _dry_run(self.spec, self.sigma_list, self._context(model, dry=True))
@@ -133,7 +136,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         self._nearest = nearest
         #: Model calls the run is expected to make (a sampler that adapts its steps may make more or fewer).
         self.expected_calls = len(self.eval_sigmas)
-        values = [model.timestep(sigma, nearest=nearest) for sigma in self.eval_sigmas]
+        values = [self.spec.timestep(model, sigma, nearest) for sigma in self.eval_sigmas]
         if self.spec.adapts_to_x:
             # Its calls depend on the picture: room for many, written in place as it goes (below), and the
             # loop stops when `finished` (pipelines: their interrupt flag).
@@ -173,7 +176,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
             if self.spec.adapts_to_x and index + 1 < len(self.timesteps):
                 # The loop reads each timestep as a view of this tensor when it gets there: the next call's
                 # timestep, known only now, is written in place for it.
-                self.timesteps[index + 1] = self.active_sigmas.timestep(self._eval[1], nearest=self._nearest)
+                self.timesteps[index + 1] = self.spec.timestep(self.active_sigmas, self._eval[1], self._nearest)
                 if index + 1 >= len(self.eval_sigmas):
                     self.eval_sigmas.append(self._eval[1])
                     self.expected_calls = len(self.eval_sigmas) + 1
