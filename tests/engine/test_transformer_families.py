@@ -108,6 +108,36 @@ def test_stochastic_samplers_draw_their_step_noise_from_the_runs_seed(engine, tr
         assert np.array_equal(*images), sampler
 
 
+def test_a_flow_schedule_below_sigma_one_starts_from_that_sigma_times_the_pipelines_noise(engine, transformer_model):
+    """ComfyUI starts a flow model at σ₀·noise (ddim_uniform's σ₀ is under 1); the pipelines draw unit noise,
+    packed or not, and the first model calls must see it scaled."""
+    name, model = transformer_model
+    if name not in FLOW:
+        pytest.skip("not a flow-matching model")
+    loaded = engine.loaded_model(model)
+    denoiser = loaded.pipeline.transformer
+    first_inputs = []
+
+    def keep(module, args, kwargs, output):  # after every pre-hook: what the model was given
+        first_inputs.append((kwargs.get("hidden_states", args[0] if args else None)).float().clone())
+
+    handle = denoiser.register_forward_hook(keep, with_kwargs=True)
+    try:
+        starts = {}
+        for schedule in ("normal", "ddim_uniform"):
+            first_inputs.clear()
+            result = engine.run(_request(model, scheduler="euler", schedule=schedule, preview_method="none"))
+            assert result.stopped is None, result.stopped
+            starts[schedule] = first_inputs[0]
+            # The run's own σ list (Flux-like models shift it by the image size).
+            sigma_0 = loaded.pipeline.scheduler.sigma_list[0]
+    finally:
+        handle.remove()
+    assert 0.5 < sigma_0 < 0.999
+    torch = pytest.importorskip("torch")
+    torch.testing.assert_close(starts["ddim_uniform"], starts["normal"] * sigma_0, rtol=1e-3, atol=1e-4)
+
+
 def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
     name, model = transformer_model
     summary = engine.load(model)

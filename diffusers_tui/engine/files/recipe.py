@@ -153,6 +153,8 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
                     f".to({device!r})", "pipe.scheduler = scheduler"]
     if _needs_uncond(recipe):  # a CFG++ sampler steps along the unconditional estimate: it watches for it
         lines.append("scheduler.watch_uncond(getattr(pipe, 'unet', None) or pipe.transformer)")
+    if _engine_flow(recipe):  # a flow schedule starting below σ = 1 starts from σ₀ · the pipeline's noise
+        lines.append("scheduler.watch_start(pipe.transformer)")
     if recipe.get("vae_mode") in ("sliced", "tiled"):
         lines.append("pipe.vae.enable_slicing()")
     if recipe.get("vae_mode") == "tiled":
@@ -201,6 +203,10 @@ def _needs_uncond(recipe: dict[str, Any]) -> bool:
         return catalogue.sampler(str((recipe.get("scheduler_config") or {}).get("sampler"))).cfgpp
     except KeyError:
         return False
+
+
+def _engine_flow(recipe: dict[str, Any]) -> bool:
+    return recipe.get("scheduler_class") == ENGINE_CLASS and bool((recipe.get("scheduler_config") or {}).get("flow"))
 
 
 def _draws_its_own_start(recipe: dict[str, Any]) -> bool:

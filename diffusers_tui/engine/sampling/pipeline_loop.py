@@ -112,23 +112,8 @@ def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded) -> 
     return scheduler.starting_noise(shape, loaded.device, loaded.dtype)
 
 
-def _starts_below_pure_noise(pipe, scheduler, steps: int) -> bool:
-    """An engine schedule on an SD3-layout flow pipeline whose first σ is not 1 (ComfyUI's ddim_uniform, AYS...):
-    the pipeline would start from unit noise, where the schedule (and ComfyUI) start from σ₀ · noise."""
-    if type(scheduler).__name__ != "SigmaSamplerScheduler" or not scheduler.config.flow:
-        return False
-    if "StableDiffusion3" not in type(pipe).__name__:
-        return False
-    scheduler.set_timesteps(steps)  # as the pipeline will: its first σ
-    return abs(scheduler.init_noise_sigma - 1.0) > 1e-6
-
-
-def _flow_starting_noise(pipe, scheduler, width: int, height: int, loaded, seed: int) -> torch.Tensor:
-    """The pipeline's own unit noise (a CPU generator seeded with the seed), scaled to the schedule's first σ."""
-    factor = pipe.vae_scale_factor
-    shape = (1, pipe.transformer.config.in_channels, height // factor, width // factor)
-    noise = torch.randn(shape, generator=torch.Generator(device="cpu").manual_seed(seed), dtype=torch.float32)
-    return (noise * scheduler.init_noise_sigma).to(loaded.device, loaded.dtype)
+def _is_engine_flow(scheduler) -> bool:
+    return type(scheduler).__name__ == "SigmaSamplerScheduler" and scheduler.config.flow
 
 
 def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
@@ -184,8 +169,6 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     )
     if getattr(scheduler, "draws_its_own_start", False):
         kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded)
-    elif _starts_below_pure_noise(pipe, scheduler, request.steps):
-        kwargs["latents"] = _flow_starting_noise(pipe, scheduler, width, height, loaded, request.seed)
     if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents) skips calls: see
         watcher.after_step = lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents})
     else:
@@ -194,6 +177,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     image, cancelled, stopped = None, False, None
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     uncond_watch = scheduler.watch_uncond(denoiser) if getattr(scheduler, "needs_uncond", False) and denoiser else None
+    # A flow schedule that starts below σ = 1: the pipeline's unit noise is scaled to σ₀ (ComfyUI's start).
+    start_watch = scheduler.watch_start(denoiser) if _is_engine_flow(scheduler) and denoiser else None
     try:
         with torch.inference_mode():
             if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
@@ -210,8 +195,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     except _NotFinite:
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     finally:
-        if uncond_watch is not None:
-            uncond_watch.remove()
+        for watch in (uncond_watch, start_watch):
+            if watch is not None:
+                watch.remove()
     facts = run_facts(loaded, scheduler, width, height, request)
     facts["call_arguments"] = arguments
     facts["step_generator"] = watcher.hands_generator

@@ -88,6 +88,29 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
 
         return denoiser.register_forward_hook(keep)
 
+    def watch_start(self, denoiser: torch.nn.Module):
+        """On flow models, start the run from σ₀·noise where the schedule's first σ is below 1 (ComfyUI's
+        CONST.noise_scaling): flow pipelines draw unit noise in their own layout (packed or not) and never
+        read init_noise_sigma, so the model calls before the first step see their latents scaled, and so
+        does the sampler. Returns the hook's handle, to remove after the run."""
+        def scale(module, args, kwargs):
+            factor = self._start_scale()
+            if factor == 1.0 or self._run is not None:
+                return None
+            if "hidden_states" in kwargs:
+                return args, {**kwargs, "hidden_states": kwargs["hidden_states"] * factor}
+            return (args[0] * factor, *args[1:]), kwargs
+
+        self._watching_start = True
+        return denoiser.register_forward_pre_hook(scale, with_kwargs=True)
+
+    def _start_scale(self) -> float:
+        """What a watched flow run multiplies the pipeline's unit noise by: σ₀ (1 when the schedule starts at 1)."""
+        if not (self.config.flow and getattr(self, "_watching_start", False)) or not self.sigma_list:
+            return 1.0
+        top = self.sigma_list[0]
+        return 1.0 if math.isclose(top, 1.0, rel_tol=1e-6) else top
+
     # ----- what pipelines read -----
 
     @property
@@ -253,6 +276,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         return self.config.convention in ("A1111 GPU", "A1111 NV")
 
     def _start(self, sample: torch.Tensor) -> None:
+        sample = sample * self._start_scale() if self._start_scale() != 1.0 else sample
         self.context = self._context(self.active_sigmas, sample=sample)
         self._run = self.spec.function(sample, list(self.sigma_list), self.context)
         self._eval = next(self._run)
