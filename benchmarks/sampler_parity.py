@@ -263,11 +263,6 @@ class ComfyReference:
         """What ComfyUI does on this cell that a miss is likely due to (checked where a cell missed)."""
         sigmas, ms = self._sigmas(named, schedule, steps)
         first, top = float(sigmas[0]), float(ms.sigma_max)
-        if self.demo.flow and not math.isclose(first, 1.0):
-            # CONST.noise_scaling: σ·noise + (1-σ)·latent; diffusers' flow pipelines draw unit noise and
-            # never read init_noise_sigma.
-            return (f"ComfyUI starts a flow model at σ0·noise, σ0 = {first:.4g} (CONST.noise_scaling); "
-                    "a diffusers flow pipeline starts at 1·noise")
         if not self.demo.flow and first < top and not math.isclose(first, top, rel_tol=1e-5):
             # Sampler.max_denoise is false below the model's σ_max: EPS.noise_scaling multiplies by σ0 only.
             return (f"ComfyUI scales the starting noise by σ0 = {first:.4g}, not sqrt(1+σ0²) "

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from diffusers_tui.engine.sampling.sigma.noise import CONVENTIONS, NoiseSource, initial_noise, step_noise
+from diffusers_tui.engine.sampling.sigma import noise as noise_module
 from diffusers_tui.engine.sampling.sigma.philox import PhiloxGenerator
 
 SHAPE = (3, 4, 8, 8)  # 256 numbers an image: a multiple of 16, as real latents are
@@ -245,23 +246,46 @@ def test_a1111_cpu_tree_is_k_diffusions_tree_per_image_seed():
     got = tree_noise(seeds=(11, 22))(6.0, 2.0)
     for image, seed in enumerate((11, 22)):
         want = torchsde_reference(seed, torch.zeros(TREE_SHAPE[1:]), 6.0, 2.0)
-        torch.testing.assert_close(got[image], want, rtol=0, atol=0)
+        torch.testing.assert_close(got[image], want, rtol=0, atol=1e-6)
 
 
 def test_comfyui_tree_is_one_tree_over_the_whole_batch_with_the_seed():
     got = tree_noise("ComfyUI", seeds=(11,), tree_on_cpu=True)(6.0, 2.0)
-    torch.testing.assert_close(got, torchsde_reference(11, torch.zeros(TREE_SHAPE), 6.0, 2.0), rtol=0, atol=0)
+    torch.testing.assert_close(got, torchsde_reference(11, torch.zeros(TREE_SHAPE), 6.0, 2.0), rtol=0, atol=1e-6)
     # Image 1 continues seed 11's stream rather than starting it again, as a per-image tree would.
     per_image = tree_noise(seeds=(11, 11))(6.0, 2.0)
     assert torch.equal(got[0], per_image[0]) and not torch.equal(got[1], per_image[1])
 
 
-def test_nv_trees_draw_through_philox_and_leave_torchsde_as_it_was():
-    from torchsde._brownian import brownian_interval
+@pytest.mark.parametrize("kept", [6, 128])
+def test_a_whole_runs_tree_queries_are_torchsdes_numbers(kept, monkeypatch):
+    """brownian.py walks torchsde's tree itself: every increment of an SDE run (each step and its midpoint,
+    as DPM++ SDE asks) is torchsde's up to float rounding, whether the split draws are kept or drawn again."""
+    import torchsde
 
-    before = brownian_interval._randn
+    from diffusers_tui.engine.sampling.sigma import brownian
+
+    monkeypatch.setattr(brownian, "KEPT_DRAWS", kept)
+    f32 = lambda value: float(torch.tensor(value, dtype=torch.float32))  # noqa: E731
+    sigmas = [14.6 * (0.03 / 14.6) ** (i / 19) for i in range(20)]
+    queries = [(0.03, 14.6)]
+    for high, low in zip(sigmas, sigmas[1:]):
+        middle = (high * low) ** 0.5
+        queries += [(middle, high), (low, middle), (low, high)]
+    for seed in (0, 11, 2**31 - 1):
+        ours = brownian.BrownianTree(f32(0.03), f32(14.6), (3, 4, 4), torch.float32, torch.device("cpu"), seed,
+                                     noise_module._torchsde_randn)
+        theirs = torchsde.BrownianTree(torch.tensor(f32(0.03)), torch.zeros(3, 4, 4), torch.tensor(f32(14.6)),
+                                       entropy=seed)
+        for a, b in queries:
+            want = theirs(torch.tensor(f32(a)), torch.tensor(f32(b)))
+            # float32 sums in another order: within a few ulps of the increment's own size.
+            torch.testing.assert_close(ours(f32(a), f32(b)), want, rtol=0, atol=2e-6 * math.sqrt(b - a),
+                                       msg=lambda m: f"seed {seed}, [{a}, {b}]: {m}")
+
+
+def test_nv_trees_draw_through_philox():
     nv = tree_noise("A1111 NV")(6.0, 2.0)
-    assert brownian_interval._randn is before
     assert not torch.equal(nv, tree_noise("A1111 CPU")(6.0, 2.0))
     assert abs(float(nv.double().std()) - 1) < 0.2
 

@@ -23,9 +23,6 @@ Nothing here touches torch's global generator.
 
 from __future__ import annotations
 
-import threading
-import warnings
-from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import numpy as np
@@ -198,34 +195,10 @@ def _comfy_ancestral(seed: int, x_like: torch.Tensor) -> NoiseFn:
 
 # -- Brownian trees ---------------------------------------------------------------------------------
 
-#: torchsde draws through a module-level `_randn`; A1111 replaces it for good. Here it is swapped only
-#: while one of our trees runs, under a lock, so each convention's trees draw their own way.
-_TORCHSDE_LOCK = threading.RLock()
-
-
 def _torchsde_randn(size, dtype, device, seed):
-    # torchsde's own _randn (brownian_interval.py), restated so ComfyUI's trees never depend on what
-    # the module holds at the time.
+    # torchsde's own _randn (brownian_interval.py): a fresh generator per split, seeded with its seed.
     generator = torch.Generator(device).manual_seed(int(seed))
     return torch.randn(size, dtype=dtype, device=device, generator=generator)
-
-
-@contextmanager
-def _tree_draws(randn):
-    from torchsde._brownian import brownian_interval
-
-    with _TORCHSDE_LOCK:
-        saved = brownian_interval._randn
-        brownian_interval._randn = randn
-        try:
-            yield
-        finally:
-            brownian_interval._randn = saved
-
-
-#: Brownian-tree nodes kept per tree: enough for several queries' paths (about 20 nodes each); 32
-#: MB on a 1024 px SDXL latent.
-TREE_CACHE_NODES = 128
 
 
 def _sorted(a: torch.Tensor, b: torch.Tensor):
@@ -236,7 +209,7 @@ def _sorted(a: torch.Tensor, b: torch.Tensor):
 class _BrownianNoise:
     """k-diffusion's BrownianTreeNoiseSampler over BatchedBrownianTree (ComfyUI's copy for "ComfyUI").
 
-    Times are float32 tensors as both tools hold σ, so torchsde sees the same float32-rounded times."""
+    Times are float32 tensors as both tools hold σ, so the tree sees the same float32-rounded times."""
 
     def __init__(self, source: NoiseSource, x_like: torch.Tensor, sigma_min: float, sigma_max: float,
                  tree_on_cpu: bool | None):
@@ -257,21 +230,17 @@ class _BrownianNoise:
         return lambda size, dtype, device, seed: source.randn_local(seed, size).to(device=device, dtype=dtype)
 
     def _build(self):
-        from torchsde._brownian.brownian_interval import BrownianInterval
+        from .brownian import BrownianTree
 
         if self.source.convention == "ComfyUI":
             # One seed, not a list: one tree over the whole batch (BatchedBrownianTree, batched=False).
-            seeds, w0 = self.source.seeds[:1], torch.zeros(self.shape, dtype=self.dtype, device=self.tree_device)
+            seeds, shape = self.source.seeds[:1], self.shape
         else:
             # A list of per-image seeds: one tree per image over that image's shape (batched=True).
-            seeds = self.source.seeds
-            w0 = torch.zeros(self.shape[1:], dtype=self.dtype, device=self.tree_device)
-        # torchsde.BrownianTree(t0, w0, t1, entropy=seed) is this interval with tol 1e-6, pool size 24 and a
-        # dyadic tree; it keeps only the last 45 nodes, fewer than two queries' paths down the tree, so each
-        # query recomputed most of its path. A larger cache memoizes the same values.
-        self.trees = [BrownianInterval(t0=float(self.t0), t1=float(self.t1), size=w0.shape, dtype=w0.dtype,
-                                       device=w0.device, entropy=seed, tol=1e-6, pool_size=24, halfway_tree=True,
-                                       cache_size=TREE_CACHE_NODES) for seed in seeds]
+            seeds, shape = self.source.seeds, self.shape[1:]
+        # torchsde.BrownianTree(t0, w0, t1, entropy=seed)'s numbers, from brownian.py's faster walk of it.
+        self.trees = [BrownianTree(float(self.t0), float(self.t1), shape, self.dtype, self.tree_device, seed,
+                                   self._randn()) for seed in seeds]
 
     def __call__(self, sigma: float, sigma_next: float) -> torch.Tensor:
         return self._increment(sigma, sigma_next)
@@ -282,14 +251,11 @@ class _BrownianNoise:
             # k-diffusion would divide 0 by 0; no step draws over an empty interval, so none is drawn.
             return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
         a, b, sign = _sorted(t0, t1)
-        with _tree_draws(self._randn()), warnings.catch_warnings():
-            # torchsde rounds the tree's ends to its tolerance (0.03 for float32 0.0299999993), then warns
-            # at every query at σ_min or σ_max and clamps it; the clamp is the tools' behaviour too, the
-            # warnings are noise in a terminal.
-            warnings.filterwarnings("ignore", message="Should have", category=UserWarning)
-            if self.trees is None:
-                self._build()  # here, not up front: a tree costs draws and only SDE steps need it
-            w = torch.stack([tree(a.to(self.tree_device), b.to(self.tree_device)) for tree in self.trees])
+        if self.trees is None:
+            self._build()  # here, not up front: a tree costs draws and only SDE steps need it
+        # The tree rounds its ends to its tolerance (0.03 for float32 0.0299999993) and clamps queries
+        # at σ_min or σ_max to them, as torchsde does in both tools.
+        w = torch.stack([tree(float(a), float(b)) for tree in self.trees])
         if self.source.convention == "ComfyUI":
             # ComfyUI casts the increment to σ's dtype (float32) before the sign; k-diffusion keeps x's.
             w = w[0].to(torch.float32)  # one tree: its increment is already batch-shaped
