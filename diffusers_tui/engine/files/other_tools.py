@@ -15,6 +15,7 @@ import math
 from typing import Any, Callable
 
 from diffusers_tui.engine.errors import SchedulerUnavailableError
+from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.sampling import registry
 from diffusers_tui.engine.text import shown
 
@@ -38,33 +39,36 @@ DIFFUSERS_SAMPLING = ("InvokeAI",)
 
 
 def read_other_tool(text: dict[str, str]):
-    """(tool name, request fields, notes) from another tool's metadata, or None when sd-parsers finds none.
+    """(tool name, request fields, notes) from another tool's metadata, or None when there is none.
 
-    `text` is the PNG's text chunks. Returns None for A1111-style infotext, which has its own reader.
+    `text` is the PNG's text chunks. sd-parsers reads each tool's layout; a ComfyUI graph is also walked
+    (comfyui_graph), for what sd-parsers leaves out or cannot read. Returns None for A1111-style
+    infotext, which has its own reader, even beside a ComfyUI graph.
     Whatever sd-parsers hands back is untrusted too: each part is read on its own, type-checked,
     and a part that cannot be read (or makes sd-parsers raise) is named in a note instead.
     """
-    from PIL import Image
-    from sd_parsers import Eagerness, ParserManager
-
-    # sd-parsers reads `image.info`: a one-pixel stand-in carries the chunks, so no pixel of
-    # the untrusted file is ever decoded.
-    stand_in = Image.new("L", (1, 1))
-    stand_in.format, stand_in.info = "PNG", dict(text)
-    try:
-        info = ParserManager(eagerness=Eagerness.FAST).parse(stand_in)
-        tool = info.generator.value if info is not None else None
-        samplers = list(info.samplers) if info is not None else []
-    except Exception:  # noqa: BLE001 - a malformed chunk is "no recipe", not a crash
+    graph = comfyui_graph.parse_graph(text.get("prompt"))
+    walked = comfyui_graph.read_graph(graph) if graph else None
+    parsed = _parse(text, comfyui_api=graph is not None and "workflow" not in text)
+    if parsed is None and (walked is None or "parameters" in text):
         return None
-    if tool in (None, "AUTOMATIC1111", "Unknown") or not samplers or not isinstance(tool, str):
-        return None
-    sampler = samplers[0]
-    parameters = {**_attempt(lambda: dict(info.metadata), {}), **_attempt(lambda: dict(sampler.parameters), {})}
-    notes: list[str] = []
+    if parsed is None:  # a ComfyUI graph sd-parsers cannot read: the walk alone
+        tool, prompt, negative, sampler_name = "ComfyUI", walked.prompt, walked.negative_prompt, walked.sampler_name
+        parameters, model_names, passes = dict(walked.parameters), [], walked.passes
+    else:
+        tool, info, samplers = parsed
+        sampler = samplers[0]
+        parameters = {**_attempt(lambda: dict(info.metadata), {}), **_attempt(lambda: dict(sampler.parameters), {})}
+        prompt, negative = _attempt(lambda: info.full_prompt, None), _attempt(lambda: info.full_negative_prompt, None)
+        sampler_name, passes = _attempt(lambda: str(sampler.name), "?"), len(samplers)
+        # PromptInfo.models raises on a graph with a LoraLoader node (it hashes a list): read each model alone.
+        models = _attempt(lambda: [getattr(sampler, "model", None)] + [s.model for s in samplers[1:]], [])
+        model_names = [model.name for model in models if isinstance(getattr(model, "name", None), str)]
+        if walked is not None and tool == "ComfyUI":  # what sd-parsers leaves out (KSamplerAdvanced's noise_seed)
+            parameters = {**walked.parameters, **parameters}
+    notes: list[str] = list(walked.notes) if walked is not None and tool == "ComfyUI" else []
     fields: dict[str, Any] = {}
-    for key, read in (("prompt", lambda: info.full_prompt), ("negative_prompt", lambda: info.full_negative_prompt)):
-        value = _attempt(read, None)
+    for key, value in (("prompt", prompt), ("negative_prompt", negative)):
         if isinstance(value, str):
             fields[key] = value
         elif value is not None:
@@ -80,20 +84,42 @@ def read_other_tool(text: dict[str, str]):
     fields.update(size)
     if note:
         notes.append(note)
-    choice, note = _sampler(tool, _attempt(lambda: str(sampler.name), "?"), parameters)
+    choice, note = _sampler(tool, sampler_name if isinstance(sampler_name, str) else "?", parameters)
     if choice:
         fields["scheduler"], fields["schedule"] = choice
     if tool in COMFYUI_SAMPLING:  # its starting noise and its samplers' noise follow ComfyUI's rules
         fields["noise"] = "ComfyUI"
     if note:
         notes.append(note)
-    if len(samplers) > 1:
-        notes.append(f"{len(samplers)} sampler passes (a refiner or hires pass, say): only the first is used")
-    # PromptInfo.models raises on a graph with a LoraLoader node (it hashes a list): read each model alone.
-    models = _attempt(lambda: [getattr(sampler, "model", None)] + [s.model for s in samplers[1:]], [])
-    model_names = [model.name for model in models if isinstance(getattr(model, "name", None), str)]
+    if passes > 1:
+        notes.append(f"{passes} sampler passes (a refiner or hires pass, say): only the first is used")
     notes.extend(_model_notes(tool, model_names, parameters, text))
     return tool, fields, tuple(notes)
+
+
+def _parse(text: dict[str, str], comfyui_api: bool):
+    """(tool, sd-parsers' PromptInfo, its samplers), or None when sd-parsers finds no other tool's metadata."""
+    from PIL import Image
+    from sd_parsers import Eagerness, ParserManager
+
+    # sd-parsers reads `image.info`: a one-pixel stand-in carries the chunks, so no pixel of
+    # the untrusted file is ever decoded.
+    stand_in = Image.new("L", (1, 1))
+    chunks = dict(text)
+    if comfyui_api:
+        # ComfyUI's API saves the `prompt` graph alone; sd-parsers reads a graph only beside a `workflow`
+        # chunk, whose contents it does not need.
+        chunks["workflow"] = json.dumps({"nodes": [], "links": []})
+    stand_in.format, stand_in.info = "PNG", chunks
+    try:
+        info = ParserManager(eagerness=Eagerness.FAST).parse(stand_in)
+        tool = info.generator.value if info is not None else None
+        samplers = list(info.samplers) if info is not None else []
+    except Exception:  # noqa: BLE001 - a malformed chunk is "no recipe", not a crash
+        return None
+    if tool in (None, "AUTOMATIC1111", "Unknown") or not samplers or not isinstance(tool, str):
+        return None
+    return tool, info, samplers
 
 
 def _attempt(read: Callable[[], Any], default: Any) -> Any:

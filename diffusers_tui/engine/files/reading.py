@@ -14,6 +14,7 @@ from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
 from diffusers_tui.engine.files.recipe import OWN_NOISE_KEY, OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.request import GenerationRequest
@@ -56,12 +57,28 @@ def recipe_from_png(path: str | os.PathLike) -> Recipe:
         recipe = Recipe(fields, tool, (f"read as a {tool} image",) + notes)
     elif PARAMETERS_KEY in text:
         recipe = parse_a1111(text[PARAMETERS_KEY])
+        recipe = Recipe(recipe.fields, recipe.source, recipe.notes + _graph_beside_a1111(text, recipe.fields))
     else:
         raise RequestError("from", f"{shown(path)} carries no recipe this tool can read: no diffusers-tui chunk, "
                                    "no A1111 'parameters' line, and none of ComfyUI, InvokeAI, Fooocus or NovelAI's "
                                    "metadata")
     fields, notes = checked_fields(recipe.fields, path)
     return Recipe(fields, recipe.source, recipe.notes + notes)
+
+
+def _graph_beside_a1111(text: dict[str, str], fields: dict[str, Any]) -> tuple[str, ...]:
+    """A note when the PNG also carries a ComfyUI graph: the A1111 line is what is read, and where the two
+    disagree on the seed, steps or CFG scale, the note says so."""
+    graph = comfyui_graph.parse_graph(text.get("prompt"))
+    walked = comfyui_graph.read_graph(graph) if graph else None
+    if walked is None:
+        return ()
+    differences = [f"{name} {shown(walked.parameters[key], 20)} (the line: {shown(fields[name], 20)})"
+                   for name, key in (("seed", "seed"), ("steps", "steps"), ("guidance", "cfg_scale"))
+                   if key in walked.parameters and name in fields and walked.parameters[key] != fields[name]]
+    if differences:
+        return (f"it also carries a ComfyUI graph, which says {', '.join(differences)}: the A1111 line is used",)
+    return ("it also carries a ComfyUI graph, which agrees with its A1111 line: the line is used",)
 
 
 def checked_fields(fields: dict[str, Any], path) -> tuple[dict[str, Any], tuple[str, ...]]:
