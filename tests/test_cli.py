@@ -54,6 +54,10 @@ def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
     (["compare", "--schedulers", "Euler,Eulr"], "scheduler: unknown name 'Eulr'; did you mean Euler"),
     (["compare", "--schedulers", "Euler", "--steps", "10,x"], "'x' is not a step count"),
     (["compare", "--schedulers", "Euler", "--reference", "Euler"], "is not SCHEDULER:STEPS"),
+    # Digits to str.isdigit() that int() refuses or reads otherwise.
+    (["compare", "--schedulers", "Euler", "--steps", "\u00b2"], "'\u00b2' is not a step count"),
+    (["compare", "--schedulers", "Euler", "--reference", "Euler:\u00b2"], "is not SCHEDULER:STEPS"),
+    (["compare", "--schedulers", "Euler", "--steps", "\u0663"], "is not a step count"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(args, words, capsys):
     assert main(args) == 2

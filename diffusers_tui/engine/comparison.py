@@ -13,6 +13,7 @@ from typing import Any
 
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import MAX_STEPS, GenerationRequest, GenerationResult, StepSnapshot
+from diffusers_tui.engine.text import shown
 
 MAX_LANES = 32
 #: The distance in the table: root mean square difference of the final RGB images
@@ -111,8 +112,8 @@ def parse_step_list(text: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= MAX_STEPS:
-            raise RequestError("compare_steps", f"{part!r} is not a step count from 1 to {MAX_STEPS} "
+        if not _ascii_digits(part) or not 1 <= int(part) <= MAX_STEPS:
+            raise RequestError("compare_steps", f"{shown(part, 40)!r} is not a step count from 1 to {MAX_STEPS} "
                                                 f"(give one or more, like 10,20,30)")
         counts.append(int(part))
     if not counts:
@@ -120,13 +121,18 @@ def parse_step_list(text: str) -> list[int]:
     return list(dict.fromkeys(counts))
 
 
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() is true of "²" and "٣", which int() refuses or reads as another number.
+    return text.isascii() and text.isdigit()
+
+
 def parse_reference(text: str | None) -> Lane | None:
     """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); None stays None."""
     if not text:
         return None
     name, _, steps = text.rpartition(":")
-    if not name or not steps.strip().isdigit():
-        raise RequestError("reference", f"{text!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
+    if not name or not _ascii_digits(steps.strip()):
+        raise RequestError("reference", f"{shown(text, 80)!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
     return Lane(name.strip(), int(steps))
 
 

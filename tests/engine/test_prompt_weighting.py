@@ -47,6 +47,24 @@ def test_emphasis_changes_the_picture_and_weight_one_does_not(engine):
                                 "negative_prompt": ""}
 
 
+def test_weights_are_plain_decimals_and_ones_compel_cannot_take_leave_the_prompt_as_typed_with_a_note():
+    from compel import Compel
+
+    # compel reads "(red)-5" as red at 0.9 and a word "5", "1.4e+206" as 1.4 and a word: such weights are refused.
+    overflow = "(red:" + "9" * 400 + ")"  # A1111 reads the weight as float: inf
+    nested = "(" * 4980 + "red" + ")" * 4980  # 1.1 ** 4980: past float32
+    for text, shown_weight in (("a (red:-5) circle", "-5"), (overflow, "inf"), (nested, "1.36638e+206")):
+        assert f"'red' at {shown_weight}" in prompt_weighting.syntax_note(text, "", "sd")
+        assert not prompt_weighting.readable(text, "") and not prompt_weighting.readable("", text)
+    # (red:-1) is a weight, not A1111's BREAK marker.
+    assert prompt_weighting.to_compel("a (red:-1) circle")[0].startswith("a (red)-1")
+    text = prompt_weighting.to_compel("a [[[red]]] circle (blue:0.000001)")[0]
+    assert "e" not in text.replace("circle", "").replace("red", "").replace("blue", "")
+    fragments = Compel.parse_prompt_string(text).prompts[0].children
+    weights = [round(f.weight, 6) for f in fragments if f.text in ("red", "blue")]
+    assert weights == [round(1 / 1.1**3, 6), 0.000001]
+
+
 def test_the_note_says_whether_the_syntax_took_effect():
     assert prompt_weighting.syntax_note("a red circle", "", "sd") is None
     assert "applied through compel" in prompt_weighting.syntax_note("a (red:1.2) circle", "", "sd")

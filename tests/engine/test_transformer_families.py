@@ -138,6 +138,19 @@ def test_a_flow_schedule_below_sigma_one_starts_from_that_sigma_times_the_pipeli
     torch.testing.assert_close(starts["ddim_uniform"], starts["normal"] * sigma_0, rtol=1e-3, atol=1e-4)
 
 
+def test_a_class_that_cannot_shift_by_image_size_is_refused_for_that_reason_at_any_step_count(engine,
+                                                                                              transformer_model):
+    from diffusers_tui.engine.errors import RequestError
+
+    name, model = transformer_model
+    if not engine.loaded_model(model).scheduler.config.get("use_dynamic_shifting"):
+        pytest.skip("this model's schedule is not shifted by the image size")
+    for steps in (1, 4):
+        with pytest.raises(RequestError, match=r"scheduler: Heun \(diffusers\) cannot shift its schedule by the "
+                                               r"image size.*choose another"):
+            engine.run(_request(model, scheduler="Heun (diffusers)", steps=steps))
+
+
 def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
     name, model = transformer_model
     summary = engine.load(model)

@@ -100,8 +100,11 @@ def check_steps(scheduler, request: GenerationRequest) -> None:
         return  # the engine's samplers run any step count; a trial would only build their noise twice
     reason = _schedule_failure(type(scheduler), json.dumps(dict(scheduler.config), sort_keys=True, default=str),
                                request.steps)
+    name = request.scheduler or type(scheduler).__name__
+    if reason == registry.NO_DYNAMIC_SHIFT:  # no step count would do: the class itself does not fit
+        raise RequestError("scheduler", f"{name} {reason}; choose another (`diffusers-tui schedulers --model M` "
+                                        "lists those that run on it)")
     if reason is not None:
-        name = request.scheduler or type(scheduler).__name__
         raise RequestError("steps", f"{name} cannot run {request.steps} steps on this model ({reason}); "
                                     "choose fewer steps or another scheduler")
 
@@ -126,6 +129,8 @@ def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | No
             model_input = trial.scale_model_input(sample, timestep) if hasattr(trial, "scale_model_input") else sample
             sample = trial.step(torch.zeros_like(model_input), timestep, sample, **kwargs).prev_sample
     except Exception as error:  # noqa: BLE001 - whatever the scheduler raises, the run would too
+        if registry.unavailable_reason(error) == registry.NO_DYNAMIC_SHIFT:
+            return registry.NO_DYNAMIC_SHIFT
         return str(error).splitlines()[0] if str(error) else type(error).__name__
     return None
 

@@ -11,14 +11,21 @@ the prompt is stored as typed either way.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
+
+from diffusers_tui.engine.text import shown
 
 #: A1111's tokenizer for emphasis (modules/prompt_parser.py: re_attention).
 _ATTENTION = re.compile(r"\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:", re.X)
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 _EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):[^>]*>", re.I)
 _SYNTAX = re.compile(r"[()\[\]]|\bBREAK\b|<(?:lora|lyco|hypernet):", re.I)
+#: A1111's BREAK in a run list (its own marker: the text BREAK at weight -1, which a weight alone cannot mean).
+_BREAK_RUN = ("BREAK", -1)
+#: The largest weight an embedding can be scaled by in float32.
+_LARGEST_WEIGHT = 3.4e38
 
 
 def has_a1111_syntax(text: str) -> bool:
@@ -60,7 +67,7 @@ def attention_runs(text: str) -> list[tuple[str, float]]:
         multiply(start, 1 / 1.1)
     merged: list[list[Any]] = []
     for run in runs or [["", 1.0]]:
-        if merged and merged[-1][1] == run[1] and run[1] != -1:
+        if merged and merged[-1][1] == run[1] and tuple(run) != _BREAK_RUN and tuple(merged[-1]) != _BREAK_RUN:
             merged[-1][0] += run[0]
         else:
             merged.append(run)
@@ -79,9 +86,19 @@ def _compel_text(runs: list[tuple[str, float]]) -> str:
             parts.append(text)
         elif abs(weight - 1.0) < 1e-9:
             parts.append(escaped(text))
-        else:
-            parts.append(f"({escaped(text.strip())}){weight:.4g}")
+        else:  # compel reads a plain decimal only: no exponent, no sign
+            parts.append(f"({escaped(text.strip())}){_decimal(weight)}")
     return " ".join(part.strip() for part in parts if part.strip())
+
+
+def _decimal(weight: float) -> str:
+    return f"{weight:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def unusable_weights(text: str) -> list[str]:
+    """A1111 weights compel cannot take, as "'red' at -5": negative, infinite, or past float32's range."""
+    return [f"{shown(run.strip(), 30)!r} at {weight:g}" for run, weight in attention_runs(_EXTRA_NETWORK.sub("", text))
+            if (run, weight) != _BREAK_RUN and (not math.isfinite(weight) or not 0 <= weight <= _LARGEST_WEIGHT)]
 
 
 def to_compel(text: str) -> tuple[str, list[str]]:
@@ -90,7 +107,7 @@ def to_compel(text: str) -> tuple[str, list[str]]:
     runs = attention_runs(_EXTRA_NETWORK.sub("", text))
     chunks: list[list[tuple[str, float]]] = [[]]
     for run in runs:
-        if run[1] == -1:
+        if run == _BREAK_RUN:
             chunks.append([])
         else:
             chunks[-1].append(run)
@@ -117,9 +134,12 @@ def applies(pipe, prompt: str, negative: str) -> bool:
 
 
 def readable(prompt: str, negative: str) -> bool:
-    """Whether compel's parser takes both prompts once translated (odd text is left to the pipeline as typed)."""
+    """Whether compel's parser takes both prompts once translated, with weights it can apply (odd text is left
+    to the pipeline as typed)."""
     from compel import Compel
 
+    if unusable_weights(prompt) or unusable_weights(negative):
+        return False
     try:
         for text in (prompt, negative):
             Compel.parse_prompt_string(to_compel(text)[0])
@@ -162,6 +182,10 @@ def syntax_note(prompt: str, negative: str, kind: str | None) -> str | None:
         return None
     removed = sorted({match.group(0) for match in _EXTRA_NETWORK.finditer(text)})
     lora = f"; {', '.join(removed)} not applied (LoRAs and hypernetworks are not loaded here)" if removed else ""
+    unusable = unusable_weights(prompt) + unusable_weights(negative)
+    if kind is not None and unusable:
+        return (f"A1111 weights compel cannot apply (negative, infinite or past float32's range: "
+                f"{', '.join(unusable[:3])}): the prompt runs as typed")
     if kind is not None and not readable(prompt, negative):
         return "A1111 prompt syntax could not be read here (compel's parser refused the text): the prompt runs as typed"
     if kind is None:

@@ -302,14 +302,22 @@ def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] 
         except ImportError as error:
             results.append(SchedulerStatus(entry, False, f"needs a package: {error}".splitlines()[0]))
         except Exception as error:  # a scheduler that rejects this config is unavailable, not fatal
-            if "'mu'" in str(error):
-                reason = "cannot shift its schedule by the image size, as this model's config asks"
-            else:
-                reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            reason = unavailable_reason(error)
             results.append(SchedulerStatus(entry, False, reason))
         else:
             results.append(SchedulerStatus(entry, True))
     return results
+
+
+#: Why a scheduler class without dynamic shifting cannot run a model whose config asks for it (Flux and kin).
+NO_DYNAMIC_SHIFT = "cannot shift its schedule by the image size, as this model's config asks"
+
+
+def unavailable_reason(error: Exception) -> str:
+    """Why a scheduler that raised `error` on a model's config cannot run it, in the user's terms."""
+    if "'mu'" in str(error):  # set_timesteps(mu=...) on a class that takes no μ
+        return NO_DYNAMIC_SHIFT
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def _takes_sigmas(scheduler) -> bool:
