@@ -137,15 +137,30 @@ def test_models_that_fail_to_load_each_get_a_clear_message(tmp_path, tiny_sd, ti
     missing_part = tmp_path / "missing-vae"
     shutil.copytree(tiny_sd, missing_part)
     shutil.rmtree(missing_part / "vae")
-    with pytest.raises(ModelLoadError, match="could not load .*missing-vae"):
+    with pytest.raises(ModelLoadError, match=r"could not load .*missing-vae.*its vae/ folder is missing"):
         loading.load(names.resolve(str(missing_part)), LoadOptions(device="cpu"))
 
-    truncated = tmp_path / "truncated"
-    shutil.copytree(tiny_bare_unet, truncated)
-    weights = truncated / "diffusion_pytorch_model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    with pytest.raises(ModelLoadError, match="could not load .*truncated"):
-        loading.load(names.resolve(str(truncated)), LoadOptions(device="cpu"))
+    # Weights cut short (an interrupted copy): the file and what is wrong with it, never --allow-pickle.
+    for model, name, weights_at in ((tiny_bare_unet, "truncated", "."), (tiny_sd, "truncated-unet", "unet")):
+        truncated = tmp_path / name
+        shutil.copytree(model, truncated)
+        weights = truncated / weights_at / "diffusion_pytorch_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        with pytest.raises(ModelLoadError, match=r"could not load .*diffusion_pytorch_model.safetensors is cut "
+                                                 r"short: it holds .* bytes of the .*download or copy it again") as error:
+            loading.load(names.resolve(str(truncated)), LoadOptions(device="cpu"))
+        assert "allow-pickle" not in str(error.value)
+
+    # Configs that are not what a config is: the file and the value, not diffusers' guess (a Hub download).
+    for change, words in ((lambda config: [1, 2], r"unet/config.json is not a JSON object \(it holds a list\)"),
+                          (lambda config: {**config, "sample_size": 0}, "unet/config.json: sample_size 0 is not a "
+                                                                         "positive size")):
+        broken = tmp_path / f"broken-{len(words)}"
+        shutil.copytree(tiny_sd, broken)
+        config = broken / "unet" / "config.json"
+        config.write_text(json.dumps(change(json.loads(config.read_text()))))
+        with pytest.raises(ModelLoadError, match=words):
+            loading.load(names.resolve(str(broken)), LoadOptions(device="cpu"))
 
     bad_index = tmp_path / "bad-index"
     shutil.copytree(tiny_sd, bad_index)

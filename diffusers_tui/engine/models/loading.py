@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusers_tui.engine.errors import ModelLoadError, ModelNotFoundError, RequestError
-from diffusers_tui.engine.models import families
+from diffusers_tui.engine.models import families, folder_check
 from diffusers_tui.engine.models.names import PICKLE_SUFFIXES, Mode, ModelSource, _read_json, describe_folder
 
 
@@ -136,6 +136,9 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
     dtype = pick_dtype(options.dtype, device, _pipeline_class(source, options))
     if options.offload != "none" and device.type != "cuda":
         raise ModelLoadError(f"--offload {options.offload} needs a CUDA device; use --offload none")
+    problem = folder_check.layout_problem(Path(source.path)) if source.kind != "single-file" else None
+    if problem:
+        raise ModelLoadError(f"could not load {source.name!r}: {problem}")
     try:
         if source.kind == "single-file":
             loaded = _load_single_file(source, options, device, dtype)
@@ -166,6 +169,9 @@ def _explain_load_failure(source: ModelSource, error: Exception, options: LoadOp
     if type(error).__name__ == "OutOfMemoryError":
         return (f"could not load {source.name!r}: out of memory on {options.device}; try --dtype float16 "
                 "(bfloat16 for Flux, SD3, Qwen-Image), --offload model, or a smaller model")
+    damaged = folder_check.damaged_weights(Path(source.path)) if source.path else None
+    if damaged:  # before the safetensors message below: a cut-short file is no reason to allow pickle
+        return f"could not load {source.name!r}: {damaged}; download or copy it again"
     if not options.allow_pickle and ("safetensors" in text.lower() or "use_safetensors" in text):
         return (
             f"could not load {source.name!r}: it has no .safetensors weights ({text}). "
