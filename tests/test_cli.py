@@ -58,11 +58,20 @@ def test_unet_command_saves_snapshots_every_n_steps(tiny_ddpm, tmp_path):
     (["compare", "--schedulers", "Euler", "--steps", "\u00b2"], "'\u00b2' is not a step count"),
     (["compare", "--schedulers", "Euler", "--reference", "Euler:\u00b2"], "is not SCHEDULER:STEPS"),
     (["compare", "--schedulers", "Euler", "--steps", "\u0663"], "is not a step count"),
+    (["compare", "--schedulers", "Euler,Heun", "--steps", "3,4", "--equal-calls"],
+     "Heun at 3 and 4 steps both run 2 steps"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(args, words, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_diffusers_sde_class_runs_without_torchsdes_warnings_on_stderr(tiny_sd, tmp_path):
+    done = _cli("generate", "a blue square", "--model", str(tiny_sd), "--scheduler", "DPM++ SDE (diffusers)",
+                "--steps", "3", "--size", "16x16", "--outputs", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Should have" not in done.stderr and "Warning" not in done.stderr
 
 
 def test_missing_model_in_a_real_process_has_no_traceback(tmp_path):

@@ -64,6 +64,15 @@ class ComparisonRequest:
                 raise RequestError("compare_steps", f"{lane.steps!r} steps is outside 1 to {MAX_STEPS}")
         if len(set(self.lanes)) != len(self.lanes):
             raise RequestError("compare", "the same scheduler and step count is marked twice")
+        if self.equal_calls:  # halving can make two marked lanes one: 3 and 4 steps of Heun both run 2
+            ran: dict[tuple[str, int], int] = {}
+            for lane, request in zip(self.lanes, self.lane_requests()):
+                key = (lane.scheduler, request.steps)
+                if key in ran:
+                    raise RequestError("compare", f"with equal model calls, {lane.scheduler} at {ran[key]} and "
+                                                  f"{lane.steps} steps both run {request.steps} steps; mark step "
+                                                  "counts that stay apart when halved, or turn equal calls off")
+                ran[key] = lane.steps
 
     def _labelled(self, lane: Lane) -> Lane:
         from diffusers_tui.engine.sampling import registry as schedulers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from diffusers_tui.engine.errors import RequestError
 
@@ -21,6 +22,9 @@ def quiet() -> None:
     diffusers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    # torchsde (diffusers' DPM++ SDE class) rounds its tree's ends, then warns at every query at them and
+    # clamps: the clamp is the tools' behaviour, the warning is noise in a terminal.
+    warnings.filterwarnings("ignore", message="Should have (ta|tb)", category=UserWarning)
     _quieted = True
 
 

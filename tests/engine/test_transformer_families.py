@@ -167,6 +167,9 @@ def test_guidance_means_what_the_family_makes_of_it(engine, transformer_model):
     # A negative prompt the model cannot use gets a note before the run, in the app and the CLI.
     note = guidance_note(GenerationRequest(prompt="x", negative_prompt="blue", guidance=2.5), summary)
     assert (note is not None and "no negative prompt" in note) == (not summary.negative_prompt)
+    # Classifier-free guidance off (1 or below): the negative prompt steers nothing, and the note says so.
+    note = guidance_note(GenerationRequest(prompt="x", negative_prompt="blue", guidance=1.0), summary)
+    assert (note is not None and "not used at guidance 1" in note) == (kind == "cfg" and summary.negative_prompt)
 
 
 @pytest.mark.parametrize("scheduler, schedule", [(None, "Automatic"), ("Euler", "Karras"), ("UniPC", "Automatic"),

@@ -269,6 +269,9 @@ def guidance_note(request, summary) -> str | None:
     notes = []
     if request.negative_prompt and not summary.negative_prompt:
         notes.append("this model takes no negative prompt: it is not used")
+    elif request.negative_prompt and summary.guidance == "cfg" and request.guidance <= 1:
+        # Pipelines run the unconditional (negative) branch only when classifier-free guidance is on: above 1.
+        notes.append(f"the negative prompt is not used at guidance {request.guidance:g} (it steers only above 1)")
     if summary.guidance == "none" and request.guidance not in (0, 1):
         notes.append(f"guidance {request.guidance:g} is not used: {summary.guidance_meaning.removeprefix('none: ')}")
     if summary.guidance == "distilled" and summary.guidance_default is not None and request.guidance > 3 * summary.guidance_default:
