@@ -36,6 +36,9 @@ def _request_field(name: str, convert: Callable[[str], Any]):
                 value = convert(value)
             except ValueError:
                 raise RequestError(name, f"{value!r} is not {_KIND_OF[convert]}") from None
+        elif isinstance(value, str) and convert is not str:  # TOML's "7.5" is text, whatever it spells
+            raise RequestError(name, f"{shown(value, 40)!r} is text in quotes, not {_KIND_OF[convert]}: write "
+                                     f"{name} = {shown(value, 40)} without the quotes")
         GenerationRequest(**{name: value})
         return value
     return check
@@ -222,6 +225,9 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 def _read_file(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
     if not path.exists():
+        if path.is_symlink():  # exists() is false for a link that loops or points at nothing
+            warnings.append(f"config file {shown(str(path))} is a symbolic link that leads to no file (a loop, or "
+                            "a missing target); using the defaults")
         return {}, ""
     try:
         text = read_bounded(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")

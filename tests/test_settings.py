@@ -43,6 +43,23 @@ def test_a_bad_value_names_its_line_and_only_it_falls_back(tmp_path):
     assert "env DIFFUSERS_TUI_STEPS: steps: 'many' is not a whole number; using 30 instead" in text
 
 
+def test_a_number_written_in_quotes_is_called_text_with_the_fix(tmp_path):
+    path = _write(tmp_path, 'guidance = "7.5"\nsteps = "30"\n')
+    found = settings.load({}, environ={}, path=path)
+    assert found["guidance"] == 5.0 and found["steps"] == 20
+    text = "\n".join(found.warnings)
+    assert "line 1: guidance: '7.5' is text in quotes, not a number: write guidance = 7.5 without the quotes" in text
+    assert "line 2: steps: '30' is text in quotes, not a whole number: write steps = 30" in text
+
+
+def test_a_config_path_that_is_a_symlink_loop_is_warned_of(tmp_path):
+    loop = tmp_path / "config.toml"
+    loop.symlink_to(loop)
+    found = settings.load({}, environ={}, path=loop)
+    assert found["steps"] == 20
+    assert len(found.warnings) == 1 and "symbolic link that leads to no file" in found.warnings[0]
+
+
 def test_saving_keeps_what_else_the_file_holds_and_reads_back(tmp_path):
     path = _write(tmp_path, '# mine\ndevice = "cpu"\n\n[keys]\nhelp = "f1"\n')
     settings.save({"steps": 8, "scheduler": "DDIM", "size": ""}, path)
