@@ -89,6 +89,25 @@ async def _read_until_app(socket_) -> bytes:
     return received
 
 
+def test_the_page_asks_nothing_of_any_other_host():
+    """textual-serve's page links Google's font service; the served page takes the font from its own files."""
+    import re
+    from pathlib import Path
+
+    import textual_serve
+
+    from diffusers_tui.commands.guarded_server import own_origin_only
+
+    package = Path(textual_serve.__file__).parent
+    page = own_origin_only((package / "templates" / "app_index.html").read_text(), "/static/")
+    assert "googleapis" not in page
+    urls = set(re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\(["']?([^"')]+)""", page))
+    urls = {a or b for a, b in urls}
+    assert urls and all(url.startswith(("/static/", "{{", "data:")) for url in urls), urls
+    for font in re.findall(r'url\("/static/([^"]+)"\)', page):
+        assert (package / "static" / font).is_file(), font
+
+
 @pytest.mark.slow
 def test_a_browser_session_gets_the_app(tmp_path):
     """The real server on a free port: the page with its token, then a websocket session gets the app's screen."""
@@ -104,6 +123,10 @@ def test_a_browser_session_gets_the_app(tmp_path):
             html = await page.text()
             assert page.status == 200 and "textual" in html
             assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws/{token}"' in html
+            assert "googleapis" not in html
+            font = await client.get(f"{base}/static/fonts/RobotoMono-VariableFont_wght.ttf")
+            icon = await client.get(f"{base}/favicon.ico")
+            assert (font.status, icon.status) == (200, 204)
             async with client.ws_connect(f"{base}/ws/{token}?width=120&height=40",
                                          headers={"Origin": base}) as socket_:
                 return await _read_until_app(socket_)

@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -85,6 +86,22 @@ def _is_ip_literal(host: str) -> bool:
         return False
 
 
+#: textual-serve's page asks Google's font service for Roboto Mono, which it also ships in its static files.
+_REMOTE_FONT = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*>", re.S)
+
+
+def own_origin_only(page: str, static_url: str) -> str:
+    """The page with its font from the server's own static files instead of Google's (a GPU box may have no
+    internet, and the request would tell Google who opened the app), and no favicon request."""
+    static = static_url.rstrip("/") + "/"
+    faces = "".join(
+        f'@font-face {{ font-family: "Roboto Mono"; font-style: {style}; font-weight: 100 700; '
+        f'src: url("{static}fonts/{file}") format("truetype"); }} '
+        for style, file in (("normal", "RobotoMono-VariableFont_wght.ttf"),
+                            ("italic", "RobotoMono-Italic-VariableFont_wght.ttf")))
+    return _REMOTE_FONT.sub(lambda match: f'<style>{faces}</style>\n    <link rel="icon" href="data:,">', page)
+
+
 class GuardedServer(Server):
     """A textual-serve Server that admits only requests carrying its token, Host and Origin."""
 
@@ -141,7 +158,7 @@ class GuardedServer(Server):
     async def _guard(self, request: web.Request, handler) -> Any:
         if not self._host_ok(request):
             return self._refuse(request, 421, f"Host {request.headers.get('Host')!r} is not the address served")
-        if request.path.startswith("/static/"):
+        if request.path.startswith("/static/") or request.path == "/favicon.ico":
             return await handler(request)  # the page's scripts and fonts: public files of textual-serve
         if request.path.startswith("/ws/"):
             return await handler(request)  # checked in handle_websocket (token in the path, Origin, cap)
@@ -153,6 +170,7 @@ class GuardedServer(Server):
         app = await super()._make_app()
         app.middlewares.append(self._guard)
         app.router.add_get("/ws/{token}", self.handle_guarded_websocket)
+        app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
         return app
 
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
@@ -181,10 +199,11 @@ class GuardedServer(Server):
 
     async def handle_index(self, request: web.Request):
         response = await super().handle_index(request)
-        # The page's websocket address gets the token in its path: the page appends "?width=..." itself.
         if isinstance(response, web.Response) and response.text:
+            # The page's websocket address gets the token in its path: the page appends "?width=..." itself.
             plain = f'data-session-websocket-url="{self._websocket_base(request)}"'
-            response.text = response.text.replace(plain, plain[:-1] + f'/{self.token}"')
+            text = response.text.replace(plain, plain[:-1] + f'/{self.token}"')
+            response.text = own_origin_only(text, request.app.router["static"].url_for(filename="/").path)
         return response
 
     def _websocket_base(self, request: web.Request) -> str:
