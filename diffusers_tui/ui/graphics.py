@@ -8,6 +8,7 @@ Half-blocks stay the live pane's renderer and the fallback everywhere else.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable, Mapping
 
@@ -45,16 +46,73 @@ def choose(requested: str | None, probe: Callable[[], str] | None = None,
     return kind
 
 
-def _probe_terminal() -> str:
-    """Ask the terminal through textual-image's own detection (Sixel first, then Kitty's protocol)."""
+#: kitty draws textual-image's Kitty images through Unicode placeholders, which it knows from 0.28 on;
+#: 0.26.5 (Debian 12's) reads them as a malformed command and draws a grid of boxes.
+KITTY_PLACEHOLDERS_SINCE = (0, 28)
+_KITTY_VERSION = re.compile(r"kitty\((\d+)\.(\d+)")
+
+
+def _probe_terminal(version: Callable[[], str | None] | None = None) -> str:
+    """Ask the terminal through textual-image's own detection (Sixel first, then Kitty's protocol); a kitty
+    too old for the placeholders textual-image draws with is left to half-blocks."""
     from textual_image.renderable import Image, SixelImage, TGPImage
 
-    return {SixelImage: "sixel", TGPImage: "kitty"}.get(Image, "halfblock")
+    kind = {SixelImage: "sixel", TGPImage: "kitty"}.get(Image, "halfblock")
+    if kind == "kitty" and not placeholders_supported((version or terminal_version)()):
+        return "halfblock"
+    return kind
+
+
+def placeholders_supported(version: str | None) -> bool:
+    """Whether a terminal that speaks Kitty's graphics protocol draws its Unicode placeholders, by the name and
+    version it gives to XTVERSION ("kitty(0.26.5)"); terminals that give none, or another name, are trusted."""
+    found = _KITTY_VERSION.search(version or "")
+    return found is None or (int(found.group(1)), int(found.group(2))) >= KITTY_PLACEHOLDERS_SINCE
+
+
+def terminal_version(timeout: float = 0.3) -> str | None:
+    """The terminal's answer to XTVERSION (CSI > 0 q), "kitty(0.26.5)" say; None when it gives none in time."""
+    from textual_image._terminal import capture_terminal_response
+
+    try:
+        with capture_terminal_response(start_marker="\x1bP>|", end_marker="\x1b\\", timeout=timeout) as response:
+            sys.__stdout__.write("\x1b[>0q")
+            sys.__stdout__.flush()
+    except Exception:  # noqa: BLE001 - no answer (a timeout) or an odd one: the version is unknown
+        return None
+    return response.sequence[len("\x1bP>|"):-2]
 
 
 def _prepare() -> None:
     """textual-image measures the terminal's cell size on import; that too must precede the app."""
     import textual_image.widget  # noqa: F401
+
+    _end_sixels_where_textual_continues()
+
+
+def _end_sixels_where_textual_continues() -> None:
+    """textual-image writes a Sixel image while Textual writes the image's last row, then moves the cursor
+    to the cell after the image one row further down; Textual goes on writing that row's remaining cells
+    (the pane's right border) there, so a stale border cell was left beside the picture after a focus
+    change. The cursor is put where Textual expects it: after the image, on the row being written."""
+    from rich.control import Control
+    from textual_image.widget import sixel
+
+    implementation = getattr(sixel, "_ImageSixelImpl", None)
+    original = getattr(implementation, "_get_sixel_segments", None)
+    if original is None or getattr(original, "ends_on_its_row", False):
+        return  # another textual-image: its own placement stands
+
+    def segments(self, sixel_data: str):
+        found = list(original(self, sixel_data))
+        region = self.screen.find_widget(self).visible_region
+        if found and found[-1].text == Control.move_to(region.right, region.bottom).segment.text:
+            found[-1] = type(found[-1])(Control.move_to(region.right, region.bottom - 1).segment.text,
+                                        style=found[-1].style)
+        return found
+
+    segments.ends_on_its_row = True
+    implementation._get_sixel_segments = segments
 
 
 def widget_class(kind: str):

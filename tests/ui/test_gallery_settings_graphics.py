@@ -135,6 +135,19 @@ def test_graphics_are_forced_or_detected_before_the_app_starts(requested, enviro
     assert bool(asked) == asks
 
 
+def test_a_kitty_before_0_28_gets_half_blocks_since_it_cannot_draw_unicode_placeholders(monkeypatch):
+    import textual_image.renderable as renderable
+
+    monkeypatch.setattr(renderable, "Image", renderable.TGPImage)  # the terminal answered Kitty's query
+    for answer, expected in (("kitty(0.26.5)", "halfblock"), ("kitty(0.27.1)", "halfblock"),
+                             ("kitty(0.28.0)", "kitty"), ("kitty(0.35.2)", "kitty"), ("ghostty 1.1.3", "kitty"),
+                             (None, "kitty")):
+        assert graphics._probe_terminal(version=lambda: answer) == expected, answer
+    monkeypatch.setattr(renderable, "Image", renderable.SixelImage)
+    assert graphics._probe_terminal(version=lambda: "kitty(0.26.5)") == "sixel"  # never asked: not Kitty's way
+
+
+@pytest.mark.asyncio
 async def test_with_kitty_graphics_the_final_image_is_drawn_by_textual_image(tiny_sd, tmp_path, engine_for):
     app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path), model=str(tiny_sd), graphics="kitty")
     async with app.run_test(size=SIZE) as pilot:
