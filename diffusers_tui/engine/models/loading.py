@@ -136,14 +136,14 @@ def load(source: ModelSource, options: LoadOptions) -> LoadedModel:
     dtype = pick_dtype(options.dtype, device, _pipeline_class(source, options))
     if options.offload != "none" and device.type != "cuda":
         raise ModelLoadError(f"--offload {options.offload} needs a CUDA device; use --offload none")
-    problem = folder_check.layout_problem(Path(source.path)) if source.kind != "single-file" else None
-    if problem:
-        raise ModelLoadError(f"could not load {source.name!r}: {problem}")
     try:
         if source.kind == "single-file":
             loaded = _load_single_file(source, options, device, dtype)
         else:
-            mode, class_name = describe_folder(source.path)
+            mode, class_name = describe_folder(source.path)  # refuses pipelines that cannot run here first
+            problem = folder_check.layout_problem(Path(source.path))
+            if problem:
+                raise ModelLoadError(f"could not load {source.name!r}: {problem}")
             if mode == "unet":
                 loaded = _load_unet(source, options, device, dtype, class_name)
             else:
