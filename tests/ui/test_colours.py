@@ -7,7 +7,7 @@ from rich.color import Color, ColorSystem
 from scipy.ndimage import uniform_filter
 
 from diffusers_tui.engine import GenerationRequest
-from diffusers_tui.ui import render
+from diffusers_tui.ui import cells, render
 
 
 def _gradient() -> Image.Image:
@@ -26,7 +26,7 @@ def _quantised(image) -> np.ndarray:
 
 
 def _dithered(image) -> np.ndarray:
-    return np.array(render.XTERM_PALETTE)[render.dither_to_xterm(image) - 16]
+    return np.array(cells.XTERM_PALETTE)[cells.dither_to_xterm(image) - 16]
 
 
 def _seen_error(shown, image) -> float:
