@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from diffusers_tui.engine.text import shown
@@ -33,16 +34,27 @@ def parse_graph(graph_text: str | None) -> dict[str, dict] | None:
     return nodes or None
 
 
+@dataclass
 class GraphReading:
     """What the graph's first sampler pass says, as raw values (the caller checks them) and notes."""
 
-    def __init__(self):
-        self.parameters: dict[str, Any] = {}
-        self.prompt: Any = None
-        self.negative_prompt: Any = None
-        self.sampler_name: Any = None
-        self.notes: list[str] = []
-        self.passes = 0
+    passes: int
+    parameters: dict[str, Any] = field(default_factory=dict)
+    prompt: Any = None
+    negative_prompt: Any = None
+    sampler_name: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def loras(graph: dict[str, dict] | None) -> list[str]:
+    """'name at weight' for each LoRA loader node of the graph, sorted."""
+    found = []
+    for node in (graph or {}).values():
+        name, weight = node["inputs"].get("lora_name"), node["inputs"].get("strength_model")
+        if "lora" in node["class_type"].lower() and isinstance(name, str):
+            weight_text = f" at {weight:g}" if isinstance(weight, (int, float)) and math.isfinite(weight) else ""
+            found.append(f"{shown(name, 80)}{weight_text}")
+    return sorted(found)
 
 
 def read_graph(graph: dict[str, dict]) -> GraphReading | None:
@@ -55,8 +67,7 @@ def read_graph(graph: dict[str, dict]) -> GraphReading | None:
                  samplers[0])
     node = graph[first]
     inputs = node["inputs"]
-    reading = GraphReading()
-    reading.passes = len(samplers)
+    reading = GraphReading(passes=len(samplers))
     # The names sd-parsers gives them, so one reader checks both.
     for name, key in (("seed", SAMPLER_NODES[node["class_type"]]), ("steps", "steps"), ("cfg_scale", "cfg"),
                       ("scheduler", "scheduler")):
@@ -111,7 +122,7 @@ def _value(graph, value, hops: int = 0):
 
 def _text(graph, link) -> tuple[str | None, str | None]:
     """The prompt text a conditioning input comes from: a CLIPTextEncode's text (SDXL's: text_g)."""
-    key, node = _source(graph, link)
+    _, node = _source(graph, link)
     hops = 0
     while node is not None and hops < MAX_HOPS:
         kind, inputs = node["class_type"], node["inputs"]
@@ -122,7 +133,7 @@ def _text(graph, link) -> tuple[str | None, str | None]:
         through = [v for k, v in inputs.items() if k in ("conditioning", "conditioning_1", "positive", "negative")]
         if len(through) != 1:
             return None, f"comes from a {shown(kind, 40)} node: not read"
-        key, node = _source(graph, through[0])
+        _, node = _source(graph, through[0])
         hops += 1
     return None, None
 

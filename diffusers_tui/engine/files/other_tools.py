@@ -93,7 +93,7 @@ def read_other_tool(text: dict[str, str]):
         notes.append(note)
     if passes > 1:
         notes.append(f"{passes} sampler passes (a refiner or hires pass, say): only the first is used")
-    notes.extend(_model_notes(tool, model_names, parameters, text))
+    notes.extend(_model_notes(tool, model_names, parameters, graph))
     return tool, fields, tuple(notes)
 
 
@@ -150,7 +150,7 @@ def _number(key: str, value: Any, whole: bool) -> tuple[int | float | None, str 
     return int(number), None
 
 
-def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], text: dict[str, str]) -> list[str]:
+def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], graph: dict | None) -> list[str]:
     """What the PNG says of its model and LoRAs, which are its tool's names, not this machine's files."""
     notes = []
     names = set(model_names)
@@ -159,29 +159,11 @@ def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], 
     if names:
         shown_names = ", ".join(sorted(shown(name, 80) for name in names if name))
         notes.append(f"model {shown_names} is {tool}'s name for it: the model chosen here is used")
-    loras = _comfyui_loras(text.get("prompt"))
+    loras = comfyui_graph.loras(graph)
     if loras:
         notes.append(f"LoRA {', '.join(loras)} (from its LoraLoader nodes) is not applied: this run is the plain "
                      "model's")
     return notes
-
-
-def _comfyui_loras(graph_text: str | None) -> list[str]:
-    """'name at weight' for each LoRA loader in a ComfyUI graph (the API's `prompt` chunk)."""
-    try:
-        graph = json.loads(graph_text) if graph_text else {}
-    except (ValueError, RecursionError):
-        return []
-    loras = []
-    for node in graph.values() if isinstance(graph, dict) else ():
-        inputs = node.get("inputs") if isinstance(node, dict) else None
-        if not isinstance(inputs, dict) or "lora" not in str(node.get("class_type", "")).lower():
-            continue
-        name, weight = inputs.get("lora_name"), inputs.get("strength_model")
-        if isinstance(name, str):
-            weight_text = f" at {weight:g}" if isinstance(weight, (int, float)) and math.isfinite(weight) else ""
-            loras.append(f"{shown(name, 80)}{weight_text}")
-    return sorted(loras)
 
 
 def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[str, str] | None, str | None]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from diffusers_tui.engine.sampling.sigma.context import SamplerContext
 from diffusers_tui.engine.sampling.sigma.model_sigmas import ModelSigmas
+from diffusers_tui.engine.sampling.sigma.samplers_multistep import ADAMS_BASHFORTH
 from diffusers_tui.engine.sampling.sigma.samplers_uni_pc import uni_pc_steps
 
 #: DDIM CFG++ guides at the CFG scale divided by this (A1111: cond_scale_miltiplier = 1 / 12.5).
@@ -46,23 +48,17 @@ def a1111_unipc_sigmas(model: ModelSigmas, steps: int) -> list[float]:
     """UniPC's time-uniform steps from t = 1 to 1/N (its NoiseScheduleVP, discrete): steps + 1 times,
     log α interpolated linearly between training timesteps; as σ, top first, ending on σ(t=0)."""
     count = len(model.sigmas)
-    positions = torch.linspace(1.0, 1.0 / count, steps + 1, dtype=torch.float64) * count - 1
-    return [_sigma_of_log_alpha(_interpolate(_log_alphas(model), float(p))) for p in positions]
+    positions = np.linspace(1.0, 1.0 / count, steps + 1) * count - 1
+    log_alphas = np.interp(positions, np.arange(count), _log_alphas(model))
+    return np.sqrt(np.expm1(-2 * log_alphas)).tolist()
 
 
 def a1111_unipc_timestep(model: ModelSigmas, sigma: float) -> float:
     """The model input time A1111's UniPC gives the network for σ: (t - 1/N)·1000, t where its
     interpolated log α has this σ (NoiseScheduleVP.inverse_lambda)."""
-    log_alphas = _log_alphas(model)
+    log_alphas = _log_alphas(model)  # decreasing with t: np.interp wants it rising
     target = -0.5 * math.log1p(float(sigma) ** 2)
-    values = log_alphas.tolist()  # decreasing with t
-    if target >= values[0]:
-        return 0.0
-    for index in range(1, len(values)):
-        if target >= values[index]:
-            low, high = values[index - 1], values[index]
-            return index - 1 + (low - target) / (low - high)
-    return float(len(values) - 1)
+    return float(np.interp(target, log_alphas[::-1], np.arange(len(log_alphas))[::-1]))
 
 
 def nearest_timestep(model: ModelSigmas, sigma: float) -> float:
@@ -116,22 +112,17 @@ def _ddim_step(denoised, eps, sigma: float, sigma_next: float, context: SamplerC
 
 def plms(x: torch.Tensor, sigmas: list[float], context: SamplerContext):
     """PLMS: pseudo improved Euler first (two model calls), then Adams-Bashforth on ε up to 4th order."""
-    past: list[torch.Tensor] = []
+    history: list[torch.Tensor] = []  # newest ε first
     for sigma, sigma_next in zip(sigmas, sigmas[1:]):
         denoised = yield x, sigma
-        eps = (x - denoised) / sigma
-        if not past:
-            ahead = x + (sigma_next - sigma) * eps
-            eps_next = (ahead - (yield ahead, sigma_next)) / sigma_next
-            direction = (eps + eps_next) / 2
-        elif len(past) == 1:
-            direction = (3 * eps - past[-1]) / 2
-        elif len(past) == 2:
-            direction = (23 * eps - 16 * past[-1] + 5 * past[-2]) / 12
+        slopes = [(x - denoised) / sigma] + history
+        if not history:
+            ahead = x + (sigma_next - sigma) * slopes[0]
+            direction = (slopes[0] + (ahead - (yield ahead, sigma_next)) / sigma_next) / 2
         else:
-            direction = (55 * eps - 59 * past[-1] + 37 * past[-2] - 9 * past[-3]) / 24
+            direction = sum(w * e for w, e in zip(ADAMS_BASHFORTH[len(slopes)], slopes))
         x = x + (sigma_next - sigma) * direction
-        past = (past + [eps])[-3:]
+        history = slopes[:3]
     return to_a1111_scale(x, sigmas[-1])
 
 
@@ -160,18 +151,6 @@ def to_a1111_scale(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x / math.sqrt(1 + sigma**2)
 
 
-def _log_alphas(model: ModelSigmas) -> torch.Tensor:
+def _log_alphas(model: ModelSigmas) -> np.ndarray:
     """log α per training timestep in UniPC's sense (half log ᾱ): -½ log(1 + σ²)."""
-    return -0.5 * torch.log1p(model.sigmas.double() ** 2)
-
-
-def _interpolate(values: torch.Tensor, position: float) -> float:
-    """values at a fractional index, linearly (UniPC's interpolate_fn; extrapolated past the ends)."""
-    last = len(values) - 1
-    low = min(max(int(math.floor(position)), 0), last - 1)
-    weight = position - low
-    return float(values[low]) * (1 - weight) + float(values[low + 1]) * weight
-
-
-def _sigma_of_log_alpha(log_alpha: float) -> float:
-    return math.sqrt(math.expm1(-2 * log_alpha))
+    return -0.5 * np.log1p(model.sigmas.double().numpy() ** 2)

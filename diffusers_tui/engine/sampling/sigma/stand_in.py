@@ -71,6 +71,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         self.noise_source = None
         #: The latest model call's unconditional output, for the CFG++ samplers (see watch_uncond).
         self.uncond_output: torch.Tensor | None = None
+        #: Whether a flow run's start is scaled to its first σ (see watch_start).
+        self.watching_start = False
 
     @property
     def needs_uncond(self) -> bool:
@@ -94,22 +96,21 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         read init_noise_sigma, so the model calls before the first step see their latents scaled, and so
         does the sampler. Returns the hook's handle, to remove after the run."""
         def scale(module, args, kwargs):
+            if self._run is not None:  # past the first step: the sampler's own x goes in
+                return None
             factor = self._start_scale()
-            if factor == 1.0 or self._run is not None:
+            if factor == 1.0:
                 return None
             if "hidden_states" in kwargs:
                 return args, {**kwargs, "hidden_states": kwargs["hidden_states"] * factor}
             return (args[0] * factor, *args[1:]), kwargs
 
-        self._watching_start = True
+        self.watching_start = True
         return denoiser.register_forward_pre_hook(scale, with_kwargs=True)
 
     def _start_scale(self) -> float:
-        """What a watched flow run multiplies the pipeline's unit noise by: σ₀ (1 when the schedule starts at 1)."""
-        if not (self.config.flow and getattr(self, "_watching_start", False)) or not self.sigma_list:
-            return 1.0
-        top = self.sigma_list[0]
-        return 1.0 if math.isclose(top, 1.0, rel_tol=1e-6) else top
+        """What a watched flow run multiplies the pipeline's unit noise by: its first σ (init_noise_sigma)."""
+        return self.init_noise_sigma if self.config.flow and self.watching_start else 1.0
 
     # ----- what pipelines read -----
 
@@ -276,7 +277,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         return self.config.convention in ("A1111 GPU", "A1111 NV")
 
     def _start(self, sample: torch.Tensor) -> None:
-        sample = sample * self._start_scale() if self._start_scale() != 1.0 else sample
+        scale = self._start_scale()
+        sample = sample * scale if scale != 1.0 else sample
         self.context = self._context(self.active_sigmas, sample=sample)
         self._run = self.spec.function(sample, list(self.sigma_list), self.context)
         self._eval = next(self._run)
