@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import warnings
 
 import numpy as np
@@ -305,3 +306,17 @@ def test_querying_at_or_past_the_ends_is_torchsdes_clamp_and_says_nothing():
         warnings.simplefilter("error")
         assert torch.isfinite(noise(14.6, 0.03)).all()  # float32 ends just past torchsde's rounded ones
         torch.testing.assert_close(noise(20.0, 10.0) * math.sqrt(10), noise(14.6, 10.0) * math.sqrt(4.6))
+
+
+def test_split_seeds_are_numpys_seed_sequence_states():
+    """The tree's split seeds skip numpy's SeedSequence object but must be its first state word, for any
+    entropy (one word or two) and any spawn key (0, small, past 32 bits)."""
+    from diffusers_tui.engine.sampling.sigma.brownian import POOL_SIZE, _SplitSeeds
+
+    rng = random.Random(5)
+    for entropy in (0, 1, 42, 2**31 - 1, 2**32 + 5, 2**63 + 17):
+        seeds = _SplitSeeds(entropy)
+        keys = [(), (0, 0), (1, 1), (2**32, 3)] + [(rng.randrange(2**26), rng.randrange(40)) for _ in range(40)]
+        for key in keys:
+            want = np.random.SeedSequence(entropy=entropy, spawn_key=key, pool_size=POOL_SIZE).generate_state(1)[0]
+            assert seeds(key) == int(want), (entropy, key)
