@@ -25,7 +25,7 @@ from diffusers_tui import settings as settings_module
 from diffusers_tui.engine import (MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
                                   prompt_syntax_note, random_seed, guidance_note,
                                   shown)
-from diffusers_tui.ui import generation, render
+from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
@@ -56,6 +56,8 @@ class DiffusersTuiApp(App):
     def __init__(self, engine, outputs_dir: str | None = None, model: str | None = None, model_folders=(),
                  settings=None, recipe=None, graphics: str = "halfblock") -> None:
         super().__init__()
+        #: The output filter on the driver (ui.terminal_output), once mounted in a real terminal.
+        self._output = None
         self.engine = engine
         #: Effective settings (see diffusers_tui.settings); the built-in defaults when not given.
         self.settings = settings or settings_module.defaults()
@@ -103,6 +105,7 @@ class DiffusersTuiApp(App):
         # the time; a 1 ms switch interval (default 5 ms) hands it back to key presses sooner.
         sys.setswitchinterval(0.001)
         gc.set_threshold(*GC_THRESHOLDS)
+        self._install_output_filter()
         self.panel.apply_settings(self.settings)
         #: "truecolor", or "256": frames dithered to xterm's palette (see ui.render).
         self.colour_depth = render.colour_depth_for(self.console.color_system)
@@ -361,6 +364,25 @@ class DiffusersTuiApp(App):
             self._live.method = event.value
         elif self.result is not None and self.frame_index is not None:
             self.main_screen.show_frame(self.result, self.frame_index, self._pane_cells)
+
+    def _install_output_filter(self) -> None:
+        """Only the cells and colours that change go to the terminal (ui.terminal_output)."""
+        # Textual has no public handle on its driver; its `write` is the one door all output goes
+        # through, terminal and browser alike.
+        driver = self._driver
+        if driver is None or self.is_headless:
+            return
+        write = driver.write = terminal_output.install(driver.write)
+        write.output.size = tuple(self.size)
+        # After a resize or a suspension the terminal's cells are not what the filter last sent.
+        self.app_resume_signal.subscribe(self, lambda _app: write.output.forget())
+        self._output = write.output
+
+    def on_resize(self, event) -> None:
+        output = self._output
+        if output is not None:
+            output.size = (event.size.width, event.size.height)
+            output.forget()
 
     def on_step_rendered(self, message: StepRendered) -> None:
         if message.run_id != self.run_id:

@@ -89,19 +89,45 @@ def _eight_bit_table(packed: np.ndarray) -> dict[int, Color]:
     return _EIGHT_BIT
 
 
+def cell_colours(image: Image.Image, depth: str = "truecolor") -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's upper and lower pixel, as 0xRRGGBB (or xterm colour numbers for depth "256")."""
+    if depth == "256":
+        packed = dither_to_xterm(image)
+    else:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.uint32)
+        packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+    if packed.shape[0] % 2:
+        packed = np.concatenate([packed, packed[-1:]], axis=0)
+    return packed[0::2], packed[1::2]  # one cell row = two pixel rows
+
+
+def _keep_close(kept: np.ndarray, new: np.ndarray, tolerance: int) -> np.ndarray:
+    """`new` 0xRRGGBB colours, with `kept`'s wherever no channel moved by more than `tolerance`."""
+    moved = np.zeros(new.shape, dtype=bool)
+    for shift in (16, 8, 0):
+        moved |= np.abs(((kept >> shift) & 255).astype(np.int16) - ((new >> shift) & 255).astype(np.int16)) > tolerance
+    return np.where(moved, new, kept)
+
+
+class PixelRows(list):
+    """A picture's Strips, one per cell row, with the cell colours they were built from (so the pane can
+    tell which cells changed, and by how much)."""
+
+    def __init__(self, strips, upper: np.ndarray, lower: np.ndarray, depth: str) -> None:
+        super().__init__(strips)
+        self.upper, self.lower, self.depth = upper, lower, depth
+
+
 class FastHalfcellRenderer(Renderer):
     """A rich-pixels Renderer: cached colours, one segment per run of equal cells."""
 
     def rows(self, image: Image.Image, depth: str = "truecolor") -> list[list[Segment]]:
         """The segments of each cell row (two pixel rows), without line breaks."""
-        if depth == "256":
-            packed = dither_to_xterm(image)
-        else:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint32)
-            packed = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
-        if packed.shape[0] % 2:
-            packed = np.concatenate([packed, packed[-1:]], axis=0)
-        upper, lower = packed[0::2], packed[1::2]  # one cell row = two pixel rows
+        return self.rows_of_cells(*cell_colours(image, depth), depth)
+
+    def rows_of_cells(self, upper: np.ndarray, lower: np.ndarray, depth: str = "truecolor") -> list[list[Segment]]:
+        """The segments of each cell row, from its cells' upper and lower colours (see cell_colours)."""
+        packed = np.stack([upper, lower])
         height, width = upper.shape
         # A segment starts at each row's first cell and wherever a cell differs from its
         # left neighbour; found for the whole image at once. Every row opens with a start,
@@ -131,9 +157,19 @@ class FastHalfcellRenderer(Renderer):
 _RENDERER = FastHalfcellRenderer()
 
 
-def strips_for(image: Image.Image, size: tuple[int, int], depth: str = "truecolor") -> list[Strip]:
-    """Terminal pixels for `image` resized to `size` pixels (render.fit_pixels): see render.render_strips."""
+def strips_for(image: Image.Image, size: tuple[int, int], depth: str = "truecolor", previous=None,
+               tolerance: int = 0) -> PixelRows:
+    """Terminal pixels for `image` resized to `size` pixels (render.fit_pixels): see render.render_strips.
+
+    Where `previous` (PixelRows of the same size and depth) has a cell colour within `tolerance` of
+    the new one in every channel, that colour is kept (truecolor only: palette numbers that are near
+    are not near colours)."""
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
     fitted = image if size == image.size else image.resize(size, method)
-    return [Strip(row, size[0]) for row in _RENDERER.rows(fitted, depth)]
+    upper, lower = cell_colours(fitted, depth)
+    if (tolerance > 0 and depth != "256" and isinstance(previous, PixelRows) and previous.depth == depth
+            and previous.upper.shape == upper.shape):
+        upper, lower = _keep_close(previous.upper, upper, tolerance), _keep_close(previous.lower, lower, tolerance)
+    return PixelRows([Strip(row, size[0]) for row in _RENDERER.rows_of_cells(upper, lower, depth)], upper, lower,
+                     depth)

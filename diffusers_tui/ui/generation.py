@@ -24,8 +24,11 @@ from diffusers_tui.ui.render import render_strips
 def live_preview(run_id: int, fps: int, cells: tuple[int, int], depth: str, method: str | None,
                  post: Callable[[object], object]) -> LivePreview:
     """The run's live frames: decoded by the engine's thread, converted to cells and posted from it."""
+    last = [None]  # the frame before: cells that hardly moved keep its colours (render.LIVE_TOLERANCE)
+
     def on_frame(lane: int, snapshot) -> None:
-        post(StepRendered(run_id, snapshot, render_strips(snapshot.preview, cells, depth)))
+        last[0] = render_strips(snapshot.preview, cells, depth, previous=last[0])
+        post(StepRendered(run_id, snapshot, last[0]))
 
     return LivePreview(on_frame, fps=fps, method=method)
 

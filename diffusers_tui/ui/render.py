@@ -40,9 +40,20 @@ def fit_pixels(image_size: tuple[int, int], cells: tuple[int, int]) -> tuple[int
     return fitted_width, fitted_height
 
 
-def render_strips(image: Image.Image, cells: tuple[int, int], depth: str = "truecolor") -> list[Strip]:
+#: A live frame keeps a cell's colour from the frame before while it stays within this many levels
+#: (of 255, each channel) of its own: no one sees a step of 2, late steps move most cells by about
+#: that much, and an unchanged cell costs the terminal nothing (ui.terminal_output). Still pictures
+#: and the finished image are exact.
+LIVE_TOLERANCE = 2
+
+
+def render_strips(image: Image.Image, cells: tuple[int, int], depth: str = "truecolor",
+                  previous: list[Strip] | None = None) -> list[Strip]:
     """Terminal pixels for `image`, fitted to `cells` (columns, rows), as ready-made Textual
-    lines: the UI thread only places them. `depth` "256" dithers to xterm's palette."""
+    lines: the UI thread only places them. `depth` "256" dithers to xterm's palette.
+
+    `previous`: the last live frame's lines, whose cell colours are kept where the new ones are
+    within LIVE_TOLERANCE of them."""
     from diffusers_tui.ui.cells import strips_for
 
-    return strips_for(image, fit_pixels(image.size, cells), depth)
+    return strips_for(image, fit_pixels(image.size, cells), depth, previous, LIVE_TOLERANCE if previous else 0)

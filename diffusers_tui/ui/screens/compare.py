@@ -140,8 +140,11 @@ class CompareScreen(Screen):
             last_drawn[index] = now
             self.post_message(LaneFrame(index, snapshot, None))
 
+        last_frames: dict[int, list] = {}  # each lane's frame before (render.LIVE_TOLERANCE)
+
         def on_frame(index: int, snapshot) -> None:  # in the engine's preview thread; lanes share the cap
-            self.post_message(LaneFrame(index, snapshot, render_strips(snapshot.preview, cells, depth)))
+            pixels = last_frames[index] = render_strips(snapshot.preview, cells, depth, last_frames.get(index))
+            self.post_message(LaneFrame(index, snapshot, pixels))
 
         try:
             live = LivePreview(on_frame, fps=self.fps)
