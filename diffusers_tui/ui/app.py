@@ -365,6 +365,26 @@ class DiffusersTuiApp(App):
         elif self.result is not None and self.frame_index is not None:
             self.main_screen.show_frame(self.result, self.frame_index, self._pane_cells)
 
+    def get_driver_class(self):
+        """Textual's driver for this terminal; the Linux one with its output metered (ui.link)."""
+        driver_class = super().get_driver_class()
+        if driver_class.__name__ == "LinuxDriver":
+            from diffusers_tui.ui.link import MeteredLinuxDriver
+
+            if issubclass(MeteredLinuxDriver, driver_class):
+                return MeteredLinuxDriver
+        return driver_class
+
+    def output_wait_s(self) -> float:
+        """Seconds new output would wait for the terminal to take what is ahead of it (0: unknown or none)."""
+        link = getattr(self._driver, "link", None)
+        return link.wait_s() if link is not None else 0.0
+
+    def output_rate(self) -> float | None:
+        """Bytes a second the terminal takes, where a slow link has shown it (ui.link); else None."""
+        link = getattr(self._driver, "link", None)
+        return link.bytes_per_s() if link is not None else None
+
     def _install_output_filter(self) -> None:
         """Only the cells and colours that change go to the terminal (ui.terminal_output)."""
         # Textual has no public handle on its driver; its `write` is the one door all output goes

@@ -51,7 +51,14 @@ async def test_a_new_frame_redraws_only_the_rows_that_changed():
     async with PaneApp().run_test(size=(70, 40)) as pilot:
         pane = pilot.app.query_one(LivePane)
         first, second = render_strips(image, (64, 32)), render_strips(changed, (64, 32))
-        assert pane._changed_rows(None, first) is None  # the first frame: everything
+        refreshed = []
+        refresh = pane.refresh
+        pane.refresh = lambda *regions, **options: (refreshed.append(regions), refresh(*regions, **options))
+        pane.show(first)
+        assert refreshed[-1] == ()  # the first frame: everything
         top = pane._top(32)
-        assert pane._changed_rows(first, second) == [top + 10, top + 11]
-        assert pane._changed_rows(first, render_strips(image, (32, 16))) is None  # new size: everything
+        pane.show(second)
+        assert [region.y for region in refreshed[-1]] == [top + 10, top + 11]
+        assert pane._drawn == second
+        pane.show(render_strips(image, (32, 16)))
+        assert refreshed[-1] == ()  # new size: everything

@@ -13,6 +13,11 @@ from textual.widget import Widget
 
 from diffusers_tui.engine import shown
 
+#: Over a slow link (ui.link), rows are drawn in bands the terminal takes in BAND_S, and only while
+#: what is ahead of them would wait less than MAX_OUTPUT_WAIT_S: a key's echo is never far behind.
+BAND_S = 0.03
+MAX_OUTPUT_WAIT_S = 0.03
+
 
 class LivePane(Widget, can_focus=True):
     """Terminal pixels of the current preview, centred, with a one-line caption under them.
@@ -51,7 +56,14 @@ class LivePane(Widget, can_focus=True):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        #: The newest frame's lines, and the lines as drawn (behind it while a slow link catches up).
         self.strips: list[Strip] | None = None
+        self._drawn: list[Strip] | None = None
+        #: For each drawn row, the frame it came from (for the bytes a row will cost), and the rows
+        #: still to draw, top first.
+        self._drawn_from: list = []
+        self._pending: list[int] = []
+        self._catch_up_timer = None
 
     @property
     def cell_box(self) -> tuple[int, int]:
@@ -62,38 +74,69 @@ class LivePane(Widget, can_focus=True):
         self.post_message(self.Resized(self.cell_box))
 
     def show(self, strips: list[Strip] | None, caption: str | None = None) -> None:
-        """Show a new frame; only the rows that differ from the last frame are redrawn."""
-        previous, self.strips = self.strips, strips
-        rows = self._changed_rows(previous, strips)
+        """Show a new frame: the rows that differ from what is drawn are redrawn, in bands a slow link
+        can take between key presses (ui.link); a newer frame replaces what is still to draw."""
         if caption is not None:
             self.caption = shown(caption, 500)  # names and messages from files: never a terminal escape
-        if rows is None:
+        self.strips, drawn = strips, self._drawn
+        if (strips is None or drawn is None or len(drawn) != len(strips)
+                or any(old.cell_length != new.cell_length for old, new in zip(drawn, strips))):
+            self._drawn = list(strips) if strips is not None else None
+            self._drawn_from = [strips] * len(strips or [])
+            self._pending = []
             self.refresh()
-        elif rows:
-            width = self.content_size.width
-            self.refresh(*[Region(0, row, width, 1) for row in rows])
+            return
+        self._pending = [y for y, (old, new) in enumerate(zip(drawn, strips)) if old is not new and old != new]
+        if self._catch_up_timer is None:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Draw the next band of rows that differ from the newest frame, or wait for the link."""
+        self._catch_up_timer = None
+        if not self._pending or self.strips is None:
+            return
+        wait = getattr(self.app, "output_wait_s", lambda: 0.0)()
+        if wait > MAX_OUTPUT_WAIT_S:
+            self._catch_up_timer = self.set_timer(wait - MAX_OUTPUT_WAIT_S / 2, self._catch_up)
+            return
+        rate = getattr(self.app, "output_rate", lambda: None)()
+        rows, band = self._pending, self._pending
+        if rate is not None:  # a slow link: as many rows as it takes in BAND_S
+            allowed, spent, count = rate * BAND_S, 0.0, 0
+            for y in rows:
+                spent += self._row_bytes(y)
+                if count and spent > allowed:
+                    break
+                count += 1
+            band = rows[:count]
+        for y in band:
+            self._drawn[y], self._drawn_from[y] = self.strips[y], self.strips
+        self._pending = rows[len(band):]
+        top, width = self._top(len(self._drawn)), self.content_size.width
+        self.refresh(*[Region(0, top + y, width, 1) for y in band])
+        if self._pending:
+            self._catch_up_timer = self.set_timer(BAND_S, self._catch_up)
+
+    def _row_bytes(self, y: int) -> float:
+        """About what redrawing row `y` costs the terminal: its changed cells (ui.terminal_output sends no other)."""
+        new, old = self.strips, self._drawn_from[y]
+        if getattr(new, "upper", None) is None or getattr(old, "upper", None) is None or old.upper.shape != new.upper.shape:
+            return 40.0 * self._drawn[y].cell_length
+        changed = int(((old.upper[y] != new.upper[y]) | (old.lower[y] != new.lower[y])).sum())
+        return 10.0 + 25.0 * changed
 
     def _top(self, rows: int) -> int:
         """The first content row of a picture `rows` high (centred, the caption under it)."""
         return max(0, (self.content_size.height - rows - 1) // 2)
 
-    def _changed_rows(self, previous: list[Strip] | None, strips: list[Strip] | None) -> list[int] | None:
-        """Content rows whose cells changed, or None when the whole pane needs redrawing."""
-        if previous is None or strips is None or len(previous) != len(strips):
-            return None
-        if any(old.cell_length != new.cell_length for old, new in zip(previous, strips)):
-            return None
-        top = self._top(len(strips))
-        return [top + y for y, (old, new) in enumerate(zip(previous, strips)) if old != new]
-
     def watch_caption(self) -> None:
-        row = self._top(len(self.strips or []))
-        self.refresh(Region(0, row + len(self.strips or []), self.content_size.width, 1))
+        row = self._top(len(self._drawn or []))
+        self.refresh(Region(0, row + len(self._drawn or []), self.content_size.width, 1))
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size.width, self.content_size.height
         base = self.rich_style
-        picture = self.strips or []
+        picture = self._drawn or []
         top = self._top(len(picture))
         if top <= y < top + len(picture):
             line = picture[y - top]
