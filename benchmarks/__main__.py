@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ("startup", "frame_conversion", "frame_bytes", "key_latency", "link_latency", "preview_overhead", "compare_batching",
-         "memory", "a1111_parity", "engine_overhead", "demo_flow_speed", "gpu_preview", "gpu_engine",
+ORDER = ("startup", "frame_conversion", "frame_bytes", "key_latency", "link_latency", "preview_overhead",
+         "compare_batching", "memory", "a1111_parity", "engine_overhead", "demo_flow_speed", "gpu_preview", "gpu_engine",
          "gpu_transformers")
 SLOW = ("demo_quality", "sampler_parity", "sde_step_counts")
 
