@@ -2,11 +2,12 @@
 
     python benchmarks/startup.py [--repeats 5]
 
-The app runs in a pseudo-terminal; the clock stops at the first screen bytes that show
-its prompt panel. The baseline is `python -c "from diffusers import StableDiffusionPipeline"`.
-Alternating runs, ratio of medians; goal: at most 0.15. Beside it, with no goal, the
-ratio against a minimal Textual app's first frame (the floor any Textual app pays), and
-the modules the start path imports beyond what that minimal app imports.
+The app runs in a pseudo-terminal that answers device attributes (DA1) as every terminal
+does; the clock stops at the first screen bytes that show its prompt panel. The baseline is
+`python -c "from diffusers import StableDiffusionPipeline"`. Alternating runs, ratio of
+medians; goal: at most 0.15. Beside it, the ratio against a minimal Textual app's first
+frame (the floor any Textual app pays; goal: at most 2), and the modules the start path
+imports beyond what that minimal app imports.
 
 First, a regression check: the modules on the app's start path must import neither
 torch nor diffusers (exit status 1 and the culprit's name if one does).
@@ -37,7 +38,7 @@ def time_first_paint(command: list[str] = APP, timeout: float = 60.0) -> float:
         os.environ.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
         os.execv(command[0], command)
     started = time.perf_counter()
-    seen = b""
+    seen, answered = b"", False
     try:
         while time.perf_counter() - started < timeout:
             ready, _, _ = select.select([fd], [], [], 0.05)
@@ -46,6 +47,11 @@ def time_first_paint(command: list[str] = APP, timeout: float = 60.0) -> float:
                     seen += os.read(fd, 65536)
                 except OSError:
                     break
+                if not answered and b"\x1b[c" in seen:
+                    answered = True
+                    # Answered as every terminal answers device attributes (a VT220-class one without
+                    # Sixel); the other questions, as most terminals, it leaves unanswered.
+                    os.write(fd, b"\x1b[?62;22c")
                 if b"Prompt" in seen:
                     return time.perf_counter() - started
         raise RuntimeError("the app painted nothing recognisable")
@@ -106,7 +112,7 @@ def main() -> None:
     a, b, m = statistics.median(ours), statistics.median(baseline), statistics.median(minimal)
     print(f"{'figure':<44}{'ours':>9}{'baseline':>10}{'ratio':>8}  goal")
     print(f"{'launch to first frame / import pipeline':<44}{a:>8.2f}s{b:>9.2f}s{a / b:>8.3f}  <= 0.15")
-    print(f"{'launch to first frame / minimal Textual app':<44}{a:>8.2f}s{m:>9.2f}s{a / m:>8.3f}  (no goal)")
+    print(f"{'launch to first frame / minimal Textual app':<44}{a:>8.2f}s{m:>9.2f}s{a / m:>8.3f}  <= 2")
     print(f"start path imports beyond a minimal Textual app: {', '.join(start_path_beyond_textual())}")
 
 

@@ -1,37 +1,81 @@
 """The engine's public surface: the only module the app and the commands import from the engine.
 
-Importing it is cheap: torch and diffusers load only when a model does, so the app can
-paint before they are imported. Nothing here imports textual, rich or rich_pixels.
+Importing it is cheap: each name's submodule loads on first use, and torch and diffusers
+only when a model does, so the app can paint before they are imported. Nothing here imports
+textual, rich or rich_pixels.
 """
 
 from __future__ import annotations
 
-from diffusers_tui.engine.building import build_comparison, build_request
-from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, ComparisonRequest, ComparisonResult, Lane,
-                                             LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
-                                             parse_step_list)
-from diffusers_tui.engine.engine import Engine
-from diffusers_tui.engine.errors import (ModelLoadError, ModelNotFoundError, OutputError, RequestError, RunError,
-                                         SchedulerUnavailableError, UnreadableFileError, UserFacingError)
-from diffusers_tui.engine.files.export import Exported
-from diffusers_tui.engine.files.history import History, HistoryEntry
-from diffusers_tui.engine.files.untrusted import read_bounded
-from diffusers_tui.engine.files.reading import Recipe
-from diffusers_tui.engine.models.catalog import ModelInfo
-from diffusers_tui.engine.models.loading import LoadOptions
-from diffusers_tui.engine.preview.live import LivePreview
-from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE,
-                                          MAX_STEPS, PREVIEW_METHODS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
-                                          check_whole, describe_range, parse_number, parse_size, parse_whole,
-                                          random_seed)
-from diffusers_tui.engine.runtime import configure_threads, default_threads, max_threads, quiet
-from diffusers_tui.engine.text import is_clean, shown
-from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
-from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
-from diffusers_tui.engine.models.families import guidance_note
-from diffusers_tui.engine.vocabulary import prompt_note
-from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
-                                                    schedule_names, scheduler_entries, scheduler_names)
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names, for readers and type checkers
+    from diffusers_tui.engine.building import build_comparison, build_request
+    from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, ComparisonRequest, ComparisonResult, Lane,
+                                                 LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
+                                                 parse_step_list)
+    from diffusers_tui.engine.engine import Engine
+    from diffusers_tui.engine.errors import (ModelLoadError, ModelNotFoundError, OutputError, RequestError, RunError,
+                                             SchedulerUnavailableError, UnreadableFileError, UserFacingError)
+    from diffusers_tui.engine.files.export import Exported
+    from diffusers_tui.engine.files.history import History, HistoryEntry
+    from diffusers_tui.engine.files.untrusted import read_bounded
+    from diffusers_tui.engine.files.reading import Recipe
+    from diffusers_tui.engine.models.catalog import ModelInfo
+    from diffusers_tui.engine.models.loading import LoadOptions
+    from diffusers_tui.engine.preview.live import LivePreview
+    from diffusers_tui.engine.request import (DEFAULT_PROMPT, LIMITS, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE,
+                                              MAX_STEPS, PREVIEW_METHODS, GenerationRequest, GenerationResult, ModelSummary, StepSnapshot,
+                                              check_whole, describe_range, parse_number, parse_size, parse_whole,
+                                              random_seed)
+    from diffusers_tui.engine.runtime import configure_threads, default_threads, max_threads, quiet
+    from diffusers_tui.engine.text import is_clean, shown
+    from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
+    from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
+    from diffusers_tui.engine.models.families import guidance_note
+    from diffusers_tui.engine.vocabulary import prompt_note
+    from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
+                                                        schedule_names, scheduler_entries, scheduler_names)
+
+#: Each public name and the submodule it comes from. Submodules load on first use (PEP 562's module
+#: __getattr__), so the app's start path imports only what its first frame needs; torch and diffusers
+#: load only with a model (the stand-in scheduler imports them).
+_SOURCES = {
+    "build_comparison": "building", "build_request": "building",
+    "DISTANCE_NAME": "comparison", "MAX_LANES": "comparison", "ComparisonRequest": "comparison",
+    "ComparisonResult": "comparison", "Lane": "comparison", "LaneResult": "comparison",
+    "parse_lanes": "comparison", "parse_reference": "comparison", "parse_scheduler_list": "comparison",
+    "parse_step_list": "comparison",
+    "Engine": "engine",
+    "ModelLoadError": "errors", "ModelNotFoundError": "errors", "OutputError": "errors", "RequestError": "errors",
+    "RunError": "errors", "SchedulerUnavailableError": "errors", "UnreadableFileError": "errors",
+    "UserFacingError": "errors",
+    "Exported": "files.export",
+    "History": "files.history", "HistoryEntry": "files.history",
+    "read_bounded": "files.untrusted",
+    "Recipe": "files.reading",
+    "ModelInfo": "models.catalog",
+    "LoadOptions": "models.loading",
+    "LivePreview": "preview.live",
+    "DEFAULT_PROMPT": "request", "LIMITS": "request", "MAX_GUIDANCE": "request", "MAX_PROMPT_CHARS": "request",
+    "MAX_SEED": "request", "MAX_SIDE": "request", "MAX_STEPS": "request", "PREVIEW_METHODS": "request",
+    "GenerationRequest": "request", "GenerationResult": "request", "ModelSummary": "request",
+    "StepSnapshot": "request", "check_whole": "request", "describe_range": "request", "parse_number": "request",
+    "parse_size": "request", "parse_whole": "request", "random_seed": "request",
+    "configure_threads": "runtime", "default_threads": "runtime", "max_threads": "runtime", "quiet": "runtime",
+    "is_clean": "text", "shown": "text",
+    "describe_vocabulary": "vocabulary", "prompt_note": "vocabulary",
+    "prompt_syntax_note": "sampling.prompt_weighting",
+    "guidance_note": "models.families",
+    "MODEL_DEFAULT": "sampling.registry", "SchedulerEntry": "sampling.registry",
+    "SchedulerStatus": "sampling.registry", "sampler_facts": "sampling.registry",
+    "schedule_names": "sampling.registry", "scheduler_entries": "sampling.registry",
+    "scheduler_names": "sampling.registry",
+    "SigmaSamplerScheduler": "sampling.sigma.stand_in",
+}
+#: Public names that differ from their name in the submodule.
+_RENAMED = {"describe_vocabulary": "describe"}
 
 __all__ = [
     # the facade and how it loads
@@ -59,9 +103,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # Loaded on first use: it imports torch and diffusers, which this module must not.
-    if name == "SigmaSamplerScheduler":
-        from diffusers_tui.engine.sampling.sigma.stand_in import SigmaSamplerScheduler
-
-        return SigmaSamplerScheduler
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{source}"), _RENAMED.get(name, name))
+    globals()[name] = value  # the next use is a plain lookup
+    return value

@@ -52,15 +52,59 @@ KITTY_PLACEHOLDERS_SINCE = (0, 28)
 _KITTY_VERSION = re.compile(r"kitty\((\d+)\.(\d+)")
 
 
-def _probe_terminal(version: Callable[[], str | None] | None = None) -> str:
-    """Ask the terminal through textual-image's own detection (Sixel first, then Kitty's protocol); a kitty
-    too old for the placeholders textual-image draws with is left to half-blocks."""
-    from textual_image.renderable import Image, SixelImage, TGPImage
+#: Asked in one write, answered in order: the name and version (XTVERSION), whether Kitty's graphics protocol
+#: is spoken (a query that draws nothing), and the device attributes (DA1). Every terminal answers DA1, so
+#: its answer ends the wait: one round trip, where asking textual-image's way waits out a 0.1 s timeout for
+#: each question a terminal does not answer.
+_QUERIES = "\x1b[>0q" "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\" "\x1b[c"
+_DEVICE_ATTRIBUTES = re.compile(r"\x1b\[\?([\d;]*)c")
+_KITTY_GRAPHICS_OK = re.compile(r"\x1b_Gi=31;OK\x1b\\")
+_VERSION = re.compile(r"\x1bP>\|(.*?)\x1b\\")
+#: How long to wait for a terminal that answers nothing at all (not even DA1).
+NO_ANSWER_S = 0.5
 
-    kind = {SixelImage: "sixel", TGPImage: "kitty"}.get(Image, "halfblock")
-    if kind == "kitty" and not placeholders_supported((version or terminal_version)()):
-        return "halfblock"
-    return kind
+
+def _probe_terminal(ask: Callable[[], str] | None = None) -> str:
+    """What the terminal shows images with, from its answers: Sixel where DA1 lists it (attribute 4), else
+    Kitty's graphics where the query is answered OK, as textual-image decides; a kitty too old for the
+    placeholders textual-image draws with is left to half-blocks."""
+    return kind_from_answers((ask or ask_terminal)())
+
+
+def kind_from_answers(answers: str) -> str:
+    """'sixel', 'kitty' or 'halfblock' from what the terminal answered to _QUERIES."""
+    attributes = _DEVICE_ATTRIBUTES.search(answers)
+    if attributes and "4" in attributes.group(1).split(";"):
+        return "sixel"
+    if _KITTY_GRAPHICS_OK.search(answers):
+        version = _VERSION.search(answers)
+        return "kitty" if placeholders_supported(version.group(1) if version else None) else "halfblock"
+    return "halfblock"
+
+
+def ask_terminal(timeout: float = NO_ANSWER_S) -> str:
+    """The terminal's answers to _QUERIES, read from stdin until its DA1 answer (or `timeout`)."""
+    import select
+    import termios
+    import time
+    import tty
+
+    stdin = sys.__stdin__.fileno()
+    saved = termios.tcgetattr(stdin)
+    answers = b""
+    try:
+        tty.setcbreak(stdin, termios.TCSANOW)  # answers are read as they come, and not echoed
+        sys.__stdout__.write(_QUERIES)
+        sys.__stdout__.flush()
+        deadline = time.monotonic() + timeout
+        while not _DEVICE_ATTRIBUTES.search(answers.decode("latin-1")):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([stdin], [], [], remaining)[0]:
+                break
+            answers += os.read(stdin, 1024)
+    finally:
+        termios.tcsetattr(stdin, termios.TCSANOW, saved)
+    return answers.decode("latin-1")
 
 
 def placeholders_supported(version: str | None) -> bool:
@@ -68,19 +112,6 @@ def placeholders_supported(version: str | None) -> bool:
     version it gives to XTVERSION ("kitty(0.26.5)"); terminals that give none, or another name, are trusted."""
     found = _KITTY_VERSION.search(version or "")
     return found is None or (int(found.group(1)), int(found.group(2))) >= KITTY_PLACEHOLDERS_SINCE
-
-
-def terminal_version(timeout: float = 0.3) -> str | None:
-    """The terminal's answer to XTVERSION (CSI > 0 q), "kitty(0.26.5)" say; None when it gives none in time."""
-    from textual_image._terminal import capture_terminal_response
-
-    try:
-        with capture_terminal_response(start_marker="\x1bP>|", end_marker="\x1b\\", timeout=timeout) as response:
-            sys.__stdout__.write("\x1b[>0q")
-            sys.__stdout__.flush()
-    except Exception:  # noqa: BLE001 - no answer (a timeout) or an odd one: the version is unknown
-        return None
-    return response.sequence[len("\x1bP>|"):-2]
 
 
 def _prepare() -> None:

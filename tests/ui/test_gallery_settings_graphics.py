@@ -135,16 +135,56 @@ def test_graphics_are_forced_or_detected_before_the_app_starts(requested, enviro
     assert bool(asked) == asks
 
 
-def test_a_kitty_before_0_28_gets_half_blocks_since_it_cannot_draw_unicode_placeholders(monkeypatch):
-    import textual_image.renderable as renderable
+def test_a_kitty_before_0_28_gets_half_blocks_since_it_cannot_draw_unicode_placeholders():
+    def answers(version: str | None, kitty: bool = True, attributes: str = "62;22") -> str:
+        """A terminal's answers, in the order it gives them: XTVERSION, Kitty's query, DA1."""
+        return ((f"\x1bP>|{version}\x1b\\" if version else "") + ("\x1b_Gi=31;OK\x1b\\" if kitty else "")
+                + f"\x1b[?{attributes}c")
 
-    monkeypatch.setattr(renderable, "Image", renderable.TGPImage)  # the terminal answered Kitty's query
-    for answer, expected in (("kitty(0.26.5)", "halfblock"), ("kitty(0.27.1)", "halfblock"),
-                             ("kitty(0.28.0)", "kitty"), ("kitty(0.35.2)", "kitty"), ("ghostty 1.1.3", "kitty"),
-                             (None, "kitty")):
-        assert graphics._probe_terminal(version=lambda: answer) == expected, answer
-    monkeypatch.setattr(renderable, "Image", renderable.SixelImage)
-    assert graphics._probe_terminal(version=lambda: "kitty(0.26.5)") == "sixel"  # never asked: not Kitty's way
+    for version, expected in (("kitty(0.26.5)", "halfblock"), ("kitty(0.27.1)", "halfblock"),
+                              ("kitty(0.28.0)", "kitty"), ("kitty(0.35.2)", "kitty"), ("ghostty 1.1.3", "kitty"),
+                              (None, "kitty")):
+        assert graphics._probe_terminal(ask=lambda: answers(version)) == expected, version
+    # Sixel where DA1 lists it (attribute 4), before Kitty's protocol, as textual-image decides.
+    assert graphics.kind_from_answers(answers("XTerm(390)", kitty=False, attributes="63;1;4;6")) == "sixel"
+    assert graphics.kind_from_answers(answers("XTerm(390)", kitty=False, attributes="63;1;6;14")) == "halfblock"
+    assert graphics.kind_from_answers(answers("kitty(0.26.5)", attributes="62;4")) == "sixel"
+    assert graphics.kind_from_answers("") == "halfblock"  # nothing answered
+    # A Kitty error (not OK) is no support.
+    assert graphics.kind_from_answers("\x1b_Gi=31;ENOTSUPPORTED:x\x1b\\\x1b[?62c") == "halfblock"
+
+
+def test_the_terminal_is_asked_once_and_the_wait_ends_at_its_device_attributes():
+    """A real pty with a terminal on the other side that answers at once: no timeout is waited out."""
+    import os
+    import pty
+    import sys
+    import threading
+    import time
+
+    master, slave = pty.openpty()
+    saved_in, saved_out = sys.__stdin__, sys.__stdout__
+    asked = []
+
+    def terminal():
+        asked.append(os.read(master, 1024))
+        os.write(master, b"\x1bP>|XTerm(390)\x1b\\\x1b[?63;1;4c")
+
+    thread = threading.Thread(target=terminal)
+    thread.start()
+    try:
+        sys.__stdin__ = open(slave, "r", closefd=False)
+        sys.__stdout__ = open(slave, "w", closefd=False)
+        started = time.monotonic()
+        answers = graphics.ask_terminal(timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        sys.__stdin__, sys.__stdout__ = saved_in, saved_out
+        thread.join(5)
+        os.close(master), os.close(slave)
+    assert asked[0].decode() == graphics._QUERIES
+    assert graphics.kind_from_answers(answers) == "sixel"
+    assert waited < 30  # it stopped at the DA1 answer instead of waiting out the minute
 
 
 @pytest.mark.asyncio
