@@ -150,6 +150,10 @@ def test_a_kitty_before_0_28_gets_half_blocks_since_it_cannot_draw_unicode_place
     assert graphics.kind_from_answers(answers("XTerm(390)", kitty=False, attributes="63;1;6;14")) == "halfblock"
     assert graphics.kind_from_answers(answers("kitty(0.26.5)", attributes="62;4")) == "sixel"
     assert graphics.kind_from_answers("") == "halfblock"  # nothing answered
+    # As Debian's terminals answered under Xvfb: xterm -ti vt340, kitty 0.26.5, plain xterm.
+    assert graphics.kind_from_answers("\x1bP>|XTerm(379)\x1b\\\x1b[?63;1;2;4;6;9;15;16;22;28c") == "sixel"
+    assert graphics.kind_from_answers("\x1bP>|kitty(0.26.5)\x1b\\\x1b_Gi=31;OK\x1b\\\x1b[?62;c") == "halfblock"
+    assert graphics.kind_from_answers("\x1bP>|XTerm(379)\x1b\\\x1b[?64;1;2;6;9;15;16;17;18;21;22;28c") == "halfblock"
     # A Kitty error (not OK) is no support.
     assert graphics.kind_from_answers("\x1b_Gi=31;ENOTSUPPORTED:x\x1b\\\x1b[?62c") == "halfblock"
 
