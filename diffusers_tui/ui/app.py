@@ -40,6 +40,11 @@ from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
+#: A small model's forward pass is mostly Python, so the worker holds the GIL most of the time; a 1 ms
+#: switch interval (default 5 ms) hands it back to key presses, and to the model from the preview
+#: thread, sooner.
+SWITCH_INTERVAL_S = 0.001
+
 #: Cyclic-collector thresholds while the app runs. Converting a frame makes about 10,000
 #: small objects; at Python's default (700, 10, 10) the collector ran a dozen times per
 #: frame and took a third of the conversion time.
@@ -101,9 +106,7 @@ class DiffusersTuiApp(App):
         yield from main_layout(self.model, self.graphics)
 
     def on_mount(self) -> None:
-        # A small model's forward pass is mostly Python, so the worker holds the GIL most of
-        # the time; a 1 ms switch interval (default 5 ms) hands it back to key presses sooner.
-        sys.setswitchinterval(0.001)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         gc.set_threshold(*GC_THRESHOLDS)
         self._install_output_filter()
         self.panel.apply_settings(self.settings)

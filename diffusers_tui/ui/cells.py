@@ -163,13 +163,22 @@ def strips_for(image: Image.Image, size: tuple[int, int], depth: str = "truecolo
 
     Where `previous` (PixelRows of the same size and depth) has a cell colour within `tolerance` of
     the new one in every channel, that colour is kept (truecolor only: palette numbers that are near
-    are not near colours)."""
+    are not near colours), and a row none of whose cells changed is `previous`'s own line."""
     # Upscaling stays crisp (nearest); shrinking averages (a 512 px image into 64 columns).
     method = Image.NEAREST if size[0] >= image.size[0] else Image.LANCZOS
     fitted = image if size == image.size else image.resize(size, method)
     upper, lower = cell_colours(fitted, depth)
-    if (tolerance > 0 and depth != "256" and isinstance(previous, PixelRows) and previous.depth == depth
-            and previous.upper.shape == upper.shape):
+    same_frame = (isinstance(previous, PixelRows) and previous.depth == depth
+                  and previous.upper.shape == upper.shape and len(previous) == upper.shape[0])
+    if not same_frame:
+        rows = _RENDERER.rows_of_cells(upper, lower, depth)
+        return PixelRows([Strip(row, size[0]) for row in rows], upper, lower, depth)
+    if tolerance > 0 and depth != "256":
         upper, lower = _keep_close(previous.upper, upper, tolerance), _keep_close(previous.lower, lower, tolerance)
-    return PixelRows([Strip(row, size[0]) for row in _RENDERER.rows_of_cells(upper, lower, depth)], upper, lower,
-                     depth)
+    # Rows whose every cell kept its colour keep their lines: in late steps most rows do, and building a
+    # row's segments is the conversion's cost.
+    changed = np.flatnonzero((upper != previous.upper).any(axis=1) | (lower != previous.lower).any(axis=1))
+    strips = list(previous)
+    for y, row in zip(changed.tolist(), _RENDERER.rows_of_cells(upper[changed], lower[changed], depth)):
+        strips[y] = Strip(row, size[0])
+    return PixelRows(strips, upper, lower, depth)
