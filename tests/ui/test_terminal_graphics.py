@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+pyte = pytest.importorskip("pyte")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drives the app through a Linux pty")
 
 #: What each kind writes for a picture: Kitty's APC graphics command, a Sixel DCS string.
@@ -32,18 +33,25 @@ def _run_in_pty(graphics: str, outputs: str, timeout: float = 90) -> tuple[bytes
         os.environ.update(TERM="xterm-256color", COLUMNS="120", LINES="40", DIFFUSERS_TUI_THREADS="1")
         os.environ.pop("TMUX", None)
         os.execv(sys.executable, [sys.executable, "-m", "diffusers_tui", "--graphics", graphics, "--outputs", outputs])
+    # The app sends only the cells that change (ui.terminal_output): its words are read off an emulated
+    # screen, not searched for in the bytes.
+    screen = pyte.Screen(120, 40)
+    stream = pyte.ByteStream(screen)
+    shows = lambda text: any(text in line for line in screen.display)  # noqa: E731
     seen, mark, started = b"", None, time.monotonic()
     try:
         while time.monotonic() - started < timeout:
             if select.select([fd], [], [], 0.1)[0]:
                 try:
-                    seen += os.read(fd, 1 << 20)
+                    data = os.read(fd, 1 << 20)
                 except OSError:
                     break
-            if mark is None and b"schedulers available" in seen:
+                seen += data
+                stream.feed(data)
+            if mark is None and shows("schedulers available"):
                 mark = len(seen)
                 os.write(fd, b"\x07")  # ctrl+g
-            if mark is not None and b"done:" in seen[mark:]:
+            if mark is not None and shows("done:"):
                 deadline = time.monotonic() + 2  # the final image is drawn after the caption
                 while time.monotonic() < deadline:
                     if select.select([fd], [], [], 0.1)[0]:
@@ -53,7 +61,7 @@ def _run_in_pty(graphics: str, outputs: str, timeout: float = 90) -> tuple[bytes
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(fd)
-    assert mark is not None and b"done:" in seen[mark:], seen[-2000:]
+    assert mark is not None and shows("done:"), "\n".join(screen.display)
     return seen[:mark], seen[mark:]
 
 
