@@ -27,18 +27,20 @@ from diffusers_tui.engine import (MODEL_DEFAULT, GenerationRequest, RequestError
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
-from diffusers_tui.ui.bindings import APP_BINDINGS
+from diffusers_tui.ui.bindings import APP_BINDINGS, COMPARE_BINDINGS, HISTORY_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
 from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
                                        RunFinished, Saved, SaveFailed, StepRendered)
-from diffusers_tui.ui.screens.compare import CompareScreen
-from diffusers_tui.ui.screens.help import HelpScreen
-from diffusers_tui.ui.screens.history import HistoryScreen
 from diffusers_tui.ui.screens.main import MainScreen, main_layout
-from diffusers_tui.ui.screens.save_to import SaveToScreen
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+
+def _is_compare_screen(screen) -> bool:
+    """Whether `screen` is the comparison screen, without importing it (it loads when first opened)."""
+    module = sys.modules.get("diffusers_tui.ui.screens.compare")
+    return module is not None and isinstance(screen, module.CompareScreen)
+
 
 #: A small model's forward pass is mostly Python, so the worker holds the GIL most of the time; a 1 ms
 #: switch interval (default 5 ms) hands it back to key presses, and to the model from the preview
@@ -148,8 +150,7 @@ class DiffusersTuiApp(App):
         return self.query_one(SettingsPanel)
 
     def _every_binding(self) -> list[Binding]:
-        return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *CompareScreen.BINDINGS,
-                *HistoryScreen.BINDINGS]
+        return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *COMPARE_BINDINGS, *HISTORY_BINDINGS]
 
     #: Actions that read or change the main screen's fields: off while another screen is up.
     MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",
@@ -159,7 +160,7 @@ class DiffusersTuiApp(App):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, MainScreen):
             return False
-        if action == "save_to" and not isinstance(self.screen, (MainScreen, CompareScreen)):
+        if action == "save_to" and not (isinstance(self.screen, MainScreen) or _is_compare_screen(self.screen)):
             return False
         return True
 
@@ -346,6 +347,8 @@ class DiffusersTuiApp(App):
             self._stop_run()
             self.log_line("cancelled the running generation to start the comparison")
         self.log_line(f"comparing {len(request.lanes)} runs: {', '.join(lane.label for lane in request.lanes)}")
+        from diffusers_tui.ui.screens.compare import CompareScreen
+
         self.push_screen(CompareScreen(self.engine, request, self.outputs_dir, fps))
 
     @work(thread=True, exclusive=True, group="generate")
@@ -512,11 +515,13 @@ class DiffusersTuiApp(App):
                 return
             self.outputs_dir = folder
             self.log_line(f"saving into {folder} from now on")
-            if isinstance(self.screen, CompareScreen):
+            if _is_compare_screen(self.screen):
                 self.screen.outputs_dir = folder
                 self.screen.action_save()
             else:
                 self.action_save()
+
+        from diffusers_tui.ui.screens.save_to import SaveToScreen
 
         self.push_screen(SaveToScreen(self.outputs_dir), chosen)
 
@@ -546,6 +551,8 @@ class DiffusersTuiApp(App):
         self.query_one(LivePane).focus()
 
     def action_help(self) -> None:
+        from diffusers_tui.ui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(self._every_binding()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

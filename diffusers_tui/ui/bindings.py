@@ -39,6 +39,36 @@ APP_BINDINGS = [
 ]
 
 
+#: The comparison screen's keys (here, so the app lists every key without importing the screen).
+COMPARE_BINDINGS = [
+    Binding("escape", "close", "Cancel/close", id="compare.close",
+            tooltip="Cancel the comparison while it runs; afterwards go back to the main screen"),
+    Binding("right,right_square_bracket", "scrub(1)", "Step >", id="compare.next",
+            tooltip="After the race: every pane one step on, in sync"),
+    Binding("left,left_square_bracket", "scrub(-1)", "Step <", id="compare.previous",
+            tooltip="After the race: every pane one step back, in sync"),
+    Binding("n", "toggle_alignment", "Align", id="compare.align",
+            tooltip="Scrub by step index or align the panes by noise level (sigma)"),
+    Binding("b", "blink", "Blink", id="compare.blink",
+            tooltip="Flip the focused pane between its run and the partner run (the reference, or one set with p)"),
+    Binding("p", "set_partner", "Partner", id="compare.partner", show=False,
+            tooltip="Make the focused pane's run the blink partner"),
+    Binding("f,enter", "toggle_single", "Full size", id="compare.full",
+            tooltip="Open the focused pane's run full size (again: back to the grid)"),
+    Binding("tab", "focus_next", "Next pane", id="compare.focus", show=False,
+            tooltip="Move focus to the next pane"),
+    Binding("ctrl+s", "save", "Save", id="compare.save",
+            tooltip="Save the grid PNG, every image with its recipe, and the table (CSV, JSON) to outputs/"),
+]
+
+#: The history screen's keys.
+HISTORY_BINDINGS = [
+    Binding("enter,l", "load", "Load recipe", id="history.load",
+            tooltip="Put this picture's whole recipe into the controls (model, scheduler, steps, seed...)"),
+    Binding("escape,f7", "close", "Close", id="history.close", tooltip="Back to the main screen"),
+]
+
+
 _MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
 

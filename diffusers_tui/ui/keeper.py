@@ -16,7 +16,6 @@ from diffusers_tui.engine import Engine, GenerationResult, RequestError, UserFac
 from diffusers_tui.ui.bindings import unknown_keys
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.messages import Exported, Saved, SaveFailed
-from diffusers_tui.ui.screens.history import HistoryScreen
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
 
@@ -114,6 +113,8 @@ class Keeper:
                 return
             self.host.apply_recipe(recipe)
             self.host.log_line(f"loaded the recipe of {entry.recipe_path.name}")
+
+        from diffusers_tui.ui.screens.history import HistoryScreen  # loaded when first opened
 
         self.host.push_screen(HistoryScreen(self.host.engine, self.host.outputs_dir), chosen)
 

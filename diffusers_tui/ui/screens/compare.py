@@ -15,13 +15,13 @@ from functools import partial
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview, shown
+from diffusers_tui.ui.bindings import COMPARE_BINDINGS
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import ComparisonDone, ComparisonFailed, LaneFrame, PanesRendered, Saved, SaveFailed
@@ -55,26 +55,7 @@ class CompareScreen(Screen):
     CompareScreen #table { height: auto; max-height: 12; display: none; }
     CompareScreen.-finished #table { display: block; }
     """
-    BINDINGS = [
-        Binding("escape", "close", "Cancel/close", id="compare.close",
-                tooltip="Cancel the comparison while it runs; afterwards go back to the main screen"),
-        Binding("right,right_square_bracket", "scrub(1)", "Step >", id="compare.next",
-                tooltip="After the race: every pane one step on, in sync"),
-        Binding("left,left_square_bracket", "scrub(-1)", "Step <", id="compare.previous",
-                tooltip="After the race: every pane one step back, in sync"),
-        Binding("n", "toggle_alignment", "Align", id="compare.align",
-                tooltip="Scrub by step index or align the panes by noise level (sigma)"),
-        Binding("b", "blink", "Blink", id="compare.blink",
-                tooltip="Flip the focused pane between its run and the partner run (the reference, or one set with p)"),
-        Binding("p", "set_partner", "Partner", id="compare.partner", show=False,
-                tooltip="Make the focused pane's run the blink partner"),
-        Binding("f,enter", "toggle_single", "Full size", id="compare.full",
-                tooltip="Open the focused pane's run full size (again: back to the grid)"),
-        Binding("tab", "focus_next", "Next pane", id="compare.focus", show=False,
-                tooltip="Move focus to the next pane"),
-        Binding("ctrl+s", "save", "Save", id="compare.save",
-                tooltip="Save the grid PNG, every image with its recipe, and the table (CSV, JSON) to outputs/"),
-    ]
+    BINDINGS = COMPARE_BINDINGS
 
     def __init__(self, engine, request: ComparisonRequest, outputs_dir: str, fps: int = 15) -> None:
         super().__init__()

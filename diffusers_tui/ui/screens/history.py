@@ -7,13 +7,13 @@ import threading
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from diffusers_tui.engine import UserFacingError, shown
+from diffusers_tui.ui.bindings import HISTORY_BINDINGS
 from diffusers_tui.ui.messages import FrameReady, HistoryPage
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -42,11 +42,7 @@ class HistoryScreen(Screen[object]):
     HistoryScreen #history-picture { width: 2fr; height: 1fr; }
     HistoryScreen #history-status { height: 1; padding: 0 1; background: $boost; }
     """
-    BINDINGS = [
-        Binding("enter,l", "load", "Load recipe", id="history.load",
-                tooltip="Put this picture's whole recipe into the controls (model, scheduler, steps, seed...)"),
-        Binding("escape,f7", "close", "Close", id="history.close", tooltip="Back to the main screen"),
-    ]
+    BINDINGS = HISTORY_BINDINGS
 
     def __init__(self, engine, outputs_dir: str) -> None:
         super().__init__()
