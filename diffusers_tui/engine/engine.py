@@ -160,6 +160,17 @@ class Engine:
 
         return compare_across_processes(self, request, pick_device)
 
+    def sigma_schedule(self, model: str, scheduler: str | None, schedule: str = "Automatic",
+                       steps: int = 20) -> list[float]:
+        """The noise levels (σ) a run of `scheduler` on `schedule` at `steps` would step through on `model`, first
+        to last, without running it: what a schedule plot draws. A flow model's σ run from 1 (or its
+        shifted start) to 0; a sampler with a schedule of its own (A1111's DDIM, say) gives that one."""
+        from diffusers_tui.engine.sampling import preflight, registry
+
+        made = preflight.make_scheduler(self.loaded_model(model), scheduler, schedule)
+        registry.set_trial_timesteps(made, steps)
+        return registry.sigmas_of(made)
+
     def scheduler_statuses(self, model: str | None = None):
         """Registry entries marked available or not, for `model` or for this machine alone."""
         from diffusers_tui.engine.sampling import registry

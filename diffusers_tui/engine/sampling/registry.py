@@ -277,6 +277,18 @@ def set_trial_timesteps(scheduler, steps: int) -> None:
     scheduler.set_timesteps(steps, **shift)
 
 
+def sigmas_of(scheduler) -> list[float]:
+    """The noise levels a scheduler set for a run steps through, first to last (with its final 0 where it
+    has one): its own σ list, or, for diffusers' timestep schedulers (DDIM, PNDM, DDPM...), σ = √((1 − ᾱ)/ᾱ)
+    at each of its timesteps and 0 after the last."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    if sigmas is not None and len(sigmas):
+        return [float(sigma) for sigma in sigmas]
+    alphas = scheduler.alphas_cumprod.double()
+    timesteps = [int(timestep) for timestep in scheduler.timesteps]
+    return [float(((1 - alphas[t]) / alphas[t]).sqrt()) for t in timesteps] + [0.0]
+
+
 def statuses(original_config: dict[str, Any] | None, compatible_names: set[str] | None,
              flow: bool = False, sets_sigmas: bool = False) -> list[SchedulerStatus]:
     """Every registry entry, marked available or not for this model on this machine.
