@@ -91,8 +91,8 @@ def run(rate_kb: float, steps: int) -> tuple[list[float], float | None, int]:
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "DIFFUSERS_TUI_STEPS": str(steps),
            "DIFFUSERS_TUI_CONFIG": os.path.join(folder, "none.toml")}
     env.pop("TMUX", None)
-    process = subprocess.Popen([sys.executable, "-m", "diffusers_tui"], stdin=slave, stdout=slave, stderr=slave, cwd=folder, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-m", "diffusers_tui"], stdin=slave, stdout=slave, stderr=slave,
+                               cwd=folder, env=env, start_new_session=True)
     os.close(slave)
     terminal = SlowTerminal(master, rate_kb * 1000)
     try:

@@ -1,14 +1,15 @@
-"""How fast the terminal takes the app's output: learnt from the writes that had to wait, so frames can yield to keys.
+"""How fast the terminal takes the app's output, learnt from the writes that wait, so frames can yield to keys.
 
 A pseudo-terminal holds about 19 KB that its reader (a terminal, sshd) has not taken yet, and reports
-none of it to the writer (TIOCOUTQ on a pty answers 0). Over a slow link that buffer fills, and a key's
-echo waits behind it: at 200 KB/s one full buffer is 95 ms. What the app can see is its own writes, in 4 KB
-pieces: one that waits ends with the terminal's buffer full, and between the ends of two such pieces
-written back to back the terminal took exactly what was written in between. That is the link's rate.
-(select() says a pty is writable while any room is left, so it cannot tell a full buffer.) With the rate known, the bytes written recently less what the link has taken since
-say how long new output would wait; the live pane sends its rows in bands that keep that short.
+none of it to the writer (TIOCOUTQ on a pty answers 0; select() calls a pty writable while any room is
+left). Over a slow link that buffer fills, and a key's echo waits behind it: at 200 KB/s a full buffer
+is 95 ms. What the app can see is its own writes, in 4 KB pieces: one that waits ends with the
+terminal's buffer full, and between the ends of two such pieces, written back to back, the terminal
+took exactly what was written in between. That is the link's rate. With it, what was written less what
+the link has taken since says how long new output would wait; the live pane sends its rows in bands
+that keep that short.
 
-On a fast terminal no write blocks, the rate stays unknown, and nothing waits.
+On a fast terminal no write waits, the rate stays unknown, and nothing is held back.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ class LivePane(Widget, can_focus=True):
     def _row_bytes(self, y: int) -> float:
         """About what redrawing row `y` costs the terminal: its changed cells (ui.terminal_output sends no other)."""
         new, old = self.strips, self._drawn_from[y]
-        if getattr(new, "upper", None) is None or getattr(old, "upper", None) is None or old.upper.shape != new.upper.shape:
+        colours_known = getattr(new, "upper", None) is not None and getattr(old, "upper", None) is not None
+        if not colours_known or old.upper.shape != new.upper.shape:
             return 40.0 * self._drawn[y].cell_length
         changed = int(((old.upper[y] != new.upper[y]) | (old.lower[y] != new.lower[y])).sum())
         return 10.0 + 25.0 * changed

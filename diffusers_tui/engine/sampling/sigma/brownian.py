@@ -10,8 +10,9 @@ demo spent about 6% of its time re-deriving nodes.
 This is the same tree, walked directly: the same splits (halfway, rounded to the tolerance), seeds and
 Gaussians. W at each split point is carried as its weights on the root's increment and on the split
 Gaussians (a bridge split is linear), so a query costs one seed (computed without numpy's SeedSequence
-object) and one draw per new split, and one weighted sum of tensors: W(tb) - W(ta). The sums are torchsde's up to float rounding (tests/engine/
-test_sigma_noise.py compares whole runs with torchsde's own tree).
+object) and one draw per new split, and one weighted sum of tensors: W(tb) - W(ta). The sums are
+torchsde's up to float rounding (tests/engine/test_sigma_noise.py compares whole runs with torchsde's
+own tree).
 """
 
 from __future__ import annotations
