@@ -24,9 +24,13 @@ from textual.drivers.linux_driver import LinuxDriver
 PIECE_BYTES = 4096
 #: What `wait_s` says while output waits for a writer whose link has not been measured yet.
 UNKNOWN_WAIT_S = 0.05
-#: A piece that takes longer than this waited for the terminal (an unhindered 4 KB write takes
-#: microseconds; waiting for the interpreter lock after it, about a millisecond).
-BLOCKED_S = 0.003
+#: A piece that takes longer than this waited for the terminal. An unhindered 4 KB write takes microseconds,
+#: though the writer may then wait a millisecond or two for the interpreter lock; over a link slow enough
+#: to matter (under about 400 KB/s) a piece that waits for the terminal takes 10 ms or more.
+BLOCKED_S = 0.005
+#: A rate not confirmed by a waiting piece for this long is forgotten: the link, or the machine's load
+#: that made a write look slow, may have changed.
+FORGET_S = 1.0
 #: Pieces closer than this are back to back: the writer was busy between them.
 CONTIGUOUS_S = 0.002
 #: The shortest stretch of waiting pieces that measures the link (a terminal reads in bursts).
@@ -51,6 +55,8 @@ class LinkMeter:
         #: Back-to-back pieces since one that waited: since when, the bytes written since, and when the
         #: last one ended.
         self._window: tuple[float, int, float] | None = None
+        #: When the last piece that waited ended.
+        self._last_wait = clock()
 
     def enqueued(self, size: int) -> None:
         with self._lock:
@@ -69,6 +75,7 @@ class LinkMeter:
                 self._buffered += size
                 self._window = None if window is None else (window[0], window[1] + size, ended)
                 return
+            self._last_wait = ended
             # A piece that waited ends with the terminal's buffer full. Between the ends of two of them,
             # the writer busy all along, the terminal took exactly what was written in between, however
             # it reads (a pty wakes its writer only once several KB are free).
@@ -89,6 +96,8 @@ class LinkMeter:
         """Seconds new output would wait behind what is not yet taken. While the rate is unknown: 0 if the
         writer has caught up, else UNKNOWN_WAIT_S (output piling up is the first sign of a slow link)."""
         with self._lock:
+            if self.rate is not None and self._clock() - self._last_wait > FORGET_S and not self.queued:
+                self.rate, self._buffered = None, 0.0
             if self.rate is None:
                 return UNKNOWN_WAIT_S if self.queued > 0 else 0.0
             self._drain()

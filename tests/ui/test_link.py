@@ -37,8 +37,11 @@ def test_the_rate_is_what_the_terminal_took_between_two_full_buffers():
     assert meter.rate == pytest.approx(50_000, rel=0.05)
     # Just after a waiting piece the terminal holds a full buffer: that long for new output to wait.
     assert meter.wait_s() == pytest.approx(FULL_BUFFER_BYTES / meter.rate, rel=0.05)
-    clock.now += 10
-    assert meter.wait_s() == 0.0  # drained since
+    clock.now += 0.5
+    assert meter.wait_s() == 0.0 and meter.rate is not None  # drained since
+    clock.now += 1.0
+    meter.wait_s()
+    assert meter.rate is None  # unconfirmed for longer than FORGET_S: forgotten
 
 
 def test_quick_writes_say_nothing_of_the_rate_but_output_piling_up_is_waited_for():
@@ -96,11 +99,14 @@ async def test_over_a_slow_link_the_pane_draws_a_frame_in_bands_and_the_newest_f
         allowed_rows = int(20_000 * live_pane.BAND_S // (10 + 25 * 64))
         drawn = [y for y in range(32) if pane._drawn[y] is second[y]]
         assert drawn == list(range(max(1, allowed_rows)))
-        link["wait"] = 1.0  # the link is behind: nothing more for now
+        link["wait"] = 60.0  # the link looks far behind: nothing more for now...
         await pilot.pause(0.1)
         assert [y for y in range(32) if pane._drawn[y] is second[y]] == drawn
+        await pilot.pause(live_pane.MAX_HOLD_S + 0.2)  # ...but never held for long: a band goes out anyway
+        assert len([y for y in range(32) if pane._drawn[y] is second[y]]) > len(drawn)
         third = picture((0, 200, 0))
         pane.show(third)  # newer: the rows still to draw come from it
+        assert not any(pane._drawn[y] is third[y] for y in range(32))
         link["wait"], link["rate"] = 0.0, None  # caught up, and fast again
         await pilot.pause(1.2)
         assert pane._drawn == third and not pane._pending

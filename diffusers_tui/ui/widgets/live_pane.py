@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -17,6 +19,9 @@ from diffusers_tui.engine import shown
 #: what is ahead of them would wait less than MAX_OUTPUT_WAIT_S: a key's echo is never far behind.
 BAND_S = 0.03
 MAX_OUTPUT_WAIT_S = 0.03
+#: However far behind the link looks, a band is drawn at least this often: a wrong estimate (a write slowed
+#: by the machine's load, not the link) never leaves a picture undrawn.
+MAX_HOLD_S = 1.0
 
 
 class LivePane(Widget, can_focus=True):
@@ -64,6 +69,7 @@ class LivePane(Widget, can_focus=True):
         self._drawn_from: list = []
         self._pending: list[int] = []
         self._catch_up_timer = None
+        self._last_band = time.monotonic()
 
     @property
     def cell_box(self) -> tuple[int, int]:
@@ -96,9 +102,12 @@ class LivePane(Widget, can_focus=True):
         if not self._pending or self.strips is None:
             return
         wait = getattr(self.app, "output_wait_s", lambda: 0.0)()
-        if wait > MAX_OUTPUT_WAIT_S:
-            self._catch_up_timer = self.set_timer(wait - MAX_OUTPUT_WAIT_S / 2, self._catch_up)
+        held = time.monotonic() - self._last_band
+        if wait > MAX_OUTPUT_WAIT_S and held < MAX_HOLD_S:
+            delay = min(wait - MAX_OUTPUT_WAIT_S / 2, MAX_HOLD_S - held)
+            self._catch_up_timer = self.set_timer(max(delay, 0.005), self._catch_up)
             return
+        self._last_band = time.monotonic()
         rate = getattr(self.app, "output_rate", lambda: None)()
         rows, band = self._pending, self._pending
         if rate is not None:  # a slow link: as many rows as it takes in BAND_S
