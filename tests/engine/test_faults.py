@@ -124,6 +124,9 @@ def test_schedules_that_cannot_finish_are_refused_before_the_model_runs(engine, 
     # diffusers' DDIM on A1111's timesteps (offset 1) indexes past the training timesteps at 1000 steps
     with pytest.raises(RequestError, match=r"steps: DDIM \(diffusers\) cannot run 1000 steps on this model"):
         engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DDIM (diffusers)", steps=1000))
+    # diffusers' KDPM2 ancestral at 2 "leading" steps: a NaN noise level, which would make the run NaN
+    with pytest.raises(RequestError, match=r"steps: DPM2 a \(diffusers\) cannot run 2 steps .*not finite"):
+        engine.run(GenerationRequest(model=str(tiny_ddpm), scheduler="DPM2 a (diffusers)", steps=2, guidance=0.0))
     assert calls["calls"] == 0
 
 

@@ -106,7 +106,7 @@ def check_steps(scheduler, request: GenerationRequest) -> None:
                                         "lists those that run on it)")
     if reason is not None:
         raise RequestError("steps", f"{name} cannot run {request.steps} steps on this model ({reason}); "
-                                    "choose fewer steps or another scheduler")
+                                    "choose another step count or another scheduler")
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,6 +128,9 @@ def _schedule_failure(scheduler_class, config_json: str, steps: int) -> str | No
             # Flow-matching schedulers take the sample as it is: they have no input scaling.
             model_input = trial.scale_model_input(sample, timestep) if hasattr(trial, "scale_model_input") else sample
             sample = trial.step(torch.zeros_like(model_input), timestep, sample, **kwargs).prev_sample
+        if not torch.isfinite(sample).all():
+            # KDPM2's ancestral schedule at 2 "leading" steps, say: a noise level of NaN, a run of NaN.
+            return "its noise levels are not finite at this step count"
     except Exception as error:  # noqa: BLE001 - whatever the scheduler raises, the run would too
         if registry.unavailable_reason(error) == registry.NO_DYNAMIC_SHIFT:
             return registry.NO_DYNAMIC_SHIFT
