@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 from functools import lru_cache
 
 from rich.cells import get_character_cell_size
+from textual.strip import SGR_STYLES
 
 _TOKENS = re.compile(
     r"(?P<sgr>\x1b\[[0-9;]*m)"
@@ -39,7 +40,8 @@ _TOKENS = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _COLOUR_INTRODUCERS = ("38", "48")
-_ATTRIBUTES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53")
+#: The attribute codes Textual writes (bold, dim, italic, ...): the ones the model follows.
+_ATTRIBUTES = frozenset(SGR_STYLES)
 _MAX_PARSED = 8192  # distinct SGR strings kept parsed; a stream of frames has thousands
 
 
