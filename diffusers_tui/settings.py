@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -238,6 +237,8 @@ def _read_file(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
         warnings.append(f"cannot read {shown(path)}: not UTF-8 text ({error.reason} at byte {error.start}); "
                         "using the defaults")
         return {}, ""
+    import tomllib  # here, not at the top: most starts have no config file, and it costs 5 ms
+
     try:
         return tomllib.loads(text), text
     except RecursionError:
@@ -263,6 +264,7 @@ def _line_of(text: str, name: str) -> int | str:
 def save(values: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write `values` (checked) over what the file holds, atomically; returns the path."""
     import tomli_w
+    import tomllib
 
     path = path or config_path()
     current: dict[str, Any] = {}

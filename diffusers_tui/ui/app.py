@@ -95,6 +95,8 @@ class DiffusersTuiApp(App):
         #: Set whenever no run is going; tests and benchmarks wait on it instead of sleeping.
         self.idle = asyncio.Event()
         self.idle.set()
+        #: Actions (keys) asked for before the settings panel was complete; None once it is.
+        self._held_actions: list | None = []
 
     @property
     def frames(self) -> tuple:
@@ -111,7 +113,6 @@ class DiffusersTuiApp(App):
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         gc.set_threshold(*GC_THRESHOLDS)
         self._install_output_filter()
-        self.panel.apply_settings(self.settings)
         #: "truecolor", or "256": frames dithered to xterm's palette (see ui.render).
         self.colour_depth = render.colour_depth_for(self.console.color_system)
         for line in render.colour_depth_note(self.console.color_system):
@@ -119,12 +120,25 @@ class DiffusersTuiApp(App):
         keys = self.keeper.warn_about_settings({binding.id for binding in self._every_binding() if binding.id})
         if keys:
             self.set_keymap(keys)
+
+    async def on_settings_panel_completed(self) -> None:
+        """Every field is mounted: fill them, start the workers, and run the keys pressed before."""
+        self.panel.apply_settings(self.settings)
+        if self.recipe is not None:
+            self.apply_recipe(self.recipe, switch_model=False)
         # The workers import torch and diffusers, holding the GIL for seconds: they start once
         # the first frame is on the screen, so the app is seen (and typed into) at once.
         self.call_after_refresh(self._start_background_work)
-        if self.recipe is not None:
-            self.apply_recipe(self.recipe, switch_model=False)
-        self.query_one("#prompt", TextArea).focus()
+        held, self._held_actions = self._held_actions, None
+        for action in held:
+            await super().run_action(*action)
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Actions wait for the settings panel's last fields (a few frames after start), then run in order."""
+        if self._held_actions is not None:
+            self._held_actions.append((action, default_namespace, namespaces))
+            return True
+        return await super().run_action(action, default_namespace, namespaces)
 
     def _start_background_work(self) -> None:
         self.list_models()

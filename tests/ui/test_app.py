@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 
 from textual.widgets import Input, OptionList, TextArea
 
@@ -394,3 +395,33 @@ async def test_the_sampler_list_is_grouped_by_tool_and_narrowed_as_you_type(make
             await pilot.press("backspace")
         await pilot.pause()
         assert len(rows()) == len(everything)
+
+
+async def test_keys_pressed_before_the_lower_fields_mount_run_once_they_have(make_app, monkeypatch):
+    """The fields below the sampler list mount after the first frame; a key typed ahead (steps up, then
+    generate) waits for them and runs in order, instead of failing on a field that is not there yet."""
+    from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+
+    release = asyncio.Event()
+    mount_for_real = SettingsPanel._mount_fields_below_the_fold
+
+    async def held_back(panel):
+        async def when_released():
+            await release.wait()
+            await mount_for_real(panel)
+        # A task of its own: the panel's message loop stays free, as it is while the real mount waits.
+        panel.run_worker(when_released())
+
+    monkeypatch.setattr(SettingsPanel, "_mount_fields_below_the_fold", held_back)
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not app.panel.complete and not app.query("#steps")
+        assert app.focused is app.query_one("#prompt", TextArea)  # the prompt takes keys from the start
+        await pilot.press("f5", "f5", "ctrl+g")
+        assert app.run_id == 0  # nothing ran against missing fields
+        release.set()
+        await _until(pilot, lambda: app.run_id == 1, "the held generate")
+        assert app.query_one("#steps", Input).value == "22"
+        await _finished(pilot, app)
+        assert app.result.request.steps == 22 and not app.result.cancelled

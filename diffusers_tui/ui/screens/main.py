@@ -42,6 +42,10 @@ def main_layout(model: str, graphics: str) -> ComposeResult:
 class MainScreen(Screen):
     """The default screen, holding `main_layout`: it shows what the App's run reports."""
 
+    #: Focused when the screen first shows: focusing the scrolling panel first (Textual's default)
+    #: and then the prompt restyled the panel twice before the first frame.
+    AUTO_FOCUS = "#prompt"
+
     def __init__(self, graphics: str = "halfblock") -> None:
         super().__init__()
         #: How a finished image is shown: "halfblock", "kitty" or "sixel" (see ui.graphics).

@@ -6,6 +6,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option, OptionDoesNotExist
@@ -65,35 +66,39 @@ class SettingsPanel(VerticalScroll):
         yield Select([(name, name) for name in schedule_names()], value="Automatic", allow_blank=False,
                      id="schedule", tooltip="A1111's schedule type: Automatic is the sampler's own default, as "
                                             "in A1111; the list offers what the highlighted sampler has")
-        yield Label("Compare: steps · reference run")
-        with Horizontal():
-            yield Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30")
-            yield Input(placeholder="DPM++ 2M:100", id="reference",
-                        tooltip="a long run to measure every image against: SCHEDULER:STEPS (blank: none)")
-        yield Checkbox("equal model calls", id="equal-calls",
-                       tooltip="second-order schedulers (2 model calls a step) get half the steps")
-        yield Label("Steps · guidance", id="guidance-label")
-        with Horizontal():
-            yield Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}")
-            yield Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}")
-        yield Label("Seed")
-        with Horizontal():
-            yield Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked")
-            yield Checkbox("lock", id="seed-lock")
-        yield Label("Size (blank: the model's own)")
-        yield Input(placeholder="e.g. 64x64", id="size")
-        yield Label("Preview · every N calls · frames/s")
-        with Horizontal():
-            yield Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0",
-                         allow_blank=False, id="preview")
-            yield Input("1", id="preview-every",
-                        tooltip=f"a preview every N model calls ({describe_range('preview_every')})")
-            yield Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")
-        yield Select(PREVIEW_METHOD_CHOICES, value="auto", allow_blank=False, id="preview-method",
-                     tooltip="how live frames are decoded; a change applies from the next frame. "
-                             "Saved snapshots are always full decodes")
-        yield Checkbox("save every step too (ctrl+s)", id="save-steps")
-        yield Button("Generate  ctrl+g", id="generate", variant="primary")
+
+    def _fields_below_the_fold(self) -> list:
+        """The fields under the sampler list: off a 40-row screen at start, so they mount after the first frame."""
+        return [
+            Label("Compare: steps · reference run"),
+            Horizontal(
+                Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30"),
+                Input(placeholder="DPM++ 2M:100", id="reference",
+                      tooltip="a long run to measure every image against: SCHEDULER:STEPS (blank: none)")),
+            Checkbox("equal model calls", id="equal-calls",
+                     tooltip="second-order schedulers (2 model calls a step) get half the steps"),
+            Label("Steps · guidance", id="guidance-label"),
+            Horizontal(
+                Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}"),
+                Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}")),
+            Label("Seed"),
+            Horizontal(
+                Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked"),
+                Checkbox("lock", id="seed-lock")),
+            Label("Size (blank: the model's own)"),
+            Input(placeholder="e.g. 64x64", id="size"),
+            Label("Preview · every N calls · frames/s"),
+            Horizontal(
+                Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0", allow_blank=False, id="preview"),
+                Input("1", id="preview-every",
+                      tooltip=f"a preview every N model calls ({describe_range('preview_every')})"),
+                Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")),
+            Select(PREVIEW_METHOD_CHOICES, value="auto", allow_blank=False, id="preview-method",
+                   tooltip="how live frames are decoded; a change applies from the next frame. "
+                           "Saved snapshots are always full decodes"),
+            Checkbox("save every step too (ctrl+s)", id="save-steps"),
+            Button("Generate  ctrl+g", id="generate", variant="primary"),
+        ]
 
     def on_mount(self) -> None:
         #: (sampler, schedule type) pairs marked for a comparison, in marking order.
@@ -103,6 +108,22 @@ class SettingsPanel(VerticalScroll):
         # registry now would import diffusers on the UI thread before the first frame.
         self._statuses: list = [SchedulerStatus(entry, True) for entry in scheduler_entries()]
         self._filter = ""
+        #: Whether every field is mounted (see Completed).
+        self.complete = False
+        self.call_after_refresh(self._mount_fields_below_the_fold)
+
+    class Completed(Message):
+        """Every field is mounted: what reads or fills them (settings, a recipe, keys typed ahead) can go on.
+
+        A third of the start-up's first frame went to styling the fields below the fold, which
+        nobody sees before scrolling; they mount right after it (Textual's lazy mounting, with
+        a message when done).
+        """
+
+    async def _mount_fields_below_the_fold(self) -> None:
+        await self.mount_all(self._fields_below_the_fold())
+        self.complete = True
+        self.post_message(self.Completed())
 
     # ----- the model -----
     def show_models(self, model: str, names: list[str]) -> None:
