@@ -15,12 +15,15 @@ from diffusers_tui.engine import (DISTANCE_NAME, ComparisonRequest, ComparisonRe
 
 
 def request_of(args, settings) -> ComparisonRequest:
-    """Every --schedulers name at every --steps count, on one base request built like any other."""
+    """Every combination of the study's axes (--x/--y/--z, --schedulers, --steps), on one base request built
+    like any other."""
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
                                 "preview_method": "none"})
-    return build_comparison(base, parse_scheduler_list(args.schedulers), args.step_list or str(settings["steps"]),
-                            reference=args.reference, equal_calls=args.equal_calls, batch=not args.no_batch)
+    schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
+    return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),
+                            reference=args.reference, equal_calls=args.equal_calls, batch=not args.no_batch,
+                            axes={"x": args.x, "y": args.y, "z": args.z})
 
 
 def run(args, settings) -> int:
@@ -48,11 +51,17 @@ def run(args, settings) -> int:
     return 0
 
 
+#: The table's columns that every comparison has; a study adds one per other axis.
+RESULT_COLUMNS = ("scheduler", "steps", "model_calls", "seconds", "rmse_to_reference", "cancelled")
+
+
 def print_results(result: ComparisonResult) -> None:
     rows = result.table()
-    header = ("scheduler", "steps", "model calls", "seconds", "rmse")
-    cells = [(row["scheduler"], str(row["steps"]), str(row["model_calls"]), f"{row['seconds']:.2f}",
-              "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}") for row in rows]
+    extra = [name for name in (rows[0] if rows else {}) if name not in RESULT_COLUMNS]  # the study's other axes
+    header = ("scheduler", "steps", *extra, "model calls", "seconds", "rmse")
+    cells = [(row["scheduler"], str(row["steps"]), *(str(row[name]) for name in extra), str(row["model_calls"]),
+              f"{row['seconds']:.2f}", "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}")
+             for row in rows]
     print_table(header, cells)
     if result.reference is not None:
         say(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "

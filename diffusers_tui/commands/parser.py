@@ -163,9 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "counts), batched into one UNet call per round. Under `accelerate launch "
                     "--num_processes N` the runs are split across the processes (one per GPU).")
     compare.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help="what to draw (default: %(default)r)")
-    compare.add_argument("--schedulers", required=True, metavar="LIST",
+    compare.add_argument("--schedulers", default="", metavar="LIST",
                          help="registry names separated by commas, e.g. \"Euler,DPM++ 2M Karras,UniPC\"; a name "
-                              "without a schedule type runs on --schedule")
+                              "without a schedule type runs on --schedule (default: the configured sampler, "
+                              "or the model's own)")
+    for place, where in (("x", "across"), ("y", "down"), ("z", "one sub-grid per value")):
+        compare.add_argument(f"--{place}", metavar="KIND=VALUES",
+                             help=f"a study axis, {where}: KIND is one of sampler, schedule, steps, guidance, seed, "
+                                  "noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
+                                  "whole numbers take ranges, 1-5, 1-9 (+2), 1-100 [4]; e.g. --x guidance=3,5,7")
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",
                          help="step counts, e.g. 10,20,30 (default: the configured steps, 20)")

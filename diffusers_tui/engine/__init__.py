@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names, for readers and type checkers
+    from diffusers_tui.engine.axes import AXIS_KINDS, Axis, parse_axis
     from diffusers_tui.engine.building import build_comparison, build_request
     from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, ComparisonRequest, ComparisonResult, Lane,
                                                  LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
 #: load only with a model (the stand-in scheduler imports them).
 _SOURCES = {
     "build_comparison": "building", "build_request": "building",
+    "AXIS_KINDS": "axes", "Axis": "axes", "parse_axis": "axes",
     "DISTANCE_NAME": "comparison", "MAX_LANES": "comparison", "ComparisonRequest": "comparison",
     "ComparisonResult": "comparison", "Lane": "comparison", "LaneResult": "comparison",
     "parse_lanes": "comparison", "parse_reference": "comparison", "parse_scheduler_list": "comparison",
@@ -83,6 +85,7 @@ __all__ = [
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
+    "Axis", "AXIS_KINDS", "parse_axis",
     "prompt_note", "prompt_syntax_note", "guidance_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",

@@ -11,9 +11,13 @@ A field's value is the first of:
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Collection, Mapping, Sequence
 
+from diffusers_tui.engine.axes import (FIELD_KINDS, POSITIONS, Axis, check_prompt_axis, parse_axis,
+                                       replaced_prompt)
 from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_reference, parse_step_list
+from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import DEFAULT_PROMPT, GenerationRequest, parse_size, random_seed
 
 #: Request fields that settings supply, and the setting each comes from.
@@ -65,8 +69,74 @@ def _fields_from_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: str, reference: str | None = None,
-                     equal_calls: bool = False, batch: bool = True) -> ComparisonRequest:
-    """Every scheduler at every step count in `steps` ("10,20"), on `base`'s prompt, seed and size."""
-    counts = parse_step_list(steps)
-    return ComparisonRequest(base=base, lanes=tuple(Lane(name, count) for name in schedulers for count in counts),
-                             equal_calls=equal_calls, reference=parse_reference(reference or None), batch=batch)
+                     equal_calls: bool = False, batch: bool = True,
+                     axes: Mapping[str, str | Axis | None] | None = None) -> ComparisonRequest:
+    """A lane for every combination of a study's axes, on `base`.
+
+    `axes` places up to three axes: {"x": "guidance=3,5,7", "y": ..., "z": ...} (strings as
+    engine.axes.parse_axis reads them, or Axis objects). Without a sampler axis, `schedulers` gives the
+    sampler: one name runs in every lane, several make an axis in the first free place of y, x, z (none
+    given: the base request's). Without a steps axis, `steps` ("10,20") does the same in the first free
+    place of x, y, z. With no axes, that is a plain comparison: samplers down, step counts across.
+    """
+    placed: dict[str, Axis] = {}
+    for position, given in (axes or {}).items():
+        if position not in POSITIONS:
+            raise RequestError("axis", f"{position!r} is not an axis place: x, y or z")
+        if given:
+            placed[position] = given if isinstance(given, Axis) else parse_axis(given, f"{position} axis")
+    kinds = [axis.kind for axis in placed.values()]
+    for kind in set(kinds):
+        if kinds.count(kind) > 1:
+            raise RequestError("axis", f"two axes vary the {kind}; put its values on one")
+    if "sampler" not in kinds:
+        from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT
+
+        # A bare sampler name runs on the base request's schedule type (ComparisonRequest labels it).
+        names = list(dict.fromkeys(schedulers)) or [base.scheduler or MODEL_DEFAULT]
+        _place(placed, Axis("sampler", tuple(names)), ("y", "x", "z"))
+    if "steps" not in kinds:
+        _place(placed, Axis("steps", tuple(parse_step_list(steps))), ("x", "y", "z"))
+    for axis in placed.values():
+        if axis.kind == "prompt":
+            check_prompt_axis(base.prompt, axis, "axis")
+    order = tuple(placed.get(position) for position in POSITIONS)
+    present = [(index, axis) for index, axis in enumerate(order) if axis is not None]
+    lanes = []
+    # Sub-grid by sub-grid, row by row, then across: the order the grid and the table read them in.
+    for combination in itertools.product(*(range(len(axis.values)) for _, axis in reversed(present))):
+        at = [0, 0, 0]
+        for (index, _), value_index in zip(reversed(present), combination):
+            at[index] = value_index
+        chosen = [(axis, axis.values[index]) for axis, index in zip(order, at) if axis is not None]
+        chosen += [(axis, axis.values[0]) for key, axis in placed.items() if key.startswith("_")]
+        lanes.append(_lane_with(base, chosen, tuple(at)))
+    return ComparisonRequest(base=base, lanes=tuple(lanes), equal_calls=equal_calls,
+                             reference=parse_reference(reference or None), batch=batch, axes=order)
+
+
+def _place(placed: dict[str, Axis], axis: Axis, preference: tuple[str, ...]) -> None:
+    """Put `axis` in the first free place of `preference`; a single value needs no place and is kept aside."""
+    if len(axis.values) == 1:
+        placed.setdefault("_" + axis.kind, axis)  # not drawn; every lane takes its value
+        return
+    free = next((position for position in preference if position not in placed), None)
+    if free is None:
+        raise RequestError("axis", f"x, y and z are taken, and the {axis.kind} has several values: put them on "
+                                   f"one of the axes ({axis.kind}=...)")
+    placed[free] = axis
+
+
+def _lane_with(base: GenerationRequest, chosen: list, at: tuple) -> Lane:
+    """The lane that takes each (axis, value) in `chosen`, at value indices `at` of the placed axes."""
+    values = dict((axis.kind, value) for axis, value in chosen)
+    settings = []
+    for axis, value in chosen:
+        if axis.kind in FIELD_KINDS:
+            settings.append((axis.kind, value))
+        elif axis.kind == "prompt":
+            settings.append(("prompt", replaced_prompt(base.prompt, axis, value)))
+    sampler = values["sampler"]
+    if "schedule" in values:
+        sampler = f"{sampler} {values['schedule']}"
+    return Lane(sampler, values["steps"], tuple(settings), at)

@@ -1,8 +1,10 @@
-"""Scheduler comparisons: what to race (lanes), what came back, and the results table.
+"""Scheduler comparisons and studies: what to race (lanes), what came back, and the results table.
 
 No torch here: the app builds and checks a comparison before the heavy libraries load.
-Every lane shares the base request's prompt, seed and size, so every lane starts from the
-same noise; only the scheduler and the step count differ.
+A lane is the base request with its scheduler, step count and any other fields a study's
+axes set (guidance, seed, a prompt search/replace...); lanes that set none of those share
+the base request's prompt and seed, so they start from the same noise. A reference run is
+made once per distinct set of those other fields, and each lane is measured against its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import MAX_STEPS, GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.text import shown
 
-MAX_LANES = 32
+MAX_LANES = 256
 #: The distance in the table: root mean square difference of the final RGB images
 #: against the reference image, in 0-255 pixel units (0 = identical).
 DISTANCE_NAME = "RMSE to reference (0-255)"
@@ -23,14 +25,28 @@ DISTANCE_NAME = "RMSE to reference (0-255)"
 
 @dataclass(frozen=True)
 class Lane:
-    """One run of a comparison: a registry scheduler at a step count."""
+    """One run of a comparison: a registry scheduler at a step count, and the other fields its study sets."""
 
     scheduler: str
     steps: int
+    #: Other request fields, as (name, value) pairs in axis order: (("guidance", 7.0), ("seed", 3)).
+    settings: tuple = ()
+    #: Where the lane sits on its study's axes (x, y, z value indices); not part of what the lane runs.
+    at: tuple = field(default=(), compare=False)
 
     @property
     def label(self) -> str:
-        return f"{self.scheduler} · {self.steps}"
+        extra = "".join(f" · {setting_label(name, value)}" for name, value in self.settings)
+        return f"{self.scheduler} · {self.steps}{extra}"
+
+
+def setting_label(name: str, value) -> str:
+    """A lane's other field, short: "guidance 7", "seed 3", a prompt shortened."""
+    if name == "prompt":
+        return f"prompt {shown(str(value), 30)!r}"
+    if name == "guidance":
+        return f"guidance {value:g}"
+    return f"{name} {value}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,8 @@ class ComparisonRequest:
     reference: Lane | None = None
     #: Batch lanes that need a model call in the same round into one UNet call.
     batch: bool = True
+    #: The study's axes as placed on the grid: (x, y, z), each an engine.axes.Axis or None.
+    axes: tuple = (None, None, None)
 
     def __post_init__(self) -> None:
         from diffusers_tui.engine.sampling import registry as schedulers
@@ -59,15 +77,18 @@ class ComparisonRequest:
         object.__setattr__(self, "lanes", tuple(self._labelled(lane) for lane in self.lanes))
         if self.reference is not None:
             object.__setattr__(self, "reference", self._labelled(self.reference))
+        if not any(self.axes) and not any(lane.at for lane in self.lanes):
+            self._place_plainly()
         for lane in (*self.lanes, *([self.reference] if self.reference else [])):
             if isinstance(lane.steps, bool) or not isinstance(lane.steps, int) or not 1 <= lane.steps <= MAX_STEPS:
                 raise RequestError("compare_steps", f"{lane.steps!r} steps is outside 1 to {MAX_STEPS}")
         if len(set(self.lanes)) != len(self.lanes):
             raise RequestError("compare", "the same scheduler and step count is marked twice")
+        self.lane_requests()  # every lane's fields checked now, by the request itself (RequestError names one)
         if self.equal_calls:  # halving can make two marked lanes one: 3 and 4 steps of Heun both run 2
             ran: dict[tuple[str, int], int] = {}
             for lane, request in zip(self.lanes, self.lane_requests()):
-                key = (lane.scheduler, request.steps)
+                key = (lane.scheduler, request.steps, lane.settings)
                 if key in ran:
                     raise RequestError("compare", f"with equal model calls, {lane.scheduler} at {ran[key]} and "
                                                   f"{lane.steps} steps both run {request.steps} steps; mark step "
@@ -80,10 +101,28 @@ class ComparisonRequest:
         if schedulers.is_model_default(lane.scheduler):
             return Lane(schedulers.MODEL_DEFAULT, lane.steps)
         entry, schedule = schedulers.lane_choice(lane.scheduler, self.base.schedule)  # a bad name says why
-        return Lane(schedulers.label(entry, schedule), lane.steps)
+        return replace(lane, scheduler=schedulers.label(entry, schedule))
+
+    def _place_plainly(self) -> None:
+        """Lanes given without axes (a plain comparison): samplers down, step counts across."""
+        from diffusers_tui.engine.axes import Axis
+
+        samplers = tuple(dict.fromkeys(lane.scheduler for lane in self.lanes))
+        counts = tuple(dict.fromkeys(lane.steps for lane in self.lanes))
+        object.__setattr__(self, "axes", (Axis("steps", counts), Axis("sampler", samplers), None))
+        object.__setattr__(self, "lanes", tuple(replace(lane, at=(counts.index(lane.steps),
+                                                                   samplers.index(lane.scheduler), 0))
+                                                for lane in self.lanes))
+
+    def reference_lanes(self) -> list[Lane]:
+        """The reference run once for each distinct set of the lanes' other fields (none without a reference)."""
+        if self.reference is None:
+            return []
+        conditions = dict.fromkeys(lane.settings for lane in self.lanes)
+        return [replace(self.reference, settings=settings) for settings in conditions]
 
     def lane_requests(self) -> list[GenerationRequest]:
-        """One GenerationRequest per lane (then the reference, when there is one)."""
+        """One GenerationRequest per lane, then one per reference lane (see reference_lanes)."""
         from diffusers_tui.engine.sampling import registry as schedulers
 
         requests = []
@@ -93,10 +132,11 @@ class ComparisonRequest:
             if self.equal_calls and order == 2:
                 # Heun-like solvers make 2N-1 calls for N steps: N' = ceil(N/2) stays within N.
                 steps = max(1, math.ceil(steps / 2))
-            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=steps))
-        if self.reference is not None:
-            requests.append(replace(self.base, scheduler=self.reference.scheduler, schedule="Automatic",
-                                    steps=self.reference.steps))
+            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=steps,
+                                    **dict(lane.settings)))
+        for lane in self.reference_lanes():
+            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=lane.steps,
+                                    **dict(lane.settings)))
         return requests
 
 
@@ -162,27 +202,63 @@ class ComparisonResult:
 
     request: ComparisonRequest
     lanes: tuple[LaneResult, ...]
-    reference: LaneResult | None
+    #: The reference runs, one per distinct set of the lanes' other fields (ComparisonRequest.reference_lanes).
+    references: tuple[LaneResult, ...]
     #: True when rounds were batched into one UNet call; False when lanes ran one by one.
     batched: bool
     elapsed_s: float
     cancelled: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def reference(self) -> LaneResult | None:
+        """The first reference run (the only one unless a study's axes change the prompt, seed or guidance)."""
+        return self.references[0] if self.references else None
+
+    def reference_for(self, lane: Lane) -> LaneResult | None:
+        """The reference run made with `lane`'s other fields."""
+        return next((reference for reference in self.references if reference.lane.settings == lane.settings), None)
+
     def table(self) -> list[dict[str, Any]]:
-        """One row per lane: what the table, the CSV and the JSON show."""
+        """One row per lane: what the table, the CSV and the JSON show (a column for each study axis)."""
         rows = []
+        axes = [axis for axis in self.request.axes if axis is not None]
         for lane_result in self.lanes:
             result = lane_result.result
+            row = {"scheduler": lane_result.lane.scheduler, "steps": result.request.steps}
+            for axis in axes:
+                if axis.kind not in ("sampler", "steps") and lane_result.lane.at:
+                    row[axis.title] = axis.label(_axis_value(axis, lane_result.lane, self.request.axes))
             rows.append({
-                "scheduler": lane_result.lane.scheduler,
-                "steps": result.request.steps,
+                **row,
                 "model_calls": result.model_calls,
                 "seconds": round(result.elapsed_s, 3),
                 "rmse_to_reference": None if lane_result.distance is None else round(lane_result.distance, 2),
                 "cancelled": result.cancelled,
             })
         return rows
+
+
+def _axis_value(axis, lane: Lane, axes: tuple):
+    """The value of `axis` at `lane` (from the lane's place on the axes)."""
+    position = next(i for i, placed in enumerate(axes) if placed is axis)
+    return axis.values[lane.at[position]]
+
+
+def settings_labels(request: ComparisonRequest, settings: tuple) -> list[str]:
+    """A lane's other fields, short: ["guidance 7", "seed 3", "green"] (a prompt by the word its axis put in)."""
+    from diffusers_tui.engine.axes import replaced_prompt
+
+    labels = []
+    for name, value in settings:
+        if name == "prompt":
+            axis = next((axis for axis in request.axes if axis is not None and axis.kind == "prompt"), None)
+            word = next((word for word in (axis.values if axis else ())
+                         if replaced_prompt(request.base.prompt, axis, word) == value), None)
+            labels.append(shown(word, 30) if word is not None else setting_label(name, value))
+        else:
+            labels.append(setting_label(name, value))
+    return labels
 
 
 def image_distance(image, reference) -> float:
@@ -196,12 +272,14 @@ def image_distance(image, reference) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def with_distances(lanes: list[LaneResult], reference: LaneResult | None) -> list[LaneResult]:
-    """The lanes with their distance to the reference's final image filled in."""
-    if reference is None or reference.result.image is None:
-        return lanes
-    return [
-        replace(lane, distance=image_distance(lane.result.image, reference.result.image))
-        if lane.result.image is not None else lane
-        for lane in lanes
-    ]
+def with_distances(lanes: list[LaneResult], references: list[LaneResult]) -> list[LaneResult]:
+    """The lanes with their distance to their own reference's final image (same other fields) filled in."""
+    by_settings = {reference.lane.settings: reference for reference in references
+                   if reference.result.image is not None}
+    measured = []
+    for lane in lanes:
+        reference = by_settings.get(lane.lane.settings)
+        if reference is not None and lane.result.image is not None:
+            lane = replace(lane, distance=image_distance(lane.result.image, reference.result.image))
+        measured.append(lane)
+    return measured

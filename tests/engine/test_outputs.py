@@ -80,7 +80,7 @@ def _save_comparisons(folder: str, count: int) -> None:
         lane_result = _result(seed=90_000 + i)
         request = ComparisonRequest(lane_result.request, (Lane("Euler", 7),))
         compare_outputs.save_comparison(
-            ComparisonResult(request, (LaneResult(Lane("Euler", 7), lane_result),), None, True, 0.1), folder)
+            ComparisonResult(request, (LaneResult(Lane("Euler", 7), lane_result),), (), True, 0.1), folder)
 
 
 @pytest.mark.slow

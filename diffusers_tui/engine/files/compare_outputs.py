@@ -1,8 +1,8 @@
 """Saving a scheduler comparison: a labelled grid, every image with its recipe, the table.
 
 Everything goes into a new folder `outputs/YYYY-MM-DD/NNNNN-compare-<seed>/` claimed with
-an atomic mkdir (never reused): `grid.png` (schedulers down, step counts across, like an
-X/Y plot), one PNG per run with its own metadata (and the reference's), `table.csv` and
+an atomic mkdir (never reused): `grid.png` (a study's x values across, y down and one
+sub-grid per z value, as A1111's X/Y/Z plot; a plain comparison's schedulers down, step counts across), one PNG per run with its own metadata (and the reference's), `table.csv` and
 `table.json`. One line in `index.jsonl` points at the folder.
 """
 
@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonResult, LaneResult
+from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonResult, Lane, LaneResult, settings_labels
 from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.files import outputs
 from diffusers_tui.engine.files.recipe import png_info
@@ -35,14 +35,16 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
         (root / day).mkdir(parents=True, exist_ok=True)
         folder = outputs.claim_folder(root / day, f"compare-{base.seed}")
         files = {}
-        for lane_result in [*result.lanes, *([result.reference] if result.reference else [])]:
+        for lane_result in [*result.lanes, *result.references]:
             image = lane_result.result.shown_image
             if image is None:
                 continue
             request, recipe = lane_result.result.request, dict(lane_result.result.recipe)
             recipe["cancelled"] = lane_result.result.cancelled
             stem = f"{outputs.slug(lane_result.lane.scheduler)}-{request.steps}"
-            if lane_result is result.reference:
+            if lane_result.lane.settings:  # a study's other fields: "euler-8-guidance-7-seed-3"
+                stem += "-" + outputs.slug(" ".join(settings_labels(result.request, lane_result.lane.settings)), 60)
+            if lane_result in result.references:
                 stem = "reference-" + stem
             path = outputs.write_png_atomically(image, folder, stem, png_info(request, recipe))
             files[id(lane_result)] = path.name
@@ -56,6 +58,10 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
             "equal_calls": result.request.equal_calls, "distance": DISTANCE_NAME,
             "reference": ({"scheduler": result.reference.lane.scheduler, "steps": result.reference.lane.steps,
                            "file": files.get(id(result.reference))} if result.reference else None),
+            "axes": {place: axis.spec() for place, axis in zip("xyz", result.request.axes) if axis is not None},
+            "references": [{"scheduler": reference.lane.scheduler, "steps": reference.lane.steps,
+                            "settings": dict(reference.lane.settings), "file": files.get(id(reference))}
+                           for reference in result.references],
             "elapsed_s": round(result.elapsed_s, 3), "runs": rows,
         }
         outputs.write_into_own_folder(json.dumps(table, indent=2, ensure_ascii=False).encode(), folder / "table.json")
@@ -81,36 +87,75 @@ def _csv(rows: list[dict]) -> bytes:
 
 
 def grid_image(result: ComparisonResult):
-    """Schedulers down, step counts across, each cell labelled; the reference below."""
+    """A1111's X/Y/Z layout: x values across, y down, one sub-grid per z value side by side, each titled;
+    under each column, its reference run where the column has one reference (see reference_row)."""
     from PIL import Image, ImageDraw
 
-    schedulers = list(dict.fromkeys(lane.lane.scheduler for lane in result.lanes))
-    step_counts = list(dict.fromkeys(lane.lane.steps for lane in result.lanes))
-    cells = {(lane.lane.scheduler, lane.lane.steps): lane for lane in result.lanes}
+    x_axis, y_axis, z_axis = result.request.axes if result.request.axes else (None, None, None)
+    columns, rows, grids = (len(axis.values) if axis is not None else 1 for axis in (x_axis, y_axis, z_axis))
+    cells = {lane.lane.at or (0, 0, 0): lane for lane in result.lanes}
     sample = next((image for lane in result.lanes if (image := lane.result.shown_image) is not None), None)
     width, height = sample.size if sample is not None else (64, 64)
     scale = max(1, -(-MIN_CELL // width))
     cell_w, cell_h = width * scale, height * scale
-    label_w = 7 * max(len(name) for name in [*schedulers, "reference"]) + 12
-    rows = len(schedulers) + (1 if result.reference else 0)
-    sheet = Image.new("RGB", (label_w + cell_w * len(step_counts), LABEL_HEIGHT + rows * (cell_h + LABEL_HEIGHT)),
-                      "white")
+    row_names = [_axis_text(y_axis, i) for i in range(rows)]
+    label_w = 7 * max(len(name) for name in [*row_names, "reference"]) + 12
+    references = [reference_row(result, z) for z in range(grids)]
+    has_reference_row = any(row is not None for row in references)
+    title_h = LABEL_HEIGHT if z_axis is not None else 0
+    grid_w = label_w + cell_w * columns
+    grid_h = title_h + LABEL_HEIGHT + (rows + has_reference_row) * (cell_h + LABEL_HEIGHT)
+    sheet = Image.new("RGB", (grids * grid_w + (grids - 1) * GRID_GAP, grid_h), "white")
     draw = ImageDraw.Draw(sheet)
-    for column, steps in enumerate(step_counts):
-        draw.text((label_w + column * cell_w + 4, 3), f"{steps} steps", fill="black")
-    for row, name in enumerate(schedulers + (["reference"] if result.reference else [])):
-        top = LABEL_HEIGHT + row * (cell_h + LABEL_HEIGHT)
-        draw.text((4, top + cell_h // 2), name, fill="black")
-        lanes = ([result.reference] if name == "reference" and result.reference and row == len(schedulers)
-                 else [cells.get((name, steps)) for steps in step_counts])
-        for column, lane in enumerate(lanes):
-            if lane is None or (image := lane.result.shown_image) is None:
-                continue
-            left = label_w + column * cell_w
-            sheet.paste(image.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left, top))
-            caption = _caption(lane) if lane is not result.reference else f"{lane.lane.scheduler}, {lane.lane.steps} steps"
-            draw.text((left + 2, top + cell_h + 3), caption, fill="black")
+    for z in range(grids):
+        origin = z * (grid_w + GRID_GAP)
+        if z_axis is not None:
+            draw.text((origin + label_w, 3), _axis_text(z_axis, z), fill="black")
+        for column in range(columns):
+            draw.text((origin + label_w + column * cell_w + 4, title_h + 3), _axis_text(x_axis, column), fill="black")
+        for row in range(rows + has_reference_row):
+            top = title_h + LABEL_HEIGHT + row * (cell_h + LABEL_HEIGHT)
+            is_reference = row == rows
+            draw.text((origin + 4, top + cell_h // 2), "reference" if is_reference else row_names[row], fill="black")
+            for column in range(columns):
+                lane = (references[z] or [None] * columns)[column] if is_reference else cells.get((column, row, z))
+                if lane is None or (image := lane.result.shown_image) is None:
+                    continue
+                left = origin + label_w + column * cell_w
+                sheet.paste(image.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left, top))
+                caption = (f"{lane.lane.scheduler}, {lane.lane.steps} steps" if is_reference else _caption(lane))
+                draw.text((left + 2, top + cell_h + 3), caption, fill="black")
     return sheet
+
+
+#: Pixels between a study's sub-grids (one per z value).
+GRID_GAP = 24
+
+
+def _axis_text(axis, index: int) -> str:
+    """A row's, column's or sub-grid's label: the value, with what it is unless the values say it."""
+    if axis is None:
+        return ""
+    value = axis.label(axis.values[index])
+    return value if axis.kind in ("sampler", "schedule", "prompt", "noise") else f"{value} {axis.title}" \
+        if axis.kind == "steps" else f"{axis.title} {value}"
+
+
+def reference_row(result: ComparisonResult, z: int) -> list | None:
+    """Sub-grid `z`'s reference under each column, when every row of the column shares one; else None
+    (a y axis that changes guidance, seed or prompt gives each row its own: they are saved beside the grid)."""
+    if not result.references:
+        return None
+    by_column: dict[int, set] = {}
+    for lane in result.lanes:
+        x, _, lane_z = lane.lane.at or (0, 0, 0)
+        if lane_z == z:
+            by_column.setdefault(x, set()).add(lane.lane.settings)
+    if any(len(settings) > 1 for settings in by_column.values()):
+        return None
+    columns = max(by_column, default=-1) + 1
+    return [result.reference_for(Lane("", 0, next(iter(by_column[x])))) if x in by_column else None
+            for x in range(columns)]
 
 
 def _caption(lane: LaneResult) -> str:

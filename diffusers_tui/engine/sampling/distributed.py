@@ -38,9 +38,10 @@ def compare_across_processes(engine, request: ComparisonRequest, pick_device: bo
         share_result = engine.compare(share)
         batched = share_result.batched
         mine_results = [(index, lane) for (index, _), lane in zip(mine, share_result.lanes)]
-    if request.reference is not None and state.is_last_process:
-        reference = engine.compare(ComparisonRequest(request.base, (request.reference,), batch=request.batch))
-        mine_results.append((-1, reference.lanes[0]))
+    references = request.reference_lanes()
+    if references and state.is_last_process:
+        reference = engine.compare(ComparisonRequest(request.base, tuple(references), batch=request.batch))
+        mine_results.extend((-1 - number, lane) for number, lane in enumerate(reference.lanes))
     gathered = gather_object([(index, lane, batched) for index, lane in mine_results])
     # Every rank leaves the process group before it exits: a rank that exited with gloo's threads
     # still running aborted ("terminate called without an active exception"), about one run in five.
@@ -49,10 +50,10 @@ def compare_across_processes(engine, request: ComparisonRequest, pick_device: bo
         torch.distributed.destroy_process_group()
     if not state.is_main_process:
         return None
-    reference = next((lane for index, lane, _ in gathered if index == -1), None)
+    references = [lane for _, lane, _ in sorted((g for g in gathered if g[0] < 0), key=lambda g: -g[0])]
     lanes = [lane for _, lane, _ in sorted((g for g in gathered if g[0] >= 0), key=lambda g: g[0])]
     return ComparisonResult(
-        request=request, lanes=tuple(with_distances(lanes, reference)), reference=reference,
+        request=request, lanes=tuple(with_distances(lanes, references)), references=tuple(references),
         batched=all(b for _, _, b in gathered), elapsed_s=time.perf_counter() - started,
         notes=(f"{state.num_processes} processes shared the {len(request.lanes)} runs",),
     )

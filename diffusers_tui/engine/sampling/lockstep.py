@@ -31,7 +31,9 @@ from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, no
 from diffusers_tui.engine.sampling import prompt_weighting
 from diffusers_tui.engine.sampling.preflight import accepts, check_mode, check_steps, resolve_size, scheduler_for
 
-#: on_lane_step(lane_index, snapshot); the reference, when there is one, is the last lane.
+#: Lanes per UNet call at most: a study of many lanes runs each round in chunks, so memory stays bounded.
+MAX_BATCH_LANES = 16
+#: on_lane_step(lane_index, snapshot); the reference runs, when there are some, are the last lanes.
 OnLaneStep = Callable[[int, StepSnapshot], None]
 
 
@@ -78,18 +80,19 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
             if cancel.is_set():
                 break
             results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
-    lanes = list(request.lanes) + ([request.reference] if request.reference else [])
+    lanes = list(request.lanes) + request.reference_lanes()
     lane_results = []
     for index, (lane, result) in enumerate(zip(lanes, results)):
         kept = finite_frames(frames[index]) if result.stopped else frames[index]
         lane_results.append(LaneResult(lane, with_last_preview(result, kept), tuple(kept)))
-    # One by one and cancelled, the reference (last) may not have run at all.
-    reference = lane_results.pop() if request.reference and len(lane_results) == len(lanes) else None
+    # One by one and cancelled, the references (last) may not all have run.
+    references = lane_results[len(request.lanes):]
+    lane_results = lane_results[:len(request.lanes)]
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
         "pipelines, transformer pipelines and UNet2DModel)",)
     return ComparisonResult(
-        request=request, lanes=tuple(with_distances(lane_results, reference)), reference=reference,
+        request=request, lanes=tuple(with_distances(lane_results, references)), references=tuple(references),
         batched=batched, elapsed_s=time.perf_counter() - started,
         cancelled=cancel.is_set() or len(lane_results) < len(request.lanes), notes=notes,
     )
@@ -131,8 +134,10 @@ def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, can
         # The pipeline reads one scheduler's class, config flags and starting σ for the whole batch.
         trial = scheduler_for(loaded, lane_request)
         registry.set_trial_timesteps(trial, lane_request.steps)
+        # One pipeline call takes one prompt and guidance: a study's lanes that change them go in groups of their own.
         key = (lane_request.steps, len(trial.timesteps), type(trial).__name__, bool(trial.config.get("use_flow_sigmas")),
-               round(float(getattr(trial, "init_noise_sigma", 1.0)), 6))
+               round(float(getattr(trial, "init_noise_sigma", 1.0)), 6), lane_request.prompt,
+               lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd)
         groups.setdefault(key, []).append(index)
     results: list = [None] * len(requests)
     for indices in groups.values():
@@ -173,6 +178,9 @@ class _Lane:
             self.step_kwargs["generator"] = self.generator
         if pipeline_mode and accepts(self.scheduler.step, "eta"):
             self.step_kwargs["eta"] = 0.0
+        #: Classifier-free guidance doubles the lane's batch rows, as the pipeline does above guidance 1.
+        self.guided = pipeline_mode and request.guidance > 1.0
+        self.embeds = None  # its text states, set by the loop
         self.calls = 0
         self.elapsed_s = 0.0
         self.image = None
@@ -211,51 +219,57 @@ class _LockstepLoop:
         started = time.perf_counter()
         cancelled = False
         with torch.inference_mode():
-            embeds = self._encode_prompt() if self.pipeline_mode else None
+            if self.pipeline_mode:  # each distinct prompt encoded once, whatever the number of lanes using it
+                encoded = {}
+                for lane in self.lanes:
+                    key = (lane.request.prompt, lane.request.negative_prompt, lane.guided)
+                    lane.embeds = encoded.get(key)
+                    if lane.embeds is None:
+                        lane.embeds = encoded[key] = self._encode_prompt(lane.request, lane.guided)
             while not all(lane.done for lane in self.lanes):
                 if cancel.is_set():
                     cancelled = True
                     break
                 active = [(i, lane) for i, lane in enumerate(self.lanes) if not lane.done]
-                outputs = self._model_round([lane for _, lane in active], embeds)
-                for (index, lane), model_output in zip(active, outputs):
-                    self._step_lane(index, lane, model_output, started, on_lane_step)
+                for start in range(0, len(active), MAX_BATCH_LANES):
+                    chunk = active[start:start + MAX_BATCH_LANES]
+                    outputs = self._model_round([lane for _, lane in chunk])
+                    for (index, lane), model_output in zip(chunk, outputs):
+                        self._step_lane(index, lane, model_output, started, on_lane_step)
         return [self._result(lane, cancelled) for lane in self.lanes]
 
-    def _encode_prompt(self) -> tuple[torch.Tensor, bool]:
-        request = self.lanes[0].request
-        guided = request.guidance > 1.0
+    def _encode_prompt(self, request: GenerationRequest, guided: bool) -> torch.Tensor:
+        """The text states a lane's model input goes with: [uncond, text] under guidance, else text."""
         if prompt_weighting.applies(self.pipe, request.prompt, request.negative_prompt):
             embeds = prompt_weighting.prompt_kwargs(self.pipe, request.prompt, request.negative_prompt)
             positive, negative = embeds["prompt_embeds"], embeds["negative_prompt_embeds"]
         else:
             positive, negative = self.pipe.encode_prompt(
                 request.prompt, self.pipe._execution_device, 1, guided, request.negative_prompt or None)
-        return (torch.cat([negative, positive]) if guided else positive), guided
+        return torch.cat([negative, positive]) if guided else positive
 
-    def _model_round(self, lanes: list[_Lane], embeds) -> list[torch.Tensor]:
-        """One UNet call for every lane's next timestep; each lane's (guided) output."""
-        inputs, timesteps = [], []
-        copies = 2 if embeds is not None and embeds[1] else 1
+    def _model_round(self, lanes: list[_Lane]) -> list[torch.Tensor]:
+        """One UNet call for every lane's next timestep; each lane's (guided, at its own scale) output."""
+        inputs, timesteps, copies = [], [], []
         for lane in lanes:
+            count = 2 if lane.guided else 1
             t = lane.timesteps[lane.calls]
-            model_input = lane.scheduler.scale_model_input(torch.cat([lane.sample] * copies), t)
+            model_input = lane.scheduler.scale_model_input(torch.cat([lane.sample] * count), t)
             inputs.append(model_input)
             # Float timesteps: the UNet's sinusoidal embedding casts them so anyway.
-            timesteps.append(torch.full((copies,), float(t), device=model_input.device))
+            timesteps.append(torch.full((count,), float(t), device=model_input.device))
+            copies.append(count)
         batch, t_batch = torch.cat(inputs), torch.cat(timesteps)
-        if embeds is None:
+        if not self.pipeline_mode:
             output = self.unet(batch, t_batch).sample
         else:
-            states, _ = embeds
-            states = states.repeat(len(lanes), 1, 1)  # [uncond, text] for every lane, in order
+            states = torch.cat([lane.embeds for lane in lanes])  # each lane's [uncond, text] (or text), in order
             output = self.unet(batch, t_batch, encoder_hidden_states=states, return_dict=False)[0]
         results = []
-        for lane_output in output.split(copies):
-            if copies == 2:
+        for lane, lane_output in zip(lanes, output.split(copies)):
+            if lane.guided:
                 uncond, text = lane_output.chunk(2)
-                guidance = lanes[0].request.guidance
-                lane_output = uncond + guidance * (text - uncond)
+                lane_output = uncond + lane.request.guidance * (text - uncond)
             results.append(lane_output)
         return results
 

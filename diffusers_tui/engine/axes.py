@@ -1,0 +1,140 @@
+"""A study's axes: what varies across a comparison's lanes, parsed from "KIND=V1,V2,..." as A1111's X/Y/Z plot takes it.
+
+No torch here. An axis is one request field (or the sampler, or a prompt search/replace)
+and its values; a comparison's lanes are every combination of its axes' values (x, then y,
+then z), each lane the base request with those fields set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.request import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, NOISE_CONVENTIONS
+from diffusers_tui.engine.text import shown
+
+#: What an axis can vary, and the names people type for it.
+AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "noise", "ensd", "prompt")
+_ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
+            "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
+            "s/r": "prompt", "eta noise seed delta": "ensd"}
+#: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
+FIELD_KINDS = ("guidance", "seed", "noise", "ensd")
+#: Where an axis's values go, in A1111's order: across, down, then one sub-grid per value.
+POSITIONS = ("x", "y", "z")
+MAX_VALUES = 64
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One thing a study varies, and its values in order (numbers as numbers; a prompt axis keeps the words)."""
+
+    kind: str
+    values: tuple
+
+    @property
+    def title(self) -> str:
+        return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
+                "seed": "seed", "noise": "noise", "ensd": "ENSD", "prompt": "prompt S/R"}[self.kind]
+
+    def label(self, value) -> str:
+        """How a value is written on the grid and in the table."""
+        if self.kind == "guidance":
+            return f"{value:g}"
+        if self.kind == "prompt":
+            return shown(str(value), 40)
+        return str(value)
+
+    def spec(self) -> str:
+        """The axis as it is typed: what a saved study records."""
+        return f"{self.kind}=" + ",".join(self.label(value) if self.kind == "guidance" else str(value)
+                                          for value in self.values)
+
+
+def parse_axis(text: str, field: str = "axis") -> Axis:
+    """ "guidance=3,5,7.5" -> Axis("guidance", (3.0, 5.0, 7.5)); RequestError (naming `field`) says what is wrong."""
+    kind, separator, values_text = str(text).partition("=")
+    kind = _ALIASES.get(kind.strip().lower(), kind.strip().lower())
+    if not separator or kind not in AXIS_KINDS:
+        raise RequestError(field, f"{shown(str(text), 80)!r} is not KIND=VALUES, e.g. \"guidance=3,5,7\"; kinds: "
+                                  f"{', '.join(AXIS_KINDS)}")
+    parts = [part.strip() for part in values_text.split(",") if part.strip()]
+    if not parts:
+        raise RequestError(field, f"the {kind} axis has no values: give them after '=', separated by commas")
+    if kind in ("steps", "seed", "ensd"):
+        values = _whole_numbers(kind, parts, field)
+    elif kind == "guidance":
+        values = [_guidance(part, field) for part in parts]
+    elif kind == "noise":
+        by_lower = {name.lower(): name for name in NOISE_CONVENTIONS}
+        unknown = [part for part in parts if part.lower() not in by_lower]
+        if unknown:
+            raise RequestError(field, f"{shown(unknown[0], 40)!r} is not a noise convention: "
+                                      f"{', '.join(NOISE_CONVENTIONS)}")
+        values = [by_lower[part.lower()] for part in parts]
+    else:
+        values = parts
+    if len(values) > MAX_VALUES:
+        raise RequestError(field, f"the {kind} axis has {len(values)} values; at most {MAX_VALUES}")
+    if len(set(values)) != len(values):
+        raise RequestError(field, f"the {kind} axis names a value twice")
+    return Axis(kind, tuple(values))
+
+
+#: A1111's ranges for whole numbers: "1-5" (every one), "1-10 (+3)" (a step), "1-10 [4]" (a count, spread).
+_RANGE = re.compile(r"^([0-9]+)\s*-\s*([0-9]+)(?:\s*\(\s*\+\s*([0-9]+)\s*\)|\s*\[\s*([0-9]+)\s*\])?$")
+
+
+def _whole_numbers(kind: str, parts: list[str], field: str) -> list[int]:
+    high = {"steps": MAX_STEPS, "seed": MAX_SEED, "ensd": MAX_SEED}[kind]
+    low = 1 if kind == "steps" else 0
+    values: list[int] = []
+    for part in parts:
+        match = _RANGE.match(part) if part.isascii() else None
+        if part.isascii() and part.isdigit():
+            found = [int(part)]
+        elif match:
+            start, end = int(match[1]), int(match[2])
+            if end < start:
+                raise RequestError(field, f"the range {part!r} runs backwards; write the smaller number first")
+            if match[4]:
+                count = int(match[4])
+                if not 1 <= count <= MAX_VALUES:
+                    raise RequestError(field, f"{part!r} asks for {count} values; give 1 to {MAX_VALUES}")
+                found = sorted({round(start + (end - start) * i / max(1, count - 1)) for i in range(count)})
+            else:
+                step = int(match[3] or 1)
+                if step < 1 or (end - start) // step + 1 > MAX_VALUES:
+                    raise RequestError(field, f"the range {part!r} gives more than {MAX_VALUES} values")
+                found = list(range(start, end + 1, step))
+        else:
+            raise RequestError(field, f"{shown(part, 40)!r} is not a whole number or a range like 1-5 "
+                                      f"for the {kind} axis")
+        for value in found:
+            if not low <= value <= high:
+                raise RequestError(field, f"{value} is outside {low} to {high} for the {kind} axis")
+        values.extend(found)
+    return values
+
+
+def _guidance(text: str, field: str) -> float:
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= MAX_GUIDANCE:  # NaN fails this too
+        raise RequestError(field, f"{shown(text, 40)!r} is not a guidance from 0 to {MAX_GUIDANCE:g}")
+    return value
+
+
+def replaced_prompt(prompt: str, axis: Axis, value: str) -> str:
+    """A1111's prompt search/replace: the axis's first value is searched for, and every occurrence replaced."""
+    return prompt.replace(axis.values[0], value)
+
+
+def check_prompt_axis(prompt: str, axis: Axis, field: str = "axis") -> None:
+    if axis.values[0] not in prompt:
+        raise RequestError(field, f"prompt S/R: {shown(axis.values[0], 40)!r} (its first value, which is searched "
+                                  f"for) is not in the prompt; start the list with a word the prompt has")
