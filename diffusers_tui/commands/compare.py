@@ -23,7 +23,7 @@ def request_of(args, settings) -> ComparisonRequest:
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
     return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),
                             reference=args.reference, equal_calls=args.equal_calls, batch=not args.no_batch,
-                            axes={"x": args.x, "y": args.y, "z": args.z})
+                            axes={"x": args.x, "y": args.y, "z": args.z}, seeds=args.seeds)
 
 
 def run(args, settings) -> int:
@@ -63,6 +63,33 @@ def print_results(result: ComparisonResult) -> None:
               f"{row['seconds']:.2f}", "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}")
              for row in rows]
     print_table(header, cells)
+    if result.request.seeds > 1:
+        print_summary(result)
     if result.reference is not None:
         say(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
               f"{result.reference.lane.steps} steps")
+
+
+def print_summary(result: ComparisonResult) -> None:
+    """Under --seeds: each cell's mean and spread over its seeds, then the ranking and where seeds disagree."""
+    rows = result.summary()
+    extra = [name for name in (rows[0] if rows else {}) if name not in SUMMARY_COLUMNS]
+    say(f"\nover {result.request.seeds} seeds (mean ± sample standard deviation):")
+    print_table(("scheduler", "steps", *extra, "seeds", "model calls", "seconds", "rmse"),
+                [(row["scheduler"], str(row["steps"]), *(str(row[name]) for name in extra), str(row["seeds"]),
+                  str(row["model_calls"]), f"{row['seconds_mean']:.2f}",
+                  "-" if row["rmse_mean"] is None else f"{row['rmse_mean']:.2f} ± {row['rmse_spread']:.2f}")
+                 for row in rows])
+    ranking = result.ranking()
+    if ranking:
+        say("\nranking by mean rmse (first: on how many seeds it was closest; next closer: on how many seeds "
+            "the one ranked below it was closer):")
+        print_table(("place", "run", "rmse", "first", "next closer"),
+                    [(str(row["place"]), row["lane"], f"{row['rmse_mean']:.2f}",
+                      f"{row['first_on_seeds']}/{row['seeds']}",
+                      "-" if row["next_closer_on_seeds"] is None else f"{row['next_closer_on_seeds']}/{row['seeds']}")
+                     for row in ranking])
+
+
+#: The summary's columns that every study has; one more per axis beyond sampler and steps.
+SUMMARY_COLUMNS = ("scheduler", "steps", "seeds", "model_calls", "seconds_mean", "rmse_mean", "rmse_spread")

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",
                          help="step counts, e.g. 10,20,30 (default: the configured steps, 20)")
+    compare.add_argument("--seeds", type=int, default=1, metavar="N",
+                         help="run every lane on N seeds counting up from --seed; the table gives each figure's mean "
+                              "and spread over them, and a ranking says where the seeds disagree (default: 1)")
     compare.add_argument("--reference", metavar="SCHEDULER:STEPS",
                          help="a long run to measure every image against, e.g. \"DPM++ 2M:100\"")
     compare.add_argument("--equal-calls", action="store_true",

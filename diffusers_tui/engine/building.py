@@ -12,13 +12,15 @@ A field's value is the first of:
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any, Collection, Mapping, Sequence
 
-from diffusers_tui.engine.axes import (FIELD_KINDS, POSITIONS, Axis, check_prompt_axis, parse_axis,
+from diffusers_tui.engine.axes import (FIELD_KINDS, MAX_VALUES, POSITIONS, Axis, check_prompt_axis, parse_axis,
                                        replaced_prompt)
 from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_reference, parse_step_list
 from diffusers_tui.engine.errors import RequestError
-from diffusers_tui.engine.request import DEFAULT_PROMPT, GenerationRequest, parse_size, random_seed
+from diffusers_tui.engine.request import (DEFAULT_PROMPT, MAX_SEED, GenerationRequest, check_whole, parse_size,
+                                          random_seed)
 
 #: Request fields that settings supply, and the setting each comes from.
 SETTING_OF_FIELD = {"model": "model", "scheduler": "scheduler", "schedule": "schedule", "steps": "steps", "guidance": "guidance",
@@ -70,7 +72,7 @@ def _fields_from_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: str, reference: str | None = None,
                      equal_calls: bool = False, batch: bool = True,
-                     axes: Mapping[str, str | Axis | None] | None = None) -> ComparisonRequest:
+                     axes: Mapping[str, str | Axis | None] | None = None, seeds: int = 1) -> ComparisonRequest:
     """A lane for every combination of a study's axes, on `base`.
 
     `axes` places up to three axes: {"x": "guidance=3,5,7", "y": ..., "z": ...} (strings as
@@ -78,7 +80,11 @@ def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: 
     sampler: one name runs in every lane, several make an axis in the first free place of y, x, z (none
     given: the base request's). Without a steps axis, `steps` ("10,20") does the same in the first free
     place of x, y, z. With no axes, that is a plain comparison: samplers down, step counts across.
+
+    `seeds` > 1 runs every lane on that many seeds, counting up from the base seed as A1111 counts a
+    batch's seeds; the table gives each figure's mean and spread over them (ComparisonResult.summary).
     """
+    check_whole("seeds", seeds, 1, MAX_VALUES)
     placed: dict[str, Axis] = {}
     for position, given in (axes or {}).items():
         if position not in POSITIONS:
@@ -100,6 +106,10 @@ def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: 
     for axis in placed.values():
         if axis.kind == "prompt":
             check_prompt_axis(base.prompt, axis, "axis")
+    if seeds > 1 and "seed" in kinds:
+        raise RequestError("seeds", "a seed axis and --seeds both vary the seed: use one of them")
+    if seeds > 1 and base.seed + seeds - 1 > MAX_SEED:
+        raise RequestError("seeds", f"counting {seeds} seeds up from {base.seed} passes {MAX_SEED}")
     order = tuple(placed.get(position) for position in POSITIONS)
     present = [(index, axis) for index, axis in enumerate(order) if axis is not None]
     lanes = []
@@ -110,9 +120,14 @@ def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: 
             at[index] = value_index
         chosen = [(axis, axis.values[index]) for axis, index in zip(order, at) if axis is not None]
         chosen += [(axis, axis.values[0]) for key, axis in placed.items() if key.startswith("_")]
-        lanes.append(_lane_with(base, chosen, tuple(at)))
+        lane = _lane_with(base, chosen, tuple(at))
+        if seeds == 1:
+            lanes.append(lane)
+        else:  # the seed's place among the seeds is the lane's fourth coordinate
+            lanes.extend(replace(lane, settings=(*lane.settings, ("seed", base.seed + number)),
+                                 at=(*lane.at, number)) for number in range(seeds))
     return ComparisonRequest(base=base, lanes=tuple(lanes), equal_calls=equal_calls,
-                             reference=parse_reference(reference or None), batch=batch, axes=order)
+                             reference=parse_reference(reference or None), batch=batch, axes=order, seeds=seeds)
 
 
 def _place(placed: dict[str, Axis], axis: Axis, preference: tuple[str, ...]) -> None:

@@ -64,6 +64,8 @@ class ComparisonRequest:
     batch: bool = True
     #: The study's axes as placed on the grid: (x, y, z), each an engine.axes.Axis or None.
     axes: tuple = (None, None, None)
+    #: Seeds each study cell runs on, counting up from the base seed (a lane's fourth coordinate says which).
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         from diffusers_tui.engine.sampling import registry as schedulers
@@ -229,6 +231,8 @@ class ComparisonResult:
             for axis in axes:
                 if axis.kind not in ("sampler", "steps") and lane_result.lane.at:
                     row[axis.title] = axis.label(_axis_value(axis, lane_result.lane, self.request.axes))
+            if self.request.seeds > 1:
+                row["seed"] = result.request.seed
             rows.append({
                 **row,
                 "model_calls": result.model_calls,
@@ -237,6 +241,85 @@ class ComparisonResult:
                 "cancelled": result.cancelled,
             })
         return rows
+
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per study cell (a lane's place on x, y, z): each figure's mean and spread over its seeds.
+
+        The spread is the sample standard deviation (n - 1); with one seed it is 0. Cancelled lanes and
+        lanes without a distance are left out of the distance's figures, and `seeds` counts what was used.
+        """
+        rows = []
+        table = {id(lane): row for lane, row in zip(self.lanes, self.table())}
+        for cell, members in self._cells().items():
+            first = members[0]
+            row = {key: value for key, value in table[id(first)].items()
+                   if key not in ("seed", "model_calls", "seconds", "rmse_to_reference", "cancelled", "file")}
+            distances = [lane.distance for lane in members if lane.distance is not None and not lane.result.cancelled]
+            seconds = [lane.result.elapsed_s for lane in members]
+            row.update(seeds=len(distances), model_calls=first.result.model_calls,
+                       seconds_mean=round(_mean(seconds), 3),
+                       rmse_mean=None if not distances else round(_mean(distances), 2),
+                       rmse_spread=None if not distances else round(_spread(distances), 2))
+            rows.append(row)
+        return rows
+
+    def ranking(self) -> list[dict[str, Any]]:
+        """The study's cells, best first by mean distance to their references, and where the seeds disagree.
+
+        For each cell: its mean distance, how many seeds ranked it first, and for the cell ranked next
+        below it, on how many seeds that one was in fact closer (0: every seed agrees on the order).
+        """
+        cells = {cell: members for cell, members in self._cells().items()
+                 if all(lane.distance is not None for lane in members)}
+        if not cells:
+            return []
+        by_seed: dict[int, dict[tuple, float]] = {}
+        for cell, members in cells.items():
+            for lane in members:
+                by_seed.setdefault(_seed_place(lane.lane), {})[cell] = lane.distance
+        order = sorted(cells, key=lambda cell: _mean([lane.distance for lane in cells[cell]]))
+        firsts = {cell: 0 for cell in cells}
+        for distances in by_seed.values():
+            firsts[min(distances, key=distances.get)] += 1
+        ranking = []
+        for place, cell in enumerate(order):
+            below = order[place + 1] if place + 1 < len(order) else None
+            flips = None if below is None else sum(
+                1 for distances in by_seed.values() if below in distances and cell in distances
+                and distances[below] < distances[cell])
+            ranking.append({"place": place + 1, "lane": self._cell_label(cells[cell][0]),
+                            "rmse_mean": round(_mean([lane.distance for lane in cells[cell]]), 2),
+                            "first_on_seeds": firsts[cell], "seeds": len(cells[cell]),
+                            "next_closer_on_seeds": flips})
+        return ranking
+
+    def _cells(self) -> dict[tuple, list[LaneResult]]:
+        cells: dict[tuple, list[LaneResult]] = {}
+        for lane in self.lanes:
+            cells.setdefault((lane.lane.at or (0, 0, 0))[:3], []).append(lane)
+        return cells
+
+    def _cell_label(self, lane: LaneResult) -> str:
+        settings = tuple((name, value) for name, value in lane.lane.settings
+                         if not (name == "seed" and self.request.seeds > 1))
+        return " · ".join([lane.lane.scheduler, f"{lane.lane.steps} steps", *settings_labels(self.request, settings)])
+
+
+def _seed_place(lane: Lane) -> int:
+    """Which of the --seeds a lane runs on (0 without them)."""
+    return lane.at[3] if len(lane.at) > 3 else 0
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _spread(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
 
 
 def _axis_value(axis, lane: Lane, axes: tuple):

@@ -137,3 +137,40 @@ def test_grid_puts_each_z_value_in_a_sub_grid_of_its_own(engine, tiny_sd, tmp_pa
                               top + lane.result.image.height * scale))
     expected = lane.result.image.convert("RGB").resize(pasted.size, 0)
     assert np.array_equal(_pixels(pasted), _pixels(expected))
+
+
+def test_many_seeds_give_each_cell_a_mean_a_spread_and_a_ranking_that_shows_disagreement(engine, tiny_sd, tmp_path):
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=7, steps=3, preview_method="none")
+    study = build_comparison(base, ["Euler", "DPM++ 2M", "Euler a"], "3", reference="DPM++ 2M:12", seeds=4)
+    assert len(study.lanes) == 12 and [lane.at[3] for lane in study.lanes[:4]] == [0, 1, 2, 3]
+    result = engine.compare(study)
+    assert [lane.result.request.seed for lane in result.lanes[:4]] == [7, 8, 9, 10]  # counting up, as A1111 does
+    assert len(result.references) == 4  # one reference per seed
+    summary = {row["scheduler"]: row for row in result.summary()}
+    for name in ("Euler", "DPM++ 2M", "Euler a"):
+        distances = [lane.distance for lane in result.lanes if lane.lane.scheduler == name]
+        assert summary[name]["seeds"] == 4
+        assert summary[name]["rmse_mean"] == round(float(np.mean(distances)), 2)
+        assert summary[name]["rmse_spread"] == round(float(np.std(distances, ddof=1)), 2)
+    ranking = result.ranking()
+    assert [row["rmse_mean"] for row in ranking] == sorted(row["rmse_mean"] for row in ranking)
+    assert sum(row["first_on_seeds"] for row in ranking) == 4  # each seed has one closest run
+    # "next closer" counts the seeds on which the run ranked below was closer, from the lanes themselves.
+    by = {(lane.lane.scheduler, lane.lane.at[3]): lane.distance for lane in result.lanes}
+    for upper, lower in zip(ranking, ranking[1:]):
+        upper_name, lower_name = (row["lane"].split(" · ")[0] for row in (upper, lower))
+        assert upper["next_closer_on_seeds"] == sum(by[(lower_name, k)] < by[(upper_name, k)] for k in range(4))
+    folder = compare_outputs.save_comparison(result, tmp_path)
+    table = json.loads((folder / "table.json").read_text())
+    assert table["seeds"] == 4 and len(table["runs"]) == 12 and len(table["summary"]) == 3
+    assert (folder / "summary.csv").read_text().splitlines()[0].startswith("scheduler,steps,seeds")
+    # The grid shows each cell's first seed: one column, three rows and the reference row.
+    plain = engine.compare(build_comparison(base, ["Euler", "DPM++ 2M", "Euler a"], "3", reference="DPM++ 2M:12"))
+    assert compare_outputs.grid_image(result).size == compare_outputs.grid_image(plain).size
+
+
+def test_seeds_and_a_seed_axis_cannot_both_vary_the_seed():
+    with pytest.raises(RequestError, match="seed axis and --seeds"):
+        build_comparison(BASE, ["Euler"], "10", axes={"x": "seed=1,2"}, seeds=3)
+    with pytest.raises(RequestError, match="seeds"):
+        build_comparison(BASE, ["Euler"], "10", seeds=0)

@@ -64,6 +64,9 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
                            for reference in result.references],
             "elapsed_s": round(result.elapsed_s, 3), "runs": rows,
         }
+        if result.request.seeds > 1:
+            table.update(seeds=result.request.seeds, summary=result.summary(), ranking=result.ranking())
+            outputs.write_into_own_folder(_csv(table["summary"]), folder / "summary.csv")
         outputs.write_into_own_folder(json.dumps(table, indent=2, ensure_ascii=False).encode(), folder / "table.json")
         outputs.write_into_own_folder(_csv(rows), folder / "table.csv")
         outputs.append_index(root, {
@@ -93,7 +96,8 @@ def grid_image(result: ComparisonResult):
 
     x_axis, y_axis, z_axis = result.request.axes if result.request.axes else (None, None, None)
     columns, rows, grids = (len(axis.values) if axis is not None else 1 for axis in (x_axis, y_axis, z_axis))
-    cells = {lane.lane.at or (0, 0, 0): lane for lane in result.lanes}
+    # Under --seeds, the grid shows each cell's first seed; the table has them all.
+    cells = {(lane.lane.at or (0, 0, 0))[:3]: lane for lane in result.lanes if lane.lane.at[3:] in ((), (0,))}
     sample = next((image for lane in result.lanes if (image := lane.result.shown_image) is not None), None)
     width, height = sample.size if sample is not None else (64, 64)
     scale = max(1, -(-MIN_CELL // width))
@@ -148,8 +152,8 @@ def reference_row(result: ComparisonResult, z: int) -> list | None:
         return None
     by_column: dict[int, set] = {}
     for lane in result.lanes:
-        x, _, lane_z = lane.lane.at or (0, 0, 0)
-        if lane_z == z:
+        x, _, lane_z = (lane.lane.at or (0, 0, 0))[:3]
+        if lane_z == z and lane.lane.at[3:] in ((), (0,)):
             by_column.setdefault(x, set()).add(lane.lane.settings)
     if any(len(settings) > 1 for settings in by_column.values()):
         return None
