@@ -151,19 +151,21 @@ def test_compare_prints_the_table_and_saves_the_grid(tiny_sd, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_path):
-    """`accelerate launch` with 2 CPU processes: one table and one grid, equal to one process's."""
+@pytest.mark.parametrize("study, runs", [([], 6), (["--x", "guidance=2,6", "--seeds", "2"], 24)])
+def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_path, study, runs):
+    """`accelerate launch` with 2 CPU processes: one table and one grid, equal to one process's; a study's
+    too (another axis, many seeds, a reference per guidance and seed)."""
     single = tmp_path / "single"
-    assert main(_compare_args(tiny_sd, single)) == 0
+    assert main([*_compare_args(tiny_sd, single), *study]) == 0
     env = {**os.environ, "DIFFUSERS_TUI_THREADS": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     # --multi_gpu makes accelerate start one process per rank (torchrun); without GPUs they use gloo.
     done = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "-m", "diffusers_tui", *_compare_args(tiny_sd, tmp_path / "split")],
+         "-m", "diffusers_tui", *_compare_args(tiny_sd, tmp_path / "split"), *study],
         capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "2 processes shared the 6 runs" in done.stderr
+    assert f"2 processes shared the {runs} runs" in done.stderr
     assert done.stdout.count("saved ") == 1  # only the main process reports and saves
     split_table = json.loads(next((tmp_path / "split").glob("*/*/table.json")).read_text())
     single_table = json.loads(next(single.glob("*/*/table.json")).read_text())
@@ -171,6 +173,13 @@ def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_
         [(r["scheduler"], r["steps"], r["model_calls"]) for r in single_table["runs"]]
     for split_row, single_row in zip(split_table["runs"], single_table["runs"]):
         assert split_row["rmse_to_reference"] == pytest.approx(single_row["rmse_to_reference"], abs=0.5)
+        assert {key: value for key, value in split_row.items() if key not in ("seconds", "rmse_to_reference")} == \
+            {key: value for key, value in single_row.items() if key not in ("seconds", "rmse_to_reference")}
+    assert split_table.get("references") == single_table.get("references")
+    # (The order can differ where two means are within float noise of each other: compared as sets.)
+    assert {row["lane"] for row in split_table.get("ranking", [])} == \
+        {row["lane"] for row in single_table.get("ranking", [])}
+    assert len(split_table.get("ranking", [])) == (12 if study else 0)  # 3 samplers x 2 step counts x 2 guidances
 
 
 @pytest.mark.slow
