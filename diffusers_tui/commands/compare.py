@@ -10,16 +10,18 @@ from __future__ import annotations
 import sys
 
 from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue, say, warn
-from diffusers_tui.engine import (DISTANCE_NAME, ComparisonRequest, ComparisonResult, build_comparison, build_request,
+from diffusers_tui.engine import (DISTANCE_NAME, OWN_REFERENCE, ComparisonRequest, ComparisonResult, build_comparison, build_request,
                                   parse_scheduler_list, quiet)
 
 
 def request_of(args, settings) -> ComparisonRequest:
     """Every combination of the study's axes (--x/--y/--z, --schedulers, --steps), on one base request built
     like any other."""
+    # With a reference, every step's latents are kept (a linear map, decoded only if looked at): the latent
+    # distance and the trajectories are measured from them. Without one nothing is recorded.
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
-                                "preview_method": "none"})
+                                "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
     return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),
                             reference=args.reference, equal_calls=args.equal_calls, batch=not args.no_batch,
@@ -52,22 +54,30 @@ def run(args, settings) -> int:
 
 
 #: The table's columns that every comparison has; a study adds one per other axis.
-RESULT_COLUMNS = ("scheduler", "steps", "model_calls", "seconds", "rmse_to_reference", "cancelled")
+RESULT_COLUMNS = ("scheduler", "steps", "model_calls", "seconds", "rmse_to_reference", "latent_l2_to_reference",
+                  "ssim_to_reference", "cancelled")
+
+
+def _figure(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def print_results(result: ComparisonResult) -> None:
     rows = result.table()
     extra = [name for name in (rows[0] if rows else {}) if name not in RESULT_COLUMNS]  # the study's other axes
-    header = ("scheduler", "steps", *extra, "model calls", "seconds", "rmse")
+    header = ("scheduler", "steps", *extra, "model calls", "seconds", "rmse", "ssim", "latent L2")
     cells = [(row["scheduler"], str(row["steps"]), *(str(row[name]) for name in extra), str(row["model_calls"]),
-              f"{row['seconds']:.2f}", "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}")
+              f"{row['seconds']:.2f}", _figure(row["rmse_to_reference"], 2), _figure(row["ssim_to_reference"], 3),
+              _figure(row["latent_l2_to_reference"], 2))
              for row in rows]
     print_table(header, cells)
     if result.request.seeds > 1:
         print_summary(result)
     if result.reference is not None:
-        say(f"rmse: {DISTANCE_NAME}; reference {result.reference.lane.scheduler}, "
-              f"{result.reference.lane.steps} steps")
+        reference = result.request.reference
+        against = (f"each run's own sampler at {reference.steps}x its steps" if reference.scheduler == OWN_REFERENCE
+                   else f"reference {reference.scheduler}, {reference.steps} steps")
+        say(f"rmse: {DISTANCE_NAME}; {against}")
 
 
 def print_summary(result: ComparisonResult) -> None:
@@ -92,4 +102,5 @@ def print_summary(result: ComparisonResult) -> None:
 
 
 #: The summary's columns that every study has; one more per axis beyond sampler and steps.
-SUMMARY_COLUMNS = ("scheduler", "steps", "seeds", "model_calls", "seconds_mean", "rmse_mean", "rmse_spread")
+SUMMARY_COLUMNS = ("scheduler", "steps", "seeds", "model_calls", "seconds_mean", "rmse_mean", "rmse_spread",
+                   "ssim_mean", "ssim_spread")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.axes import AXIS_KINDS, Axis, parse_axis
     from diffusers_tui.engine.building import build_comparison, build_request
-    from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, ComparisonRequest, ComparisonResult, Lane,
+    from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, OWN_REFERENCE, ComparisonRequest, ComparisonResult, Lane,
                                                  LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
                                                  parse_step_list)
     from diffusers_tui.engine.engine import Engine
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
 _SOURCES = {
     "build_comparison": "building", "build_request": "building",
     "AXIS_KINDS": "axes", "Axis": "axes", "parse_axis": "axes",
-    "DISTANCE_NAME": "comparison", "MAX_LANES": "comparison", "ComparisonRequest": "comparison",
+    "DISTANCE_NAME": "comparison", "OWN_REFERENCE": "comparison", "MAX_LANES": "comparison", "ComparisonRequest": "comparison",
     "ComparisonResult": "comparison", "Lane": "comparison", "LaneResult": "comparison",
     "parse_lanes": "comparison", "parse_reference": "comparison", "parse_scheduler_list": "comparison",
     "parse_step_list": "comparison",
@@ -85,7 +85,7 @@ __all__ = [
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
-    "Axis", "AXIS_KINDS", "parse_axis",
+    "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE",
     "prompt_note", "prompt_syntax_note", "guidance_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",

@@ -77,7 +77,7 @@ class ComparisonRequest:
         # Each lane names its sampler and schedule type in one label: "DPM++ 2M Karras"; a bare
         # sampler name runs on the base request's schedule type.
         object.__setattr__(self, "lanes", tuple(self._labelled(lane) for lane in self.lanes))
-        if self.reference is not None:
+        if self.reference is not None and self.reference.scheduler != OWN_REFERENCE:
             object.__setattr__(self, "reference", self._labelled(self.reference))
         if not any(self.axes) and not any(lane.at for lane in self.lanes):
             self._place_plainly()
@@ -101,7 +101,7 @@ class ComparisonRequest:
         from diffusers_tui.engine.sampling import registry as schedulers
 
         if schedulers.is_model_default(lane.scheduler):
-            return Lane(schedulers.MODEL_DEFAULT, lane.steps)
+            return replace(lane, scheduler=schedulers.MODEL_DEFAULT)
         entry, schedule = schedulers.lane_choice(lane.scheduler, self.base.schedule)  # a bad name says why
         return replace(lane, scheduler=schedulers.label(entry, schedule))
 
@@ -117,11 +117,20 @@ class ComparisonRequest:
                                                 for lane in self.lanes))
 
     def reference_lanes(self) -> list[Lane]:
-        """The reference run once for each distinct set of the lanes' other fields (none without a reference)."""
+        """The reference runs: the reference once for each distinct set of the lanes' other fields; or, with
+        an OWN_REFERENCE reference ("4x"), each lane's own sampler at that many times its steps."""
         if self.reference is None:
             return []
+        if self.reference.scheduler == OWN_REFERENCE:
+            return list(dict.fromkeys(self.reference_key(lane) for lane in self.lanes))
         conditions = dict.fromkeys(lane.settings for lane in self.lanes)
         return [replace(self.reference, settings=settings) for settings in conditions]
+
+    def reference_key(self, lane: Lane) -> Lane:
+        """The reference lane `lane` is measured against (equal to one of reference_lanes)."""
+        if self.reference is not None and self.reference.scheduler == OWN_REFERENCE:
+            return Lane(lane.scheduler, min(MAX_STEPS, lane.steps * self.reference.steps), lane.settings)
+        return replace(self.reference, settings=lane.settings) if self.reference else lane
 
     def lane_requests(self) -> list[GenerationRequest]:
         """One GenerationRequest per lane, then one per reference lane (see reference_lanes)."""
@@ -177,10 +186,19 @@ def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+#: A reference that is each lane's own sampler at more steps: Lane(OWN_REFERENCE, 4) for "4x".
+OWN_REFERENCE = "own"
+
+
 def parse_reference(text: str | None) -> Lane | None:
-    """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); None stays None."""
+    """ "DPM++ 2M:100" -> Lane("DPM++ 2M", 100); "4x" -> each lane's own run at 4x its steps; None stays None."""
     if not text:
         return None
+    multiple = text.strip().lower().removesuffix("x").removesuffix("×").strip()
+    if text.strip().lower().endswith(("x", "×")) and _ascii_digits(multiple):
+        if not 2 <= int(multiple) <= 64:
+            raise RequestError("reference", f"{shown(text, 20)!r}: a lane's own run at 2x to 64x its steps")
+        return Lane(OWN_REFERENCE, int(multiple))
     name, _, steps = text.rpartition(":")
     if not name or not _ascii_digits(steps.strip()):
         raise RequestError("reference", f"{shown(text, 80)!r} is not SCHEDULER:STEPS, e.g. \"DPM++ 2M:100\"")
@@ -196,6 +214,12 @@ class LaneResult:
     frames: tuple[StepSnapshot, ...] = ()
     #: See DISTANCE_NAME; None without a reference or when the lane was cancelled.
     distance: float | None = None
+    #: Against its reference (engine.study_metrics): rmse, ssim, and latent_l2 where both were recorded.
+    metrics: dict | None = None
+    #: (fraction of model calls spent, distance of that call's x0 estimate to the reference's final latent).
+    trajectory: tuple = ()
+    #: The σ schedule the lane's sampler stepped through, first to last (filled in by the engine).
+    sigmas: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -218,8 +242,9 @@ class ComparisonResult:
         return self.references[0] if self.references else None
 
     def reference_for(self, lane: Lane) -> LaneResult | None:
-        """The reference run made with `lane`'s other fields."""
-        return next((reference for reference in self.references if reference.lane.settings == lane.settings), None)
+        """The reference run `lane` is measured against (see ComparisonRequest.reference_key)."""
+        key = self.request.reference_key(lane)
+        return next((reference for reference in self.references if reference.lane == key), None)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per lane: what the table, the CSV and the JSON show (a column for each study axis)."""
@@ -238,6 +263,8 @@ class ComparisonResult:
                 "model_calls": result.model_calls,
                 "seconds": round(result.elapsed_s, 3),
                 "rmse_to_reference": None if lane_result.distance is None else round(lane_result.distance, 2),
+                "latent_l2_to_reference": _metric(lane_result, "latent_l2", 3),
+                "ssim_to_reference": _metric(lane_result, "ssim", 4),
                 "cancelled": result.cancelled,
             })
         return rows
@@ -254,13 +281,17 @@ class ComparisonResult:
         for cell, members in self._cells().items():
             first = members[0]
             row = {key: value for key, value in table[id(first)].items()
-                   if key not in ("seed", "model_calls", "seconds", "rmse_to_reference", "cancelled", "file")}
+                   if key not in ("seed", "model_calls", "seconds", "rmse_to_reference", "latent_l2_to_reference",
+                                  "ssim_to_reference", "cancelled", "file")}
             distances = [lane.distance for lane in members if lane.distance is not None and not lane.result.cancelled]
             seconds = [lane.result.elapsed_s for lane in members]
+            similarity = [lane.metrics["ssim"] for lane in members if lane.metrics and not lane.result.cancelled]
             row.update(seeds=len(distances), model_calls=first.result.model_calls,
-                       seconds_mean=round(_mean(seconds), 3),
-                       rmse_mean=None if not distances else round(_mean(distances), 2),
-                       rmse_spread=None if not distances else round(_spread(distances), 2))
+                       seconds_mean=round(mean(seconds), 3),
+                       rmse_mean=None if not distances else round(mean(distances), 2),
+                       rmse_spread=None if not distances else round(sample_spread(distances), 2),
+                       ssim_mean=None if not similarity else round(mean(similarity), 4),
+                       ssim_spread=None if not similarity else round(sample_spread(similarity), 4))
             rows.append(row)
         return rows
 
@@ -278,7 +309,7 @@ class ComparisonResult:
         for cell, members in cells.items():
             for lane in members:
                 by_seed.setdefault(_seed_place(lane.lane), {})[cell] = lane.distance
-        order = sorted(cells, key=lambda cell: _mean([lane.distance for lane in cells[cell]]))
+        order = sorted(cells, key=lambda cell: mean([lane.distance for lane in cells[cell]]))
         firsts = {cell: 0 for cell in cells}
         for distances in by_seed.values():
             firsts[min(distances, key=distances.get)] += 1
@@ -289,7 +320,7 @@ class ComparisonResult:
                 1 for distances in by_seed.values() if below in distances and cell in distances
                 and distances[below] < distances[cell])
             ranking.append({"place": place + 1, "lane": self._cell_label(cells[cell][0]),
-                            "rmse_mean": round(_mean([lane.distance for lane in cells[cell]]), 2),
+                            "rmse_mean": round(mean([lane.distance for lane in cells[cell]]), 2),
                             "first_on_seeds": firsts[cell], "seeds": len(cells[cell]),
                             "next_closer_on_seeds": flips})
         return ranking
@@ -306,20 +337,25 @@ class ComparisonResult:
         return " · ".join([lane.lane.scheduler, f"{lane.lane.steps} steps", *settings_labels(self.request, settings)])
 
 
+def _metric(lane: LaneResult, name: str, digits: int) -> float | None:
+    value = (lane.metrics or {}).get(name)
+    return None if value is None else round(value, digits)
+
+
 def _seed_place(lane: Lane) -> int:
     """Which of the --seeds a lane runs on (0 without them)."""
     return lane.at[3] if len(lane.at) > 3 else 0
 
 
-def _mean(values: list[float]) -> float:
+def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _spread(values: list[float]) -> float:
+def sample_spread(values: list[float]) -> float:
     if len(values) < 2:
         return 0.0
-    mean = _mean(values)
-    return math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+    centre = mean(values)
+    return math.sqrt(sum((value - centre) ** 2 for value in values) / (len(values) - 1))
 
 
 def _axis_value(axis, lane: Lane, axes: tuple):
@@ -353,16 +389,3 @@ def image_distance(image, reference) -> float:
     a = np.asarray(image.convert("RGB"), dtype=np.float64)
     b = np.asarray(reference.convert("RGB"), dtype=np.float64)
     return float(np.sqrt(np.mean((a - b) ** 2)))
-
-
-def with_distances(lanes: list[LaneResult], references: list[LaneResult]) -> list[LaneResult]:
-    """The lanes with their distance to their own reference's final image (same other fields) filled in."""
-    by_settings = {reference.lane.settings: reference for reference in references
-                   if reference.result.image is not None}
-    measured = []
-    for lane in lanes:
-        reference = by_settings.get(lane.lane.settings)
-        if reference is not None and lane.result.image is not None:
-            lane = replace(lane, distance=image_distance(lane.result.image, reference.result.image))
-        measured.append(lane)
-    return measured

@@ -141,11 +141,32 @@ class Engine:
             if live is not None:
                 live.start(request.base.preview_method)
             try:
-                return _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress,
-                                           loaded)
+                result = _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress,
+                                             loaded)
             finally:
                 if live is not None:
                     live.finish()
+            return self._with_schedules(result)
+
+    def _with_schedules(self, result):
+        """Each lane (and reference) with the σ schedule its sampler steps through, for the schedule figure."""
+        import dataclasses
+
+        known: dict[tuple, tuple] = {}
+
+        def schedule_of(lane):
+            request = lane.result.request
+            key = (request.model, request.scheduler, request.schedule, request.steps)
+            if key not in known:
+                try:
+                    known[key] = tuple(self.sigma_schedule(request.model, request.scheduler, request.schedule,
+                                                           request.steps))
+                except Exception:  # noqa: BLE001 - a figure's data; the run itself stands without it
+                    known[key] = ()
+            return dataclasses.replace(lane, sigmas=known[key])
+
+        return dataclasses.replace(result, lanes=tuple(map(schedule_of, result.lanes)),
+                                   references=tuple(map(schedule_of, result.references)))
 
     @staticmethod
     def launched_distributed() -> bool:

@@ -15,9 +15,10 @@ import json
 import os
 from pathlib import Path
 
-from diffusers_tui.engine.comparison import DISTANCE_NAME, ComparisonResult, Lane, LaneResult, settings_labels
+from diffusers_tui.engine.comparison import (DISTANCE_NAME, OWN_REFERENCE, ComparisonResult, LaneResult,
+                                             settings_labels)
 from diffusers_tui.engine.errors import OutputError
-from diffusers_tui.engine.files import outputs
+from diffusers_tui.engine.files import outputs, study_figures
 from diffusers_tui.engine.files.recipe import png_info
 
 #: Grid cells are at least this many pixels wide: a 64 px demo image stays readable.
@@ -56,8 +57,7 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
             "prompt": base.prompt, "negative_prompt": base.negative_prompt, "model": base.model,
             "seed": base.seed, "guidance": base.guidance, "batched": result.batched,
             "equal_calls": result.request.equal_calls, "distance": DISTANCE_NAME,
-            "reference": ({"scheduler": result.reference.lane.scheduler, "steps": result.reference.lane.steps,
-                           "file": files.get(id(result.reference))} if result.reference else None),
+            "reference": _reference_record(result, files),
             "axes": {place: axis.spec() for place, axis in zip("xyz", result.request.axes) if axis is not None},
             "references": [{"scheduler": reference.lane.scheduler, "steps": reference.lane.steps,
                             "settings": dict(reference.lane.settings), "file": files.get(id(reference))}
@@ -69,6 +69,7 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
             outputs.write_into_own_folder(_csv(table["summary"]), folder / "summary.csv")
         outputs.write_into_own_folder(json.dumps(table, indent=2, ensure_ascii=False).encode(), folder / "table.json")
         outputs.write_into_own_folder(_csv(rows), folder / "table.csv")
+        study_figures.save_figures(result, folder)
         outputs.append_index(root, {
             "path": str(folder.relative_to(root)), "kind": "comparison",
             "time": _dt.datetime.now().isoformat(timespec="seconds"), "prompt": base.prompt,
@@ -79,6 +80,16 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
     except OSError as error:
         raise OutputError(f"could not save the comparison into {root}: {outputs.describe_os_error(error)}") from error
     return folder
+
+
+def _reference_record(result: ComparisonResult, files: dict) -> dict | None:
+    """What the runs were measured against: one long run, or each run's own at a multiple of its steps."""
+    reference = result.request.reference
+    if reference is None or result.reference is None:
+        return None
+    if reference.scheduler == OWN_REFERENCE:
+        return {"own_runs_at_times_the_steps": reference.steps}
+    return {"scheduler": reference.scheduler, "steps": reference.steps, "file": files.get(id(result.reference))}
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -154,12 +165,12 @@ def reference_row(result: ComparisonResult, z: int) -> list | None:
     for lane in result.lanes:
         x, _, lane_z = (lane.lane.at or (0, 0, 0))[:3]
         if lane_z == z and lane.lane.at[3:] in ((), (0,)):
-            by_column.setdefault(x, set()).add(lane.lane.settings)
-    if any(len(settings) > 1 for settings in by_column.values()):
+            by_column.setdefault(x, set()).add(result.request.reference_key(lane.lane))
+    if any(len(keys) > 1 for keys in by_column.values()):
         return None
     columns = max(by_column, default=-1) + 1
-    return [result.reference_for(Lane("", 0, next(iter(by_column[x])))) if x in by_column else None
-            for x in range(columns)]
+    by_key = {reference.lane: reference for reference in result.references}
+    return [by_key.get(next(iter(by_column[x]))) if x in by_column else None for x in range(columns)]
 
 
 def _caption(lane: LaneResult) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
+from diffusers_tui.engine import study_metrics
+from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult
 
 
 def launched_distributed() -> bool:
@@ -53,7 +54,7 @@ def compare_across_processes(engine, request: ComparisonRequest, pick_device: bo
     references = [lane for _, lane, _ in sorted((g for g in gathered if g[0] < 0), key=lambda g: -g[0])]
     lanes = [lane for _, lane, _ in sorted((g for g in gathered if g[0] >= 0), key=lambda g: g[0])]
     return ComparisonResult(
-        request=request, lanes=tuple(with_distances(lanes, references)), references=tuple(references),
+        request=request, lanes=tuple(study_metrics.measure(request, lanes, references)), references=tuple(references),
         batched=all(b for _, _, b in gathered), elapsed_s=time.perf_counter() - started,
         notes=(f"{state.num_processes} processes shared the {len(request.lanes)} runs",),
     )

@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult, with_distances
+from diffusers_tui.engine import study_metrics
+from diffusers_tui.engine.comparison import ComparisonRequest, ComparisonResult, LaneResult
 from diffusers_tui.engine.preview import finite_frames, with_last_preview
 from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.preview.record import LatentRecorder
@@ -92,7 +93,7 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
         "pipelines, transformer pipelines and UNet2DModel)",)
     return ComparisonResult(
-        request=request, lanes=tuple(with_distances(lane_results, references)), references=tuple(references),
+        request=request, lanes=tuple(study_metrics.measure(request, lane_results, references)), references=tuple(references),
         batched=batched, elapsed_s=time.perf_counter() - started,
         cancelled=cancel.is_set() or len(lane_results) < len(request.lanes), notes=notes,
     )
