@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -34,6 +35,8 @@ from diffusers_tui.engine.sampling.preflight import accepts, check_mode, check_s
 
 #: Lanes per UNet call at most: a study of many lanes runs each round in chunks, so memory stays bounded.
 MAX_BATCH_LANES = 16
+#: Final images decoded in one VAE call at most (a decode at 512 px takes far more memory than a UNet call).
+MAX_DECODE_LANES = 4
 #: on_lane_step(lane_index, snapshot); the reference runs, when there are some, are the last lanes.
 OnLaneStep = Callable[[int, StepSnapshot], None]
 
@@ -235,8 +238,14 @@ class _LockstepLoop:
                 for start in range(0, len(active), MAX_BATCH_LANES):
                     chunk = active[start:start + MAX_BATCH_LANES]
                     outputs = self._model_round([lane for _, lane in chunk])
-                    for (index, lane), model_output in zip(chunk, outputs):
-                        self._step_lane(index, lane, model_output, started, on_lane_step)
+                    stepped = [(index, lane, self._step_lane(lane, model_output))
+                               for (index, lane), model_output in zip(chunk, outputs)]
+                    # Lanes that finished together decode together; each step is told once its lane's image is made.
+                    self._decode([lane for _, lane, _ in stepped if lane.calls == lane.total and not lane.stopped])
+                    for index, lane, snapshot in stepped:
+                        if snapshot is not None:
+                            lane.elapsed_s = time.perf_counter() - started
+                            on_lane_step(index, replace(snapshot, elapsed_s=lane.elapsed_s))
         return [self._result(lane, cancelled) for lane in self.lanes]
 
     def _encode_prompt(self, request: GenerationRequest, guided: bool) -> torch.Tensor:
@@ -274,7 +283,8 @@ class _LockstepLoop:
             results.append(lane_output)
         return results
 
-    def _step_lane(self, index: int, lane: _Lane, model_output, started: float, on_lane_step) -> None:
+    def _step_lane(self, lane: _Lane, model_output) -> StepSnapshot | None:
+        """Step `lane` with its model output; the step's snapshot (elapsed time to be set), None if it stopped."""
         t, value = lane.timesteps[lane.calls], lane.timestep_values[lane.calls]
         sigma = current_sigma(lane.scheduler, value)
         output = lane.scheduler.step(model_output, t, lane.sample, **lane.step_kwargs)
@@ -287,20 +297,28 @@ class _LockstepLoop:
         if not lane.nan_watch.finite(lane.calls, lane.total, record, output.prev_sample):
             lane.calls = lane.nan_watch.bad_call
             lane.stopped = not_finite_message(f"latents by model call {lane.calls} of {lane.total}", self.loaded.dtype)
-            return
+            return None
         lane.sample = output.prev_sample
-        if lane.calls == lane.total:
-            lane.image = self._decode(lane)
-        lane.elapsed_s = time.perf_counter() - started
-        on_lane_step(index, StepSnapshot(step=lane.calls, total=lane.total, timestep=value, sigma=sigma,
-                                         elapsed_s=lane.elapsed_s, latents=record, preview_kind=request.preview))
+        return StepSnapshot(step=lane.calls, total=lane.total, timestep=value, sigma=sigma, elapsed_s=0.0,
+                            latents=record, preview_kind=request.preview)
 
-    def _decode(self, lane: _Lane):
+    def _decode(self, lanes: list[_Lane]) -> None:
+        """Each lane's final image, the VAE decoding up to MAX_DECODE_LANES of them in one call."""
         if not self.pipeline_mode:
-            return tensor_to_image(lane.sample[0])
+            for lane in lanes:
+                lane.image = tensor_to_image(lane.sample[0])
+            return
         vae = self.pipe.vae
-        decoded = vae.decode(lane.sample / vae.config.scaling_factor, return_dict=False, generator=lane.generator)[0]
-        return self.pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
+        # AutoencoderKL's decoder draws no noise (the pipeline's generator goes unused), so lanes can share a call;
+        # another decoder gets each lane's own generator, one lane at a time, as the pipeline calls it.
+        shared = type(vae).__name__ == "AutoencoderKL"
+        for start in range(0, len(lanes), MAX_DECODE_LANES if shared else 1):
+            group = lanes[start:start + (MAX_DECODE_LANES if shared else 1)]
+            samples = torch.cat([lane.sample for lane in group]) / vae.config.scaling_factor
+            decoded = vae.decode(samples, return_dict=False, **({} if shared else {"generator": group[0].generator}))[0]
+            images = self.pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True] * len(group))
+            for lane, image in zip(group, images):
+                lane.image = image
 
     def _result(self, lane: _Lane, cancelled: bool) -> GenerationResult:
         return GenerationResult(
