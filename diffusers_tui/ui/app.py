@@ -19,10 +19,10 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Button, Log, Select, TextArea
+from textual.widgets import Button, Input, Log, OptionList, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import (MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
+from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
                                   prompt_syntax_note, random_seed, guidance_note,
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
@@ -30,7 +30,7 @@ from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS, COMPARE_BINDINGS, HISTORY_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
 from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
-                                       RunFinished, Saved, SaveFailed, StepRendered)
+                                       RunFinished, Saved, SaveFailed, ScheduleComputed, StepRendered)
 from diffusers_tui.ui.screens.main import MainScreen, main_layout
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList
@@ -95,6 +95,8 @@ class DiffusersTuiApp(App):
         #: Set whenever no run is going; tests and benchmarks wait on it instead of sleeping.
         self.idle = asyncio.Event()
         self.idle.set()
+        #: What the schedule plot was last asked to show (model, sampler, schedule type, steps).
+        self._schedule_key: tuple | None = None
         #: Actions (keys) asked for before the settings panel was complete; None once it is.
         self._held_actions: list | None = []
 
@@ -123,6 +125,9 @@ class DiffusersTuiApp(App):
 
     async def on_settings_panel_completed(self) -> None:
         """Every field is mounted: fill them, start the workers, and run the keys pressed before."""
+        from diffusers_tui.ui.widgets.schedule_plot import SchedulePlot  # numpy and textual-plot: after the first frame
+
+        await self.query_one("#bottom").mount(SchedulePlot(id="schedule-plot"))
         self.panel.apply_settings(self.settings)
         if self.recipe is not None:
             self.apply_recipe(self.recipe, switch_model=False)
@@ -243,9 +248,56 @@ class DiffusersTuiApp(App):
             self.log_line(f"note: {wanted} is not available for {summary.name}: its own scheduler is selected")
             wanted = None
         self.panel.show_loaded(summary, wanted)
+        self.plot_schedule()
         self.log_line(f"loaded {summary.name}: {summary.mode}, {len(available)} schedulers available")
         for note in summary.notes:
             self.log_line(f"note: {note}")
+
+    # ----- the σ schedule plot -----
+    @on(OptionList.OptionHighlighted, "#scheduler")
+    @on(Select.Changed, "#schedule")
+    @on(Input.Changed, "#steps")
+    def schedule_choice_changed(self) -> None:
+        self.plot_schedule()
+
+    def plot_schedule(self) -> None:
+        """Ask for the highlighted sampler's σ schedule (its chosen type, and its own) once the model is loaded."""
+        plots = self.query("#schedule-plot")
+        if not plots or self.loaded_model is None or not self.panel.complete:
+            return
+        sampler, schedule = self.panel.scheduler_row, self.panel.schedule
+        try:
+            steps = int(self.query_one("#steps", Input).value)
+        except ValueError:
+            return plots.first().show_message("σ schedule: type a whole number of steps")
+        if sampler is None or not 1 <= steps <= MAX_STEPS:
+            return None
+        self._schedule_key = (self.loaded_model, sampler, schedule, steps)
+        self.compute_schedule(self._schedule_key)
+        return None
+
+    @work(thread=True, group="schedule", exclusive=True)
+    def compute_schedule(self, key: tuple) -> None:
+        model, sampler, schedule, steps = key
+        scheduler = None if sampler == MODEL_DEFAULT else sampler
+        try:
+            chosen = self.engine.sigma_schedule(model, scheduler, schedule, steps)
+            own = None if schedule == "Automatic" else self.engine.sigma_schedule(model, scheduler, "Automatic", steps)
+        except Exception as error:  # noqa: BLE001 - the worker always reports back
+            self.post_message(ScheduleComputed(key, None, None, describe_failure(error)[0]))
+            return
+        self.post_message(ScheduleComputed(key, (schedule, chosen), ("Automatic", own) if own else None))
+
+    def on_schedule_computed(self, message: ScheduleComputed) -> None:
+        plots = self.query("#schedule-plot")
+        if not plots or message.key != self._schedule_key:
+            return  # the choice moved on while this was worked out
+        _, sampler, schedule, steps = message.key
+        if message.failure:
+            plots.first().show_message(f"σ schedule: {shown(message.failure, 200)}")
+            return
+        plots.first().show(shown(f"σ (log) by step: {sampler} · {schedule} · {steps} steps", 200), message.chosen,
+                           message.own)
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
         self.panel.show_load_failed()

@@ -54,6 +54,17 @@ class ModelLoaded(Message):
 
 
 @dataclass
+class ScheduleComputed(Message):
+    """The σ schedules for the schedule plot: `key` says for what (sampler, schedule, steps, model), so a stale
+    answer is dropped; `chosen` and `own` are (label, σ values) or None; `failure` says why there are none."""
+
+    key: tuple
+    chosen: Any
+    own: Any
+    failure: str | None = None
+
+
+@dataclass
 class ModelLoadFailed(Message):
     model: str
     message: str

@@ -425,3 +425,28 @@ async def test_keys_pressed_before_the_lower_fields_mount_run_once_they_have(mak
         assert app.query_one("#steps", Input).value == "22"
         await _finished(pilot, app)
         assert app.result.request.steps == 22 and not app.result.cancelled
+
+
+async def test_the_schedule_plot_follows_the_highlighted_sampler_its_schedule_type_and_steps(make_app):
+    """Before any run: the plot draws the engine's σ schedule for what is chosen, and the sampler's own beside it."""
+    from textual.widgets import Select
+
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        plot = app.query_one("#schedule-plot")
+        app.panel.select_scheduler("DPM++ 2M")
+        await _until(pilot, lambda: "DPM++ 2M · Automatic · 20" in str(plot.query_one("#schedule-caption").render()),
+                     "the plot of DPM++ 2M's own schedule")
+        assert plot.lines == {"Automatic": app.engine.sigma_schedule("demo", "DPM++ 2M", "Automatic", 20)}
+        app.query_one("#schedule", Select).value = "Exponential"
+        app.query_one("#steps", Input).value = "9"
+        await _until(pilot, lambda: "Exponential" in plot.lines and len(plot.lines["Exponential"]) == 10,
+                     "the plot of the Exponential schedule at 9 steps")
+        exponential = app.engine.sigma_schedule("demo", "DPM++ 2M", "Exponential", 9)
+        assert plot.lines == {"Exponential": exponential,
+                              "Automatic": app.engine.sigma_schedule("demo", "DPM++ 2M", "Automatic", 9)}
+        assert plot.lines["Exponential"] != plot.lines["Automatic"]  # the check can fail: the types differ
+        app.query_one("#steps", Input).value = "lots"
+        await _until(pilot, lambda: "whole number" in str(plot.query_one("#schedule-caption").render()),
+                     "the plot saying the steps are not a number")

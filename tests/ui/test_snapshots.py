@@ -20,8 +20,8 @@ from tests.waiting import model_loaded, run_finished, until
 
 SIZE = (120, 40)
 STORED = Path(__file__).parent / "__snapshots__" / "test_snapshots"
-#: The app's start-up workers: the model list, the tidy of the outputs folder, the model's load.
-START_UP_WORKERS = {"models", "tidy", "load"}
+#: The app's start-up workers: the model list, the tidy of the outputs folder, the model's load, the σ plot's data.
+START_UP_WORKERS = {"models", "tidy", "load", "schedule"}
 
 
 def stand_in_picture():
@@ -41,6 +41,10 @@ async def _wait_loaded(pilot) -> None:
                                        for worker in app.workers), "the start-up workers finished")
     # The log holds timings and paths that differ from run to run.
     app.query_one(Log).clear()
+    # The σ plot's line comes from the scheduler's floats (exp and log on this CPU): the snapshot keeps the
+    # plot's frame and caption, and the line is checked elsewhere against the engine's own schedule.
+    await until(pilot, lambda: app.query_one("#schedule-plot").lines, "the σ schedule drawn")
+    app.query_one("#schedule-plot").show_message("σ schedule: drawn (left out of the snapshot)")
     # A focused text field draws its cursor or not by the blink phase it was last drawn in
     # (turning the blink off later does not redraw it): the sampler list, which has no text
     # cursor, holds the focus instead, as when someone walks the samplers.

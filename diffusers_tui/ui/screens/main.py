@@ -34,7 +34,8 @@ def main_layout(model: str, graphics: str) -> ComposeResult:
             if graphics != "halfblock":
                 yield final_image_class(graphics)(id="final-image")
             yield Static("idle", id="progress")
-            yield Log(id="log", max_lines=500)
+            with Horizontal(id="bottom"):  # the schedule plot joins the log after the first frame
+                yield Log(id="log", max_lines=500)
     yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
     yield Footer()
 

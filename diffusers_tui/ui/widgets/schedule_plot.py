@@ -1,0 +1,77 @@
+"""The highlighted sampler's σ schedule, drawn with textual-plot before anything runs (σ on a log scale).
+
+Mounted after the first frame (textual-plot brings numpy). The chosen schedule type is drawn
+bright, and the sampler's own (Automatic) dim beside it, so flipping through Karras,
+Exponential and Align Your Steps shows how each spends its steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_plot import AxisFormatter, HiResMode, PlotWidget
+
+
+class LogAxisFormatter(AxisFormatter):
+    """Ticks for data plotted as log10(value): at whole decades, labelled with the value itself."""
+
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        low, high = math.floor(min_), math.ceil(max_)
+        ticks = [float(power) for power in range(low, high + 1) if min_ - 1e-9 <= power <= max_ + 1e-9]
+        return ticks or [round((min_ + max_) / 2, 2)]
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [f"{10 ** tick:g}" for tick in ticks]
+
+
+class SchedulePlot(Vertical):
+    """A caption and the plot: σ against step for the chosen schedule type and the sampler's own."""
+
+    DEFAULT_CSS = """
+    SchedulePlot { width: 46; height: 100%; border-left: vkey $primary-darken-2; }
+    SchedulePlot #schedule-caption { height: 1; color: $text-muted; padding: 0 1; }
+    SchedulePlot PlotWidget { height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("σ schedule: waiting for the model", id="schedule-caption")
+        yield PlotWidget(allow_pan_and_zoom=False)
+
+    def on_mount(self) -> None:
+        plot = self.query_one(PlotWidget)
+        # Every row counts in ten: no top margin, the tick labels below, no axis title (the caption says "step").
+        plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6  # the widest y label: "0.001"
+        plot.set_y_formatter(LogAxisFormatter())
+        #: What is drawn now: {label: σ values}, for tests and for redrawing.
+        self.lines: dict[str, list[float]] = {}
+
+    def show(self, caption: str, chosen: tuple[str, list[float]], own: tuple[str, list[float]] | None) -> None:
+        """Draw `chosen` (label, σ from first to last step) bright and `own` dim; σ = 0 is left off the log axis."""
+        plot = self.query_one(PlotWidget)
+        plot.clear()
+        plot.set_xlimits(None, None)  # fitted to the data
+        plot.set_ylimits(None, None)
+        self.lines = {}
+        for (label, sigmas), style in [*([(own, "grey50")] if own else []), (chosen, "bold yellow")]:
+            if not sigmas:
+                continue
+            kept = [(step, math.log10(sigma)) for step, sigma in enumerate(sigmas) if sigma > 0]
+            if kept:
+                plot.plot([step for step, _ in kept], [value for _, value in kept], line_style=style,
+                          hires_mode=HiResMode.BRAILLE, label=label)
+                self.lines[label] = list(sigmas)
+        plot.show_legend(is_visible=len(self.lines) > 1)
+        self.query_one("#schedule-caption", Static).update(caption)
+
+    def show_message(self, text: str) -> None:
+        """No line, and `text` in the caption: an empty frame with fixed limits (nothing left from the last line)."""
+        plot = self.query_one(PlotWidget)
+        plot.clear()
+        plot.set_xlimits(0, 1)
+        plot.set_ylimits(0, 1)
+        self.lines = {}
+        self.query_one("#schedule-caption", Static).update(text)
