@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.axes import AXIS_KINDS, Axis, parse_axis
+    from diffusers_tui.engine.files.study_figures import convergence_data, schedule_data, trajectory_data
     from diffusers_tui.engine.building import build_comparison, build_request
     from diffusers_tui.engine.comparison import (DISTANCE_NAME, MAX_LANES, OWN_REFERENCE, ComparisonRequest, ComparisonResult, Lane,
                                                  LaneResult, parse_lanes, parse_reference, parse_scheduler_list,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
 _SOURCES = {
     "build_comparison": "building", "build_request": "building",
     "AXIS_KINDS": "axes", "Axis": "axes", "parse_axis": "axes",
+    "convergence_data": "files.study_figures", "schedule_data": "files.study_figures",
+    "trajectory_data": "files.study_figures",
     "DISTANCE_NAME": "comparison", "OWN_REFERENCE": "comparison", "MAX_LANES": "comparison", "ComparisonRequest": "comparison",
     "ComparisonResult": "comparison", "Lane": "comparison", "LaneResult": "comparison",
     "parse_lanes": "comparison", "parse_reference": "comparison", "parse_scheduler_list": "comparison",
@@ -85,7 +88,7 @@ __all__ = [
     # runs and comparisons
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
-    "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE",
+    "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
     "prompt_note", "prompt_syntax_note", "guidance_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",

@@ -55,6 +55,9 @@ COMPARE_BINDINGS = [
             tooltip="Make the focused pane's run the blink partner"),
     Binding("f,enter", "toggle_single", "Full size", id="compare.full",
             tooltip="Open the focused pane's run full size (again: back to the grid)"),
+    Binding("m", "next_metric", "Metric", id="compare.metric", show=False,
+            tooltip="After the race, with a reference: plot the next metric against model calls "
+                    "(RMSE, latent L2, 1 - SSIM)"),
     Binding("tab", "focus_next", "Next pane", id="compare.focus", show=False,
             tooltip="Move focus to the next pane"),
     Binding("ctrl+s", "save", "Save", id="compare.save",

@@ -107,3 +107,35 @@ async def test_compare_with_nothing_marked_says_what_to_do(tmp_path, tiny_sd, en
         await pilot.press("f6")
         assert not isinstance(app.screen, CompareScreen)
         assert app.query_one("#compare-steps").has_class("-bad-value") and "'ten'" in app.log_lines[-1]
+
+
+async def test_a_race_against_each_runs_own_longer_run_plots_error_against_model_calls(tmp_path, tiny_sd, engine_for):
+    """Reference "2x": every lane has its own reference pane; after the race the convergence plot draws the
+    engine's points, a line per sampler, and m turns it to the next metric."""
+    from diffusers_tui.engine import convergence_data
+
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        panel = app.query_one(SettingsPanel)
+        for name in ("Euler", "DPM++ 2M"):
+            assert panel.select_scheduler(name)
+            panel.toggle_mark(name)
+        app.query_one("#compare-steps", Input).value = "2,4"
+        app.query_one("#reference", Input).value = "2x"
+        await pilot.press("f6")
+        screen = app.screen
+        await asyncio.wait_for(screen.finished.wait(), 120)
+        await pilot.pause()
+        titles = [pane.border_title for pane in screen.query(LanePane)]
+        assert titles[4:] == ["reference: Euler · 4", "reference: Euler · 8", "reference: DPM++ 2M · 4",
+                              "reference: DPM++ 2M · 8"]
+        plot = screen.query_one("#convergence")
+        points = convergence_data(screen.result)
+        assert plot.lines == {series: sorted((p["model_calls"], p["rmse"]) for p in points if p["series"] == series)
+                              for series in ("Euler", "DPM++ 2M")}
+        assert all(len(line) == 2 for line in plot.lines.values())  # 2 and 4 steps: 2 and 4 model calls
+        await pilot.press("m")
+        assert "latent L2" in str(plot.query_one("#convergence-caption").render())
+        assert plot.lines["Euler"] == sorted((p["model_calls"], p["latent_l2"]) for p in points
+                                             if p["series"] == "Euler")

@@ -15,12 +15,12 @@ from functools import partial
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview, shown
+from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview, convergence_data, shown
 from diffusers_tui.ui.bindings import COMPARE_BINDINGS
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.graphics import final_image_class
@@ -52,8 +52,10 @@ class CompareScreen(Screen):
     CompareScreen.-single.-graphics #single { display: none; }
     CompareScreen.-single.-graphics #single-final { display: block; }
     CompareScreen #status { height: 1; padding: 0 1; background: $boost; }
-    CompareScreen #table { height: auto; max-height: 12; display: none; }
-    CompareScreen.-finished #table { display: block; }
+    CompareScreen #results { height: auto; max-height: 14; display: none; }
+    CompareScreen.-finished #results { display: block; }
+    CompareScreen #table { height: auto; max-height: 14; width: 1fr; }
+    CompareScreen ConvergencePlot { width: 1fr; height: 14; }
     """
     BINDINGS = COMPARE_BINDINGS
 
@@ -64,13 +66,13 @@ class CompareScreen(Screen):
         self.request = request
         self.outputs_dir = outputs_dir
         self.labels = [lane.label for lane in request.lanes]
-        if request.reference is not None:
-            self.labels.append(f"reference: {request.reference.label}")
+        # The reference runs (one, or one per condition, or each lane's own at more steps) come last.
+        self.labels += [f"reference: {lane.label}" for lane in request.reference_lanes()]
         self.result = None
         self.frames: list[list] = [[] for _ in self.labels]
         self.position: int | None = None  # None: the final images
         self.by_noise = False
-        self.partner = len(self.labels) - 1 if request.reference else (1 if len(self.labels) > 1 else 0)
+        self.partner = (len(request.lanes) if request.reference else (1 if len(self.labels) > 1 else 0))
         self.blinking = False
         self.cancel = threading.Event()
         self.cells = (32, 16)
@@ -93,12 +95,13 @@ class CompareScreen(Screen):
             if kind != "halfblock":  # the full-size view of a final image, at the terminal's resolution
                 yield final_image_class(kind)(id="single-final")
             yield Static("starting...", id="status")
-            yield DataTable(id="table", cursor_type="row")
+            with Horizontal(id="results"):
+                yield DataTable(id="table", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#table", DataTable)
-        table.add_columns("scheduler", "steps", "model calls", "seconds", "rmse to reference")
+        table.add_columns("scheduler", "steps", "model calls", "seconds", "rmse to reference", "ssim", "latent L2")
         self.query_one("#lane-0", LanePane).focus()
         self.race(self.cancel, self.cells)
 
@@ -138,7 +141,7 @@ class CompareScreen(Screen):
 
     @staticmethod
     def _all_lanes(result) -> list:
-        return [*result.lanes, *([result.reference] if result.reference else [])]
+        return [*result.lanes, *result.references]
 
     def on_lane_frame(self, message: LaneFrame) -> None:
         snapshot = message.snapshot
@@ -165,9 +168,18 @@ class CompareScreen(Screen):
         table = self.query_one("#table", DataTable)
         for row in self.result.table():
             rmse = "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}"
+            ssim = "-" if row["ssim_to_reference"] is None else f"{row['ssim_to_reference']:.3f}"
+            latent = "-" if row["latent_l2_to_reference"] is None else f"{row['latent_l2_to_reference']:.2f}"
             table.add_row(row["scheduler"], str(row["steps"]), str(row["model_calls"]),
-                          f"{row['seconds']:.2f}", rmse)
+                          f"{row['seconds']:.2f}", rmse, ssim, latent)
         self.add_class("-finished")
+        points = convergence_data(self.result)
+        if points:  # error against model calls per sampler, beside the table (plotting libraries load here)
+            from diffusers_tui.ui.widgets.convergence_plot import ConvergencePlot
+
+            plot = ConvergencePlot(id="convergence")
+            self.query_one("#results").mount(plot)
+            plot.points = points
         how = "batched into one UNet call per round" if self.result.batched else "one after another"
         state = "cancelled" if self.result.cancelled else "done"
         metric = f" · rmse: {DISTANCE_NAME}" if self.result.reference else ""
@@ -240,6 +252,11 @@ class CompareScreen(Screen):
             return
         self.toggle_class("-single")
         self._show_position()
+
+    def action_next_metric(self) -> None:
+        plots = self.query("#convergence")
+        if plots:
+            plots.first().next_metric()
 
     def action_focus_next(self) -> None:
         self.focus_next(LanePane)

@@ -20,12 +20,17 @@ class LogAxisFormatter(AxisFormatter):
     """Ticks for data plotted as log10(value): at whole decades, labelled with the value itself."""
 
     def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        """Whole decades; where they are too few, 2 and 5 times them too (1, 2, 5, 10, 20, 50...)."""
         low, high = math.floor(min_), math.ceil(max_)
-        ticks = [float(power) for power in range(low, high + 1) if min_ - 1e-9 <= power <= max_ + 1e-9]
-        return ticks or [round((min_ + max_) / 2, 2)]
+        for multiples in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+            ticks = [math.log10(multiple) + power for power in range(low, high + 1) for multiple in multiples]
+            ticks = [tick for tick in ticks if min_ - 1e-9 <= tick <= max_ + 1e-9]
+            if len(ticks) >= 3 or len(ticks) >= max_ticks:
+                break
+        return ticks[:max_ticks] if ticks else [round((min_ + max_) / 2, 2)]
 
     def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
-        return [f"{10 ** tick:g}" for tick in ticks]
+        return [f"{10 ** tick:.3g}" for tick in ticks]
 
 
 class SchedulePlot(Vertical):
