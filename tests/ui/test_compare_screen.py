@@ -77,7 +77,8 @@ async def test_mark_race_scrub_blink_open_and_save(tmp_path, tiny_sd, engine_for
         assert not screen.has_class("-single")
 
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: list((tmp_path / "out").glob("*/*-compare-*/grid.png")), "the saved grid")
+        await until(pilot, lambda: any("saved" in line and "grid.png" in line for line in app.log_lines),
+                    "the app saying the comparison was saved")
         grids = list((tmp_path / "out").glob("*/*-compare-*/grid.png"))
         assert len(grids) == 1
         folder = grids[0].parent
