@@ -91,10 +91,13 @@ def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: 
             raise RequestError("axis", f"{position!r} is not an axis place: x, y or z")
         if given:
             placed[position] = given if isinstance(given, Axis) else parse_axis(given, f"{position} axis")
-    kinds = [axis.kind for axis in placed.values()]
-    for kind in set(kinds):
-        if kinds.count(kind) > 1:
-            raise RequestError("axis", f"two axes vary the {kind}; put its values on one")
+    seen: dict[str, str] = {}
+    for position, axis in placed.items():
+        if axis.kind in seen:
+            raise RequestError(f"{position} axis", f"the {seen[axis.kind]} and {position} axes both vary the "
+                                                   f"{axis.kind}: put its values on one")
+        seen[axis.kind] = position
+    kinds = list(seen)
     if "sampler" not in kinds:
         from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT
 

@@ -390,11 +390,7 @@ class DiffusersTuiApp(App):
         self.query_one(LivePane).focus()  # watch here; scrub with [ ] after; ctrl+e back to the prompt
 
     def action_compare(self) -> None:
-        """Race the marked schedulers on a screen of their own."""
-        if not self.panel.marked:
-            self._mark_invalid("compare", "mark schedulers to compare first: highlight one in the list and "
-                                          "press space (f6 then races them)")
-            return
+        """Race the marked schedulers (along the study axes typed) on a screen of their own."""
         base = self.build_request()
         if base is None:
             return

@@ -77,7 +77,7 @@ def test_prompt_search_replace_and_schedule_axes():
 
 
 @pytest.mark.parametrize("axes, complaint", [
-    ({"x": "guidance=3,5", "y": "cfg=7,9"}, "two axes vary the guidance"),
+    ({"x": "guidance=3,5", "y": "cfg=7,9"}, "x and y axes both vary the guidance"),
     ({"x": "prompt=purple,red"}, "not in the prompt"),
     ({"x": "guidance=3,5", "y": "seed=1,2", "z": "noise=ComfyUI,A1111 CPU"}, "x, y and z are taken"),
     ({"w": "seed=1,2"}, "not an axis place"),

@@ -140,3 +140,34 @@ async def test_a_race_against_each_runs_own_longer_run_plots_error_against_model
         assert "latent L2" in str(plot.query_one("#convergence-caption").render())
         assert plot.lines["Euler"] == sorted((p["model_calls"], p["latent_l2"]) for p in points
                                              if p["series"] == "Euler")
+
+
+async def test_study_axes_and_seeds_typed_in_the_panel_build_the_race(tmp_path, tiny_sd, engine_for):
+    """Typed axes and seeds go through the engine's one builder; a bad axis marks its own field."""
+    from diffusers_tui.engine import build_comparison
+
+    app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        panel = app.query_one(SettingsPanel)
+        assert panel.select_scheduler("Euler")
+        panel.toggle_mark("Euler")
+        assert panel.select_scheduler("UniPC")
+        panel.toggle_mark("UniPC")
+        app.query_one("#compare-steps", Input).value = "2"
+        app.query_one("#axis-x", Input).value = "guidance=2,6"
+        app.query_one("#axis-y", Input).value = "cfg=3"
+        await pilot.press("f6")
+        assert app.query_one("#axis-y").has_class("-bad-value") and "both vary the guidance" in app.log_lines[-1]
+        assert not isinstance(app.screen, CompareScreen)
+        app.query_one("#axis-y", Input).value = ""
+        app.query_one("#seeds", Input).value = "2"
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await asyncio.wait_for(screen.finished.wait(), 120)
+        expected = build_comparison(screen.request.base, ["Euler Automatic", "UniPC Automatic"], "2",
+                                    axes={"x": "guidance=2,6"}, seeds=2)
+        assert screen.request.lanes == expected.lanes and len(screen.result.lanes) == 8
+        assert {(lane.result.request.guidance, lane.result.request.seed - screen.request.base.seed)
+                for lane in screen.result.lanes} == {(2.0, 0), (2.0, 1), (6.0, 0), (6.0, 1)}

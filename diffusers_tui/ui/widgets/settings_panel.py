@@ -21,7 +21,8 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
                  "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
                  "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
                  "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
-                 "preview_method": "#preview-method", "schedule": "#schedule"}
+                 "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
+                 "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds"}
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
 FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
 #: The live preview methods the panel offers, with what each is (none is for the commands).
@@ -39,6 +40,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel #scheduler { height: 9; }
     SettingsPanel Horizontal { height: auto; }
     SettingsPanel Horizontal Input { width: 1fr; }
+    SettingsPanel Input.axis { padding: 0; }
     SettingsPanel #preview { width: 20; }
     SettingsPanel #preview-method { margin-top: 1; }
     SettingsPanel #schedule { margin-top: 0; }
@@ -77,6 +79,15 @@ class SettingsPanel(VerticalScroll):
                       tooltip="a long run to measure every image against: SCHEDULER:STEPS (blank: none)")),
             Checkbox("equal model calls", id="equal-calls",
                      tooltip="second-order schedulers (2 model calls a step) get half the steps"),
+            Label("Study axes x · y · z (KIND=VALUES) · seeds"),
+            Horizontal(*(Input(placeholder=example, id=f"axis-{place}", classes="axis",
+                               tooltip=f"a study axis ({where}): sampler, schedule, steps, guidance, seed, noise, "
+                                       "ensd or prompt (search/replace), e.g. guidance=3,5,7 or seed=1-4; "
+                                       "the marked samplers and the steps above take the free places")
+                         for place, where, example in (("x", "across", "guidance=3,7"), ("y", "down", "y"),
+                                                       ("z", "sub-grids", "z")))),
+            Input("1", id="seeds", tooltip="run every lane on this many seeds counting up from the seed: the table "
+                                           "gives means and spreads, and a ranking says where the seeds disagree"),
             Label("Steps · guidance", id="guidance-label"),
             Horizontal(
                 Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}"),
@@ -302,14 +313,18 @@ class SettingsPanel(VerticalScroll):
         return request
 
     def build_comparison(self, base):
-        """The marked schedulers at the typed step counts, on `base`; RequestError names a bad field."""
-        if not self.marked:
+        """The marked schedulers at the typed step counts, along the typed study axes, on `base`; RequestError
+        names a bad field."""
+        axes = {place: self._text(f"#axis-{place}").strip() or None for place in "xyz"}
+        if not self.marked and not any(axes.values()):
             raise RequestError("compare", "mark schedulers to compare first: highlight one in the list and "
-                                          "press space (f6 then races them)")
+                                          "press space (f6 then races them), or type a study axis")
         steps, reference, equal_calls = self.comparison_fields()
-        # "Name Automatic" keeps a lane on its own default whatever the schedule field says now.
+        seeds = parse_whole("seeds", self._text("#seeds"), 1, 64)
+        # "Name Automatic" keeps a lane on its own default whatever the schedule field says now. Nothing marked:
+        # the highlighted sampler runs in every lane.
         return build_comparison(base, [f"{name} {schedule}" for name, schedule in self.marked], steps, reference,
-                                equal_calls)
+                                equal_calls, axes=axes, seeds=seeds)
 
     @property
     def seed_locked(self) -> bool:
