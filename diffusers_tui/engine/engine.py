@@ -241,6 +241,13 @@ class Engine:
         return compare_outputs.save_comparison(result, outputs_dir)
 
     @staticmethod
+    def read_study(folder: str | os.PathLike):
+        """A saved comparison's table and figures' data, read back (SavedStudy); UserFacingError if unreadable."""
+        from diffusers_tui.engine.files import saved_study
+
+        return saved_study.read_study(folder)
+
+    @staticmethod
     def export(result: GenerationResult, folder: str | os.PathLike):
         """Write the run's frames as an animation and a contact sheet into `folder` (Exported)."""
         from diffusers_tui.engine.files import export

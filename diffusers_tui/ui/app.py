@@ -27,7 +27,7 @@ from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, R
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
-from diffusers_tui.ui.bindings import APP_BINDINGS, COMPARE_BINDINGS, HISTORY_BINDINGS
+from diffusers_tui.ui.bindings import APP_BINDINGS, COMPARE_BINDINGS, HISTORY_BINDINGS, STUDY_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
 from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
                                        RunFinished, Saved, SaveFailed, ScheduleComputed, StepRendered)
@@ -169,7 +169,8 @@ class DiffusersTuiApp(App):
         return self.query_one(SettingsPanel)
 
     def _every_binding(self) -> list[Binding]:
-        return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *COMPARE_BINDINGS, *HISTORY_BINDINGS]
+        return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *COMPARE_BINDINGS, *HISTORY_BINDINGS,
+                *STUDY_BINDINGS]
 
     #: Actions that read or change the main screen's fields: off while another screen is up.
     MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",

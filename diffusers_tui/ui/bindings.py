@@ -68,7 +68,16 @@ COMPARE_BINDINGS = [
 HISTORY_BINDINGS = [
     Binding("enter,l", "load", "Load recipe", id="history.load",
             tooltip="Put this picture's whole recipe into the controls (model, scheduler, steps, seed...)"),
+    Binding("v", "view_study", "View study", id="history.study",
+            tooltip="A saved comparison: its grid and its figures (convergence, schedules, trajectories)"),
     Binding("escape,f7", "close", "Close", id="history.close", tooltip="Back to the main screen"),
+]
+
+
+STUDY_BINDINGS = [
+    Binding("escape,v", "close", "Back", id="study.close", tooltip="Back to the history"),
+    Binding("m", "next_metric", "Metric", id="study.metric",
+            tooltip="Plot the next metric against model calls (RMSE, latent L2, 1 - SSIM)"),
 ]
 
 

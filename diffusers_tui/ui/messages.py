@@ -54,6 +54,15 @@ class ModelLoaded(Message):
 
 
 @dataclass
+class StudyRead(Message):
+    """A saved comparison read back (engine SavedStudy) with its grid in cells, or why it could not be."""
+
+    study: Any
+    pixels: Any
+    problem: str | None
+
+
+@dataclass
 class ScheduleComputed(Message):
     """The σ schedules for the schedule plot: `key` says for what (sampler, schedule, steps, model), so a stale
     answer is dropped; `chosen` and `own` are (label, σ values) or None; `failure` says why there are none."""

@@ -90,3 +90,25 @@ def test_a_comparison_without_reference_draws_only_its_schedules(engine, base, t
     folder = compare_outputs.save_comparison(engine.compare(build_comparison(base, ["Euler"], "2,3")), tmp_path)
     assert (folder / "schedules.png").exists()
     assert not (folder / "convergence.png").exists() and not (folder / "trajectories.png").exists()
+
+
+def test_a_saved_study_reads_back_as_its_figures_data_and_damaged_files_are_named(engine, base, tmp_path):
+    from diffusers_tui.engine.errors import UserFacingError
+    from diffusers_tui.engine.files.saved_study import read_study
+
+    result = engine.compare(build_comparison(base, ["Euler", "UniPC"], "2,4", reference="Euler:12"))
+    folder = compare_outputs.save_comparison(result, tmp_path)
+    study = read_study(folder)
+    assert study.figures["convergence"] == json.loads((folder / "convergence.json").read_text())["rows"]
+    assert len(study.runs) == 4 and study.problems == [] and study.grid == folder / "grid.png"
+    # Edited by hand: a NaN, a row of the wrong shape, a file that is not JSON. Each is named; the rest reads.
+    (folder / "schedules.json").write_text('{"figure": "schedules", "rows": [{"lane": "x", "steps": 2, "step": 0, '
+                                           '"sigma": NaN}]}')
+    (folder / "trajectories.json").write_text('{"figure": "trajectories", "rows": [[1, 2]]}')
+    (folder / "convergence.json").write_bytes(b"\xff\xfe not json")
+    study = read_study(folder)
+    assert study.figures == {"convergence": [], "schedules": [], "trajectories": []}
+    assert len(study.problems) == 3 and "not a finite number" in " ".join(study.problems)
+    (folder / "table.json").write_text("[]")
+    with pytest.raises(UserFacingError, match="not a comparison table"):
+        read_study(folder)

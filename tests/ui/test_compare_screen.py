@@ -171,3 +171,33 @@ async def test_study_axes_and_seeds_typed_in_the_panel_build_the_race(tmp_path, 
         assert screen.request.lanes == expected.lanes and len(screen.result.lanes) == 8
         assert {(lane.result.request.guidance, lane.result.request.seed - screen.request.base.seed)
                 for lane in screen.result.lanes} == {(2.0, 0), (2.0, 1), (6.0, 0), (6.0, 1)}
+
+
+async def test_a_saved_study_reopens_from_history_with_its_plots(tmp_path, tiny_sd, engine_for):
+    from diffusers_tui.engine import GenerationRequest, build_comparison
+    from diffusers_tui.engine.files.saved_study import read_study
+    from diffusers_tui.ui.screens.study import StudyScreen
+
+    engine = engine_for(str(tiny_sd))
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=2, preview_method="latent")
+    result = engine.compare(build_comparison(base, ["Euler", "UniPC"], "2,4", reference="Euler:12", seeds=2))
+    folder = engine.save_comparison(result, tmp_path / "out")
+    saved = read_study(folder)
+    app = DiffusersTuiApp(engine, outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("f7")
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 1, "the history row of the comparison")
+        await pilot.press("v")
+        screen = app.screen
+        assert isinstance(screen, StudyScreen)
+        await until(pilot, lambda: screen.study is not None, "the study read back")
+        convergence = screen.query_one("#study-convergence")
+        assert convergence.lines == {series: sorted((p["model_calls"], p["rmse"]) for p in saved.figures["convergence"]
+                                                    if p["series"] == series) for series in ("Euler", "UniPC")}
+        trajectories = screen.query_one("#study-trajectories")
+        assert set(trajectories.lines) == {"Euler · 2 steps", "Euler · 4 steps", "UniPC · 2 steps", "UniPC · 4 steps"}
+        assert screen.query_one("#study-grid").strips  # the grid's picture
+        await pilot.press("escape")
+        assert app.screen.query(DataTable)  # back on the history

@@ -37,7 +37,7 @@ class HistoryEntry:
         """The PNG whose recipe `l` loads: the image, or a comparison's first run."""
         if self.kind != "comparison":
             return self.path
-        runs = sorted(p for p in self.path.parent.glob("*.png") if p.name != "grid.png")
+        runs = sorted(p for p in self.path.parent.glob("[0-9]*.png"))  # the runs, not the grid or the figures
         return runs[0] if runs else self.path
 
 

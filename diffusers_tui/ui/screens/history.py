@@ -115,7 +115,8 @@ class HistoryScreen(Screen[object]):
         elif self.entries:
             more = "" if done else " so far (more as you scroll down)" if len(self.entries) >= AUTO_ROWS \
                 else " so far, reading the rest..."
-            text = f"{len(self.entries)} saved in {where}{more}{skipped} · enter or l loads the recipe · escape closes"
+            text = (f"{len(self.entries)} saved in {where}{more}{skipped} · enter or l loads the recipe · "
+                    "v views a comparison · escape closes")
         else:
             text = f"nothing saved in {where} yet: ctrl+s saves a picture{skipped}" if done else f"reading {where} ..."
         self.query_one("#history-status", Static).update(Text(text))
@@ -156,6 +157,15 @@ class HistoryScreen(Screen[object]):
     def action_load(self) -> None:
         if self.selected is not None:
             self.dismiss(self.selected)
+
+    def action_view_study(self) -> None:
+        entry = self.selected
+        if entry is None or entry.kind != "comparison":
+            self.app.notify("v opens a saved comparison: this row is a single picture", severity="warning")
+            return
+        from diffusers_tui.ui.screens.study import StudyScreen  # the plotting libraries load here
+
+        self.app.push_screen(StudyScreen(self.engine, entry.path.parent))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,61 @@
+"""Several lines on a log-scale y axis, drawn with textual-plot: a saved study's schedules and trajectories."""
+
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_plot import HiResMode, PlotWidget
+
+from diffusers_tui.engine import shown
+from diffusers_tui.ui.widgets.convergence_plot import SERIES_STYLES
+from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter
+
+
+MAX_LEGEND_LINES = 8
+
+
+class LinesPlot(Vertical):
+    """A caption and one line per label: y on a log scale (values at or below 0 are left off)."""
+
+    DEFAULT_CSS = """
+    LinesPlot { border: round $primary-darken-2; }
+    LinesPlot .caption { height: 1; color: $text-muted; padding: 0 1; }
+    LinesPlot PlotWidget { height: 1fr; }
+    """
+
+    def __init__(self, caption: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.caption = caption
+        #: What is drawn: {label: [(x, y), ...]}.
+        self.lines: dict[str, list[tuple[float, float]]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.caption, classes="caption")
+        yield PlotWidget(allow_pan_and_zoom=False)
+
+    def on_mount(self) -> None:
+        plot = self.query_one(PlotWidget)
+        plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 7
+        plot.set_y_formatter(LogAxisFormatter())
+
+    def show(self, lines: dict[str, list[tuple[float, float]]]) -> None:
+        plot = self.query_one(PlotWidget)
+        plot.clear()
+        self.lines = {}
+        for index, (label, points) in enumerate(lines.items()):
+            kept = [(x, y) for x, y in points if y is not None and y > 0]
+            if not kept:
+                continue
+            self.lines[label] = kept
+            plot.plot([x for x, _ in kept], [math.log10(y) for _, y in kept],
+                      line_style=SERIES_STYLES[index % len(SERIES_STYLES)], hires_mode=HiResMode.BRAILLE,
+                      label=shown(label, 40))
+        # A legend of more lines than this would cover the plot: the saved PNG and SVG have it whole.
+        plot.show_legend(is_visible=0 < len(self.lines) <= MAX_LEGEND_LINES)
+        if len(self.lines) > MAX_LEGEND_LINES:
+            self.query_one(".caption", Static).update(f"{self.caption} ({len(self.lines)} lines; the PNG names them)")
+        if not self.lines:
+            self.query_one(".caption", Static).update(f"{self.caption}: nothing saved for this figure")
