@@ -1,0 +1,85 @@
+"""The settings panel's widgets: the fields on screen at start, and those below the fold that mount after it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
+from textual.widgets.option_list import Option
+
+from diffusers_tui.engine import DEFAULT_PROMPT, describe_range, schedule_names, scheduler_names
+from diffusers_tui.ui.widgets.sampler_list import SchedulerList
+
+#: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
+FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "#steps", "guidance": "#guidance",
+                 "seed": "#seed", "width": "#size", "height": "#size", "size": "#size",
+                 "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
+                 "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
+                 "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
+                 "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds"}
+#: Settings the panel has a field for: its fields, not the settings, are what a run uses.
+FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
+#: The live preview methods the panel offers, with what each is (none is for the commands).
+PREVIEW_METHOD_CHOICES = (("auto: best that fits", "auto"), ("latent: linear map", "latent"),
+                          ("taesd: tiny decoder", "taesd"), ("vae: full decode", "vae"))
+
+
+def fields_above_the_fold(model: str) -> ComposeResult:
+    """Prompt to schedule type: what a 40-row screen shows at start (the first frame)."""
+    yield Label("Prompt")
+    yield TextArea(DEFAULT_PROMPT, id="prompt", soft_wrap=True)
+    yield Label("Negative prompt")
+    yield Input(placeholder="what to avoid", id="negative")
+    yield Label("Model")
+    yield Select([(model, model)], value=model, allow_blank=False, id="model")
+    yield Label("mode: text-to-image (loading model...)", id="mode")
+    yield Label("Sampler · schedule type · space marks")
+    yield Input(placeholder="filter: a name, a tool (comfyui), sde, cfg++...", id="sampler-filter",
+                tooltip="narrow the sampler list as you type: words match names, tools and kinds")
+    yield SchedulerList(*[Option(name, id=name) for name in scheduler_names()], id="scheduler")
+    yield Select([(name, name) for name in schedule_names()], value="Automatic", allow_blank=False,
+                 id="schedule", tooltip="A1111's schedule type: Automatic is the sampler's own default, as "
+                                        "in A1111; the list offers what the highlighted sampler has")
+
+
+def fields_below_the_fold() -> list:
+    """The fields under the sampler list: off a 40-row screen at start, so they mount after the first frame."""
+    return [
+        Label("Compare: steps · reference run"),
+        Horizontal(
+            Input("20", id="compare-steps", tooltip="step counts to race, e.g. 10,20,30"),
+            Input(placeholder="DPM++ 2M:100", id="reference",
+                  tooltip="a long run to measure every image against: SCHEDULER:STEPS (blank: none)")),
+        Checkbox("equal model calls", id="equal-calls",
+                 tooltip="second-order schedulers (2 model calls a step) get half the steps"),
+        Label("Study axes x · y · z (KIND=VALUES) · seeds"),
+        Horizontal(*(Input(placeholder=example, id=f"axis-{place}", classes="axis",
+                           tooltip=f"a study axis ({where}): sampler, schedule, steps, guidance, seed, noise, "
+                                   "ensd or prompt (search/replace), e.g. guidance=3,5,7 or seed=1-4; "
+                                   "the marked samplers and the steps above take the free places")
+                     for place, where, example in (("x", "across", "guidance=3,7"), ("y", "down", "y"),
+                                                   ("z", "sub-grids", "z")))),
+        Input("1", id="seeds", tooltip="run every lane on this many seeds counting up from the seed: the table "
+                                       "gives means and spreads, and a ranking says where the seeds disagree"),
+        Label("Steps · guidance", id="guidance-label"),
+        Horizontal(
+            Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}"),
+            Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}")),
+        Label("Seed"),
+        Horizontal(
+            Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked"),
+            Checkbox("lock", id="seed-lock")),
+        Label("Size (blank: the model's own)"),
+        Input(placeholder="e.g. 64x64", id="size"),
+        Label("Preview · every N calls · frames/s"),
+        Horizontal(
+            Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0", allow_blank=False, id="preview"),
+            Input("1", id="preview-every",
+                  tooltip=f"a preview every N model calls ({describe_range('preview_every')})"),
+            Input("15", id="fps", tooltip="live frames per second at most (1 to 60); the newest frame wins")),
+        Select(PREVIEW_METHOD_CHOICES, value="auto", allow_blank=False, id="preview-method",
+               tooltip="how live frames are decoded; a change applies from the next frame. "
+                       "Saved snapshots are always full decodes"),
+        Checkbox("save every step too (ctrl+s)", id="save-steps"),
+        Button("Generate  ctrl+g", id="generate", variant="primary"),
+    ]
