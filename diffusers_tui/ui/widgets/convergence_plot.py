@@ -13,7 +13,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plot import HiResMode, PlotWidget
 
-from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter
+from diffusers_tui.engine import shown
+from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter, legend_line
 
 #: (key in a point, what the caption calls it), in the order `m` walks them.
 METRICS = (("rmse", "RMSE to reference (0-255)"), ("latent_l2", "latent L2 to reference"),
@@ -28,7 +29,7 @@ class ConvergencePlot(Vertical):
 
     DEFAULT_CSS = """
     ConvergencePlot { border-left: vkey $primary-darken-2; }
-    ConvergencePlot #convergence-caption { height: 1; color: $text-muted; padding: 0 1; }
+    ConvergencePlot #convergence-caption, ConvergencePlot .legend { height: 1; color: $text-muted; padding: 0 1; }
     ConvergencePlot PlotWidget { height: 1fr; }
     """
 
@@ -41,6 +42,7 @@ class ConvergencePlot(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="convergence-caption")
+        yield Static("", classes="legend")
         yield PlotWidget(allow_pan_and_zoom=False)
 
     def on_mount(self) -> None:
@@ -48,6 +50,7 @@ class ConvergencePlot(Vertical):
         plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6
         plot.set_x_formatter(LogAxisFormatter())
         plot.set_y_formatter(LogAxisFormatter())
+        plot.show_legend(is_visible=False)  # ours is a fixed row (legend_line)
         self._draw()
 
     @property
@@ -70,13 +73,17 @@ class ConvergencePlot(Vertical):
         plot.clear()
         self.lines = {}
         series = list(dict.fromkeys(point["series"] for point in self._points))
+        entries = []
         for index, name in enumerate(series):
             kept = sorted((point["model_calls"], point[key]) for point in self._points
                           if point["series"] == name and point.get(key) and point[key] > 0)
             if not kept:
                 continue
             self.lines[name] = kept
+            style = SERIES_STYLES[index % len(SERIES_STYLES)]
+            entries.append((shown(name, 40), style))
             plot.plot([math.log10(calls) for calls, _ in kept], [math.log10(value) for _, value in kept],
-                      line_style=SERIES_STYLES[index % len(SERIES_STYLES)], hires_mode=HiResMode.BRAILLE, label=name)
-        plot.show_legend(is_visible=bool(self.lines))
-        self.query_one("#convergence-caption", Static).update(f"{title} against model calls, log-log · m: next")
+                      line_style=style, hires_mode=HiResMode.BRAILLE)
+        self.query_one(".legend", Static).update(legend_line(entries), layout=False)
+        self.query_one("#convergence-caption", Static).update(f"{title} against model calls, log-log · m: next",
+                                                                  layout=False)  # one row whatever it says: no layout pass

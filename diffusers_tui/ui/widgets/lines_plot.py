@@ -11,9 +11,10 @@ from textual_plot import HiResMode, PlotWidget
 
 from diffusers_tui.engine import shown
 from diffusers_tui.ui.widgets.convergence_plot import SERIES_STYLES
-from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter
+from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter, legend_line
 
 
+#: Beyond this many lines the legend row cannot name them all.
 MAX_LEGEND_LINES = 8
 
 
@@ -22,7 +23,7 @@ class LinesPlot(Vertical):
 
     DEFAULT_CSS = """
     LinesPlot { border: round $primary-darken-2; }
-    LinesPlot .caption { height: 1; color: $text-muted; padding: 0 1; }
+    LinesPlot .caption, LinesPlot .legend { height: 1; color: $text-muted; padding: 0 1; }
     LinesPlot PlotWidget { height: 1fr; }
     """
 
@@ -34,28 +35,31 @@ class LinesPlot(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self.caption, classes="caption")
+        yield Static("", classes="legend")
         yield PlotWidget(allow_pan_and_zoom=False)
 
     def on_mount(self) -> None:
         plot = self.query_one(PlotWidget)
         plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 7
         plot.set_y_formatter(LogAxisFormatter())
+        plot.show_legend(is_visible=False)  # ours is a fixed row (legend_line)
 
     def show(self, lines: dict[str, list[tuple[float, float]]]) -> None:
         plot = self.query_one(PlotWidget)
         plot.clear()
         self.lines = {}
+        entries = []
         for index, (label, points) in enumerate(lines.items()):
             kept = [(x, y) for x, y in points if y is not None and y > 0]
             if not kept:
                 continue
             self.lines[label] = kept
-            plot.plot([x for x, _ in kept], [math.log10(y) for _, y in kept],
-                      line_style=SERIES_STYLES[index % len(SERIES_STYLES)], hires_mode=HiResMode.BRAILLE,
-                      label=shown(label, 40))
-        # A legend of more lines than this would cover the plot: the saved PNG and SVG have it whole.
-        plot.show_legend(is_visible=0 < len(self.lines) <= MAX_LEGEND_LINES)
-        if len(self.lines) > MAX_LEGEND_LINES:
-            self.query_one(".caption", Static).update(f"{self.caption} ({len(self.lines)} lines; the PNG names them)")
+            style = SERIES_STYLES[index % len(SERIES_STYLES)]
+            entries.append((shown(label, 40), style))
+            plot.plot([x for x, _ in kept], [math.log10(y) for _, y in kept], line_style=style,
+                      hires_mode=HiResMode.BRAILLE)
+        self.query_one(".legend", Static).update(legend_line(entries), layout=False)
+        if len(self.lines) > MAX_LEGEND_LINES:  # the row names the first few: the saved PNG and SVG have them all
+            self.query_one(".caption", Static).update(f"{self.caption} ({len(self.lines)} lines; the PNG names them)", layout=False)
         if not self.lines:
-            self.query_one(".caption", Static).update(f"{self.caption}: nothing saved for this figure")
+            self.query_one(".caption", Static).update(f"{self.caption}: nothing saved for this figure", layout=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -33,17 +34,28 @@ class LogAxisFormatter(AxisFormatter):
         return [f"{10 ** tick:.3g}" for tick in ticks]
 
 
+def legend_line(entries: list[tuple[str, str]]) -> Text:
+    """One row naming each line in its style: "━━ Euler  ━━ DPM++ 2M". Drawn by us, not by textual-plot, whose
+    legend is a sized widget: updating it cost a layout pass of the whole screen at every redraw."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    for label, style in entries:
+        line.append("━━ ", style=style)
+        line.append(f"{label}  ")
+    return line
+
+
 class SchedulePlot(Vertical):
     """A caption and the plot: σ against step for the chosen schedule type and the sampler's own."""
 
     DEFAULT_CSS = """
     SchedulePlot { width: 46; height: 100%; border-left: vkey $primary-darken-2; }
-    SchedulePlot #schedule-caption { height: 1; color: $text-muted; padding: 0 1; }
+    SchedulePlot #schedule-caption, SchedulePlot .legend { height: 1; color: $text-muted; padding: 0 1; }
     SchedulePlot PlotWidget { height: 1fr; }
     """
 
     def compose(self) -> ComposeResult:
         yield Static("σ schedule: waiting for the model", id="schedule-caption")
+        yield Static("", classes="legend")
         yield PlotWidget(allow_pan_and_zoom=False)
 
     def on_mount(self) -> None:
@@ -51,6 +63,7 @@ class SchedulePlot(Vertical):
         # Every row counts in ten: no top margin, the tick labels below, no axis title (the caption says "step").
         plot.margin_top, plot.margin_bottom, plot.margin_left = 0, 1, 6  # the widest y label: "0.001"
         plot.set_y_formatter(LogAxisFormatter())
+        plot.show_legend(is_visible=False)  # ours is a fixed row (legend_line)
         #: What is drawn now: {label: σ values}, for tests and for redrawing.
         self.lines: dict[str, list[float]] = {}
 
@@ -69,8 +82,10 @@ class SchedulePlot(Vertical):
                 plot.plot([step for step, _ in kept], [value for _, value in kept], line_style=style,
                           hires_mode=HiResMode.BRAILLE, label=label)
                 self.lines[label] = list(sigmas)
-        plot.show_legend(is_visible=len(self.lines) > 1)
-        self.query_one("#schedule-caption", Static).update(caption)
+        styles = {"Automatic": "grey50"}
+        self.query_one(".legend", Static).update(
+            legend_line([(label, styles.get(label, "bold yellow")) for label in self.lines]), layout=False)
+        self.query_one("#schedule-caption", Static).update(caption, layout=False)  # one row: no layout pass
 
     def show_message(self, text: str) -> None:
         """No line, and `text` in the caption: an empty frame with fixed limits (nothing left from the last line)."""
@@ -79,4 +94,5 @@ class SchedulePlot(Vertical):
         plot.set_xlimits(0, 1)
         plot.set_ylimits(0, 1)
         self.lines = {}
-        self.query_one("#schedule-caption", Static).update(text)
+        self.query_one(".legend", Static).update("", layout=False)
+        self.query_one("#schedule-caption", Static).update(text, layout=False)
