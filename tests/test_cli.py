@@ -171,10 +171,14 @@ def test_compare_under_accelerate_splits_runs_across_two_processes(tiny_sd, tmp_
     single_table = json.loads(next(single.glob("*/*/table.json")).read_text())
     assert [(r["scheduler"], r["steps"], r["model_calls"]) for r in split_table["runs"]] == \
         [(r["scheduler"], r["steps"], r["model_calls"]) for r in single_table["runs"]]
+    # The figures are measured from floats that differ with how lanes were batched: near, not equal.
+    measured = {"rmse_to_reference": 0.5, "latent_l2_to_reference": 0.5, "ssim_to_reference": 0.01}
     for split_row, single_row in zip(split_table["runs"], single_table["runs"]):
-        assert split_row["rmse_to_reference"] == pytest.approx(single_row["rmse_to_reference"], abs=0.5)
-        assert {key: value for key, value in split_row.items() if key not in ("seconds", "rmse_to_reference")} == \
-            {key: value for key, value in single_row.items() if key not in ("seconds", "rmse_to_reference")}
+        for key, tolerance in measured.items():
+            assert split_row[key] == pytest.approx(single_row[key], abs=tolerance)
+        assert split_row["latent_l2_to_reference"] is not None  # the latents crossed to the main process
+        assert {key: value for key, value in split_row.items() if key not in ("seconds", *measured)} == \
+            {key: value for key, value in single_row.items() if key not in ("seconds", *measured)}
     assert split_table.get("references") == single_table.get("references")
     # (The order can differ where two means are within float noise of each other: compared as sets.)
     assert {row["lane"] for row in split_table.get("ranking", [])} == \

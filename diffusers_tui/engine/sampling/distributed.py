@@ -43,7 +43,7 @@ def compare_across_processes(engine, request: ComparisonRequest, pick_device: bo
     if references and state.is_last_process:
         reference = engine.compare(ComparisonRequest(request.base, tuple(references), batch=request.batch))
         mine_results.extend((-1 - number, lane) for number, lane in enumerate(reference.lanes))
-    gathered = gather_object([(index, lane, batched) for index, lane in mine_results])
+    gathered = gather_object([(index, _portable(lane), batched) for index, lane in mine_results])
     # Every rank leaves the process group before it exits: a rank that exited with gloo's threads
     # still running aborted ("terminate called without an active exception"), about one run in five.
     state.wait_for_everyone()
@@ -58,3 +58,21 @@ def compare_across_processes(engine, request: ComparisonRequest, pick_device: bo
         batched=all(b for _, _, b in gathered), elapsed_s=time.perf_counter() - started,
         notes=(f"{state.num_processes} processes shared the {len(request.lanes)} runs",),
     )
+
+
+def _portable(lane: LaneResult) -> LaneResult:
+    """`lane` as it can be pickled to the main process: each recorded step keeps its latents (the main process
+    measures latent distances and trajectories from them) without the decoders or the copy's device event."""
+    from dataclasses import replace
+
+    frames = tuple(replace(frame, preview=None,
+                           latents=None if frame.latents is None else replace(
+                               frame.latents, x0=_landed(frame.latents, "x0"), noisy=frame.latents.of("noisy"),
+                               decoders=None, copied=None))
+                   for frame in lane.frames)
+    return replace(lane, frames=frames)
+
+
+def _landed(latents, kind: str):
+    """The step's `kind` latent once its copy has landed; None where the step has no x0 estimate."""
+    return None if kind == "x0" and latents.x0 is None else latents.of(kind)
