@@ -378,6 +378,7 @@ class DiffusersTuiApp(App):
         self.run_id += 1
         self.running = True
         self.idle.clear()
+        self.main_screen.remove_class("-choosing-sampler")  # the run's notes go to the log: show it
         self.result, self.frame_index = None, None
         self.keeper.forget()
         self.main_screen.show_live_pane()
@@ -593,6 +594,7 @@ class DiffusersTuiApp(App):
         name = self.panel.move_scheduler(delta)
         if name:
             self.log_line(f"scheduler: {name}")
+        self.main_screen.add_class("-choosing-sampler")  # a narrow screen shows the σ plot until focus moves on
 
     def action_steps(self, delta: int) -> None:
         self.panel.change_steps(delta)

@@ -450,3 +450,25 @@ async def test_the_schedule_plot_follows_the_highlighted_sampler_its_schedule_ty
         app.query_one("#steps", Input).value = "lots"
         await _until(pilot, lambda: "whole number" in str(plot.query_one("#schedule-caption").render()),
                      "the plot saying the steps are not a number")
+
+
+async def test_the_schedule_plot_sits_beside_the_log_when_wide_and_takes_its_place_while_choosing_when_narrow(make_app):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:  # 120 columns: narrow
+        await _loaded(pilot, app)
+        plot, log = app.query_one("#schedule-plot"), app.query_one("#log")
+        assert log.display and not plot.display  # the log's lines need its width
+        await pilot.press("f3")  # walking the samplers: the plot takes the log's place
+        assert plot.display and not log.display
+        await pilot.press("ctrl+g")  # a run's notes go to the log
+        await _finished(pilot, app)
+        assert log.display and not plot.display
+        app.query_one("#scheduler").focus()
+        await pilot.pause()
+        assert plot.display and not log.display
+        app.query_one("#prompt").focus()
+        await pilot.pause()
+        assert log.display and not plot.display
+        await pilot.resize_terminal(160, 40)  # wide: both, side by side
+        await pilot.pause()
+        assert log.display and plot.display and plot.region.x > log.region.x

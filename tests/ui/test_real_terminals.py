@@ -66,6 +66,12 @@ def _picture_box(screen: np.ndarray) -> tuple[int, int, int, int] | None:
     saturated colour (the demo's red and blue; the app's own screen is greys, and its coloured borders are
     lines a pixel or two wide, apart from the picture)."""
     mask = (screen.max(axis=2) - screen.min(axis=2)) > 100
+    # Borders and rules are lines a few pixels thick (the log's top rule runs the column's whole width):
+    # a pixel counts only with saturated pixels 3 above, below, left and right of it, as the picture's have.
+    solid = mask.copy()
+    for shift in (3, -3):
+        solid &= np.roll(mask, shift, axis=0) & np.roll(mask, shift, axis=1)
+    mask = solid
     rows = _longest_run(mask.sum(axis=1) >= 0.5 * mask.sum(axis=1).max())
     if rows is None:
         return None

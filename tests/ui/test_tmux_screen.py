@@ -48,9 +48,15 @@ def _wait_for(text: str, size: tuple[int, int], timeout: float = 120):
     raise AssertionError(f"{text!r} never appeared:\n" + "\n".join(_screen(size).display))
 
 
+#: The settings panel's width (its CSS): the live pane starts right of it.
+PANEL_COLUMNS = 46
+
+
 def _picture(screen) -> np.ndarray:
-    """The half-block cells' colours as pixels (upper pixel: background, lower: foreground)."""
-    cells = [(y, x) for y in range(screen.lines) for x in range(screen.columns) if screen.buffer[y][x].data == "▄"]
+    """The half-block cells' colours as pixels (upper pixel: background, lower: foreground), right of the
+    settings panel (its scrollbar's thumb can end in a half-block too)."""
+    cells = [(y, x) for y in range(screen.lines) for x in range(PANEL_COLUMNS, screen.columns)
+             if screen.buffer[y][x].data == "▄"]
     assert cells, "no half-block picture on screen"
     top, left = min(y for y, _ in cells), min(x for _, x in cells)
     bottom, right = max(y for y, _ in cells), max(x for _, x in cells)

@@ -46,11 +46,25 @@ class MainScreen(Screen):
     #: Focused when the screen first shows: focusing the scrolling panel first (Textual's default)
     #: and then the prompt restyled the panel twice before the first frame.
     AUTO_FOCUS = "#prompt"
+    #: From 150 columns the σ plot sits beside the log; on a narrower screen it takes the log's place while
+    #: a sampler or schedule type is being chosen (the log's lines need its whole width).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
+    #: Focus inside these (the sampler filter, the list, the schedule type) is choosing a sampler.
+    CHOOSING_SAMPLER = ("sampler-filter", "scheduler", "schedule")
+    DEFAULT_CSS = """
+    MainScreen.-narrow #schedule-plot { display: none; width: 1fr; border-left: none; }
+    MainScreen.-narrow.-choosing-sampler #schedule-plot { display: block; }
+    MainScreen.-narrow.-choosing-sampler #log { display: none; }
+    """
 
     def __init__(self, graphics: str = "halfblock") -> None:
         super().__init__()
         #: How a finished image is shown: "halfblock", "kitty" or "sixel" (see ui.graphics).
         self.graphics = graphics
+
+    def on_descendant_focus(self, event) -> None:
+        choosing = any(widget.id in self.CHOOSING_SAMPLER for widget in event.widget.ancestors_with_self)
+        self.set_class(choosing, "-choosing-sampler")
 
     @property
     def pane(self) -> LivePane:

@@ -43,7 +43,9 @@ class ConvergencePlot(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="convergence-caption")
         yield Static("", classes="legend")
-        yield PlotWidget(allow_pan_and_zoom=False)
+        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot.can_focus = False  # nothing to do there with keys (m is the screen's)
+        yield plot
 
     def on_mount(self) -> None:
         plot = self.query_one(PlotWidget)

@@ -36,7 +36,9 @@ class LinesPlot(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self.caption, classes="caption")
         yield Static("", classes="legend")
-        yield PlotWidget(allow_pan_and_zoom=False)
+        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot.can_focus = False  # nothing to do there with keys
+        yield plot
 
     def on_mount(self) -> None:
         plot = self.query_one(PlotWidget)

@@ -49,14 +49,15 @@ class SchedulePlot(Vertical):
 
     DEFAULT_CSS = """
     SchedulePlot { width: 46; height: 100%; border-left: vkey $primary-darken-2; }
-    SchedulePlot #schedule-caption, SchedulePlot .legend { height: 1; color: $text-muted; padding: 0 1; }
+    SchedulePlot #schedule-caption { height: 1; color: $text-muted; padding: 0 1; }
     SchedulePlot PlotWidget { height: 1fr; }
     """
 
     def compose(self) -> ComposeResult:
         yield Static("σ schedule: waiting for the model", id="schedule-caption")
-        yield Static("", classes="legend")
-        yield PlotWidget(allow_pan_and_zoom=False)
+        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot.can_focus = False  # nothing to do there with keys: tab goes on to the next field
+        yield plot
 
     def on_mount(self) -> None:
         plot = self.query_one(PlotWidget)
@@ -82,9 +83,9 @@ class SchedulePlot(Vertical):
                 plot.plot([step for step, _ in kept], [value for _, value in kept], line_style=style,
                           hires_mode=HiResMode.BRAILLE, label=label)
                 self.lines[label] = list(sigmas)
-        styles = {"Automatic": "grey50"}
-        self.query_one(".legend", Static).update(
-            legend_line([(label, styles.get(label, "bold yellow")) for label in self.lines]), layout=False)
+        # Eight rows in all: the caption says which line is which (the chosen one bright, the sampler's own dim).
+        if own and own[1] and chosen[0] != own[0]:
+            caption = Text.assemble(caption, " · ", ("━━ ", "grey50"), f"{own[0]} dim")
         self.query_one("#schedule-caption", Static).update(caption, layout=False)  # one row: no layout pass
 
     def show_message(self, text: str) -> None:
@@ -94,5 +95,4 @@ class SchedulePlot(Vertical):
         plot.set_xlimits(0, 1)
         plot.set_ylimits(0, 1)
         self.lines = {}
-        self.query_one(".legend", Static).update("", layout=False)
         self.query_one("#schedule-caption", Static).update(text, layout=False)
