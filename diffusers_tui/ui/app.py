@@ -127,7 +127,7 @@ class DiffusersTuiApp(App):
         """Every field is mounted: fill them, start the workers, and run the keys pressed before."""
         from diffusers_tui.ui.widgets.schedule_plot import SchedulePlot  # numpy and textual-plot: after the first frame
 
-        await self.query_one("#bottom").mount(SchedulePlot(id="schedule-plot"))
+        await self.query_one("#main").mount(SchedulePlot(id="schedule-plot"), after="#log")
         self.panel.apply_settings(self.settings)
         if self.recipe is not None:
             self.apply_recipe(self.recipe, switch_model=False)

@@ -95,9 +95,10 @@ def test_the_finished_picture_in_tmux_is_the_apps_cells_exactly_also_after_a_res
         _wait_for("done:", (COLUMNS, ROWS))
         _tmux("send-keys", "-t", "app", "C-s")
         deadline = time.monotonic() + 30
-        while not list(tmp_path.glob("outputs/*/*.png")) and time.monotonic() < deadline:
+        # Numbered: the finished save, not its .saving-* temporary file (written, then renamed into place).
+        while not list(tmp_path.glob("outputs/*/[0-9]*.png")) and time.monotonic() < deadline:
             time.sleep(0.3)
-        png, = tmp_path.glob("outputs/*/*.png")
+        png, = tmp_path.glob("outputs/*/[0-9]*.png")
         for size in ((COLUMNS, ROWS), (COLUMNS - 24, ROWS - 6)):
             if size != (COLUMNS, ROWS):
                 _tmux("resize-window", "-t", "app", "-x", str(size[0]), "-y", str(size[1]))

@@ -34,8 +34,7 @@ def main_layout(model: str, graphics: str) -> ComposeResult:
             if graphics != "halfblock":
                 yield final_image_class(graphics)(id="final-image")
             yield Static("idle", id="progress")
-            with Horizontal(id="bottom"):  # the schedule plot joins the log after the first frame
-                yield Log(id="log", max_lines=500)
+            yield Log(id="log", max_lines=500)  # the σ plot is mounted after it, after the first frame
     yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
     yield Footer()
 
@@ -46,15 +45,15 @@ class MainScreen(Screen):
     #: Focused when the screen first shows: focusing the scrolling panel first (Textual's default)
     #: and then the prompt restyled the panel twice before the first frame.
     AUTO_FOCUS = "#prompt"
-    #: From 150 columns the σ plot sits beside the log; on a narrower screen it takes the log's place while
-    #: a sampler or schedule type is being chosen (the log's lines need its whole width).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
     #: Focus inside these (the sampler filter, the list, the schedule type) is choosing a sampler.
     CHOOSING_SAMPLER = ("sampler-filter", "scheduler", "schedule")
+    #: The σ plot takes the log's place while a sampler or schedule type is being chosen: the log's lines need
+    #: its whole width. (Beside the log on wide screens, its redraws near a Sixel image left the image's
+    #: border row behind in xterm, two runs in three.)
     DEFAULT_CSS = """
-    MainScreen.-narrow #schedule-plot { display: none; width: 1fr; border-left: none; }
-    MainScreen.-narrow.-choosing-sampler #schedule-plot { display: block; }
-    MainScreen.-narrow.-choosing-sampler #log { display: none; }
+    MainScreen #schedule-plot { display: none; }
+    MainScreen.-choosing-sampler #schedule-plot { display: block; }
+    MainScreen.-choosing-sampler #log { display: none; }
     """
 
     def __init__(self, graphics: str = "halfblock") -> None:

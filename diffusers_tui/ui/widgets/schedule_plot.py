@@ -48,7 +48,7 @@ class SchedulePlot(Vertical):
     """A caption and the plot: σ against step for the chosen schedule type and the sampler's own."""
 
     DEFAULT_CSS = """
-    SchedulePlot { width: 46; height: 100%; border-left: vkey $primary-darken-2; }
+    SchedulePlot { width: 1fr; }
     SchedulePlot #schedule-caption { height: 1; color: $text-muted; padding: 0 1; }
     SchedulePlot PlotWidget { height: 1fr; }
     """
