@@ -8,9 +8,7 @@ sub-grid per z value, as A1111's X/Y/Z plot; a plain comparison's schedulers dow
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import json
 import os
 from pathlib import Path
@@ -66,9 +64,9 @@ def save_comparison(result: ComparisonResult, outputs_dir: str | os.PathLike,
         }
         if result.request.seeds > 1:
             table.update(seeds=result.request.seeds, summary=result.summary(), ranking=result.ranking())
-            outputs.write_into_own_folder(_csv(table["summary"]), folder / "summary.csv")
+            outputs.write_into_own_folder(study_figures.rows_csv(table["summary"]), folder / "summary.csv")
         outputs.write_into_own_folder(json.dumps(table, indent=2, ensure_ascii=False).encode(), folder / "table.json")
-        outputs.write_into_own_folder(_csv(rows), folder / "table.csv")
+        outputs.write_into_own_folder(study_figures.rows_csv(rows), folder / "table.csv")
         study_figures.save_figures(result, folder)
         outputs.append_index(root, {
             "path": str(folder.relative_to(root)), "kind": "comparison",
@@ -90,14 +88,6 @@ def _reference_record(result: ComparisonResult, files: dict) -> dict | None:
     if reference.scheduler == OWN_REFERENCE:
         return {"own_runs_at_times_the_steps": reference.steps}
     return {"scheduler": reference.scheduler, "steps": reference.steps, "file": files.get(id(result.reference))}
-
-
-def _csv(rows: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["scheduler"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
 
 
 def grid_image(result: ComparisonResult):

@@ -97,7 +97,7 @@ def save_figures(result: ComparisonResult, folder: Path) -> list[str]:
             figure.savefig(buffer, format=extension, dpi=110, bbox_inches="tight")
             outputs.write_into_own_folder(buffer.getvalue(), folder / f"{name}.{extension}")
         _close(figure)
-        outputs.write_into_own_folder(_csv(rows), folder / f"{name}.csv")
+        outputs.write_into_own_folder(rows_csv(rows), folder / f"{name}.csv")
         outputs.write_into_own_folder(json.dumps({"figure": name, "rows": rows}, indent=1).encode(),
                                       folder / f"{name}.json")
         written.append(name)
@@ -181,12 +181,7 @@ def _draw_schedules(rows: list[dict], result: ComparisonResult):
         kept = [point for point in points if point["sigma"] > 0]
         axis.plot([point["step"] for point in kept], [point["sigma"] for point in kept], marker="o", markersize=3,
                   label=lane, color=colours[lane])
-    axis.set_yscale("log")
-    axis.set_xlabel("step")
-    axis.set_ylabel("σ")
-    axis.set_title("noise level at each step", fontsize=10)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7)
+    _finish_log_axis(axis, "step", "σ", "noise level at each step")
     return figure
 
 
@@ -198,18 +193,24 @@ def _draw_trajectories(rows: list[dict], result: ComparisonResult):
         first = points[0]
         axis.plot([point["fraction"] for point in points], [point["distance"] for point in points], label=lane,
                   color=colours[first["series"]], linestyle=_DASHES[step_counts.index(first["steps"]) % len(_DASHES)])
-    axis.set_yscale("log")
-    axis.set_xlabel("fraction of model calls spent")
-    axis.set_ylabel("L2 from x0 estimate to reference's final latent")
-    axis.set_title("where each run settles", fontsize=10)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7)
+    _finish_log_axis(axis, "fraction of model calls spent", "L2 from x0 estimate to reference's final latent", "where each run settles")
     return figure
 
 
-def _csv(rows: list[dict]) -> bytes:
+def _finish_log_axis(axis, x_label: str, y_label: str, title: str) -> None:
+    """A lines figure's y axis on a log scale, its labels, grid and legend."""
+    axis.set_yscale("log")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+
+
+def rows_csv(rows: list[dict], empty_header: str = "scheduler") -> bytes:
+    """Rows of one shape as CSV, the first row's keys as the header (`empty_header` alone when there are none)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [empty_header])
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue().encode()
