@@ -109,6 +109,22 @@ def test_the_page_asks_nothing_of_any_other_host():
 
 
 @pytest.mark.slow
+def test_the_address_is_printed_once_the_server_answers_it(tmp_path):
+    """A person opens the printed address at once: it must already be listening (aiohttp starts the app first)."""
+    server, port = _start_server(tmp_path)
+    try:
+        line = server.stderr.readline().decode()
+        while line and "token=" not in line:
+            line = server.stderr.readline().decode()
+        assert "token=" in line, "the server printed no address"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:  # refused if not listening
+            connection.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            assert connection.recv(64).startswith(b"HTTP/1.1 403")
+    finally:
+        _stop(server)
+
+
+@pytest.mark.slow
 def test_a_browser_session_gets_the_app(tmp_path):
     """The real server on a free port: the page with its token, then a websocket session gets the app's screen."""
     from aiohttp import ClientSession

@@ -24,6 +24,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,8 +120,11 @@ class GuardedServer(Server):
         handler.setFormatter(OneLineFormatter())
         logging.basicConfig(level=logging.DEBUG if self.debug else logging.INFO, handlers=[handler], force=True)
 
-    def serve(self, debug: bool = False) -> None:
-        """textual-serve's serve(), with this server's logging and a time limit on a request's headers."""
+    def serve(self, debug: bool = False, on_listening: Callable[[], None] | None = None) -> None:
+        """textual-serve's serve(), with this server's logging and a time limit on a request's headers.
+
+        `on_listening` runs once the socket listens: an address printed before then can be refused when opened.
+        """
         self.debug = debug
         self.initialize_logging()
         loop = asyncio.new_event_loop()
@@ -131,7 +135,7 @@ class GuardedServer(Server):
             except NotImplementedError:
                 pass
         web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
-                    keepalive_timeout=HEADER_TIMEOUT, print=lambda *args: None)
+                    keepalive_timeout=HEADER_TIMEOUT, print=lambda *_: on_listening and on_listening())
 
     @property
     def url(self) -> str:
@@ -209,5 +213,3 @@ class GuardedServer(Server):
     def _websocket_base(self, request: web.Request) -> str:
         return "ws:" + f"{self.public_url}{request.app.router['websocket'].url_for()}".split(":", 1)[1]
 
-    async def on_startup(self, app: web.Application) -> None:
-        log.info("serving on %s", self.url)

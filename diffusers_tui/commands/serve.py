@@ -59,11 +59,11 @@ def run(args) -> int:
     warning = warning_for(args.host, args.port)
     if warning:
         say(f"diffusers-tui: warning: {warning}", file=sys.stderr)
-    say(f"serving on {server.url}\n  open that address (its token admits you; at most {args.connections} browser "
-        f"sessions at once). From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST, then "
-        f"open the address there.", file=sys.stderr)
     try:
-        server.serve()
+        server.serve(on_listening=lambda: say(
+            f"serving on {server.url}\n  open that address (its token admits you; at most {args.connections} "
+            f"browser sessions at once). From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS-HOST, "
+            f"then open the address there.", file=sys.stderr))
     except OSError as error:  # the port taken, or an address this machine does not have
         raise UserFacingError(f"cannot serve on {shown(args.host)}:{args.port}: {shown(error.strerror or error)}; "
                               "choose another with --port (or --host)") from None
