@@ -21,6 +21,7 @@ def request_of(args, settings) -> ComparisonRequest:
     # distance and the trajectories are measured from them. Without one nothing is recorded.
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
+                                "eta": args.eta, "s_noise": args.s_noise, "shift": args.shift,
                                 "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
     return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue, say, warn
-from diffusers_tui.engine import (GenerationRequest, RunError, build_request, guidance_note, prompt_note,
+from diffusers_tui.engine import (GenerationRequest, RunError, build_request, guidance_note, prompt_note, sampler_note,
                                   prompt_syntax_note)
 
 
@@ -21,6 +21,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
     given = {
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
+        "eta": getattr(args, "eta", None), "s_noise": getattr(args, "s_noise", None), "shift": getattr(args, "shift", None),
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",
     }
@@ -42,7 +43,8 @@ def run(args, settings) -> int:
     for note in summary.notes:
         say(f"note: {note}", file=sys.stderr)
     for note in (prompt_syntax_note(request.prompt, request.negative_prompt, summary),
-                 prompt_note(request.prompt, summary), guidance_note(request, summary)):
+                 prompt_note(request.prompt, summary), guidance_note(request, summary),
+                 sampler_note(request, summary)):
         if note:
             say(f"note: {note}", file=sys.stderr)
     bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)

@@ -86,6 +86,16 @@ def _from_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
                              "'parameters' line; options given here override it")
 
 
+def _sampler_options(group) -> None:
+    """What the engine's samplers take beyond their name: eta, s_noise, and a flow model's shift."""
+    group.add_argument("--eta", type=float, help="how much noise ancestral and SDE samplers add back each step "
+                                                 "(k-diffusion's eta; DDIM's eta); default: the sampler's own")
+    group.add_argument("--s-noise", type=float, dest="s_noise",
+                       help="the scale of the noise those samplers add (k-diffusion's s_noise; default: 1)")
+    group.add_argument("--shift", type=float, help="a flow-matching model's schedule shift in place of its own "
+                                                   "(SD3: 3; Flux's by image size is turned off)")
+
+
 def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     """Run options: left None when not given, so the config file, the environment or --from fill them."""
     group = parser.add_argument_group("run")
@@ -99,6 +109,7 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
                             "(default: auto)")
     group.add_argument("--ensd", type=int, help="A1111's eta noise seed delta: its noise after the starting noise "
                                                 "restarts at seed + ENSD (default: 0, none)")
+    _sampler_options(group)
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")
@@ -170,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     for place, where in (("x", "across"), ("y", "down"), ("z", "one sub-grid per value")):
         compare.add_argument(f"--{place}", metavar="KIND=VALUES",
                              help=f"a study axis, {where}: KIND is one of sampler, schedule, steps, guidance, seed, "
-                                  "noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
+                                  "eta, s_noise, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
                                   "whole numbers take ranges, 1-5, 1-9 (+2), 1-100 [4]; e.g. --x guidance=3,5,7")
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",
@@ -187,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 5)")
     compare.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     compare.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
+    _sampler_options(compare)
     _outputs_option(compare, top_level=False)
     _model_options(compare, top_level=False)
 

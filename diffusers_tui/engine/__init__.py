@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
     from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
     from diffusers_tui.engine.models.families import guidance_note
+    from diffusers_tui.engine.sampling.noise_settings import sampler_note
     from diffusers_tui.engine.vocabulary import prompt_note
     from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
                                                         schedule_names, scheduler_entries, scheduler_names)
@@ -73,6 +74,7 @@ _SOURCES = {
     "describe_vocabulary": "vocabulary", "prompt_note": "vocabulary",
     "prompt_syntax_note": "sampling.prompt_weighting",
     "guidance_note": "models.families",
+    "sampler_note": "sampling.noise_settings",
     "MODEL_DEFAULT": "sampling.registry", "SchedulerEntry": "sampling.registry",
     "SchedulerStatus": "sampling.registry", "sampler_facts": "sampling.registry",
     "schedule_names": "sampling.registry", "scheduler_entries": "sampling.registry",
@@ -89,7 +91,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
-    "prompt_note", "prompt_syntax_note", "guidance_note", "describe_vocabulary",
+    "prompt_note", "prompt_syntax_note", "guidance_note", "sampler_note", "describe_vocabulary",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",
     # limits and parsing of typed values

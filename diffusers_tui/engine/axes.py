@@ -12,16 +12,21 @@ import re
 from dataclasses import dataclass
 
 from diffusers_tui.engine.errors import RequestError
-from diffusers_tui.engine.request import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, NOISE_CONVENTIONS
+from diffusers_tui.engine.request import (MAX_GUIDANCE, MAX_NOISE_SCALE, MAX_SEED, MAX_SHIFT, MAX_STEPS,
+                                          NOISE_CONVENTIONS)
 from diffusers_tui.engine.text import shown
 
 #: What an axis can vary, and the names people type for it.
-AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "noise", "ensd", "prompt")
+AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "shift", "noise", "ensd", "prompt")
 _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
             "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
-            "s/r": "prompt", "eta noise seed delta": "ensd"}
+            "s/r": "prompt", "eta noise seed delta": "ensd", "sigma noise": "s_noise", "s noise": "s_noise",
+            "s-noise": "s_noise", "flow shift": "shift", "eta ddim": "eta"}
 #: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
-FIELD_KINDS = ("guidance", "seed", "noise", "ensd")
+FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "shift", "noise", "ensd")
+#: Axis kinds whose values are real numbers, with their ranges: (lowest, highest, whether the lowest is allowed).
+REAL_KINDS = {"guidance": (0.0, MAX_GUIDANCE, True), "eta": (0.0, MAX_NOISE_SCALE, True),
+              "s_noise": (0.0, MAX_NOISE_SCALE, True), "shift": (0.0, MAX_SHIFT, False)}
 #: Where an axis's values go, in A1111's order: across, down, then one sub-grid per value.
 POSITIONS = ("x", "y", "z")
 MAX_VALUES = 64
@@ -37,11 +42,12 @@ class Axis:
     @property
     def title(self) -> str:
         return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
-                "seed": "seed", "noise": "noise", "ensd": "ENSD", "prompt": "prompt S/R"}[self.kind]
+                "seed": "seed", "eta": "eta", "s_noise": "s_noise", "shift": "shift", "noise": "noise",
+                "ensd": "ENSD", "prompt": "prompt S/R"}[self.kind]
 
     def label(self, value) -> str:
         """How a value is written on the grid and in the table."""
-        if self.kind == "guidance":
+        if self.kind in REAL_KINDS:
             return f"{value:g}"
         if self.kind == "prompt":
             return shown(str(value), 40)
@@ -49,7 +55,7 @@ class Axis:
 
     def spec(self) -> str:
         """The axis as it is typed: what a saved study records."""
-        return f"{self.kind}=" + ",".join(self.label(value) if self.kind == "guidance" else str(value)
+        return f"{self.kind}=" + ",".join(self.label(value) if self.kind in REAL_KINDS else str(value)
                                           for value in self.values)
 
 
@@ -65,8 +71,8 @@ def parse_axis(text: str, field: str = "axis") -> Axis:
         raise RequestError(field, f"the {kind} axis has no values: give them after '=', separated by commas")
     if kind in ("steps", "seed", "ensd"):
         values = _whole_numbers(kind, parts, field)
-    elif kind == "guidance":
-        values = [_guidance(part, field) for part in parts]
+    elif kind in REAL_KINDS:
+        values = [_real(kind, part, field) for part in parts]
     elif kind == "noise":
         by_lower = {name.lower(): name for name in NOISE_CONVENTIONS}
         unknown = [part for part in parts if part.lower() not in by_lower]
@@ -119,13 +125,15 @@ def _whole_numbers(kind: str, parts: list[str], field: str) -> list[int]:
     return values
 
 
-def _guidance(text: str, field: str) -> float:
+def _real(kind: str, text: str, field: str) -> float:
+    low, high, low_allowed = REAL_KINDS[kind]
     try:
         value = float(text) if text.isascii() else math.nan
     except ValueError:
         value = math.nan
-    if not 0.0 <= value <= MAX_GUIDANCE:  # NaN fails this too
-        raise RequestError(field, f"{shown(text, 40)!r} is not a guidance from 0 to {MAX_GUIDANCE:g}")
+    if not (low <= value <= high and (low_allowed or value > low)):  # NaN fails this too
+        valid = f"from {low:g} to {high:g}" if low_allowed else f"above {low:g}, up to {high:g}"
+        raise RequestError(field, f"{shown(text, 40)!r} is not {'an' if kind in ('eta', 's_noise') else 'a'} {kind} {valid}")
     return value
 
 

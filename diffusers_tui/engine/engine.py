@@ -156,11 +156,11 @@ class Engine:
 
         def schedule_of(lane):
             request = lane.result.request
-            key = (request.model, request.scheduler, request.schedule, request.steps)
+            key = (request.model, request.scheduler, request.schedule, request.steps, request.shift)
             if key not in known:
                 try:
                     known[key] = tuple(self.sigma_schedule(request.model, request.scheduler, request.schedule,
-                                                           request.steps))
+                                                           request.steps, request.shift))
                 except Exception:  # noqa: BLE001 - a figure's data; the run itself stands without it
                     known[key] = ()
             return dataclasses.replace(lane, sigmas=known[key])
@@ -182,13 +182,17 @@ class Engine:
         return compare_across_processes(self, request, pick_device)
 
     def sigma_schedule(self, model: str, scheduler: str | None, schedule: str = "Automatic",
-                       steps: int = 20) -> list[float]:
+                       steps: int = 20, shift: float | None = None) -> list[float]:
         """The noise levels (σ) a run of `scheduler` on `schedule` at `steps` would step through on `model`, first
         to last, without running it: what a schedule plot draws. A flow model's σ run from 1 (or its
-        shifted start) to 0; a sampler with a schedule of its own (A1111's DDIM, say) gives that one."""
+        shifted start, on `shift` where given) to 0; a sampler with a schedule of its own (A1111's DDIM, say)
+        gives that one."""
         from diffusers_tui.engine.sampling import preflight, registry
 
-        made = preflight.make_scheduler(self.loaded_model(model), scheduler, schedule)
+        loaded = self.loaded_model(model)
+        made = preflight.make_scheduler(loaded, scheduler, schedule)
+        if shift is not None:
+            made = preflight.with_shift(loaded, made, shift)
         registry.set_trial_timesteps(made, steps)
         return registry.sigmas_of(made)
 

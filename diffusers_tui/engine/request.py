@@ -6,6 +6,7 @@ heavy libraries are loaded.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -22,6 +23,10 @@ MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 10_000
+#: The highest eta and s_noise a request takes (A1111's sliders stop at 1; its X/Y/Z plot takes any value).
+MAX_NOISE_SCALE = 10.0
+#: The highest flow shift (SD3 uses 3, Flux's size-dependent shift stays under 4; ComfyUI allows 100).
+MAX_SHIFT = 100.0
 #: What the built-in demo draws well, and what a command draws when given no prompt.
 DEFAULT_PROMPT = "a red circle on a blue background"
 
@@ -55,6 +60,16 @@ def check_whole(name: str, value: object, low: int, high: int | None = None) -> 
     if value < low or (high is not None and value > high):
         raise RequestError(name, f"{value} is outside {valid}")
     return value
+
+
+def check_real(name: str, value: object, low: float, high: float, low_included: bool = True) -> float:
+    """`value` as a finite number in low..high (above low where `low_included` is False), or RequestError."""
+    valid = f"{low:g} to {high:g}" if low_included else f"above {low:g}, up to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(name, f"{value!r} is not a number ({valid})")
+    if value > high or value < low or (value == low and not low_included):
+        raise RequestError(name, f"{value:g} is outside {valid}")
+    return float(value)
 
 
 def parse_whole(name: str, text: str, low: int, high: int | None = None) -> int:
@@ -132,6 +147,14 @@ class GenerationRequest:
     noise: str = "auto"
     #: A1111's eta noise seed delta: after the starting noise, A1111's generators restart at seed + ENSD.
     ensd: int = 0
+    #: How much noise an ancestral or SDE sampler adds back at each step (k-diffusion's eta, DDIM's eta);
+    #: None keeps the sampler's own (1 for ancestral and SDE samplers, 0 for DDIM). ODE samplers take none.
+    eta: float | None = None
+    #: The scale of the noise those samplers add (k-diffusion's s_noise); 1 adds it as drawn.
+    s_noise: float = 1.0
+    #: A flow-matching model's schedule shift (σ' = sσ / (1 + (s-1)σ)); None keeps the model's own, or its
+    #: shift by image size (Flux). Models that are not flow-matching refuse it.
+    shift: float | None = None
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -163,6 +186,11 @@ class GenerationRequest:
         if self.preview_method not in PREVIEW_METHODS:
             raise RequestError("preview_method", f"{self.preview_method!r} is not one of {', '.join(PREVIEW_METHODS)}")
         check_whole("ensd", self.ensd, 0, MAX_SEED)
+        if self.eta is not None:
+            check_real("eta", self.eta, 0.0, MAX_NOISE_SCALE)
+        check_real("s_noise", self.s_noise, 0.0, MAX_NOISE_SCALE)
+        if self.shift is not None:
+            check_real("shift", self.shift, 0.0, MAX_SHIFT, low_included=False)
         if self.noise not in NOISE_CONVENTIONS:
             raise RequestError("noise", f"{self.noise!r} is not one of {', '.join(NOISE_CONVENTIONS)}")
 

@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Log, OptionList, Select, TextArea
 
 from diffusers_tui import settings as settings_module
 from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
-                                  prompt_syntax_note, random_seed, guidance_note,
+                                  prompt_syntax_note, random_seed, guidance_note, sampler_note,
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
@@ -364,10 +364,10 @@ class DiffusersTuiApp(App):
             self.log_line(f"note: {syntax_note}")
             if "not applied" in syntax_note:
                 self.notify(syntax_note, title="Prompt syntax", severity="warning", timeout=10)
-        unused = guidance_note(request, self.summary)
+        unused = "; ".join(filter(None, (guidance_note(request, self.summary), sampler_note(request, self.summary))))
         if unused:
             self.log_line(f"note: {unused}")
-            self.notify(unused, title="Guidance", severity="warning", timeout=10)
+            self.notify(unused, title="Not used", severity="warning", timeout=10)
         vocabulary_note = prompt_note(request.prompt, self.summary)
         if vocabulary_note:
             self.log_line(f"note: {vocabulary_note}")

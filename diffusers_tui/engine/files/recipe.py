@@ -46,6 +46,7 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
             fields.append(f"{OWN_SCHEDULE_KEY}: {schedule}")
     if not unconditional:
         fields.append(f"CFG scale: {request.guidance:g}")
+    fields += noise_setting_fields(request, recipe)
     fields += [
         f"Seed: {request.seed}",
         f"Size: {recipe.get('width')}x{recipe.get('height')}",
@@ -64,6 +65,22 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     fields.append(f"Version: diffusers-tui {_version()}")
     lines.append(", ".join(fields))
     return "\n".join(lines)
+
+
+def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> list[str]:
+    """Eta, Sigma noise and Shift as A1111 writes the first two: only where the sampler took them ("Eta DDIM"
+    for DDIM, whose default is 0; a shift is a flow model's, which A1111 does not run)."""
+    from diffusers_tui.engine.sampling.noise_settings import unused_noise_settings
+
+    name, unused = unused_noise_settings(request)
+    fields = []
+    if request.eta is not None and "eta" not in unused and name:
+        fields.append(f"{'Eta DDIM' if name.startswith('DDIM') else 'Eta'}: {request.eta:g}")
+    if request.s_noise != 1.0 and "s_noise" not in unused and name:
+        fields.append(f"Sigma noise: {request.s_noise:g}")
+    if request.shift is not None:
+        fields.append(f"Shift: {request.shift:g}")
+    return fields
 
 
 def _sampler_facts(recipe: dict[str, Any]) -> tuple[str | None, str, bool]:

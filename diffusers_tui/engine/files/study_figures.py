@@ -166,7 +166,11 @@ def _draw_convergence(rows: list[dict], result: ComparisonResult):
         axis.set_xlabel("model calls")
         axis.set_title(title, fontsize=9)
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    else:  # every lane is its own reference (or equal to it): a log axis has nothing to draw
+        axes[0].text(0.5, 0.5, "every lane equals its reference: no error to draw", ha="center", va="center",
+                     transform=axes[0].transAxes, fontsize=8)
     seeds = (f", mean over {result.request.seeds} seeds (bars: ± one standard deviation)"
              if result.request.seeds > 1 else "")
     figure.suptitle(f"error against model calls{seeds}", fontsize=10)

@@ -251,6 +251,8 @@ def call_arguments(pipe, request) -> dict[str, Any]:
         arguments["negative_prompt"] = request.negative_prompt or style.empty_negative
     elif takes(pipe, "negative_prompt"):
         arguments["negative_prompt"] = None  # Flux dev takes one only for its true CFG, which stays off
+    if getattr(request, "eta", None) is not None and takes(pipe, "eta"):
+        arguments["eta"] = request.eta  # DDIM's eta: the pipeline hands it to the scheduler's step
     if takes(pipe, "use_resolution_binning"):
         # PixArt and Sana would otherwise run at the nearest trained aspect bin and resize:
         # the size asked for is the size run, as in every other family (and in ComfyUI).

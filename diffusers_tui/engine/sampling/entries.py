@@ -71,6 +71,17 @@ class SchedulerEntry:
         return self.class_name == ENGINE_CLASS
 
     @property
+    def takes_eta(self) -> bool:
+        """Whether a request's eta reaches this sampler: the engine's stochastic samplers, and DDIM (its eta)."""
+        return (self.is_engine and (self.stochastic or self.options["sampler"].split(":", 1)[1].startswith("DDIM"))
+                or self.class_name == "DDIMScheduler")
+
+    @property
+    def takes_s_noise(self) -> bool:
+        """Whether a request's s_noise reaches this sampler: the engine's stochastic samplers."""
+        return self.is_engine and self.stochastic
+
+    @property
     def options_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
 
@@ -197,4 +208,5 @@ REGISTRY: tuple[SchedulerEntry, ...] = (*_engine_entries(flow=False), *_DIFFUSER
 #: For flow-matching models (SD3, Flux, Sana, Chroma...): every engine sampler that has a flow form,
 #: run as ComfyUI runs it there, then diffusers' flow classes.
 FLOW_REGISTRY: tuple[SchedulerEntry, ...] = (*_engine_entries(flow=True), *_DIFFUSERS_FLOW)
+
 

@@ -28,6 +28,7 @@ from diffusers_tui.engine.request import GenerationRequest, GenerationResult, St
 from diffusers_tui.engine.sampling import pipeline_batch, runner
 from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.estimates import current_sigma
+from diffusers_tui.engine.sampling.noise_settings import NO_NOISE_AFTER_START, unused_noise_settings
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
 from diffusers_tui.engine.sampling import prompt_weighting
@@ -95,6 +96,14 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
         "pipelines, transformer pipelines and UNet2DModel)",)
+    # Once per setting: a study along eta says which of its samplers ran the same lane at every value.
+    unused: dict[str, set] = {}
+    for lane_request in request.lane_requests()[:len(request.lanes)]:
+        name, settings = unused_noise_settings(lane_request)
+        for setting in settings:
+            unused.setdefault(setting, set()).add(name)
+    notes += tuple(f"{setting} not used by {', '.join(sorted(names))}: {'it' if len(names) == 1 else 'each'} "
+                   f"{NO_NOISE_AFTER_START}" for setting, names in unused.items())
     return ComparisonResult(
         request=request, lanes=tuple(study_metrics.measure(request, lane_results, references)), references=tuple(references),
         batched=batched, elapsed_s=time.perf_counter() - started,
@@ -141,7 +150,8 @@ def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, can
         # One pipeline call takes one prompt and guidance: a study's lanes that change them go in groups of their own.
         key = (lane_request.steps, len(trial.timesteps), type(trial).__name__, bool(trial.config.get("use_flow_sigmas")),
                round(float(getattr(trial, "init_noise_sigma", 1.0)), 6), lane_request.prompt,
-               lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd)
+               lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd,
+               lane_request.eta, lane_request.s_noise, lane_request.shift)
         groups.setdefault(key, []).append(index)
     results: list = [None] * len(requests)
     for indices in groups.values():
@@ -181,7 +191,7 @@ class _Lane:
         if accepts(self.scheduler.step, "generator"):
             self.step_kwargs["generator"] = self.generator
         if pipeline_mode and accepts(self.scheduler.step, "eta"):
-            self.step_kwargs["eta"] = 0.0
+            self.step_kwargs["eta"] = request.eta or 0.0  # the pipeline's default, as it passes it
         #: Classifier-free guidance doubles the lane's batch rows, as the pipeline does above guidance 1.
         self.guided = pipeline_mode and request.guidance > 1.0
         self.embeds = None  # its text states, set by the loop

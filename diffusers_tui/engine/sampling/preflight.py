@@ -51,13 +51,30 @@ def scheduler_for(loaded, request: GenerationRequest):
             return {}
         convention = noise_convention(entry.options["sampler"], request.noise)
         ensd = request.ensd if convention.startswith("A1111") else 0  # ComfyUI has no seed delta
-        return {"seed": request.seed, "convention": convention, "ensd": ensd}
+        options = {"seed": request.seed, "convention": convention, "ensd": ensd, "s_noise": request.s_noise}
+        return options if request.eta is None else {**options, "eta": request.eta}
 
     scheduler = make_scheduler(loaded, request.scheduler, request.schedule, run_options)
+    if request.shift is not None:
+        scheduler = with_shift(loaded, scheduler, request.shift)
     if "noise_sampler_seed" in scheduler.config:
         # DPM SDE draws its Brownian noise from its own seed, not from the run's generator.
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=request.seed % 2**63)
     return scheduler
+
+
+def with_shift(loaded, scheduler, shift: float):
+    """`scheduler` on a fixed flow shift in place of the model's own (a size-dependent shift is turned off)."""
+    if not registry.is_flow_scheduler(loaded.scheduler):
+        raise RequestError("shift", f"this model's {type(loaded.scheduler).__name__} is not flow-matching: a "
+                                    "shift applies to flow models (SD3, Flux, demo-flow); leave shift unset")
+    config = scheduler.config
+    if config.get("use_flow_sigmas") and "flow_shift" in config:  # a solver's flow mode names it flow_shift
+        return type(scheduler).from_config(config, flow_shift=shift)
+    if "shift" not in config:
+        raise RequestError("shift", f"{type(scheduler).__name__} takes no shift; choose another sampler or "
+                                    "leave shift unset")
+    return type(scheduler).from_config(config, shift=shift, use_dynamic_shifting=False)
 
 
 def noise_convention(sampler_key: str, asked: str) -> str:
