@@ -21,7 +21,8 @@ def request_of(args, settings) -> ComparisonRequest:
     # distance and the trajectories are measured from them. Without one nothing is recorded.
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
-                                "eta": args.eta, "s_noise": args.s_noise, "shift": args.shift,
+                                **{name: getattr(args, name) for name in ("eta", "s_noise", "shift", "s_churn",
+                                                                           "s_tmin", "s_tmax")},
                                 "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
     return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),

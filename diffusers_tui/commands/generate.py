@@ -21,7 +21,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
     given = {
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
-        "eta": getattr(args, "eta", None), "s_noise": getattr(args, "s_noise", None), "shift": getattr(args, "shift", None),
+        **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax")},
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",
     }

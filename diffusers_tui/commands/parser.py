@@ -92,6 +92,11 @@ def _sampler_options(group) -> None:
                                                  "(k-diffusion's eta; DDIM's eta); default: the sampler's own")
     group.add_argument("--s-noise", type=float, dest="s_noise",
                        help="the scale of the noise those samplers add (k-diffusion's s_noise; default: 1)")
+    group.add_argument("--s-churn", type=float, dest="s_churn",
+                       help="Karras et al.'s churn for Euler, Heun and DPM2: noise added to raise each step's σ "
+                            "first (k-diffusion's s_churn; default: 0, none)")
+    group.add_argument("--s-tmin", type=float, dest="s_tmin", help="churn only at σ at or above this (default: 0)")
+    group.add_argument("--s-tmax", type=float, dest="s_tmax", help="churn only at σ at or below this (default: none)")
     group.add_argument("--shift", type=float, help="a flow-matching model's schedule shift in place of its own "
                                                    "(SD3: 3; Flux's by image size is turned off)")
 
@@ -181,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     for place, where in (("x", "across"), ("y", "down"), ("z", "one sub-grid per value")):
         compare.add_argument(f"--{place}", metavar="KIND=VALUES",
                              help=f"a study axis, {where}: KIND is one of sampler, schedule, steps, guidance, seed, "
-                                  "eta, s_noise, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
+                                  "eta, s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
                                   "whole numbers take ranges, 1-5, 1-9 (+2), 1-100 [4]; e.g. --x guidance=3,5,7")
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",

@@ -12,21 +12,24 @@ import re
 from dataclasses import dataclass
 
 from diffusers_tui.engine.errors import RequestError
-from diffusers_tui.engine.request import (MAX_GUIDANCE, MAX_NOISE_SCALE, MAX_SEED, MAX_SHIFT, MAX_STEPS,
-                                          NOISE_CONVENTIONS)
+from diffusers_tui.engine.request import (MAX_CHURN, MAX_CHURN_SIGMA, MAX_GUIDANCE, MAX_NOISE_SCALE, MAX_SEED,
+                                          MAX_SHIFT, MAX_STEPS, NOISE_CONVENTIONS)
 from diffusers_tui.engine.text import shown
 
 #: What an axis can vary, and the names people type for it.
-AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "shift", "noise", "ensd", "prompt")
+AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift",
+              "noise", "ensd", "prompt")
 _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
             "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
             "s/r": "prompt", "eta noise seed delta": "ensd", "sigma noise": "s_noise", "s noise": "s_noise",
-            "s-noise": "s_noise", "flow shift": "shift", "eta ddim": "eta"}
+            "s-noise": "s_noise", "flow shift": "shift", "eta ddim": "eta", "sigma churn": "s_churn",
+            "sigma min": "s_tmin", "sigma tmin": "s_tmin", "sigma max": "s_tmax", "sigma tmax": "s_tmax"}
 #: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
-FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "shift", "noise", "ensd")
+FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift", "noise", "ensd")
 #: Axis kinds whose values are real numbers, with their ranges: (lowest, highest, whether the lowest is allowed).
 REAL_KINDS = {"guidance": (0.0, MAX_GUIDANCE, True), "eta": (0.0, MAX_NOISE_SCALE, True),
-              "s_noise": (0.0, MAX_NOISE_SCALE, True), "shift": (0.0, MAX_SHIFT, False)}
+              "s_noise": (0.0, MAX_NOISE_SCALE, True), "s_churn": (0.0, MAX_CHURN, True),
+              "s_tmin": (0.0, MAX_CHURN_SIGMA, True), "s_tmax": (0.0, MAX_CHURN_SIGMA, True), "shift": (0.0, MAX_SHIFT, False)}
 #: Where an axis's values go, in A1111's order: across, down, then one sub-grid per value.
 POSITIONS = ("x", "y", "z")
 MAX_VALUES = 64
@@ -42,7 +45,8 @@ class Axis:
     @property
     def title(self) -> str:
         return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
-                "seed": "seed", "eta": "eta", "s_noise": "s_noise", "shift": "shift", "noise": "noise",
+                "seed": "seed", "eta": "eta", "s_noise": "s_noise", "s_churn": "s_churn", "s_tmin": "s_tmin",
+                "s_tmax": "s_tmax", "shift": "shift", "noise": "noise",
                 "ensd": "ENSD", "prompt": "prompt S/R"}[self.kind]
 
     def label(self, value) -> str:
@@ -133,7 +137,7 @@ def _real(kind: str, text: str, field: str) -> float:
         value = math.nan
     if not (low <= value <= high and (low_allowed or value > low)):  # NaN fails this too
         valid = f"from {low:g} to {high:g}" if low_allowed else f"above {low:g}, up to {high:g}"
-        raise RequestError(field, f"{shown(text, 40)!r} is not {'an' if kind in ('eta', 's_noise') else 'a'} {kind} {valid}")
+        raise RequestError(field, f"{shown(text, 40)!r} is not {'an' if kind in ('eta', 's_noise', 's_churn', 's_tmin', 's_tmax') else 'a'} {kind} {valid}")
     return value
 
 

@@ -25,6 +25,9 @@ MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 10_000
 #: The highest eta and s_noise a request takes (A1111's sliders stop at 1; its X/Y/Z plot takes any value).
 MAX_NOISE_SCALE = 10.0
+#: The highest S_churn (A1111's setting stops at 100) and the highest σ bound for churn (SD's σ stay under 15).
+MAX_CHURN = 100.0
+MAX_CHURN_SIGMA = 1000.0
 #: The highest flow shift (SD3 uses 3, Flux's size-dependent shift stays under 4; ComfyUI allows 100).
 MAX_SHIFT = 100.0
 #: What the built-in demo draws well, and what a command draws when given no prompt.
@@ -155,6 +158,12 @@ class GenerationRequest:
     #: A flow-matching model's schedule shift (σ' = sσ / (1 + (s-1)σ)); None keeps the model's own, or its
     #: shift by image size (Flux). Models that are not flow-matching refuse it.
     shift: float | None = None
+    #: Karras et al.'s churn, for Euler, Heun and DPM2 (k-diffusion's s_churn, s_tmin, s_tmax): each step whose
+    #: σ lies in s_tmin..s_tmax is first raised by min(s_churn / steps, √2 - 1) with fresh noise. 0 is none;
+    #: no s_tmax is no upper bound.
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float | None = None
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -191,6 +200,10 @@ class GenerationRequest:
         check_real("s_noise", self.s_noise, 0.0, MAX_NOISE_SCALE)
         if self.shift is not None:
             check_real("shift", self.shift, 0.0, MAX_SHIFT, low_included=False)
+        check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
+        check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
+        if self.s_tmax is not None:
+            check_real("s_tmax", self.s_tmax, 0.0, MAX_CHURN_SIGMA)
         if self.noise not in NOISE_CONVENTIONS:
             raise RequestError("noise", f"{self.noise!r} is not one of {', '.join(NOISE_CONVENTIONS)}")
 

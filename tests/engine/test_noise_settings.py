@@ -1,4 +1,4 @@
-"""eta, s_noise and a flow model's shift: request fields, study axes, what each sampler takes, and the recipe.
+"""eta, s_noise, churn and a flow model's shift: request fields, study axes, what each sampler takes, and the recipe.
 
 Ancestral and SDE samplers read eta and s_noise (DDIM reads eta); ODE samplers take neither and say so. A
 shift replaces a flow-matching model's own, and a model that is not flow-matching refuses it.
@@ -61,8 +61,7 @@ def test_eta_changes_an_ancestral_sampler_and_at_0_it_is_the_ode_sampler(engine)
     assert np.array_equal(images[("Euler", 0.0)], images[("Euler", 1.0)])
     assert np.abs(images[("Euler a", 0.0)] - images[("Euler a", 1.0)]).max() > 10
     assert [note for note in result.notes if note.startswith("eta")] == [
-        "eta not used by Euler: it adds no noise after the start (eta and s_noise are for ancestral and SDE "
-        "samplers, eta for DDIM)"]
+        "eta not used by Euler: it adds no noise after the start (eta is for ancestral and SDE samplers, and DDIM)"]
     # s_noise scales the noise Euler a adds back (eta 1, its default): at 0 it adds none, and steps to σ_down.
     quiet = engine.run(GenerationRequest(prompt=base.prompt, seed=3, steps=6, scheduler="Euler a", s_noise=0.0))
     assert np.abs(_pixels(quiet.image) - images[("Euler a", 1.0)]).max() > 10
@@ -93,9 +92,36 @@ def test_the_infotext_writes_eta_and_sigma_noise_where_the_sampler_took_them_and
     assert (fields["eta"], fields["s_noise"]) == (0.6, 0.9)
     ignored = GenerationRequest(prompt="a cat", scheduler="Euler", eta=0.6, s_noise=0.9)
     assert "Eta" not in a1111_parameters(ignored, {**recipe, "scheduler_name": "Euler"})
-    assert sampler_note(ignored) == ("eta 0.6 and s_noise 0.9 not used: Euler adds no noise after the start (eta "
-                                     "and s_noise are for ancestral and SDE samplers, eta for DDIM)")
+    assert sampler_note(ignored) == (
+        "eta 0.6 and s_noise 0.9 not used: Euler adds no noise after the start (eta is for ancestral and SDE "
+        "samplers, and DDIM); it adds no noise after the start (s_noise is for ancestral and SDE samplers, and churn)")
     ddim = GenerationRequest(prompt="a cat", scheduler="DDIM", eta=0.3)
     assert "Eta DDIM: 0.3" in a1111_parameters(ddim, {**recipe, "scheduler_name": "DDIM"})
     assert sampler_note(ddim) is None
     assert reading.parse_a1111("a cat\nSteps: 4, Eta: huge").notes == ("Eta 'huge' is not a number: not used",)
+
+
+def test_churn_raises_euler_heun_and_dpm2s_sigma_within_its_bounds_and_others_say_they_have_none(engine):
+    """s_churn > 0 changes Euler; a churn window (s_tmin..s_tmax) that holds none of the run's σ is no churn at
+    all; s_noise then scales the churn's noise; DPM++ 2M has no churn and the comparison names it."""
+    base = GenerationRequest(prompt="a red circle on a blue background", seed=5, steps=6, preview_method="none")
+    study = build_comparison(base, ["Euler", "DPM++ 2M"], "6", axes={"x": "s_churn=0,40"})
+    result = engine.compare(study)
+    images = {(lane.lane.scheduler, dict(lane.lane.settings)["s_churn"]): _pixels(lane.result.image)
+              for lane in result.lanes}
+    assert np.abs(images[("Euler", 0.0)] - images[("Euler", 40.0)]).max() > 10
+    assert np.array_equal(images[("DPM++ 2M", 0.0)], images[("DPM++ 2M", 40.0)])
+    assert "s_churn not used by DPM++ 2M: it has no churn (Euler, Heun and DPM2 have)" in result.notes
+
+    def euler(**churn):
+        return _pixels(engine.run(GenerationRequest(prompt=base.prompt, seed=5, steps=6, scheduler="Euler",
+                                                    **churn)).image)
+
+    # Run alone, each against its own solo run (a batched lane may differ from it by a unit or two).
+    assert np.array_equal(euler(s_churn=40.0, s_tmin=100.0), euler())  # the run's σ never reach 100
+    assert np.abs(euler(s_churn=40.0, s_noise=0.5) - euler(s_churn=40.0)).max() > 10
+    churned = GenerationRequest(prompt="a cat", scheduler="Euler", s_churn=40.0, s_tmax=5.0, s_noise=0.5)
+    line = a1111_parameters(churned, {"scheduler_name": "Euler", "width": 64, "height": 64})
+    assert "Sigma churn: 40" in line and "Sigma tmax: 5" in line and "Sigma noise: 0.5" in line
+    fields = reading.parse_a1111(line).fields
+    assert (fields["s_churn"], fields["s_tmax"], fields["s_noise"]) == (40.0, 5.0, 0.5)

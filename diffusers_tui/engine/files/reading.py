@@ -27,7 +27,8 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Shift", OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
+               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
+               OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY}
 
 
@@ -159,7 +160,8 @@ def parse_a1111(text: str) -> Recipe:
             fields["ensd"] = int(pairs["ENSD"])
         except ValueError:
             notes.append(f"ENSD {shown(pairs['ENSD'], 40)!r} is not a whole number: not used")
-    for key, name in (("Eta", "eta"), ("Eta DDIM", "eta"), ("Sigma noise", "s_noise"), ("Shift", "shift")):
+    for key, name in (("Eta", "eta"), ("Eta DDIM", "eta"), ("Sigma noise", "s_noise"), ("Sigma churn", "s_churn"),
+                      ("Sigma tmin", "s_tmin"), ("Sigma tmax", "s_tmax"), ("Shift", "shift")):
         if key in pairs:
             try:
                 fields[name] = float(pairs[key])

@@ -68,16 +68,15 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
 
 
 def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> list[str]:
-    """Eta, Sigma noise and Shift as A1111 writes the first two: only where the sampler took them ("Eta DDIM"
-    for DDIM, whose default is 0; a shift is a flow model's, which A1111 does not run)."""
-    from diffusers_tui.engine.sampling.noise_settings import unused_noise_settings
+    """Eta, Sigma noise and churn as A1111 writes them, only where the sampler took them ("Eta DDIM" for DDIM,
+    whose default is 0), and Shift (a flow model's, which A1111 does not run)."""
+    from diffusers_tui.engine.sampling.noise_settings import SETTINGS, unused_settings
 
-    name, unused = unused_noise_settings(request)
-    fields = []
-    if request.eta is not None and "eta" not in unused and name:
-        fields.append(f"{'Eta DDIM' if name.startswith('DDIM') else 'Eta'}: {request.eta:g}")
-    if request.s_noise != 1.0 and "s_noise" not in unused and name:
-        fields.append(f"Sigma noise: {request.s_noise:g}")
+    name, unused = unused_settings(request)
+    keys = {"eta": "Eta DDIM" if (name or "").startswith("DDIM") else "Eta", "s_noise": "Sigma noise",
+            "s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax"}
+    fields = [f"{keys[setting]}: {getattr(request, setting):g}" for setting, (unset, _) in SETTINGS.items()
+              if name and getattr(request, setting) != unset and setting not in unused]
     if request.shift is not None:
         fields.append(f"Shift: {request.shift:g}")
     return fields

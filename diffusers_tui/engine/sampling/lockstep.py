@@ -28,7 +28,7 @@ from diffusers_tui.engine.request import GenerationRequest, GenerationResult, St
 from diffusers_tui.engine.sampling import pipeline_batch, runner
 from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.estimates import current_sigma
-from diffusers_tui.engine.sampling.noise_settings import NO_NOISE_AFTER_START, unused_noise_settings
+from diffusers_tui.engine.sampling.noise_settings import comparison_notes
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
 from diffusers_tui.engine.sampling import prompt_weighting
@@ -96,14 +96,7 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
     notes = () if batched or not request.batch else (
         f"{type(loaded.pipeline).__name__} lanes ran one after another (batching covers Stable Diffusion 1.x "
         "pipelines, transformer pipelines and UNet2DModel)",)
-    # Once per setting: a study along eta says which of its samplers ran the same lane at every value.
-    unused: dict[str, set] = {}
-    for lane_request in request.lane_requests()[:len(request.lanes)]:
-        name, settings = unused_noise_settings(lane_request)
-        for setting in settings:
-            unused.setdefault(setting, set()).add(name)
-    notes += tuple(f"{setting} not used by {', '.join(sorted(names))}: {'it' if len(names) == 1 else 'each'} "
-                   f"{NO_NOISE_AFTER_START}" for setting, names in unused.items())
+    notes += comparison_notes(request.lane_requests()[:len(request.lanes)])
     return ComparisonResult(
         request=request, lanes=tuple(study_metrics.measure(request, lane_results, references)), references=tuple(references),
         batched=batched, elapsed_s=time.perf_counter() - started,
@@ -151,7 +144,8 @@ def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, can
         key = (lane_request.steps, len(trial.timesteps), type(trial).__name__, bool(trial.config.get("use_flow_sigmas")),
                round(float(getattr(trial, "init_noise_sigma", 1.0)), 6), lane_request.prompt,
                lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd,
-               lane_request.eta, lane_request.s_noise, lane_request.shift)
+               lane_request.eta, lane_request.s_noise, lane_request.shift, lane_request.s_churn,
+               lane_request.s_tmin, lane_request.s_tmax)
         groups.setdefault(key, []).append(index)
     results: list = [None] * len(requests)
     for indices in groups.values():

@@ -55,7 +55,7 @@ def fields_below_the_fold() -> list:
         Label("Study axes x · y · z (KIND=VALUES) · seeds"),
         Horizontal(*(Input(placeholder=example, id=f"axis-{place}", classes="axis",
                            tooltip=f"a study axis ({where}): sampler, schedule, steps, guidance, seed, eta, "
-                                   "s_noise, shift, noise, ensd or prompt (search/replace), e.g. guidance=3,5,7, "
+                                   "s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd or prompt (search/replace), e.g. guidance=3,5,7, "
                                    "seed=1-4 or eta=0,0.5,1; "
                                    "the marked samplers and the steps above take the free places")
                      for place, where, example in (("x", "across", "guidance=3,7"), ("y", "down", "y"),
