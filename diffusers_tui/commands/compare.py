@@ -55,18 +55,13 @@ def run(args, settings) -> int:
     return 0
 
 
-#: The table's columns that every comparison has; a study adds one per other axis.
-RESULT_COLUMNS = ("scheduler", "steps", "model_calls", "seconds", "rmse_to_reference", "latent_l2_to_reference",
-                  "ssim_to_reference", "cancelled")
-
-
 def _figure(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
 def print_results(result: ComparisonResult) -> None:
     rows = result.table()
-    extra = [name for name in (rows[0] if rows else {}) if name not in RESULT_COLUMNS]  # the study's other axes
+    extra = result.request.axis_columns()  # the study's other axes
     header = ("scheduler", "steps", *extra, "model calls", "seconds", "rmse", "ssim", "latent L2")
     cells = [(row["scheduler"], str(row["steps"]), *(str(row[name]) for name in extra), str(row["model_calls"]),
               f"{row['seconds']:.2f}", _figure(row["rmse_to_reference"], 2), _figure(row["ssim_to_reference"], 3),

@@ -116,6 +116,11 @@ class ComparisonRequest:
                                                                    samplers.index(lane.scheduler), 0))
                                                 for lane in self.lanes))
 
+    def axis_columns(self) -> list[str]:
+        """The table's columns beyond sampler and steps: each other axis by its title, and the seed over many."""
+        return [axis.title for axis in self.axes if axis is not None and axis.kind not in ("sampler", "steps")] + (
+            ["seed"] if self.seeds > 1 else [])
+
     def reference_lanes(self) -> list[Lane]:
         """The reference runs: the reference once for each distinct set of the lanes' other fields; or, with
         an OWN_REFERENCE reference ("4x"), each lane's own sampler at that many times its steps."""

@@ -171,6 +171,10 @@ async def test_study_axes_and_seeds_typed_in_the_panel_build_the_race(tmp_path, 
         assert screen.request.lanes == expected.lanes and len(screen.result.lanes) == 8
         assert {(lane.result.request.guidance, lane.result.request.seed - screen.request.base.seed)
                 for lane in screen.result.lanes} == {(2.0, 0), (2.0, 1), (6.0, 0), (6.0, 1)}
+        # The table has a column for the guidance axis and for the seeds, as the printed one has.
+        table = screen.query_one("#table", DataTable)
+        assert [str(column.label) for column in table.columns.values()][:4] == ["scheduler", "steps", "guidance", "seed"]
+        assert {table.get_row_at(index)[2] for index in range(table.row_count)} == {"2", "6"}
 
 
 async def test_a_saved_study_reopens_from_history_with_its_plots(tmp_path, tiny_sd, engine_for):

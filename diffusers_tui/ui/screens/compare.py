@@ -101,7 +101,8 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#table", DataTable)
-        table.add_columns("scheduler", "steps", "model calls", "seconds", "rmse to reference", "ssim", "latent L2")
+        table.add_columns("scheduler", "steps", *self.request.axis_columns(), "model calls", "seconds",
+                          "rmse to reference", "ssim", "latent L2")
         self.query_one("#lane-0", LanePane).focus()
         self.race(self.cancel, self.cells)
 
@@ -170,8 +171,8 @@ class CompareScreen(Screen):
             rmse = "-" if row["rmse_to_reference"] is None else f"{row['rmse_to_reference']:.2f}"
             ssim = "-" if row["ssim_to_reference"] is None else f"{row['ssim_to_reference']:.3f}"
             latent = "-" if row["latent_l2_to_reference"] is None else f"{row['latent_l2_to_reference']:.2f}"
-            table.add_row(row["scheduler"], str(row["steps"]), str(row["model_calls"]),
-                          f"{row['seconds']:.2f}", rmse, ssim, latent)
+            table.add_row(row["scheduler"], str(row["steps"]), *(str(row[name]) for name in self.request.axis_columns()),
+                          str(row["model_calls"]), f"{row['seconds']:.2f}", rmse, ssim, latent)
         self.add_class("-finished")
         points = convergence_data(self.result)
         if points:  # error against model calls per sampler, beside the table (plotting libraries load here)
@@ -188,6 +189,8 @@ class CompareScreen(Screen):
             f"f full size · ctrl+s save", layout=False)
         for note in self.result.notes:
             self.app.log_line(f"note: {note}")
+        if self.result.notes:  # the log is behind this screen: what a study did not use is said here too
+            self.app.notify("\n".join(self.result.notes), title="Note", severity="warning", timeout=10)
         self.app.log_line(f"comparison {state}: {len(self.result.lanes)} runs in {self.result.elapsed_s:.1f}s")
         self.finished.set()
 
