@@ -16,8 +16,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
+from textual.reactive import Reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from diffusers_tui.engine import DISTANCE_NAME, ComparisonRequest, Engine, LivePreview, convergence_data, shown
@@ -27,6 +29,7 @@ from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import ComparisonDone, ComparisonFailed, LaneFrame, PanesRendered, Saved, SaveFailed
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from diffusers_tui.ui.widgets.steady_footer import SteadyFooter
 
 
 
@@ -44,6 +47,10 @@ class LanePane(LivePane, inherit_bindings=False):
 class CompareScreen(Screen):
     """Race the marked schedulers; afterwards scrub, blink, open one full-size, save."""
 
+    #: Textual's Screen repaints all of itself when focus moves; the two panes whose focus changed restyle
+    #: and repaint on their own. Beside 52 panes that whole-screen repaint was half of what a tab cost.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+
     DEFAULT_CSS = """
     CompareScreen #lanes { grid-gutter: 0 1; height: 1fr; }
     CompareScreen #single { display: none; height: 1fr; }
@@ -58,6 +65,9 @@ class CompareScreen(Screen):
     CompareScreen ConvergencePlot { width: 1fr; height: 14; }
     """
     BINDINGS = COMPARE_BINDINGS
+    #: How often the racing panes are redrawn at most. A redraw re-renders every pane inside the box around
+    #: all that changed (Textual's compositor crops to one box), so frames and captions are drawn together.
+    RACE_REDRAWS_PER_S = 8
 
     def __init__(self, engine, request: ComparisonRequest, outputs_dir: str, fps: int = 15) -> None:
         super().__init__()
@@ -69,6 +79,8 @@ class CompareScreen(Screen):
         # The reference runs (one, or one per condition, or each lane's own at more steps) come last.
         self.labels += [f"reference: {lane.label}" for lane in request.reference_lanes()]
         self.result = None
+        self._pending: dict[int, tuple] = {}  # lane -> (pixels or None, caption): drawn at the next redraw
+        self._redraw_timer = None
         self.frames: list[list] = [[] for _ in self.labels]
         self.position: int | None = None  # None: the final images
         self.by_noise = False
@@ -97,7 +109,7 @@ class CompareScreen(Screen):
             yield Static("starting...", id="status")
             with Horizontal(id="results"):
                 yield DataTable(id="table", cursor_type="row")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#table", DataTable)
@@ -146,14 +158,25 @@ class CompareScreen(Screen):
 
     def on_lane_frame(self, message: LaneFrame) -> None:
         snapshot = message.snapshot
-        pane = self.query_one(f"#lane-{message.lane}", LanePane)
         caption = (f"step {snapshot.step}/{snapshot.total} · {snapshot.step} calls · "
                    f"{snapshot.elapsed_s:.1f}s")
-        if message.pixels is not None:
-            pane.frames_shown += 1
-            pane.show(message.pixels, caption)
-        else:
-            pane.caption = caption
+        pixels = message.pixels if message.pixels is not None else self._pending.get(message.lane, (None,))[0]
+        self._pending[message.lane] = (pixels, caption)  # a newer caption keeps a frame not yet drawn
+        if self._redraw_timer is None and self.result is None:
+            self._redraw_timer = self.set_timer(1 / self.RACE_REDRAWS_PER_S, self._draw_pending)
+
+    def _draw_pending(self) -> None:
+        self._redraw_timer = None
+        pending, self._pending = self._pending, {}
+        if self.result is not None:  # the race ended: its final pictures stand
+            return
+        for lane, (pixels, caption) in pending.items():
+            pane = self.query_one(f"#lane-{lane}", LanePane)
+            if pixels is not None:
+                pane.frames_shown += 1
+                pane.show(pixels, caption)
+            else:
+                pane.caption = caption
         self.query_one("#status", Static).update(
             f"racing {len(self.request.lanes)} runs · {time.perf_counter() - self.started:.1f}s · escape cancels",
             layout=False)

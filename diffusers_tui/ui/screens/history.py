@@ -9,7 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from diffusers_tui.engine import UserFacingError, shown
@@ -17,6 +17,7 @@ from diffusers_tui.ui.bindings import HISTORY_BINDINGS
 from diffusers_tui.ui.messages import FrameReady, HistoryPage
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from diffusers_tui.ui.widgets.steady_footer import SteadyFooter
 
 PROMPT_WIDTH = 48
 #: Rows per page of history: the first page is on screen after one block of the index is read.
@@ -61,7 +62,7 @@ class HistoryScreen(Screen[object]):
             yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
             yield LivePane(id="history-picture")
         yield Static("", id="history-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("date", "scheduler", "steps", "seed", "prompt")

@@ -12,7 +12,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import Header, Log, Static
 
 from diffusers_tui.engine import Engine
 from diffusers_tui.ui.graphics import final_image_class
@@ -20,6 +20,7 @@ from diffusers_tui.ui.messages import FrameReady
 from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.live_pane import LivePane
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
+from diffusers_tui.ui.widgets.steady_footer import SteadyFooter
 
 MIN_COLUMNS, MIN_ROWS = 80, 24
 
@@ -36,7 +37,7 @@ def main_layout(model: str, graphics: str) -> ComposeResult:
             yield Static("idle", id="progress")
             yield Log(id="log", max_lines=500)  # the σ plot is mounted after it, after the first frame
     yield Static(f"diffusers-tui needs a terminal of at least {MIN_COLUMNS}x{MIN_ROWS}", id="too-small")
-    yield Footer()
+    yield SteadyFooter()
 
 
 class MainScreen(Screen):

@@ -11,7 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from diffusers_tui.engine import UserFacingError, shown
 from diffusers_tui.ui.bindings import STUDY_BINDINGS
@@ -20,6 +20,7 @@ from diffusers_tui.ui.render import render_strips
 from diffusers_tui.ui.widgets.convergence_plot import ConvergencePlot
 from diffusers_tui.ui.widgets.lines_plot import LinesPlot
 from diffusers_tui.ui.widgets.live_pane import LivePane
+from diffusers_tui.ui.widgets.steady_footer import SteadyFooter
 
 
 class StudyScreen(Screen):
@@ -46,7 +47,7 @@ class StudyScreen(Screen):
             yield LinesPlot("L2, each call's x0 to the reference's end, by share of calls",
                             id="study-trajectories")
         yield Static(Text(f"reading {shown(str(self.folder))} ..."), id="study-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         # After the first layout: the grid's picture is converted to the pane's cell box, known only then.

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from textual_plot import HiResMode, PlotWidget
 
 from diffusers_tui.engine import shown
+from diffusers_tui.ui.widgets.batched_plot import BatchedPlot
 from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter, legend_line
 
 #: (key in a point, what the caption calls it), in the order `m` walks them.
@@ -43,7 +44,7 @@ class ConvergencePlot(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="convergence-caption")
         yield Static("", classes="legend")
-        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot = BatchedPlot(allow_pan_and_zoom=False)
         plot.can_focus = False  # nothing to do there with keys (m is the screen's)
         yield plot
 

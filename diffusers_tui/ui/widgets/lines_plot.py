@@ -10,6 +10,7 @@ from textual.widgets import Static
 from textual_plot import HiResMode, PlotWidget
 
 from diffusers_tui.engine import shown
+from diffusers_tui.ui.widgets.batched_plot import BatchedPlot
 from diffusers_tui.ui.widgets.convergence_plot import SERIES_STYLES
 from diffusers_tui.ui.widgets.schedule_plot import LogAxisFormatter, legend_line
 
@@ -36,7 +37,7 @@ class LinesPlot(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self.caption, classes="caption")
         yield Static("", classes="legend")
-        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot = BatchedPlot(allow_pan_and_zoom=False)
         plot.can_focus = False  # nothing to do there with keys
         yield plot
 

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plot import AxisFormatter, HiResMode, PlotWidget
 
+from diffusers_tui.ui.widgets.batched_plot import BatchedPlot
+
 
 class LogAxisFormatter(AxisFormatter):
     """Ticks for data plotted as log10(value): at whole decades, labelled with the value itself."""
@@ -55,7 +57,7 @@ class SchedulePlot(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("σ schedule: waiting for the model", id="schedule-caption")
-        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot = BatchedPlot(allow_pan_and_zoom=False)
         plot.can_focus = False  # nothing to do there with keys: tab goes on to the next field
         yield plot
 
