@@ -76,6 +76,17 @@ def _optional_path(name: str):
     return check
 
 
+def _folders(name: str):
+    """A list of folders: a TOML list, repeated options, or text separated as PATH is (os.pathsep)."""
+    def check(value: Any, from_text: bool) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(os.pathsep) if part]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and "\x00" not in v for v in value):
+            raise RequestError(name, "give a folder, or a list of folders")
+        return list(value)
+    return check
+
+
 def _scheduler(value: Any, from_text: bool) -> Any:
     if value in (None, ""):
         return None  # the model's own scheduler
@@ -135,7 +146,8 @@ SETTINGS: dict[str, Setting] = {
     "preview_method": Setting("auto", _request_field("preview_method", str)),  # auto, latent, taesd, vae or none
     "noise": Setting("auto", _request_field("noise", str)),  # auto, A1111 CPU, A1111 GPU, A1111 NV or ComfyUI
     "ensd": Setting(0, _request_field("ensd", int)),  # A1111's eta noise seed delta (0: none; 31337 is common)
-    "taesd_folder": Setting("", _optional_path("taesd_folder")),  # TAESD folder, or one of them by repo name
+    "taesd_folder": Setting("", _optional_path("taesd_folder")),
+    "lora_dir": Setting([], _folders("lora_dir")),  # LoRA folders, searched in order for a LoRA by name  # TAESD folder, or one of them by repo name
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel
     "threads": Setting(None, _whole("threads", 1, max_threads())),  # torch CPU threads; empty for all cores but one

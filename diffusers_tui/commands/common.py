@@ -46,7 +46,8 @@ def resolve_settings(args) -> settings_module.Settings:
 def engine_for(args, model_folders: tuple[str, ...] = ()) -> Engine:
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload, vae=args.vae,
                           allow_pickle=args.allow_pickle, config_dir=args.config,
-                          taesd_folder=getattr(args, "taesd_folder", None) or None)
+                          taesd_folder=getattr(args, "taesd_folder", None) or None,
+                          lora_dirs=tuple(getattr(args, "lora_dir", None) or ()))
     return Engine(options, model_folders=model_folders, threads=args.threads)
 
 

@@ -15,6 +15,13 @@ from diffusers_tui.engine import (GenerationRequest, RunError, build_request, gu
                                   prompt_syntax_note)
 
 
+def loras_of(args) -> tuple | None:
+    """--lora's (name, weight) pairs; None when not given (a --from recipe's stand)."""
+    from diffusers_tui.engine import parse_lora
+
+    return tuple(parse_lora(text) for text in args.lora) if getattr(args, "lora", None) else None
+
+
 def request_of(args, settings, engine) -> GenerationRequest:
     """The run's request: settings < the --from recipe < options given on this command line."""
     keeps_previews = bool(args.save_every or args.export)
@@ -22,6 +29,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax")},
+        "loras": loras_of(args),
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",
     }

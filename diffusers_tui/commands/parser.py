@@ -70,6 +70,9 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
                        help="also load pickle weights (.bin/.ckpt), which can run code: trusted files only")
     group.add_argument("--taesd-folder", metavar="DIR", default=default(None),
                        help="a TAESD preview decoder folder, or a folder of them by repo name (taesd, taesdxl, ...)")
+    group.add_argument("--lora-dir", dest="lora_dir", action="append", metavar="DIR", default=default(None),
+                       help="a folder of LoRA files, where --lora NAME finds NAME.safetensors (repeatable; "
+                            "default: the lora_dir setting)")
     group.add_argument("--threads", type=_whole_number(1, max_threads()), default=default(None),
                        help=f"torch CPU threads, 1 to {max_threads()} (this machine's cores; default: "
                             "DIFFUSERS_TUI_THREADS, else all cores but one)")
@@ -84,6 +87,12 @@ def _from_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
     parser.add_argument("--from", dest="from_png", metavar="PNG", default=_default(top_level),
                         help="start from the recipe in a PNG this tool saved, or one with an A1111 "
                              "'parameters' line; options given here override it")
+
+
+def _lora_option(group) -> None:
+    group.add_argument("--lora", action="append", metavar="FILE_OR_NAME[:WEIGHT]",
+                       help="run with a LoRA: a file, or a name in the LoRA folders (--lora-dir), at a weight "
+                            "(default 1), e.g. --lora detail:0.7 (repeatable)")
 
 
 def _sampler_options(group) -> None:
@@ -115,6 +124,7 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group.add_argument("--ensd", type=int, help="A1111's eta noise seed delta: its noise after the starting noise "
                                                 "restarts at seed + ENSD (default: 0, none)")
     _sampler_options(group)
+    _lora_option(group)
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")
@@ -204,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=_seed, default=None, help="whole number or 'random' (default: random)")
     compare.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     _sampler_options(compare)
+    _lora_option(compare)
     _outputs_option(compare, top_level=False)
     _model_options(compare, top_level=False)
 

@@ -1,8 +1,8 @@
 """The Engine: the one door the app and the commands use, to load, run, compare, save and read back.
 
-It loads one model at a time and runs one request at a time on it. What it hands out
-(summaries, results, snapshots, history entries, recipes) is plain frozen values: the
-app and the commands never hold a torch or diffusers object.
+It loads one model at a time and runs one request at a time on it (with the request's LoRAs). What it
+hands out (summaries, results, snapshots, history entries, recipes) is plain frozen values: the app and
+the commands never hold a torch or diffusers object.
 """
 
 from __future__ import annotations
@@ -75,14 +75,15 @@ class Engine:
             live=None) -> GenerationResult:
         """Run `request`, calling `on_step(StepSnapshot)` from this thread after every model call.
 
-        Each recorded step is also offered to `live` (a LivePreview), whose own thread
-        decodes the newest at its frame cap. The result owns every recorded step (`frames`).
-        """
+        Each recorded step is also offered to `live` (a LivePreview), whose own thread decodes the newest at
+        its frame cap. The result owns every recorded step (`frames`)."""
+        from diffusers_tui.engine.models import loras as lora_files
         from diffusers_tui.engine.preview import finite_frames, with_last_preview
         from diffusers_tui.engine.sampling import runner
 
         with self._run_lock:
             loaded = self.loaded_model(request.model)
+            applied = lora_files.apply(loaded, request.loras, self.options.lora_dirs)
             progress = _Progress()
             frames = []
 
@@ -105,6 +106,7 @@ class Engine:
                     live.finish()  # what is still waiting is dropped: the result's own picture replaces it
             kept = finite_frames(frames) if result.stopped else frames
             method = live.method if live is not None and live.method else request.preview_method
+            result = lora_files.recorded(result, applied)
             return dataclasses.replace(with_last_preview(result, kept, method), frames=tuple(kept))
 
     @staticmethod
@@ -125,10 +127,12 @@ class Engine:
 
         Recorded steps are offered to `live` by lane; the lanes share its frame cap.
         """
+        from diffusers_tui.engine.models import loras as lora_files
         from diffusers_tui.engine.sampling import lockstep
 
         with self._run_lock:
             loaded = self.loaded_model(request.base.model)
+            applied = lora_files.apply(loaded, request.base.loras, self.options.lora_dirs)  # the lanes: the base's
             progress = _Progress()
 
             def watched(index, snapshot) -> None:
@@ -146,7 +150,7 @@ class Engine:
             finally:
                 if live is not None:
                     live.finish()
-            return self._with_schedules(result)
+            return self._with_schedules(lora_files.recorded(result, applied))
 
     def _with_schedules(self, result):
         """Each lane (and reference) with the σ schedule its sampler steps through, for the schedule figure."""
@@ -184,15 +188,13 @@ class Engine:
     def sigma_schedule(self, model: str, scheduler: str | None, schedule: str = "Automatic",
                        steps: int = 20, shift: float | None = None) -> list[float]:
         """The noise levels (σ) a run of `scheduler` on `schedule` at `steps` would step through on `model`, first
-        to last, without running it: what a schedule plot draws. A flow model's σ run from 1 (or its
-        shifted start, on `shift` where given) to 0; a sampler with a schedule of its own (A1111's DDIM, say)
-        gives that one."""
+        to last, without running it: what a schedule plot draws. A flow model's σ run from 1 (or its shifted
+        start, on `shift` where given) to 0; a sampler with its own schedule (A1111's DDIM) gives that one."""
         from diffusers_tui.engine.sampling import preflight, registry
 
         loaded = self.loaded_model(model)
         made = preflight.make_scheduler(loaded, scheduler, schedule)
-        if shift is not None:
-            made = preflight.with_shift(loaded, made, shift)
+        made = made if shift is None else preflight.with_shift(loaded, made, shift)
         registry.set_trial_timesteps(made, steps)
         return registry.sigmas_of(made)
 

@@ -164,6 +164,9 @@ class GenerationRequest:
     s_churn: float = 0.0
     s_tmin: float = 0.0
     s_tmax: float | None = None
+    #: LoRAs to run with, as (file path or name, weight) pairs; a name is a file stem in the engine's LoRA
+    #: folders (A1111's rule). See engine.models.loras.
+    loras: tuple = ()
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -200,6 +203,7 @@ class GenerationRequest:
         check_real("s_noise", self.s_noise, 0.0, MAX_NOISE_SCALE)
         if self.shift is not None:
             check_real("shift", self.shift, 0.0, MAX_SHIFT, low_included=False)
+        _check_loras(self)
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:
@@ -260,6 +264,28 @@ def _check_scheduler(request: "GenerationRequest") -> None:
                 raise RequestError(field_name, message) from None
         object.__setattr__(request, "scheduler", entry.name)
     object.__setattr__(request, "schedule", schedule)
+
+
+def _check_loras(request: "GenerationRequest") -> None:
+    """The LoRAs as a tuple of (name, weight) pairs (a recipe's JSON gives lists), each checked."""
+    from diffusers_tui.engine.models.loras import check_weight
+
+    loras = request.loras
+    if isinstance(loras, (str, bytes)) or not isinstance(loras, (list, tuple)):
+        raise RequestError("lora", "must be a list of [file or name, weight] pairs")
+    pairs = []
+    for item in loras:
+        if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str) or not item[0]:
+            raise RequestError("lora", f"{shown_value(item)} is not a [file or name, weight] pair")
+        _check_text("lora", item[0])
+        pairs.append((item[0], check_weight(item[1], item[0])))
+    object.__setattr__(request, "loras", tuple(pairs))
+
+
+def shown_value(value: object) -> str:
+    from diffusers_tui.engine.text import shown
+
+    return shown(repr(value), 80)
 
 
 def check_prompt_given(prompt: str) -> None:

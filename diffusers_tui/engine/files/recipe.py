@@ -171,6 +171,12 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         lines.append("scheduler.watch_uncond(getattr(pipe, 'unet', None) or pipe.transformer)")
     if _engine_flow(recipe):  # a flow schedule starting below σ = 1 starts from σ₀ · the pipeline's noise
         lines.append("scheduler.watch_start(pipe.transformer)")
+    loras = recipe.get("loras") or []
+    for index, lora in enumerate(loras):  # the same files, at the same weights (see engine.models.loras)
+        lines.append(f"pipe.load_lora_weights({lora['path']!r}, adapter_name='lora_{index}')")
+    if loras:
+        lines.append(f"pipe.set_adapters({[f'lora_{index}' for index in range(len(loras))]!r}, "
+                     f"adapter_weights={[lora['weight'] for lora in loras]!r})")
     if recipe.get("vae_mode") in ("sliced", "tiled"):
         lines.append("pipe.vae.enable_slicing()")
     if recipe.get("vae_mode") == "tiled":

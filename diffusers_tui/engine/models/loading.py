@@ -34,6 +34,8 @@ class LoadOptions:
     safety_checker: bool = False
     #: A TAESD preview decoder folder, or a folder holding them by repo name (see preview.tiny).
     taesd_folder: str | None = None
+    #: Folders where a LoRA named by its file stem is looked for, in order (see models.loras).
+    lora_dirs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):

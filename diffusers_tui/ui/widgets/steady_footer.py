@@ -18,10 +18,12 @@ class SteadyFooter(Footer):
         self._shown: tuple | None = None
 
     def bindings_changed(self, screen) -> None:
+        if not (screen.app.app_focus and self.is_attached and screen is self.screen):
+            super().bindings_changed(screen)  # Textual's own: no rebuild here either
+            return
         shown = tuple((binding.key, binding.action, binding.description, enabled, tooltip)
                       for _, binding, enabled, tooltip in screen.active_bindings.values() if binding.show)
         if self._bindings_ready and shown == self._shown:
             return
-        if screen.app.app_focus and self.is_attached and screen is self.screen:
-            self._shown = shown  # what the rebuild that follows will show
+        self._shown = shown  # what the rebuild that follows will show
         super().bindings_changed(screen)

@@ -1,0 +1,130 @@
+"""LoRA files on a loaded pipeline: found by path or by name in the LoRA folders, loaded once with diffusers'
+load_lora_weights (peft), and weighted per run with set_adapters; a run without LoRAs runs with them off.
+
+A1111 resolves `<lora:name:weight>` by file stem in its Lora folder; a name here is resolved the same way in
+the folders given (the `lora_dir` setting, or `--lora-dir`). An adapter is named by its file's content
+hash, so the same file under two names loads once, and a changed file loads again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.text import shown
+
+#: LoRA file types, as A1111 lists them in its Lora folder.
+LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
+#: A LoRA's weight: A1111 accepts any number; past ±10 a picture is noise.
+MAX_LORA_WEIGHT = 10.0
+
+
+def parse_lora(text: str) -> tuple[str, float]:
+    """`--lora PATH_OR_NAME[:WEIGHT]` -> (path or name, weight); the weight defaults to 1, as A1111's tags do."""
+    text = str(text).strip()
+    name, separator, weight_text = text.rpartition(":")
+    try:
+        weight = float(weight_text) if separator and name and weight_text.isascii() else None
+    except ValueError:
+        if not any(mark in weight_text for mark in "./\\"):
+            raise RequestError("lora", f"{shown(text, 80)!r}: {shown(weight_text, 20)!r} is not a weight; write "
+                                       "NAME or NAME:WEIGHT, e.g. detail:0.7") from None
+        weight = None  # the colon is a path's ("C:/loras/x.safetensors", "a:b.safetensors")
+    if weight is None:
+        name, weight = text, 1.0
+    if not name.strip():
+        raise RequestError("lora", "give a LoRA file or its name, e.g. --lora detail:0.7")
+    check_weight(weight, name)
+    return name.strip(), weight
+
+
+def check_weight(weight: object, name: str = "") -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+            -MAX_LORA_WEIGHT <= float(weight) <= MAX_LORA_WEIGHT):  # NaN fails this too
+        raise RequestError("lora", f"{shown(name, 80)}: weight {weight!r} is outside -{MAX_LORA_WEIGHT:g} to "
+                                   f"{MAX_LORA_WEIGHT:g}")
+    return float(weight)
+
+
+def resolve(name: str, folders: Sequence[str | os.PathLike] = ()) -> Path:
+    """The LoRA file `name` names: a path to a file, or a file stem (A1111's rule) in `folders`, in order."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        for suffix in ("", *LORA_SUFFIXES):
+            candidate = folder / f"{name}{suffix}"
+            if candidate.is_file() and candidate.suffix.lower() in LORA_SUFFIXES:
+                return candidate
+    searched = ", ".join(shown(str(folder), 120) for folder in folders) or "no LoRA folder (set lora_dir)"
+    raise RequestError("lora", f"{shown(name, 120)!r} is not a LoRA file, nor a name in: {searched}")
+
+
+def file_hash(path: Path) -> str:
+    """The file's SHA-256 in hex (A1111's `Lora hashes` show its first 12 characters)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os.PathLike] = ()) -> list[dict]:
+    """Set `loaded`'s pipeline to run with `loras` ((path or name, weight) pairs) and no others; returns what
+    the recipe records of each: {"name", "path", "sha256", "weight"}. RequestError names a file that cannot
+    be found or applied."""
+    loras = list(loras)
+    pipe = loaded.pipeline
+    adapters: dict[str, str] = loaded.__dict__.setdefault("lora_adapters", {})  # sha256 -> adapter name
+    if not loras:
+        if adapters and pipe is not None:
+            pipe.disable_lora()  # the plain model, exactly: peft layers then skip their update altogether
+        return []
+    if pipe is None or not hasattr(pipe, "load_lora_weights"):
+        raise RequestError("lora", "this model has no LoRA loader (a bare UNet, or a pipeline diffusers loads "
+                                   "no LoRAs into); leave out the LoRAs")
+    records = []
+    for name, weight in loras:
+        path = resolve(name, folders)
+        digest = file_hash(path)
+        if digest not in adapters:
+            adapter = f"lora_{digest[:16]}"
+            _load(pipe, path, adapter)
+            adapters[digest] = adapter
+        records.append({"name": name, "path": str(path.resolve()), "sha256": digest,
+                        "weight": check_weight(weight, name)})
+    names = [adapters[record["sha256"]] for record in records]
+    pipe.enable_lora()
+    pipe.set_adapters(names, adapter_weights=[record["weight"] for record in records])
+    return records
+
+
+def _load(pipe, path: Path, adapter: str) -> None:
+    try:
+        pipe.load_lora_weights(str(path), adapter_name=adapter)
+    except ImportError as error:  # peft missing: diffusers says which package
+        raise RequestError("lora", f"{shown(path.name)}: loading LoRAs needs peft ({shown(error, 200)}); "
+                                   "pip install peft") from None
+    except Exception as error:  # noqa: BLE001 - a file from anywhere: whatever diffusers raises is named
+        raise RequestError("lora", f"{shown(path.name)} does not apply to this model: "
+                                   f"{shown(str(error).splitlines()[0] if str(error) else type(error).__name__, 300)} "
+                                   "(a LoRA for another model family, or a LyCORIS LoKr/LoHa file?)") from None
+    # diffusers loads a file none of whose keys match the model's layers without a word, and nothing with it.
+    if not any(adapter in names for names in pipe.get_list_adapters().values()):
+        raise RequestError("lora", f"{shown(path.name)} does not apply to this model: none of its layers are the "
+                                   "model's (a LoRA for another model family?)")
+
+
+def recorded(result, applied: list[dict]):
+    """`result` with the LoRAs it ran with (apply's records) in its recipe; a comparison's lanes likewise."""
+    if not applied:
+        return result
+    if hasattr(result, "lanes"):
+        return replace(result, lanes=tuple(replace(lane, result=recorded(lane.result, applied))
+                                           for lane in result.lanes))
+    return replace(result, recipe={**result.recipe, "loras": applied})

@@ -1,0 +1,107 @@
+"""LoRA files: made here with peft on the tiny pipeline, saved in diffusers' and kohya's (A1111's) key layouts,
+found by path or by name in the LoRA folders, weighted per run, and off again for a run without them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffusers_tui.engine import Engine
+from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.models.loading import LoadOptions
+from diffusers_tui.engine.models.loras import parse_lora
+from diffusers_tui.engine.request import GenerationRequest
+
+
+def _make_lora(model, folder, seed: int, kohya: bool = False):
+    """A random rank-4 LoRA on the UNet's attention projections (peft), as diffusers saves one, or renamed to
+    kohya's keys (lora_unet_..._to_q.lora_down.weight, with .alpha) as A1111's LoRAs come."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(model)
+    torch.manual_seed(seed)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                     init_lora_weights=False))
+    state = get_peft_model_state_dict(pipe.unet)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{'kohya' if kohya else 'diffusers'}-{seed}"
+    if not kohya:
+        StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=state, weight_name=f"{name}.safetensors")
+        return folder / f"{name}.safetensors"
+    renamed = {}
+    for key, tensor in state.items():
+        module, kind = key.rsplit(".lora_", 1)
+        stem = "lora_unet_" + module.replace(".", "_")
+        renamed[f"{stem}.{'lora_down' if kind.startswith('A') else 'lora_up'}.weight"] = tensor.contiguous()
+        renamed[f"{stem}.alpha"] = torch.tensor(4.0)
+    save_file(renamed, folder / f"{name}.safetensors")
+    return folder / f"{name}.safetensors"
+
+
+@pytest.fixture(scope="module")
+def loras(tiny_sd, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("loras")
+    return {"folder": folder, "one": _make_lora(tiny_sd, folder, 1), "two": _make_lora(tiny_sd, folder, 2),
+            "kohya": _make_lora(tiny_sd, folder, 1, kohya=True)}
+
+
+def _pixels(result):
+    return np.asarray(result.image.convert("RGB"), dtype=np.int16)
+
+
+def test_weights_change_the_picture_zero_is_none_two_combine_and_a_plain_run_after_is_the_plain_model(tiny_sd, loras):
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+
+    def run(*pairs):
+        return engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4,
+                                            preview_method="none", loras=pairs))
+
+    plain = _pixels(run())
+    one = run((str(loras["one"]), 1.0))
+    assert np.abs(_pixels(one) - plain).max() > 10
+    assert [(record["weight"], len(record["sha256"])) for record in one.recipe["loras"]] == [(1.0, 64)]
+    assert np.array_equal(_pixels(run(("diffusers-1", 0.0))), plain)  # by name, in the folder: weight 0
+    both = _pixels(run(("diffusers-1", 1.0), ("diffusers-2", 1.0)))
+    assert np.abs(both - _pixels(one)).max() > 10 and np.abs(both - _pixels(run(("diffusers-2", 1.0)))).max() > 10
+    # kohya's layout (A1111's files) is the same LoRA: the same picture, within float noise.
+    assert np.abs(_pixels(run(("kohya-1", 1.0))) - _pixels(one)).max() <= 2
+    assert np.array_equal(_pixels(run()), plain)  # the adapters stay loaded, and off
+
+
+def test_a_missing_name_says_where_it_looked_and_a_bad_weight_is_refused(tiny_sd, loras):
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    with pytest.raises(RequestError, match=f"'absent' is not a LoRA file, nor a name in: {loras['folder']}"):
+        engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=2, loras=(("absent", 1.0),)))
+    assert parse_lora("detail:0.7") == ("detail", 0.7) and parse_lora("detail") == ("detail", 1.0)
+    assert parse_lora("/loras/a:b.safetensors") == ("/loras/a:b.safetensors", 1.0)
+    with pytest.raises(RequestError, match="is outside -10 to 10"):
+        parse_lora("detail:nan")
+    with pytest.raises(RequestError, match="is not a weight"):
+        parse_lora("detail:lots")
+
+
+@pytest.mark.slow
+def test_a_png_saved_with_a_lora_reruns_to_the_same_pixels_from_its_recipe_and_its_snippet(tiny_sd, loras, tmp_path):
+    from PIL import Image
+
+    from diffusers_tui.engine import build_request
+    from tests.engine.test_reproduce_snippets import _run_snippet
+
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    request = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4, preview_method="none",
+                                scheduler="DPM++ 2M (diffusers)", loras=(("diffusers-1", 0.8), ("kohya-1", 0.3)))
+    png = engine.save(engine.run(request), tmp_path / "out")
+    plain = _pixels(engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4,
+                                                 preview_method="none", scheduler="DPM++ 2M (diffusers)")))
+    again = engine.run(build_request(recipe=engine.read_recipe(png), given={"preview_method": "none"}))
+    with Image.open(png) as saved:
+        pixels = np.asarray(saved.convert("RGB"), dtype=np.int16)
+    assert np.array_equal(_pixels(again), pixels) and np.abs(pixels - plain).max() > 10
+    done = _run_snippet(png, tmp_path / "snippet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with Image.open(tmp_path / "snippet" / "reproduced.png") as theirs:
+        assert np.array_equal(np.asarray(theirs.convert("RGB"), dtype=np.int16), pixels)
