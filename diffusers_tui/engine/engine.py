@@ -83,7 +83,7 @@ class Engine:
 
         with self._run_lock:
             loaded = self.loaded_model(request.model)
-            applied = lora_files.apply(loaded, request.loras, self.options.lora_dirs)
+            applied = lora_files.apply(loaded, lora_files.of_request(request), self.options.lora_dirs)
             progress = _Progress()
             frames = []
 
@@ -132,7 +132,7 @@ class Engine:
 
         with self._run_lock:
             loaded = self.loaded_model(request.base.model)
-            applied = lora_files.apply(loaded, request.base.loras, self.options.lora_dirs)  # the lanes: the base's
+            applied = lora_files.apply(loaded, lora_files.of_request(request.base), self.options.lora_dirs)
             progress = _Progress()
 
             def watched(index, snapshot) -> None:
@@ -295,12 +295,12 @@ class Engine:
 
         return upkeep.private_folder(path)
 
-    @staticmethod
-    def read_recipe(path: str | os.PathLike):
-        """The recipe in any PNG (Recipe): ours, or an A1111 `parameters` line."""
+    def read_recipe(self, path: str | os.PathLike):
+        """The recipe in any PNG (Recipe): ours, or an A1111 `parameters` line; its LoRAs looked for here."""
         from diffusers_tui.engine.files import reading
+        from diffusers_tui.engine.models.loras import matched
 
-        return reading.recipe_from_png(path)
+        return matched(reading.recipe_from_png(path), self.options.lora_dirs)
 
 
 def _vocabulary(loaded) -> dict:

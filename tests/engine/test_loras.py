@@ -105,3 +105,46 @@ def test_a_png_saved_with_a_lora_reruns_to_the_same_pixels_from_its_recipe_and_i
     assert done.returncode == 0, done.stderr[-3000:]
     with Image.open(tmp_path / "snippet" / "reproduced.png") as theirs:
         assert np.array_equal(np.asarray(theirs.convert("RGB"), dtype=np.int16), pixels)
+
+
+def test_a1111s_prompt_tags_load_their_loras_by_name_and_leave_the_text(tiny_sd, loras):
+    """<lora:name:weight> in the prompt loads the file the name finds, as --lora does; the tag is not text."""
+    from diffusers_tui.engine.models.loras import prompt_tags
+
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+
+    def run(prompt, *pairs):
+        return engine.run(GenerationRequest(prompt=prompt, model=str(tiny_sd), seed=3, steps=4,
+                                            preview_method="none", loras=pairs))
+
+    tagged = run("a red square <lora:diffusers-1:0.6>")
+    assert np.array_equal(_pixels(tagged), _pixels(run("a red square", ("diffusers-1", 0.6))))
+    assert [record["weight"] for record in tagged.recipe["loras"]] == [0.6]
+    assert np.abs(_pixels(tagged) - _pixels(run("a red square"))).max() > 10
+    # Named twice, a LoRA's weights add up (as A1111's do).
+    assert run("a red square <lora:diffusers-1:0.2>", ("diffusers-1", 0.4)).recipe["loras"][0]["weight"] == pytest.approx(0.6)
+    assert prompt_tags("<lora:a> x <LORA:b:0.5:0.2> <lyco:c:2>") == [("a", 1.0), ("b", 0.5), ("c", 2.0)]
+    with pytest.raises(RequestError, match="is not a LoRA weight"):
+        prompt_tags("<lora:a:strong>")
+    with pytest.raises(RequestError, match="'missing' is not a LoRA file"):
+        run("a red square <lora:missing:1>")
+
+
+def test_an_a1111_png_re_runs_with_the_loras_found_here_and_names_the_rest(tiny_sd, loras, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    from diffusers_tui.engine import build_request
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red square <lora:diffusers-1:0.5> <lora:gone:1>\n"
+                                "Steps: 4, Sampler: Euler, CFG scale: 5, Seed: 3, Size: 16x16")
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (16, 16)).save(png, pnginfo=info)
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    recipe = engine.read_recipe(png)
+    assert recipe.fields["prompt"] == "a red square <lora:diffusers-1:0.5>"
+    assert any("LoRA <lora:gone:1> not found" in note and str(loras["folder"]) in note for note in recipe.notes)
+    rerun = engine.run(build_request(recipe=recipe, given={"model": str(tiny_sd), "preview_method": "none"}))
+    alike = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4, scheduler="Euler",
+                                         width=16, height=16, preview_method="none", loras=(("diffusers-1", 0.5),)))
+    assert np.array_equal(_pixels(rerun), _pixels(alike))

@@ -68,7 +68,8 @@ def test_weights_are_plain_decimals_and_ones_compel_cannot_take_leave_the_prompt
 def test_the_note_says_whether_the_syntax_took_effect():
     assert prompt_weighting.syntax_note("a red circle", "", "sd") is None
     assert "applied through compel" in prompt_weighting.syntax_note("a (red:1.2) circle", "", "sd")
-    assert "<lora:x:1> not applied" in prompt_weighting.syntax_note("a circle <lora:x:1>", "", "sdxl")
+    assert "<lora:x:1> loaded as LoRAs" in prompt_weighting.syntax_note("a circle <lora:x:1>", "", "sdxl")
+    assert "<hypernet:h:1> not applied" in prompt_weighting.syntax_note("a circle <hypernet:h:1>", "", "sdxl")
     assert "is not applied on this model" in prompt_weighting.syntax_note("a (red) circle", "", None)
 
 

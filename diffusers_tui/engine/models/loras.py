@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,6 +22,23 @@ from diffusers_tui.engine.text import shown
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
 #: A LoRA's weight: A1111 accepts any number; past ±10 a picture is noise.
 MAX_LORA_WEIGHT = 10.0
+#: A1111's extra-network tag for a LoRA: <lora:name>, <lora:name:weight>, <lora:name:te:unet> (LyCORIS's
+#: <lyco:...> is the same since A1111 1.5). The text encoder's and the UNet's weight are one weight here.
+PROMPT_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.I)
+
+
+def prompt_tags(prompt: str) -> list[tuple[str, float]]:
+    """The LoRAs a prompt's A1111 tags name, as (name, weight) pairs (weight 1 where none is written)."""
+    found = []
+    for match in PROMPT_TAG.finditer(prompt):
+        name, weight_text = match.group(1).strip(), (match.group(2) or "1").strip()
+        try:
+            weight = float(weight_text) if weight_text.isascii() else float("nan")
+        except ValueError:
+            raise RequestError("prompt", f"{shown(match.group(0), 80)}: {shown(weight_text, 20)!r} is not a "
+                                         "LoRA weight; write <lora:name:0.8>") from None
+        found.append((name, check_weight(weight, name)))
+    return found
 
 
 def parse_lora(text: str) -> tuple[str, float]:
@@ -40,6 +58,11 @@ def parse_lora(text: str) -> tuple[str, float]:
         raise RequestError("lora", "give a LoRA file or its name, e.g. --lora detail:0.7")
     check_weight(weight, name)
     return name.strip(), weight
+
+
+def of_request(request) -> list[tuple[str, float]]:
+    """A request's LoRAs: its own (--lora, a recipe), then those its prompt's tags name."""
+    return [*request.loras, *prompt_tags(request.prompt)]
 
 
 def check_weight(weight: object, name: str = "") -> float:
@@ -88,7 +111,7 @@ def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os
     if pipe is None or not hasattr(pipe, "load_lora_weights"):
         raise RequestError("lora", "this model has no LoRA loader (a bare UNet, or a pipeline diffusers loads "
                                    "no LoRAs into); leave out the LoRAs")
-    records = []
+    records: dict[str, dict] = {}
     for name, weight in loras:
         path = resolve(name, folders)
         digest = file_hash(path)
@@ -96,8 +119,12 @@ def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os
             adapter = f"lora_{digest[:16]}"
             _load(pipe, path, adapter)
             adapters[digest] = adapter
-        records.append({"name": name, "path": str(path.resolve()), "sha256": digest,
-                        "weight": check_weight(weight, name)})
+        if digest in records:  # named twice (a tag and --lora, say): its weights add up, as A1111's do
+            records[digest]["weight"] += check_weight(weight, name)
+            continue
+        records[digest] = {"name": name, "path": str(path.resolve()), "sha256": digest,
+                           "weight": check_weight(weight, name)}
+    records = list(records.values())
     names = [adapters[record["sha256"]] for record in records]
     pipe.enable_lora()
     pipe.set_adapters(names, adapter_weights=[record["weight"] for record in records])
@@ -128,3 +155,35 @@ def recorded(result, applied: list[dict]):
         return replace(result, lanes=tuple(replace(lane, result=recorded(lane.result, applied))
                                            for lane in result.lanes))
     return replace(result, recipe={**result.recipe, "loras": applied})
+
+
+def matched(recipe, folders: Sequence[str | os.PathLike] = ()):
+    """A read recipe (files.reading.Recipe) with each LoRA it names that is not found here left out of it,
+    and named in its notes, so the rest re-runs: a prompt tag is taken out of the prompt, a listed file out
+    of its LoRAs."""
+    fields, notes = dict(recipe.fields), list(recipe.notes)
+
+    def found(name: str) -> bool:
+        try:
+            resolve(name, folders)
+            return True
+        except RequestError:
+            return False
+
+    prompt = str(fields.get("prompt") or "")
+    missing = [match.group(0) for match in PROMPT_TAG.finditer(prompt) if not found(match.group(1).strip())]
+    for tag in missing:
+        prompt = prompt.replace(tag, "")
+    kept = [pair for pair in fields.get("loras") or () if isinstance(pair, (list, tuple)) and pair
+            and isinstance(pair[0], str) and found(pair[0])]
+    lost = [pair[0] for pair in fields.get("loras") or () if pair not in kept and isinstance(pair, (list, tuple))
+            and pair and isinstance(pair[0], str)]
+    if not missing and not lost:
+        return recipe
+    searched = ", ".join(str(folder) for folder in folders) or "no LoRA folder (set lora_dir)"
+    notes.append(f"LoRA {', '.join(shown(item, 80) for item in [*missing, *lost])} not found (looked in: "
+                 f"{shown(searched, 200)}): left out, so this is not the recipe's picture")
+    fields["prompt"] = re.sub(r"[ \t]{2,}", " ", prompt).strip() if missing else prompt
+    if "loras" in fields:
+        fields["loras"] = kept
+    return replace(recipe, fields=fields, notes=tuple(notes))

@@ -180,8 +180,10 @@ def syntax_note(prompt: str, negative: str, kind: str | None) -> str | None:
     text = f"{prompt}\n{negative}"
     if not has_a1111_syntax(text):
         return None
-    removed = sorted({match.group(0) for match in _EXTRA_NETWORK.finditer(text)})
-    lora = f"; {', '.join(removed)} not applied (LoRAs and hypernetworks are not loaded here)" if removed else ""
+    removed = sorted({match.group(0) for match in _EXTRA_NETWORK.finditer(text) if match.group(1).lower() == "hypernet"})
+    loras = sorted({match.group(0) for match in _EXTRA_NETWORK.finditer(prompt) if match.group(1).lower() != "hypernet"})
+    lora = f"; {', '.join(removed)} not applied (hypernetworks are not loaded here)" if removed else ""
+    lora += f"; {', '.join(loras)} loaded as LoRAs" if loras else ""
     unusable = unusable_weights(prompt) + unusable_weights(negative)
     if kind is not None and unusable:
         return (f"A1111 weights compel cannot apply (negative, infinite or past float32's range: "
