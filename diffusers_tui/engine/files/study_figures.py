@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 from diffusers_tui.engine.comparison import ComparisonResult, LaneResult, mean, sample_spread, settings_labels
@@ -160,7 +161,7 @@ def _draw_convergence(rows: list[dict], result: ComparisonResult):
                           capsize=2, label=series, color=colours[series])
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xticks(calls)
+        axis.set_xticks(_spaced(calls))
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("model calls")
@@ -218,3 +219,12 @@ def rows_csv(rows: list[dict], empty_header: str = "scheduler") -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+def _spaced(calls: list[int], gap: float = 0.08) -> list[int]:
+    """Tick positions on a log axis at least `gap` decades apart (15 and 16 calls would print as "1516")."""
+    kept: list[int] = []
+    for value in calls:
+        if not kept or math.log10(value) - math.log10(kept[-1]) >= gap:
+            kept.append(value)
+    return kept
