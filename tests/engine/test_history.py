@@ -62,7 +62,8 @@ def test_an_a1111_png_maps_its_sampler_and_says_what_it_could_not_use(tmp_path):
                              "steps": 28, "guidance": 6.5, "seed": 1234567890, "width": 512, "height": 768,
                              "scheduler": "DPM++ 2M", "schedule": "Karras", "noise": "A1111 CPU"}
     notes = " | ".join(recipe.notes)
-    assert "'v1-5-pruned'" in notes and "not used: Clip skip, Lora hashes" in notes
+    assert "'v1-5-pruned'" in notes and "not used: Clip skip" in notes  # Lora hashes find the tags' LoRAs
+    assert recipe.lora_hashes == (("a", "1"), ("b", "2"))
     assert (recipe.request().scheduler, recipe.request().schedule) == ("DPM++ 2M", "Karras")
 
 

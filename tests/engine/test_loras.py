@@ -148,3 +148,43 @@ def test_an_a1111_png_re_runs_with_the_loras_found_here_and_names_the_rest(tiny_
     alike = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4, scheduler="Euler",
                                          width=16, height=16, preview_method="none", loras=(("diffusers-1", 0.5),)))
     assert np.array_equal(_pixels(rerun), _pixels(alike))
+
+
+def test_our_infotext_tags_the_loras_and_their_a1111_hashes_which_find_a_renamed_file(tiny_sd, loras, tmp_path):
+    """A1111's Lora hashes are kohya's (the SHA-256 of a .safetensors file after its header), 12 characters; a
+    PNG read back finds its LoRA by that hash first, whatever the file is called here."""
+    import hashlib
+    import shutil
+
+    from PIL import Image
+
+    from diffusers_tui.engine import build_request
+    from diffusers_tui.engine.files.reading import recipe_from_png
+
+    data = loras["one"].read_bytes()
+    kohya_hash = hashlib.sha256(data[8 + int.from_bytes(data[:8], "little"):]).hexdigest()[:12]
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    request = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4, preview_method="none",
+                                loras=((str(loras["one"]), 0.7),))
+    png = engine.save(engine.run(request), tmp_path / "out")
+    with Image.open(png) as image:
+        line = image.text["parameters"]
+    assert line.startswith("a red square <lora:diffusers-1:0.7>\n")
+    assert f'Lora hashes: "diffusers-1: {kohya_hash}"' in line
+    assert recipe_from_png(png).source == "diffusers-tui"  # our own PNGs re-run from their JSON recipe
+    renamed_folder = tmp_path / "elsewhere"
+    renamed_folder.mkdir()
+    shutil.copy(loras["one"], renamed_folder / "style-v2.safetensors")
+    a1111 = tmp_path / "a1111.png"
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", line)
+    Image.new("RGB", (16, 16)).save(a1111, pnginfo=info)
+    elsewhere = Engine(LoadOptions(lora_dirs=(str(renamed_folder),)))
+    recipe = elsewhere.read_recipe(a1111)
+    assert recipe.fields["prompt"] == "a red square <lora:style-v2:0.7>"
+    assert any("found by its hash" in note for note in recipe.notes)
+    rerun = elsewhere.run(build_request(recipe=recipe, given={"model": str(tiny_sd), "preview_method": "none"}))
+    with Image.open(png) as saved:
+        assert np.abs(_pixels(rerun) - np.asarray(saved.convert("RGB"), dtype=np.int16)).max() <= 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
@@ -27,7 +27,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
+               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY}
 
@@ -39,6 +39,8 @@ class Recipe:
     fields: dict[str, Any]
     source: str  # "diffusers-tui", "a1111", or the other tool's name ("ComfyUI", "InvokeAI", ...)
     notes: tuple[str, ...] = ()
+    #: A1111's `Lora hashes`: (name, short hash) pairs, by which its LoRAs are looked for (models.loras).
+    lora_hashes: tuple[tuple[str, str], ...] = ()
 
     def request(self, **overrides) -> GenerationRequest:
         """A validated request: these fields, then `overrides` (the model to run on, say)."""
@@ -59,13 +61,13 @@ def recipe_from_png(path: str | os.PathLike) -> Recipe:
         recipe = Recipe(fields, tool, (f"read as a {tool} image",) + notes)
     elif PARAMETERS_KEY in text:
         recipe = parse_a1111(text[PARAMETERS_KEY])
-        recipe = Recipe(recipe.fields, recipe.source, recipe.notes + _graph_beside_a1111(text, recipe.fields))
+        recipe = replace(recipe, notes=recipe.notes + _graph_beside_a1111(text, recipe.fields))
     else:
         raise RequestError("from", f"{shown(path)} carries no recipe this tool can read: no diffusers-tui chunk, "
                                    "no A1111 'parameters' line, and none of ComfyUI, InvokeAI, Fooocus or NovelAI's "
                                    "metadata")
     fields, notes = checked_fields(recipe.fields, path)
-    return Recipe(fields, recipe.source, recipe.notes + notes)
+    return replace(recipe, fields=fields, notes=recipe.notes + notes)
 
 
 def _graph_beside_a1111(text: dict[str, str], fields: dict[str, Any]) -> tuple[str, ...]:
@@ -172,7 +174,9 @@ def parse_a1111(text: str) -> Recipe:
     unused = sorted(set(pairs) - _A1111_USED)
     if unused:
         notes.append(f"not used: {', '.join(unused)}")
-    return Recipe(fields, "a1111", tuple(notes))
+    lora_hashes = tuple((name.strip(), digest.strip().lower()) for name, _, digest in
+                        (item.rpartition(":") for item in pairs.get("Lora hashes", "").split(",")) if name.strip())
+    return Recipe(fields, "a1111", tuple(notes), lora_hashes)
 
 
 def _unquote(value: str) -> str:

@@ -31,7 +31,8 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     An unconditional run (the UNet loop) has no prompt and no CFG, so neither is written.
     """
     unconditional = recipe.get("mode") == "unet"
-    lines = [] if unconditional else [request.prompt]
+    prompt, lora_hashes = _with_lora_tags(request.prompt, recipe.get("loras") or [])
+    lines = [] if unconditional else [prompt]
     if request.negative_prompt and not unconditional:
         lines.append(f"Negative prompt: {request.negative_prompt}")
     fields = [f"Steps: {request.steps}"]
@@ -52,6 +53,8 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
         f"Size: {recipe.get('width')}x{recipe.get('height')}",
         f"Model: {_quoted(str(recipe.get('model', request.model)))}",
     ]
+    if lora_hashes:
+        fields.append(f"Lora hashes: {json.dumps(lora_hashes)}")
     if recipe.get("model_revision"):
         fields.append(f"Model hash: {recipe['model_revision'][:10]}")
     convention = (recipe.get("scheduler_config") or {}).get("convention", "A1111 CPU")
@@ -65,6 +68,24 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     fields.append(f"Version: diffusers-tui {_version()}")
     lines.append(", ".join(fields))
     return "\n".join(lines)
+
+
+def _with_lora_tags(prompt: str, loras: list[dict]) -> tuple[str, str]:
+    """The prompt with a `<lora:name:weight>` tag for each LoRA it does not already name (given by --lora),
+    and A1111's `Lora hashes` value ("name: short hash, ..."), as A1111 writes them."""
+    from pathlib import Path
+
+    from diffusers_tui.engine.models.loras import prompt_tags
+
+    tagged = {name for name, _ in prompt_tags(prompt)}
+    tags, hashes = [], []
+    for lora in loras:
+        name = lora["name"] if lora["name"] in tagged else Path(lora["path"]).stem
+        if lora["name"] not in tagged:
+            tags.append(f"<lora:{name}:{lora['weight']:g}>")
+        if lora.get("a1111_hash"):
+            hashes.append(f"{name}: {lora['a1111_hash']}")
+    return " ".join([prompt, *tags]) if tags else prompt, ", ".join(hashes)
 
 
 def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> list[str]:

@@ -97,6 +97,37 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def a1111_hash(path: Path) -> str:
+    """The short hash A1111 writes in `Lora hashes`: for a .safetensors file kohya's (the SHA-256 of what
+    follows the JSON header, so editing the metadata keeps it), else the whole file's; 12 characters."""
+    key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    if key not in _A1111_HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            if path.suffix.lower() == ".safetensors":
+                handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _A1111_HASHES[key] = digest.hexdigest()[:12]
+    return _A1111_HASHES[key]
+
+
+#: A1111 short hashes already worked out, by (path, size, mtime).
+_A1111_HASHES: dict[tuple, str] = {}
+
+
+def by_a1111_hash(short: str, folders: Sequence[str | os.PathLike]) -> Path | None:
+    """The LoRA file in `folders` whose A1111 short hash is `short`, if one is."""
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in LORA_SUFFIXES and path.is_file() and a1111_hash(path) == short.lower()[:12]:
+                return path
+    return None
+
+
 def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os.PathLike] = ()) -> list[dict]:
     """Set `loaded`'s pipeline to run with `loras` ((path or name, weight) pairs) and no others; returns what
     the recipe records of each: {"name", "path", "sha256", "weight"}. RequestError names a file that cannot
@@ -123,7 +154,7 @@ def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os
             records[digest]["weight"] += check_weight(weight, name)
             continue
         records[digest] = {"name": name, "path": str(path.resolve()), "sha256": digest,
-                           "weight": check_weight(weight, name)}
+                           "a1111_hash": a1111_hash(path), "weight": check_weight(weight, name)}
     records = list(records.values())
     names = [adapters[record["sha256"]] for record in records]
     pipe.enable_lora()
@@ -158,31 +189,46 @@ def recorded(result, applied: list[dict]):
 
 
 def matched(recipe, folders: Sequence[str | os.PathLike] = ()):
-    """A read recipe (files.reading.Recipe) with each LoRA it names that is not found here left out of it,
-    and named in its notes, so the rest re-runs: a prompt tag is taken out of the prompt, a listed file out
-    of its LoRAs."""
+    """A read recipe (files.reading.Recipe) with its LoRAs looked for here, as A1111 finds them: by the short
+    hash its `Lora hashes` gives, then by name. A prompt tag found by hash under another name is renamed;
+    one not found is taken out of the prompt, a listed file out of its LoRAs, and each is named in the
+    notes, so the rest re-runs."""
     fields, notes = dict(recipe.fields), list(recipe.notes)
+    hashes = dict(getattr(recipe, "lora_hashes", ()) or ())
 
-    def found(name: str) -> bool:
+    def found(name: str) -> tuple[Path | None, bool]:
+        """The file `name` stands for, and whether its hash found it."""
+        by_hash = by_a1111_hash(hashes[name], folders) if name in hashes else None
+        if by_hash is not None:
+            return by_hash, True
         try:
-            resolve(name, folders)
-            return True
+            return resolve(name, folders), False
         except RequestError:
-            return False
+            return None, False
 
-    prompt = str(fields.get("prompt") or "")
-    missing = [match.group(0) for match in PROMPT_TAG.finditer(prompt) if not found(match.group(1).strip())]
+    prompt, renamed, missing = str(fields.get("prompt") or ""), [], []
+    for match in PROMPT_TAG.finditer(prompt):
+        name = match.group(1).strip()
+        path, by_hash = found(name)
+        if path is None:
+            missing.append(match.group(0))
+        elif by_hash and path.stem != name:
+            renamed.append((match.group(0), match.group(0).replace(match.group(1), path.stem, 1), name, path))
     for tag in missing:
         prompt = prompt.replace(tag, "")
-    kept = [pair for pair in fields.get("loras") or () if isinstance(pair, (list, tuple)) and pair
-            and isinstance(pair[0], str) and found(pair[0])]
-    lost = [pair[0] for pair in fields.get("loras") or () if pair not in kept and isinstance(pair, (list, tuple))
-            and pair and isinstance(pair[0], str)]
-    if not missing and not lost:
+    for tag, new_tag, name, path in renamed:
+        prompt = prompt.replace(tag, new_tag)
+        notes.append(f"LoRA {shown(name, 80)!r} found by its hash ({hashes[name]}) as {shown(str(path), 200)}")
+    pairs = [pair for pair in fields.get("loras") or () if isinstance(pair, (list, tuple)) and pair
+             and isinstance(pair[0], str)]
+    kept = [pair for pair in pairs if found(pair[0])[0] is not None]
+    lost = [pair[0] for pair in pairs if pair not in kept]
+    if missing or lost:
+        searched = ", ".join(str(folder) for folder in folders) or "no LoRA folder (set lora_dir)"
+        notes.append(f"LoRA {', '.join(shown(item, 80) for item in [*missing, *lost])} not found (looked in: "
+                     f"{shown(searched, 200)}): left out, so this is not the recipe's picture")
+    if not (missing or lost or renamed):
         return recipe
-    searched = ", ".join(str(folder) for folder in folders) or "no LoRA folder (set lora_dir)"
-    notes.append(f"LoRA {', '.join(shown(item, 80) for item in [*missing, *lost])} not found (looked in: "
-                 f"{shown(searched, 200)}): left out, so this is not the recipe's picture")
     fields["prompt"] = re.sub(r"[ \t]{2,}", " ", prompt).strip() if missing else prompt
     if "loras" in fields:
         fields["loras"] = kept
