@@ -53,7 +53,7 @@ def test_no_display_path_sends_a_control_character_to_the_terminal(texts, tmp_pa
         lines.append(_index_line(f"2026-12-01/{picture.name}", text, model=text, time=text))
     (folder / "index.jsonl").write_text("\n".join(lines) + "\n")
     try:
-        recipe = Engine.read_recipe(folder / "2026-12-01" / "00000-x.png")
+        recipe = Engine().read_recipe(folder / "2026-12-01" / "00000-x.png")
     except RequestError as error:  # a NUL in the prompt: refused with one clear line, and the app starts bare
         assert "NUL character" in str(error) and not CONTROL.search(str(error))
         recipe = None
