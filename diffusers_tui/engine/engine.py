@@ -83,7 +83,7 @@ class Engine:
 
         with self._run_lock:
             loaded = self.loaded_model(request.model)
-            applied = lora_files.apply(loaded, lora_files.of_request(request), self.options.lora_dirs)
+            applied = lora_files.apply(loaded, lora_files.of_request(request), self.options)
             progress = _Progress()
             frames = []
 
@@ -132,7 +132,7 @@ class Engine:
 
         with self._run_lock:
             loaded = self.loaded_model(request.base.model)
-            applied = lora_files.apply(loaded, lora_files.of_request(request.base), self.options.lora_dirs)
+            applied = lora_files.apply(loaded, lora_files.of_request(request.base), self.options)
             progress = _Progress()
 
             def watched(index, snapshot) -> None:

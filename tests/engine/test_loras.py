@@ -188,3 +188,14 @@ def test_our_infotext_tags_the_loras_and_their_a1111_hashes_which_find_a_renamed
     rerun = elsewhere.run(build_request(recipe=recipe, given={"model": str(tiny_sd), "preview_method": "none"}))
     with Image.open(png) as saved:
         assert np.abs(_pixels(rerun) - np.asarray(saved.convert("RGB"), dtype=np.int16)).max() <= 2
+
+
+def test_a_pickle_lora_loads_only_with_allow_pickle(tiny_sd, loras, tmp_path):
+    """Weights load from safetensors only unless --allow-pickle (a .pt or .ckpt file can run code)."""
+    import shutil
+
+    pickled = tmp_path / "old-style.ckpt"
+    shutil.copy(loras["one"], pickled)  # the suffix is what decides: nothing of it is read
+    request = GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=2, loras=((str(pickled), 1.0),))
+    with pytest.raises(RequestError, match=r"old-style.ckpt is a pickle file \(.ckpt\), which can run code"):
+        Engine().run(request)

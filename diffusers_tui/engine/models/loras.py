@@ -136,10 +136,13 @@ def by_a1111_hash(short: str, folders: Sequence[str | os.PathLike]) -> Path | No
     return None
 
 
-def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os.PathLike] = ()) -> list[dict]:
+def apply(loaded, loras: Iterable[tuple[str, float]], options=None) -> list[dict]:
     """Set `loaded`'s pipeline to run with `loras` ((path or name, weight) pairs) and no others; returns what
     the recipe records of each: {"name", "path", "sha256", "weight"}. RequestError names a file that cannot
-    be found or applied."""
+    be found or applied. Names are looked for in `options.lora_dirs` (a LoadOptions); a .pt or .ckpt file (a
+    pickle, which can run code) loads only with `options.allow_pickle`."""
+    folders = getattr(options, "lora_dirs", ())
+    allow_pickle = getattr(options, "allow_pickle", False)
     loras = list(loras)
     pipe = loaded.pipeline
     adapters: dict[str, str] = loaded.__dict__.setdefault("lora_adapters", {})  # sha256 -> adapter name
@@ -153,6 +156,9 @@ def apply(loaded, loras: Iterable[tuple[str, float]], folders: Sequence[str | os
     records: dict[str, dict] = {}
     for name, weight in loras:
         path = resolve(name, folders)
+        if path.suffix.lower() != ".safetensors" and not allow_pickle:
+            raise RequestError("lora", f"{shown(path.name)} is a pickle file ({path.suffix}), which can run code: "
+                                       "use its .safetensors form, or --allow-pickle for a file you trust")
         digest = file_hash(path)
         if digest not in adapters:
             adapter = f"lora_{digest[:16]}"
