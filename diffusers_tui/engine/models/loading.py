@@ -66,6 +66,8 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     #: The registry marked available or not for this model, once the engine has worked it out.
     statuses: tuple | None = None
+    #: The LoRA adapters loaded into its pipeline, by file SHA-256 -> adapter name (see models.loras).
+    lora_adapters: dict[str, str] = field(default_factory=dict)
     #: Components its folder was saved without ([null, null]): loading, and the snippet, pass them as None.
     absent_components: tuple[str, ...] = ()
     #: How its VAE decodes: full, sliced or tiled (LoadOptions.vae); how it was offloaded.

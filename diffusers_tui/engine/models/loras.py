@@ -89,39 +89,35 @@ def resolve(name: str, folders: Sequence[str | os.PathLike] = ()) -> Path:
 
 
 def file_hash(path: Path) -> str:
-    """The file's SHA-256 in hex, worked out once per (path, size, mtime): a LoRA of 150 MB takes about half a
-    second to hash, which a run that only changes its weight should not pay again."""
-    key = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
-    if key not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _FILE_HASHES[key] = digest.hexdigest()
-    return _FILE_HASHES[key]
-
-
-#: Whole-file SHA-256s already worked out, by (path, size, mtime).
-_FILE_HASHES: dict[tuple, str] = {}
+    """The file's SHA-256 in hex: a LoRA of 150 MB takes about half a second to hash, which a run that only
+    changes its weight should not pay again (see _sha256)."""
+    return _sha256(path, after_header=False)
 
 
 def a1111_hash(path: Path) -> str:
     """The short hash A1111 writes in `Lora hashes`: for a .safetensors file kohya's (the SHA-256 of what
     follows the JSON header, so editing the metadata keeps it), else the whole file's; 12 characters."""
-    key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-    if key not in _A1111_HASHES:
+    return _sha256(path, after_header=path.suffix.lower() == ".safetensors")[:12]
+
+
+def _sha256(path: Path, after_header: bool) -> str:
+    """A file's SHA-256 (from past a .safetensors header where asked), worked out once per path, size and
+    modification time."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, after_header)
+    if key not in _HASHES:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            if path.suffix.lower() == ".safetensors":
+            if after_header:
                 handle.seek(8 + int.from_bytes(handle.read(8), "little"))
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        _A1111_HASHES[key] = digest.hexdigest()[:12]
-    return _A1111_HASHES[key]
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
-#: A1111 short hashes already worked out, by (path, size, mtime).
-_A1111_HASHES: dict[tuple, str] = {}
+#: SHA-256s already worked out, by (path, size, mtime, whether past the header).
+_HASHES: dict[tuple, str] = {}
 
 
 def by_a1111_hash(short: str, folders: Sequence[str | os.PathLike]) -> Path | None:
@@ -145,7 +141,7 @@ def apply(loaded, loras: Iterable[tuple[str, float]], options=None) -> list[dict
     allow_pickle = getattr(options, "allow_pickle", False)
     loras = list(loras)
     pipe = loaded.pipeline
-    adapters: dict[str, str] = loaded.__dict__.setdefault("lora_adapters", {})  # sha256 -> adapter name
+    adapters: dict[str, str] = loaded.lora_adapters
     if not loras:
         if adapters and pipe is not None:
             pipe.disable_lora()  # the plain model, exactly: peft layers then skip their update altogether
