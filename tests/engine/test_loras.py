@@ -89,7 +89,7 @@ def test_a_png_saved_with_a_lora_reruns_to_the_same_pixels_from_its_recipe_and_i
     from PIL import Image
 
     from diffusers_tui.engine import build_request
-    from tests.engine.test_reproduce_snippets import _run_snippet
+    from tests.engine.test_reproduce_snippets import _assert_same_pixels, _run_snippets
 
     engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
     request = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=4, preview_method="none",
@@ -101,10 +101,7 @@ def test_a_png_saved_with_a_lora_reruns_to_the_same_pixels_from_its_recipe_and_i
     with Image.open(png) as saved:
         pixels = np.asarray(saved.convert("RGB"), dtype=np.int16)
     assert np.array_equal(_pixels(again), pixels) and np.abs(pixels - plain).max() > 10
-    done = _run_snippet(png, tmp_path / "snippet")
-    assert done.returncode == 0, done.stderr[-3000:]
-    with Image.open(tmp_path / "snippet" / "reproduced.png") as theirs:
-        assert np.array_equal(np.asarray(theirs.convert("RGB"), dtype=np.int16), pixels)
+    _assert_same_pixels({"lora": png}, _run_snippets({"lora": png}, tmp_path / "snippet"))
 
 
 def test_a1111s_prompt_tags_load_their_loras_by_name_and_leave_the_text(tiny_sd, loras):

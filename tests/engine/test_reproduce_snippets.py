@@ -1,8 +1,11 @@
 """The recipe's snippet runs as written: every kind of sampler, both modes, in a fresh interpreter.
 
 Each run is saved as a user's would be; the snippet is read back out of the PNG and run by
-itself: a diffusers class's with diffusers_tui unimportable, an engine sampler's importing only
-the stand-in scheduler. On the CPU it must save exactly the pixels the PNG holds.
+itself, in its own folder and namespace: a diffusers class's with diffusers_tui unimportable, an
+engine sampler's importing only the stand-in scheduler. On the CPU it must save exactly the pixels
+the PNG holds. The snippets of one kind share an interpreter, one after another (a fresh one each
+spent most of the test importing torch and diffusers); each still starts from empty globals, so a
+snippet that leaned on another's names fails.
 """
 
 from __future__ import annotations
@@ -20,11 +23,22 @@ from PIL import Image
 from diffusers_tui.engine import GenerationRequest
 from diffusers_tui.engine.files.recipe import RECIPE_KEY
 
-#: A diffusers class's snippet runs with this package made unimportable: it must need torch and diffusers only.
-RUNNER = "import sys; sys.modules['diffusers_tui'] = None; exec(compile(open('snippet.py').read(), 'snippet.py', 'exec'))"
+#: Runs each folder's snippet.py in that folder, with fresh globals; argv: "alone" (diffusers_tui made
+#: unimportable: a diffusers class's snippet needs torch and diffusers only) or "engine", then the folders.
+#: A snippet that raises leaves its traceback in failed.txt, and the next one runs.
+RUNNER = """
+import os, sys, traceback
+if sys.argv[1] == "alone":
+    sys.modules["diffusers_tui"] = None
+for folder in sys.argv[2:]:
+    os.chdir(folder)
+    try:
+        exec(compile(open("snippet.py").read(), "snippet.py", "exec"), {"__name__": "__main__"})
+    except BaseException:
+        open("failed.txt", "w").write(traceback.format_exc())
+"""
 #: An engine sampler's snippet may import one thing of this package: the stand-in scheduler, from its public module.
 ENGINE_IMPORT = "from diffusers_tui.engine import SigmaSamplerScheduler"
-ENGINE_RUNNER = "exec(compile(open('snippet.py').read(), 'snippet.py', 'exec'))"
 #: The samplers whose snippets the slow test runs: every diffusers class, and each kind of engine sampler
 #: under each noise convention (ancestral, Brownian, several calls a step, adaptive, CFG++, multistep).
 ENGINE_SAMPLE = {"Euler a", "DPM++ 2M SDE", "DPM adaptive", "Restart", "dpmpp_2m_sde_gpu", "euler_cfg_pp", "uni_pc"}
@@ -58,17 +72,39 @@ def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, P
     return saved
 
 
-def _run_snippet(png: Path, folder: Path) -> subprocess.CompletedProcess:
-    folder.mkdir(parents=True)
-    with Image.open(png) as image:
-        snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
-    (folder / "snippet.py").write_text(snippet)
-    project_imports = [line for line in snippet.splitlines() if line.startswith(("from diffusers_tui", "import diffusers_tui"))]
-    assert project_imports in ([], [ENGINE_IMPORT]), project_imports
-    done = subprocess.run([sys.executable, "-c", ENGINE_RUNNER if project_imports else RUNNER], cwd=folder,
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    return done
+def _run_snippets(saved: dict[str, Path], runs: Path) -> dict[str, Path]:
+    """Write each PNG's snippet into a folder of its own under `runs` and run them, the diffusers classes' and
+    the engine samplers' each in one interpreter, the two side by side. Returns each run's folder by name."""
+    folders, kinds = {}, {"alone": [], "engine": []}
+    for index, (name, png) in enumerate(saved.items()):
+        folders[name] = runs / f"{index:02d}"
+        folders[name].mkdir(parents=True)
+        with Image.open(png) as image:
+            snippet = json.loads(image.text[RECIPE_KEY])["reproduce"]
+        (folders[name] / "snippet.py").write_text(snippet)
+        project_imports = [line for line in snippet.splitlines()
+                           if line.startswith(("from diffusers_tui", "import diffusers_tui"))]
+        assert project_imports in ([], [ENGINE_IMPORT]), (name, project_imports)
+        kinds["engine" if project_imports else "alone"].append(str(folders[name]))
+
+    def run(kind: str) -> None:
+        if kinds[kind]:
+            done = subprocess.run([sys.executable, "-c", RUNNER, kind, *kinds[kind]], capture_output=True, text=True,
+                                  timeout=600, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+                                                    "OMP_NUM_THREADS": "1"})
+            assert done.returncode == 0, done.stderr[-3000:]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(run, kinds))
+    return folders
+
+
+def _assert_same_pixels(saved: dict[str, Path], folders: dict[str, Path]) -> None:
+    for name, png in saved.items():
+        failed = folders[name] / "failed.txt"
+        assert not failed.exists(), f"{name}: the snippet failed:\n{failed.read_text()[-3000:]}"
+        with Image.open(png) as ours, Image.open(folders[name] / "reproduced.png") as theirs:
+            assert np.array_equal(np.asarray(ours.convert("RGB")), np.asarray(theirs.convert("RGB"))), name
 
 
 @pytest.mark.slow
@@ -77,14 +113,7 @@ def test_every_samplers_snippet_runs_as_written_and_saves_the_same_pixels(engine
     model = str(tiny_sd if mode == "text-to-image" else tiny_ddpm)
     saved = _saved_snippets(engine, model, mode, tmp_path / "out")
     assert len(saved) >= (12 if mode == "text-to-image" else 7), sorted(saved)
-    folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each snippet is its own interpreter: two at a time
-        runs = dict(zip(saved, pool.map(_run_snippet, saved.values(), folders.values())))
-    for name, png in saved.items():
-        done = runs[name]
-        assert done.returncode == 0, f"{name}: the snippet failed:\n{done.stderr[-3000:]}"
-        with Image.open(png) as ours, Image.open(folders[name] / "reproduced.png") as theirs:
-            assert np.array_equal(np.asarray(ours.convert("RGB")), np.asarray(theirs.convert("RGB"))), name
+    _assert_same_pixels(saved, _run_snippets(saved, tmp_path / "runs"))
 
 
 def test_every_snippet_is_python_with_the_runs_dtype_and_device(engine, tiny_sd, tmp_path):
@@ -121,10 +150,4 @@ def test_transformer_pipelines_snippets_run_as_written_and_save_the_same_pixels(
         request = GenerationRequest(prompt="a red circle on a blue background", model="demo-flow", scheduler=scheduler,
                                     steps=6, seed=8, preview_method="none")
         saved[f"demo-flow {scheduler}"] = engine.save(engine.run(request), tmp_path / "out")
-    folders = {name: tmp_path / "runs" / f"{index:02d}" for index, name in enumerate(saved)}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = dict(zip(saved, pool.map(_run_snippet, saved.values(), folders.values())))
-    for name, png in saved.items():
-        assert runs[name].returncode == 0, f"{name}: the snippet failed:\n{runs[name].stderr[-3000:]}"
-        with Image.open(png) as ours, Image.open(folders[name] / "reproduced.png") as theirs:
-            assert np.array_equal(np.asarray(ours.convert("RGB")), np.asarray(theirs.convert("RGB"))), name
+    _assert_same_pixels(saved, _run_snippets(saved, tmp_path / "runs"))
