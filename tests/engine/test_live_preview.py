@@ -4,6 +4,7 @@ import threading
 import time
 
 from diffusers_tui.engine import GenerationRequest, LivePreview
+from diffusers_tui.engine.preview.live import next_frame_due
 
 
 def _request(model, steps, method="latent"):
@@ -27,6 +28,29 @@ def test_frames_are_decoded_off_the_step_loop_at_the_frame_cap(engine, tiny_sd):
     assert 1 <= len(frames) <= elapsed * 4 + 1 < len(result.frames)
     assert all(frame.preview is not None and frame.preview.size == (8, 8) for frame in frames)
     assert [frame.step for frame in frames] == sorted({frame.step for frame in frames})
+
+
+def test_the_next_frame_waits_until_this_ones_work_is_within_its_share():
+    assert next_frame_due(10.0, busy=0.001, interval=0.1, max_share=0.02) == 10.1  # cheap: the frame cap rules
+    assert next_frame_due(10.0, busy=0.01, interval=0.1, max_share=0.02) == 10.5  # 10 ms is 2% of 0.5 s
+
+
+def test_frames_that_cost_processor_time_come_less_often_and_stay_within_their_share(engine, tiny_sd):
+    """A consumer that spends 20 ms of processor time on each frame, at a cap of 60 frames a second and a
+    share of 10%: frames come at most every 0.2 s, so the frames' time stays within a tenth of the run
+    (give or take the last frame)."""
+    def costly(lane, snapshot):
+        spent = time.thread_time()
+        while time.thread_time() - spent < 0.02:
+            pass
+
+    live = LivePreview(costly, fps=60, max_share=0.1)
+    started = time.perf_counter()
+    engine.run(_request(tiny_sd, 40), live=live, on_step=lambda s: time.sleep(0.02))
+    elapsed = time.perf_counter() - started
+    assert live.frames >= 1 and live.busy_s / live.frames >= 0.02
+    assert live.busy_s <= 0.1 * elapsed + live.busy_s / live.frames
+    assert live.frames < elapsed * 60 / 2  # far fewer than the frame cap alone lets through
 
 
 def test_a_slow_consumer_gets_the_newest_step_not_a_backlog(engine, tiny_sd):

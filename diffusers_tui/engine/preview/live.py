@@ -4,6 +4,11 @@ The step loop only offers each step's record, which never waits. This thread wak
 most `fps` times a second, takes the newest step of each lane (older ones are skipped:
 the newest wins), decodes it by the current method and hands it to the consumer. The
 method may be changed from any thread while a run goes on; it applies from the next frame.
+
+Frames also never take more than `max_share` of the processor time: the thread's own work
+(a decode, and the consumer's conversion to cells) holds the interpreter lock the step loop
+needs, so when a model's steps are quick beside a frame's cost the frame rate drops instead
+of the run slowing down. Slow steps (a real model) leave the cap at `fps`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,16 @@ import threading
 import time
 from typing import Callable
 
+#: The share of the processor time that frames may take at most (see the module's docstring): the run
+#: watched in the app stays within 3% of the run unwatched (benchmarks/preview_overhead.py), decodes included.
+MAX_SHARE = 0.02
+
+
+def next_frame_due(started: float, busy: float, interval: float, max_share: float) -> float:
+    """When the next frame may start: one frame interval after this one started, and late enough that this
+    frame's processor time `busy` is at most `max_share` of the time from its start to the next's."""
+    return started + max(interval, busy / max_share)
+
 
 class LivePreview:
     """Hands `on_frame(lane, snapshot)` decoded frames (snapshot.preview set) while a run goes on.
@@ -21,11 +36,18 @@ class LivePreview:
     (or one comparison: its lanes share the frame cap, served oldest-waiting first).
     """
 
-    def __init__(self, on_frame: Callable[[int, object], None], fps: float = 15.0, method: str | None = None):
+    def __init__(self, on_frame: Callable[[int, object], None], fps: float = 15.0, method: str | None = None,
+                 max_share: float = MAX_SHARE):
         if not fps > 0:
             raise ValueError("fps must be above 0")
+        if not 0 < max_share <= 1:
+            raise ValueError("max_share must be above 0 and at most 1")
         self.on_frame = on_frame
         self.fps = float(fps)
+        self.max_share = float(max_share)
+        #: Frames delivered, and the processor time this thread spent on them (seconds).
+        self.frames = 0
+        self.busy_s = 0.0
         self.method = method
         self._pending: dict[int, object] = {}
         self._wake = threading.Condition()
@@ -87,7 +109,7 @@ class LivePreview:
                     self._idle = False
                 lane = next(iter(self._pending))  # the lane that has waited longest
                 snapshot = self._pending.pop(lane)
-            next_due = time.perf_counter() + interval
+            started, started_busy = time.perf_counter(), time.thread_time()
             try:
                 record = snapshot.latents
                 image = record.decoders.image(record, snapshot.preview_kind, self.method or self._request_method)
@@ -95,6 +117,12 @@ class LivePreview:
                     if self._closing:
                         return
                     self.on_frame(lane, dataclasses.replace(snapshot, preview=image))
+                # This thread's processor time, not the wall time: waiting for a decoder process or for
+                # the interpreter lock costs the step loop nothing.
+                busy = time.thread_time() - started_busy
+                self.frames += 1
+                self.busy_s += busy
+                next_due = next_frame_due(started, busy, interval, self.max_share)
             except BaseException as error:  # noqa: BLE001 - reported to the run by finish()
                 self._failure = error
                 with self._wake:
