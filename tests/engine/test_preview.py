@@ -59,10 +59,19 @@ def test_auto_is_the_most_faithful_method_within_the_frame_budget(tiny_sd, tiny_
     assert "vae" not in decoders.costs  # over budget already with the tiny decoder: the full decode is not timed
 
 
-def test_the_demo_brings_its_own_tiny_decoder_and_auto_uses_it(engine):
+def test_the_demo_brings_its_own_tiny_decoder_and_auto_uses_it_when_it_fits_the_budget(engine):
+    """Auto is the best method whose measured frame fits the budget: the demo's TAESD where this machine
+    decodes a frame in time (most do, in about 4 ms), else the latent map; the note gives the timing."""
+    import re
+
     summary = engine.load("demo")
-    assert "taesd" in summary.preview_methods and summary.preview_auto == "taesd", summary.notes
-    assert any(note.startswith("previews: auto is taesd") for note in summary.notes)
+    assert "taesd" in summary.preview_methods
+    note = next(note for note in summary.notes if note.startswith("previews: auto is "))
+    taesd_ms, budget_ms = (float(value) for value in re.search(r"taesd ([0-9.]+) ms.*budget ([0-9.]+) ms", note).groups())
+    if abs(taesd_ms - budget_ms) > 0.05:  # the note rounds to 0.1 ms: a tie there could go either way
+        assert summary.preview_auto == ("taesd" if taesd_ms <= budget_ms else "latent"), note
+    else:
+        assert summary.preview_auto in ("taesd", "latent"), note
 
 
 def test_the_fitted_map_is_made_on_first_use_with_its_error_reported(engine):
