@@ -147,7 +147,8 @@ SETTINGS: dict[str, Setting] = {
     "noise": Setting("auto", _request_field("noise", str)),  # auto, A1111 CPU, A1111 GPU, A1111 NV or ComfyUI
     "ensd": Setting(0, _request_field("ensd", int)),  # A1111's eta noise seed delta (0: none; 31337 is common)
     "taesd_folder": Setting("", _optional_path("taesd_folder")),
-    "lora_dir": Setting([], _folders("lora_dir")),  # LoRA folders, searched in order for a LoRA by name  # TAESD folder, or one of them by repo name
+    "lora_dir": Setting([], _folders("lora_dir")),  # LoRA folders, searched in order for a LoRA by name
+    "embeddings_dir": Setting([], _folders("embeddings_dir")),  # textual-inversion embeddings, a word by file stem
     "fps": Setting(15, _whole("fps", *FRAME_RATE_RANGE)),  # live frames per second at most
     "graphics": Setting("auto", _choice("graphics", GRAPHICS)),  # final image: auto, halfblock, kitty, sixel
     "threads": Setting(None, _whole("threads", 1, max_threads())),  # torch CPU threads; empty for all cores but one

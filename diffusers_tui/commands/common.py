@@ -47,7 +47,8 @@ def engine_for(args, model_folders: tuple[str, ...] = ()) -> Engine:
     options = LoadOptions(device=args.device, dtype=args.dtype, offload=args.offload, vae=args.vae,
                           allow_pickle=args.allow_pickle, config_dir=args.config,
                           taesd_folder=getattr(args, "taesd_folder", None) or None,
-                          lora_dirs=tuple(getattr(args, "lora_dir", None) or ()))
+                          lora_dirs=tuple(getattr(args, "lora_dir", None) or ()),
+                          embedding_dirs=tuple(getattr(args, "embeddings_dir", None) or ()))
     return Engine(options, model_folders=model_folders, threads=args.threads)
 
 

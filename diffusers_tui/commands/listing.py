@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diffusers_tui.commands.common import engine_for, print_table, say
-from diffusers_tui.engine import MODEL_DEFAULT, quiet, sampler_facts
+from diffusers_tui.engine import MODEL_DEFAULT, list_embeddings, list_loras, quiet, sampler_facts
 
 
 def models(args) -> int:
@@ -11,7 +11,25 @@ def models(args) -> int:
     rows = [(m.name, m.kind, m.source, _human_size(m.size_bytes), str(m.path), m.reason or "-")
             for m in engine.models()]
     print_table(("name", "kind", "source", "size", "path", "why not"), rows)
+    _named_files("LoRAs", "<lora:name:weight> or --lora name:weight", "lora_dir", "--lora-dir",
+                 tuple(getattr(args, "lora_dir", None) or ()), list_loras)
+    _named_files("Embeddings", "the name as a word in the prompt or the negative prompt", "embeddings_dir",
+                 "--embeddings-dir", tuple(getattr(args, "embeddings_dir", None) or ()), list_embeddings)
     return 0
+
+
+def _named_files(title: str, use: str, setting: str, flag: str, folders: tuple[str, ...], lister) -> None:
+    """The LoRA or embedding files in their folders, by the name that finds each."""
+    found = lister(folders)
+    if not folders:
+        say(f"\n{title}: no folder (set {setting} in the config, or {flag} DIR)")
+    elif not found:
+        say(f"\n{title}: none in {', '.join(folders)}")
+    else:
+        say(f"\n{title} ({use}), in {', '.join(folders)}:")
+        print_table(("name", "size", "path", "note"),
+                    [(item.name, _human_size(item.size_bytes), str(item.path),
+                      f"hidden: the name finds {item.shadowed_by}" if item.shadowed_by else "-") for item in found])
 
 
 def schedulers(args) -> int:

@@ -73,6 +73,10 @@ def _model_options(parser: argparse.ArgumentParser, top_level: bool) -> None:
     group.add_argument("--lora-dir", dest="lora_dir", action="append", metavar="DIR", default=default(None),
                        help="a folder of LoRA files, where --lora NAME finds NAME.safetensors (repeatable; "
                             "default: the lora_dir setting)")
+    group.add_argument("--embeddings-dir", dest="embeddings_dir", action="append", metavar="DIR",
+                       default=default(None),
+                       help="a folder of textual-inversion embeddings: a file's stem in the prompt or the negative "
+                            "prompt is that embedding, as in A1111 (repeatable; default: the embeddings_dir setting)")
     group.add_argument("--threads", type=_whole_number(1, max_threads()), default=default(None),
                        help=f"torch CPU threads, 1 to {max_threads()} (this machine's cores; default: "
                             "DIFFUSERS_TUI_THREADS, else all cores but one)")
@@ -196,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     for place, where in (("x", "across"), ("y", "down"), ("z", "one sub-grid per value")):
         compare.add_argument(f"--{place}", metavar="KIND=VALUES",
                              help=f"a study axis, {where}: KIND is one of sampler, schedule, steps, guidance, seed, "
-                                  "eta, s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for); "
+                                  "eta, s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for), "
+                                  "lora (the run's LoRA's weight; lora:NAME=0,0.5,1 names one); "
                                   "whole numbers take ranges, 1-5, 1-9 (+2), 1-100 [4]; e.g. --x guidance=3,5,7")
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",
@@ -218,9 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs_option(compare, top_level=False)
     _model_options(compare, top_level=False)
 
-    models = commands.add_parser("models", help="list the demo models and every model in the local HF cache")
+    models = commands.add_parser("models", help="list the demo models, every model in the local HF cache, and the LoRAs and embeddings in their folders")
     models.add_argument("--models-dir", action="append", default=argparse.SUPPRESS, metavar="DIR",
                         help="also look in this folder (repeatable)")
+    models.add_argument("--lora-dir", dest="lora_dir", action="append", default=argparse.SUPPRESS, metavar="DIR",
+                        help="list the LoRA files in this folder (repeatable; default: the lora_dir setting)")
+    models.add_argument("--embeddings-dir", dest="embeddings_dir", action="append", default=argparse.SUPPRESS,
+                        metavar="DIR", help="list the embeddings in this folder (repeatable; default: the "
+                                            "embeddings_dir setting)")
 
     schedulers = commands.add_parser("schedulers", help="the scheduler registry, and what a model supports")
     _model_options(schedulers, top_level=False)

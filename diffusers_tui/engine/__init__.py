@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
     from diffusers_tui.engine.models.families import guidance_note
     from diffusers_tui.engine.sampling.noise_settings import sampler_note
-    from diffusers_tui.engine.models.loras import parse_lora
+    from diffusers_tui.engine.models.embeddings import list_embeddings
+    from diffusers_tui.engine.models.loras import NamedFile, list_loras, parse_lora
     from diffusers_tui.engine.vocabulary import prompt_note
     from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
                                                         schedule_names, scheduler_entries, scheduler_names)
@@ -76,7 +77,8 @@ _SOURCES = {
     "prompt_syntax_note": "sampling.prompt_weighting",
     "guidance_note": "models.families",
     "sampler_note": "sampling.noise_settings",
-    "parse_lora": "models.loras",
+    "parse_lora": "models.loras", "list_loras": "models.loras", "NamedFile": "models.loras",
+    "list_embeddings": "models.embeddings",
     "MODEL_DEFAULT": "sampling.registry", "SchedulerEntry": "sampling.registry",
     "SchedulerStatus": "sampling.registry", "sampler_facts": "sampling.registry",
     "schedule_names": "sampling.registry", "scheduler_entries": "sampling.registry",
@@ -94,6 +96,7 @@ __all__ = [
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
     "prompt_note", "prompt_syntax_note", "guidance_note", "sampler_note", "describe_vocabulary", "parse_lora",
+    "list_loras", "list_embeddings", "NamedFile",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",
     # limits and parsing of typed values

@@ -12,24 +12,27 @@ import re
 from dataclasses import dataclass
 
 from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.models.loras import MAX_LORA_WEIGHT
 from diffusers_tui.engine.request import (MAX_CHURN, MAX_CHURN_SIGMA, MAX_GUIDANCE, MAX_NOISE_SCALE, MAX_SEED,
                                           MAX_SHIFT, MAX_STEPS, NOISE_CONVENTIONS)
 from diffusers_tui.engine.text import shown
 
 #: What an axis can vary, and the names people type for it.
 AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift",
-              "noise", "ensd", "prompt")
+              "noise", "ensd", "prompt", "lora")
 _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
             "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
             "s/r": "prompt", "eta noise seed delta": "ensd", "sigma noise": "s_noise", "s noise": "s_noise",
             "s-noise": "s_noise", "flow shift": "shift", "eta ddim": "eta", "sigma churn": "s_churn",
-            "sigma min": "s_tmin", "sigma tmin": "s_tmin", "sigma max": "s_tmax", "sigma tmax": "s_tmax"}
+            "sigma min": "s_tmin", "sigma tmin": "s_tmin", "sigma max": "s_tmax", "sigma tmax": "s_tmax",
+            "lora weight": "lora", "lora_weight": "lora", "loras": "lora"}
 #: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
 FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift", "noise", "ensd")
 #: Axis kinds whose values are real numbers, with their ranges: (lowest, highest, whether the lowest is allowed).
 REAL_KINDS = {"guidance": (0.0, MAX_GUIDANCE, True), "eta": (0.0, MAX_NOISE_SCALE, True),
               "s_noise": (0.0, MAX_NOISE_SCALE, True), "s_churn": (0.0, MAX_CHURN, True),
-              "s_tmin": (0.0, MAX_CHURN_SIGMA, True), "s_tmax": (0.0, MAX_CHURN_SIGMA, True), "shift": (0.0, MAX_SHIFT, False)}
+              "s_tmin": (0.0, MAX_CHURN_SIGMA, True), "s_tmax": (0.0, MAX_CHURN_SIGMA, True), "shift": (0.0, MAX_SHIFT, False),
+              "lora": (-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, True)}
 #: Where an axis's values go, in A1111's order: across, down, then one sub-grid per value.
 POSITIONS = ("x", "y", "z")
 MAX_VALUES = 64
@@ -41,9 +44,13 @@ class Axis:
 
     kind: str
     values: tuple
+    #: The LoRA a "lora" axis weights ("lora:detail=0,0.5,1"); "" for the request's only LoRA.
+    target: str = ""
 
     @property
     def title(self) -> str:
+        if self.kind == "lora":
+            return f"LoRA {shown(self.target, 40)}" if self.target else "LoRA weight"
         return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
                 "seed": "seed", "eta": "eta", "s_noise": "s_noise", "s_churn": "s_churn", "s_tmin": "s_tmin",
                 "s_tmax": "s_tmax", "shift": "shift", "noise": "noise",
@@ -59,14 +66,19 @@ class Axis:
 
     def spec(self) -> str:
         """The axis as it is typed: what a saved study records."""
-        return f"{self.kind}=" + ",".join(self.label(value) if self.kind in REAL_KINDS else str(value)
+        kind = f"lora:{self.target}" if self.target else self.kind
+        return f"{kind}=" + ",".join(self.label(value) if self.kind in REAL_KINDS else str(value)
                                           for value in self.values)
 
 
 def parse_axis(text: str, field: str = "axis") -> Axis:
     """ "guidance=3,5,7.5" -> Axis("guidance", (3.0, 5.0, 7.5)); RequestError (naming `field`) says what is wrong."""
     kind, separator, values_text = str(text).partition("=")
+    kind, colon, target = kind.partition(":")
     kind = _ALIASES.get(kind.strip().lower(), kind.strip().lower())
+    if colon and (kind != "lora" or not target.strip()):
+        raise RequestError(field, f"{shown(str(text), 80)!r}: only a LoRA axis names what it varies, as "
+                                  "lora:NAME=0,0.5,1")
     if not separator or kind not in AXIS_KINDS:
         raise RequestError(field, f"{shown(str(text), 80)!r} is not KIND=VALUES, e.g. \"guidance=3,5,7\"; kinds: "
                                   f"{', '.join(AXIS_KINDS)}")
@@ -90,7 +102,7 @@ def parse_axis(text: str, field: str = "axis") -> Axis:
         raise RequestError(field, f"the {kind} axis has {len(values)} values; at most {MAX_VALUES}")
     if len(set(values)) != len(values):
         raise RequestError(field, f"the {kind} axis names a value twice")
-    return Axis(kind, tuple(values))
+    return Axis(kind, tuple(values), target.strip())
 
 
 #: A1111's ranges for whole numbers: "1-5" (every one), "1-10 (+3)" (a step), "1-10 [4]" (a count, spread).
@@ -137,8 +149,23 @@ def _real(kind: str, text: str, field: str) -> float:
         value = math.nan
     if not (low <= value <= high and (low_allowed or value > low)):  # NaN fails this too
         valid = f"from {low:g} to {high:g}" if low_allowed else f"above {low:g}, up to {high:g}"
-        raise RequestError(field, f"{shown(text, 40)!r} is not {'an' if kind in ('eta', 's_noise', 's_churn', 's_tmin', 's_tmax') else 'a'} {kind} {valid}")
+        name = "LoRA weight" if kind == "lora" else kind
+        raise RequestError(field, f"{shown(text, 40)!r} is not {'an' if kind in ('eta', 's_noise', 's_churn', 's_tmin', 's_tmax') else 'a'} {name} {valid}")
     return value
+
+
+def with_lane_settings(request, settings: tuple):
+    """`request` (a GenerationRequest) with a lane's other fields set; a LoRA axis's ("lora", (name, weight))
+    weights that LoRA (models.loras.with_lora_weight)."""
+    from dataclasses import replace
+
+    from diffusers_tui.engine.models.loras import with_lora_weight
+
+    request = replace(request, **{name: value for name, value in settings if name != "lora"})
+    for name, value in settings:
+        if name == "lora":
+            request = with_lora_weight(request, *value)
+    return request
 
 
 def replaced_prompt(prompt: str, axis: Axis, value: str) -> str:

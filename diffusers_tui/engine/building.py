@@ -19,6 +19,7 @@ from diffusers_tui.engine.axes import (FIELD_KINDS, MAX_VALUES, POSITIONS, Axis,
                                        replaced_prompt)
 from diffusers_tui.engine.comparison import ComparisonRequest, Lane, parse_reference, parse_step_list
 from diffusers_tui.engine.errors import RequestError
+from diffusers_tui.engine.text import shown
 from diffusers_tui.engine.request import (DEFAULT_PROMPT, MAX_SEED, GenerationRequest, check_whole, parse_size,
                                           random_seed)
 
@@ -91,13 +92,15 @@ def build_comparison(base: GenerationRequest, schedulers: Sequence[str], steps: 
             raise RequestError("axis", f"{position!r} is not an axis place: x, y or z")
         if given:
             placed[position] = given if isinstance(given, Axis) else parse_axis(given, f"{position} axis")
-    seen: dict[str, str] = {}
-    for position, axis in placed.items():
-        if axis.kind in seen:
-            raise RequestError(f"{position} axis", f"the {seen[axis.kind]} and {position} axes both vary the "
-                                                   f"{axis.kind}: put its values on one")
-        seen[axis.kind] = position
-    kinds = list(seen)
+    seen: dict[tuple[str, str], str] = {}
+    for position, axis in list(placed.items()):
+        if axis.kind == "lora":
+            placed[position] = axis = _lora_axis(base, axis, f"{position} axis")
+        if (axis.kind, axis.target) in seen:
+            raise RequestError(f"{position} axis", f"the {seen[axis.kind, axis.target]} and {position} axes both "
+                                                   f"vary the {axis.title}: put its values on one")
+        seen[axis.kind, axis.target] = position
+    kinds = [kind for kind, _ in seen]
     if "sampler" not in kinds:
         from diffusers_tui.engine.sampling.registry import MODEL_DEFAULT
 
@@ -145,6 +148,21 @@ def _place(placed: dict[str, Axis], axis: Axis, preference: tuple[str, ...]) -> 
     placed[free] = axis
 
 
+def _lora_axis(base: GenerationRequest, axis: Axis, field: str) -> Axis:
+    """A LoRA axis naming its LoRA: "lora=..." weights the request's one LoRA; "lora:NAME=..." names any,
+    which the lanes add where the request does not have it."""
+    from diffusers_tui.engine.models.loras import named_loras
+
+    if axis.target:
+        return axis
+    names = named_loras(base)
+    if len(names) != 1:
+        have = f"it has {', '.join(shown(name, 40) for name in names)}" if names else "it has none"
+        raise RequestError(field, f"a LoRA axis weights the run's one LoRA, and {have}: name it, as "
+                                  "lora:NAME=0,0.5,1")
+    return replace(axis, target=names[0])
+
+
 def _lane_with(base: GenerationRequest, chosen: list, at: tuple) -> Lane:
     """The lane that takes each (axis, value) in `chosen`, at value indices `at` of the placed axes."""
     values = dict((axis.kind, value) for axis, value in chosen)
@@ -154,6 +172,8 @@ def _lane_with(base: GenerationRequest, chosen: list, at: tuple) -> Lane:
             settings.append((axis.kind, value))
         elif axis.kind == "prompt":
             settings.append(("prompt", replaced_prompt(base.prompt, axis, value)))
+        elif axis.kind == "lora":
+            settings.append(("lora", (axis.target, value)))
     sampler = values["sampler"]
     if "schedule" in values:
         sampler = f"{sampler} {values['schedule']}"

@@ -44,6 +44,8 @@ def setting_label(name: str, value) -> str:
     """A lane's other field, short: "guidance 7", "seed 3", a prompt shortened."""
     if name == "prompt":
         return f"prompt {shown(str(value), 30)!r}"
+    if name == "lora":
+        return f"LoRA {shown(value[0], 30)} {value[1]:g}"
     if isinstance(value, float):
         return f"{name} {value:g}"
     return f"{name} {value}"
@@ -139,6 +141,7 @@ class ComparisonRequest:
 
     def lane_requests(self) -> list[GenerationRequest]:
         """One GenerationRequest per lane, then one per reference lane (see reference_lanes)."""
+        from diffusers_tui.engine.axes import with_lane_settings
         from diffusers_tui.engine.sampling import registry as schedulers
 
         requests = []
@@ -148,12 +151,13 @@ class ComparisonRequest:
             if self.equal_calls and order == 2:
                 # Heun-like solvers make 2N-1 calls for N steps: N' = ceil(N/2) stays within N.
                 steps = max(1, math.ceil(steps / 2))
-            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=steps,
-                                    **dict(lane.settings)))
+            requests.append(with_lane_settings(replace(self.base, scheduler=lane.scheduler, schedule="Automatic",
+                                                   steps=steps), lane.settings))
         for lane in self.reference_lanes():
-            requests.append(replace(self.base, scheduler=lane.scheduler, schedule="Automatic", steps=lane.steps,
-                                    **dict(lane.settings)))
+            requests.append(with_lane_settings(replace(self.base, scheduler=lane.scheduler, schedule="Automatic",
+                                                   steps=lane.steps), lane.settings))
         return requests
+
 
 
 def parse_lanes(schedulers_text: str, steps_text: str) -> tuple[Lane, ...]:

@@ -77,13 +77,13 @@ class Engine:
 
         Each recorded step is also offered to `live` (a LivePreview), whose own thread decodes the newest at
         its frame cap. The result owns every recorded step (`frames`)."""
-        from diffusers_tui.engine.models import loras as lora_files
+        from diffusers_tui.engine.models import dressing
         from diffusers_tui.engine.preview import finite_frames, with_last_preview
         from diffusers_tui.engine.sampling import runner
 
         with self._run_lock:
             loaded = self.loaded_model(request.model)
-            applied = lora_files.apply(loaded, lora_files.of_request(request), self.options)
+            applied = dressing.dress(loaded, request, self.options)
             progress = _Progress()
             frames = []
 
@@ -106,7 +106,7 @@ class Engine:
                     live.finish()  # what is still waiting is dropped: the result's own picture replaces it
             kept = finite_frames(frames) if result.stopped else frames
             method = live.method if live is not None and live.method else request.preview_method
-            result = lora_files.recorded(result, applied)
+            result = dressing.recorded(result, applied)
             return dataclasses.replace(with_last_preview(result, kept, method), frames=tuple(kept))
 
     @staticmethod
@@ -127,12 +127,11 @@ class Engine:
 
         Recorded steps are offered to `live` by lane; the lanes share its frame cap.
         """
-        from diffusers_tui.engine.models import loras as lora_files
+        from diffusers_tui.engine.models import dressing
         from diffusers_tui.engine.sampling import lockstep
 
         with self._run_lock:
             loaded = self.loaded_model(request.base.model)
-            applied = lora_files.apply(loaded, lora_files.of_request(request.base), self.options)
             progress = _Progress()
 
             def watched(index, snapshot) -> None:
@@ -145,12 +144,12 @@ class Engine:
             if live is not None:
                 live.start(request.base.preview_method)
             try:
-                result = _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel), progress,
-                                             loaded)
+                result = _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel, lambda lane: (
+                    dressing.dress(loaded, lane, self.options))), progress, loaded)
             finally:
                 if live is not None:
                     live.finish()
-            return self._with_schedules(lora_files.recorded(result, applied))
+            return self._with_schedules(result)
 
     def _with_schedules(self, result):
         """Each lane (and reference) with the σ schedule its sampler steps through, for the schedule figure."""
@@ -296,11 +295,11 @@ class Engine:
         return upkeep.private_folder(path)
 
     def read_recipe(self, path: str | os.PathLike):
-        """The recipe in any PNG (Recipe): ours, or an A1111 `parameters` line; its LoRAs looked for here."""
+        """The recipe in any PNG (Recipe): ours, or another tool's; its LoRAs and embeddings looked for here."""
         from diffusers_tui.engine.files import reading
-        from diffusers_tui.engine.models.loras import matched
+        from diffusers_tui.engine.models.dressing import matched
 
-        return matched(reading.recipe_from_png(path), self.options.lora_dirs)
+        return matched(reading.recipe_from_png(path), self.options)
 
 
 def _vocabulary(loaded) -> dict:

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Log, OptionList, Select, TextArea
 
 from diffusers_tui import settings as settings_module
-from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, prompt_note,
+from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, list_loras, prompt_note,
                                   prompt_syntax_note, random_seed, guidance_note, sampler_note,
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
@@ -220,11 +220,19 @@ class DiffusersTuiApp(App):
             names = [info.name for info in self.engine.models() if not info.reason]
         except Exception:  # noqa: BLE001 - listing is a convenience; the named model still loads
             names = []
-        self.post_message(ModelsListed(names))
+        folders = self.engine.options.lora_dirs
+        try:
+            loras = list_loras(folders)
+        except Exception:  # noqa: BLE001 - a folder that cannot be read leaves the list empty, and says so
+            loras = []
+        where = ", ".join(shown(str(folder), 80) for folder in folders)
+        no_loras = f"no LoRA files in {where}" if folders else "no LoRA folder: set lora_dir (config) or --lora-dir"
+        self.post_message(ModelsListed(names, loras, no_loras))
 
     def on_models_listed(self, message: ModelsListed) -> None:
         self.model_names = list(message.names)
         self.panel.show_models(self.model, self.model_names)
+        self.panel.show_loras(message.loras, message.no_loras)
 
     @work(thread=True, exclusive=True, group="load")
     def load_model(self, model: str) -> None:

@@ -6,7 +6,7 @@ ones declare `can_replace`, so a queue holds only the newest frame of each kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,9 @@ class ModelLoadFailed(Message):
 @dataclass
 class ModelsListed(Message):
     names: list[str]
+    #: The LoRA files in the LoRA folders (engine NamedFile), and what to say when there are none.
+    loras: list = field(default_factory=list)
+    no_loras: str = ""
 
 
 @dataclass

@@ -55,7 +55,7 @@ def test_a_graph_sd_parsers_cannot_read_is_walked_from_its_sampler(tmp_path, mon
                                                          lora=("style.safetensors", 0.8)))
     assert recipe.source == "ComfyUI" and {**_fields(recipe), "seed": 11} == EXPECTED and recipe.fields["seed"] == 77
     notes = " ".join(recipe.notes)
-    assert "v1-5-pruned.safetensors" in notes and "style.safetensors at 0.8" in notes
+    assert "v1-5-pruned.safetensors" in notes and recipe.fields["loras"] == [["style.safetensors", 0.8]]
 
 
 def test_an_a1111_line_beside_a_disagreeing_comfyui_graph_is_used_and_the_graph_is_named(tmp_path):

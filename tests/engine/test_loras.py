@@ -3,6 +3,8 @@ found by path or by name in the LoRA folders, weighted per run, and off again fo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,35 +13,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models.loading import LoadOptions
 from diffusers_tui.engine.models.loras import parse_lora
 from diffusers_tui.engine.request import GenerationRequest
-
-
-def _make_lora(model, folder, seed: int, kohya: bool = False):
-    """A random rank-4 LoRA on the UNet's attention projections (peft), as diffusers saves one, or renamed to
-    kohya's keys (lora_unet_..._to_q.lora_down.weight, with .alpha) as A1111's LoRAs come."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    pipe = StableDiffusionPipeline.from_pretrained(model)
-    torch.manual_seed(seed)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                     init_lora_weights=False))
-    state = get_peft_model_state_dict(pipe.unet)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{'kohya' if kohya else 'diffusers'}-{seed}"
-    if not kohya:
-        StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=state, weight_name=f"{name}.safetensors")
-        return folder / f"{name}.safetensors"
-    renamed = {}
-    for key, tensor in state.items():
-        module, kind = key.rsplit(".lora_", 1)
-        stem = "lora_unet_" + module.replace(".", "_")
-        renamed[f"{stem}.{'lora_down' if kind.startswith('A') else 'lora_up'}.weight"] = tensor.contiguous()
-        renamed[f"{stem}.alpha"] = torch.tensor(4.0)
-    save_file(renamed, folder / f"{name}.safetensors")
-    return folder / f"{name}.safetensors"
+from tests.tiny_loras import make_lora as _make_lora
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +170,119 @@ def test_a_pickle_lora_loads_only_with_allow_pickle(tiny_sd, loras, tmp_path):
     request = GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=2, loras=((str(pickled), 1.0),))
     with pytest.raises(RequestError, match=r"old-style.ckpt is a pickle file \(.ckpt\), which can run code"):
         Engine().run(request)
+
+
+def test_other_tools_pngs_load_their_loras_by_their_names_and_hashes(tiny_sd, loras, tmp_path):
+    """ComfyUI's LoraLoader nodes (a path under its loras folder, Windows' backslashes too), Fooocus's list (found
+    by its 10-character file hash under another name) and InvokeAI's run the same files at the same weights as
+    --lora does; a name not found here is a note, and the rest runs."""
+    import hashlib
+    import json
+    import shutil
+
+    from tests import other_tools
+
+    nested = tmp_path / "loras" / "styles"
+    nested.mkdir(parents=True)
+    shutil.copy(loras["one"], nested / "one-style.safetensors")  # A1111 and ComfyUI look in subfolders too
+    shutil.copy(loras["two"], tmp_path / "loras" / "two-here.safetensors")
+    engine = Engine(LoadOptions(lora_dirs=(str(tmp_path / "loras"),)))
+
+    def run(fields):  # the PNG's recipe, on the tiny model, small and short
+        return _pixels(engine.run(GenerationRequest(**{**fields, "model": str(tiny_sd), "preview_method": "none",
+                                                       "steps": 4, "width": 32, "height": 32})))
+
+    plain = engine.read_recipe(other_tools.comfyui(tmp_path / "plain.png")).fields
+    expected = run({**plain, "loras": ((str(loras["one"]), 0.7),)})
+    assert np.abs(expected - run(plain)).max() > 10
+    for name in ("styles/one-style.safetensors", "styles\\one-style.safetensors", "one-style"):
+        png = other_tools.comfyui(tmp_path / "comfy.png", lora=(name, 0.7))
+        recipe = engine.read_recipe(png)
+        assert recipe.fields["loras"] == [[name, 0.7]], recipe.fields
+        assert np.array_equal(run(recipe.fields), expected), name
+
+    digest = hashlib.sha256(loras["two"].read_bytes()).hexdigest()[:10]
+    fooocus = other_tools.fooocus(tmp_path / "fooocus.png", loras=[["renamed-two", 0.5, digest], ["gone", 1.0, "0" * 10]])
+    recipe = engine.read_recipe(fooocus)
+    # The folder has it as another name: found by hash.
+    assert recipe.fields["loras"] == [[str(tmp_path / "loras" / "two-here.safetensors"), 0.5]]
+    notes = " ".join(recipe.notes)
+    assert "'renamed-two' found by its hash" in notes and "gone not found" in notes
+    invoke = other_tools.invokeai(tmp_path / "invoke.png", loras=[{"model": {"name": "one-style", "key": "k"},
+                                                                    "weight": 0.25}])
+    assert engine.read_recipe(invoke).fields["loras"] == [["one-style", 0.25]]
+    json.loads(json.dumps(recipe.fields))  # what a recipe carries stays plain data
+
+
+def test_a_lora_weight_axis_runs_each_weight_as_its_own_run_would_and_lanes_of_one_weight_share_calls(tiny_sd, loras):
+    """lora=0,0.5,1 weights the run's one LoRA per lane (0 is the plain model); lanes of one weight race
+    together (two samplers here), each weight after the other, and each lane's recipe has its weight."""
+    from diffusers_tui.engine import build_comparison
+
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=3, preview_method="none",
+                             loras=(("diffusers-1", 0.8),))
+    study = build_comparison(base, ["Euler", "DPM++ 2M"], "3", axes={"x": "lora=0,0.5,1"})
+    assert study.axes[0].title == "LoRA diffusers-1" and len(study.lanes) == 6
+    result = engine.compare(study)
+    assert result.batched and not result.cancelled
+    by_place = {(lane.lane.scheduler, lane.lane.at[0]): lane.result for lane in result.lanes}
+    for at, weight in enumerate((0.0, 0.5, 1.0)):
+        for sampler in ("Euler", "DPM++ 2M"):
+            alone = engine.run(replace(base, scheduler=sampler, loras=(("diffusers-1", weight),)))
+            lane = by_place[sampler, at]
+            assert np.abs(_pixels(lane) - _pixels(alone)).max() <= 1, (sampler, weight)
+            assert [record["weight"] for record in lane.recipe["loras"]] == [weight]
+    plain = engine.run(replace(base, scheduler="Euler", loras=()))
+    assert np.abs(_pixels(by_place["Euler", 0]) - _pixels(plain)).max() <= 1
+    assert np.abs(_pixels(by_place["Euler", 2]) - _pixels(plain)).max() > 10
+
+
+def test_a_lora_axis_names_its_lora_where_the_run_has_none_or_several_and_retags_a_prompt_tag(tiny_sd, loras):
+    from diffusers_tui.engine import build_comparison
+    from diffusers_tui.engine.axes import parse_axis
+
+    base = GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=3)
+    with pytest.raises(RequestError, match="it has none: name it, as lora:NAME=0,0.5,1"):
+        build_comparison(base, ["Euler"], "3", axes={"x": "lora=0,1"})
+    with pytest.raises(RequestError, match="only a LoRA axis names what it varies"):
+        parse_axis("guidance:x=1,2")
+    assert parse_axis("lora:detail=0,0.5").spec() == "lora:detail=0,0.5"
+    tagged = replace(base, prompt="a red square <lora:diffusers-1:0.8>", loras=(("diffusers-2", 1.0),))
+    with pytest.raises(RequestError, match="it has diffusers-2, diffusers-1"):
+        build_comparison(tagged, ["Euler"], "3", axes={"x": "lora=0,1"})
+    study = build_comparison(tagged, ["Euler"], "3", axes={"x": "lora:diffusers-1=0,0.5"})
+    # The prompt's own tag takes the weight (A1111's prompt stays tag for tag); the other LoRA stays as it was.
+    assert [(r.prompt, r.loras) for r in study.lane_requests()] == [
+        ("a red square <lora:diffusers-1:0>", (("diffusers-2", 1.0),)),
+        ("a red square <lora:diffusers-1:0.5>", (("diffusers-2", 1.0),))]
+    added = build_comparison(base, ["Euler"], "3", axes={"x": "lora:diffusers-2=0.5"}).lane_requests()
+    assert added[0].loras == (("diffusers-2", 0.5),)
+
+
+def test_a_lora_for_another_model_is_one_line_and_diffusers_logs_no_layer_dump(loras, tmp_path):
+    """As a user meets it: the command prints one line (diffusers logs the state-dict error a line per layer)."""
+    from tests.test_cli import _cli
+
+    done = _cli("generate", "a red circle", "--steps", "2", "--lora", str(loras["one"]), "--outputs", str(tmp_path))
+    errors = [line for line in done.stderr.splitlines() if not line.startswith(("loading ", "note: "))]
+    assert done.returncode == 2 and errors == [
+        "diffusers-tui: error: lora: diffusers-1.safetensors does not apply to this model: its layers are not this "
+        "model's sizes (a LoRA for another model family, or a LyCORIS LoKr/LoHa file?)"], done.stderr[-2000:]
+
+
+def test_models_lists_the_lora_and_embedding_files_by_the_names_that_find_them(tmp_path, capsys):
+    from diffusers_tui.commands import main
+
+    loras, embeddings = tmp_path / "loras", tmp_path / "embeddings"
+    for path in (loras / "detail.safetensors", loras / "sub" / "detail.safetensors", loras / "sub" / "style.pt",
+                 embeddings / "EasyNeg.safetensors", loras / "notes.txt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+    assert main(["models", "--lora-dir", str(loras), "--embeddings-dir", str(embeddings)]) == 0
+    out = capsys.readouterr().out
+    lora_rows = [line.split()[0] for line in out.split("LoRAs (")[1].split("Embeddings")[0].splitlines()[3:] if line]
+    assert lora_rows == ["detail", "detail", "style"] and "notes" not in out
+    assert f"hidden: the name finds {loras / 'detail.safetensors'}" in out
+    assert "EasyNeg" in out.split("Embeddings (")[1]
+    assert main(["models"]) == 0 and "LoRAs: no folder (set lora_dir" in capsys.readouterr().out

@@ -13,15 +13,16 @@ from diffusers_tui.engine.files import reading
 from tests import other_tools
 
 
-def test_a_comfyui_graph_with_a_lora_loader_is_read_and_its_lora_named(tmp_path):
+def test_a_comfyui_graph_with_a_lora_loader_is_read_and_its_lora_taken(tmp_path):
     path = other_tools.comfyui(tmp_path / "lora.png", lora=("style.safetensors", 0.8))
     recipe = reading.recipe_from_png(path)
     assert recipe.source == "ComfyUI"
     assert recipe.fields["prompt"] == other_tools.PROMPT and recipe.fields["steps"] == 18
     assert (recipe.fields["scheduler"], recipe.fields["schedule"]) == ("dpmpp_2m", "karras")
+    assert recipe.fields["loras"] == [["style.safetensors", 0.8]]
     notes = " ".join(recipe.notes)
-    assert "style.safetensors at 0.8" in notes and "not applied" in notes
-    assert "v1-5-pruned" in notes
+    # Its strength_clip (1.0) differs from strength_model: one weight per LoRA here, and the note says which.
+    assert "text-encoder strength 1.0 differs" in notes and "v1-5-pruned" in notes
 
 
 def _set(node, key, value):
@@ -55,7 +56,10 @@ def test_wrong_types_and_huge_numbers_are_notes_or_one_clear_error(tmp_path, cas
         assert str(error).startswith("from:") and "hostile.png" in str(error)
         return
     recipe.request(model="demo")  # what was kept is a valid request
-    for value in recipe.fields.values():
+    for key, value in recipe.fields.items():
+        if key == "loras":  # [name, weight] pairs, each checked
+            assert all(isinstance(name, str) and weight == weight for name, weight in value)
+            continue
         assert isinstance(value, (str, int, float)) and value == value  # no NaN, no containers
 
 

@@ -470,3 +470,44 @@ async def test_the_schedule_plot_takes_the_logs_place_while_a_sampler_is_being_c
         await pilot.pause()
         assert log.display and not plot.display
         assert plot.lines  # drawn all along, shown or not
+
+
+async def test_the_lora_field_lists_the_folders_files_narrows_as_you_type_and_runs_with_them(tmp_path, tiny_sd):
+    """The LoRA list shows the LoRA folders' files; typing narrows it, enter adds one at weight 1, a weight typed
+    after it is the run's, and the run's recipe records the file. A bad weight marks the field."""
+    from diffusers_tui.engine import Engine, LoadOptions
+    from diffusers_tui.ui.app import DiffusersTuiApp
+    from tests.tiny_loras import make_lora
+
+    folder = tmp_path / "loras"
+    make_lora(tiny_sd, folder / "styles", 1)  # in a subfolder: found by its name, as A1111 finds it
+    make_lora(tiny_sd, folder, 2)
+    engine = Engine(LoadOptions(lora_dirs=(str(folder),)))
+    app = DiffusersTuiApp(engine, outputs_dir=str(tmp_path / "out"), model=str(tiny_sd))
+    async with app.run_test(size=SIZE) as pilot:
+        await _loaded(pilot, app)
+        listed = app.query_one("#lora-list", OptionList)
+        await _until(pilot, lambda: listed.option_count == 2 and listed.get_option_at_index(0).id, "the LoRA list")
+        assert [listed.get_option_at_index(i).id for i in range(2)] == ["diffusers-2", "diffusers-1"]
+        field = app.query_one("#loras", Input)
+        field.focus()
+        await pilot.press(*"-1")
+        await pilot.pause()
+        assert listed.option_count == 1 and listed.get_option_at_index(0).id == "diffusers-1"
+        field.value = ""
+        await pilot.pause()  # the list fills again, unfiltered
+        listed.focus()
+        listed.highlighted = 1
+        await pilot.press("enter")
+        assert field.value == "diffusers-1:1, " and app.focused is field
+        field.value = "diffusers-1:0.6"
+        app.query_one("#steps", Input).value = "3"
+        await pilot.press("ctrl+g")
+        await _finished(pilot, app)
+        assert app.result.request.loras == (("diffusers-1", 0.6),)
+        assert [(lora["weight"], lora["path"]) for lora in app.result.recipe["loras"]] == [
+            (0.6, str((folder / "styles" / "diffusers-1.safetensors").resolve()))]
+        field.value = "diffusers-1:lots"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert field.has_class("-bad-value")

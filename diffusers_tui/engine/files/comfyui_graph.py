@@ -44,17 +44,9 @@ class GraphReading:
     negative_prompt: Any = None
     sampler_name: Any = None
     notes: list[str] = field(default_factory=list)
-
-
-def loras(graph: dict[str, dict] | None) -> list[str]:
-    """'name at weight' for each LoRA loader node of the graph, sorted."""
-    found = []
-    for node in (graph or {}).values():
-        name, weight = node["inputs"].get("lora_name"), node["inputs"].get("strength_model")
-        if "lora" in node["class_type"].lower() and isinstance(name, str):
-            weight_text = f" at {weight:g}" if isinstance(weight, (int, float)) and math.isfinite(weight) else ""
-            found.append(f"{shown(name, 80)}{weight_text}")
-    return sorted(found)
+    #: The LoRA loader nodes on the sampler's model input, nearest the checkpoint first, each as
+    #: (lora_name, strength_model, strength_clip): raw values, strength_clip None for a model-only loader.
+    loras: list[tuple[Any, Any, Any]] = field(default_factory=list)
 
 
 def read_graph(graph: dict[str, dict]) -> GraphReading | None:
@@ -83,6 +75,7 @@ def read_graph(graph: dict[str, dict]) -> GraphReading | None:
     reading.parameters.update(_size(graph, inputs.get("latent_image"), reading.notes))
     reading.notes.extend(_start_notes(graph, node))
     model = _model(graph, inputs.get("model"))
+    reading.loras = _loras(graph, inputs.get("model"))
     if model:
         reading.parameters["CheckpointLoaderSimple"] = [{"ckpt_name": model}]
     return reading
@@ -99,6 +92,21 @@ def _model(graph, link) -> str | None:
         _, node = _source(graph, node["inputs"].get("model"))
         hops += 1
     return None
+
+
+def _loras(graph, link) -> list[tuple[Any, Any, Any]]:
+    """The LoRA loaders (LoraLoader, LoraLoaderModelOnly, and custom nodes with a lora_name) a model input
+    passes through on its way from the checkpoint; a loader of another branch of the graph is not this pass's."""
+    found, hops = [], 0
+    _, node = _source(graph, link)
+    while node is not None and hops < MAX_HOPS:
+        inputs = node["inputs"]
+        if "lora_name" in inputs:
+            found.append((_value(graph, inputs["lora_name"]), _value(graph, inputs.get("strength_model", 1.0)),
+                          _value(graph, inputs["strength_clip"]) if "strength_clip" in inputs else None))
+        _, node = _source(graph, inputs.get("model"))
+        hops += 1
+    return found[::-1]
 
 
 def _source(graph, link) -> tuple[str | None, dict | None]:

@@ -142,6 +142,8 @@ def _axis_text(axis, index: int) -> str:
     if axis is None:
         return ""
     value = axis.label(axis.values[index])
+    if axis.kind == "lora":  # "LoRA detail-2: 0.5": the name may end in a digit
+        return f"{axis.title}: {value}"
     return value if axis.kind in ("sampler", "schedule", "prompt", "noise") else f"{value} {axis.title}" \
         if axis.kind == "steps" else f"{axis.title} {value}"
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from diffusers_tui.engine.errors import SchedulerUnavailableError
 from diffusers_tui.engine.files import comfyui_graph
+from diffusers_tui.engine.models.loras import MAX_LORA_WEIGHT
 from diffusers_tui.engine.sampling import registry
 from diffusers_tui.engine.text import shown
 
@@ -39,7 +40,10 @@ DIFFUSERS_SAMPLING = ("InvokeAI",)
 
 
 def read_other_tool(text: dict[str, str]):
-    """(tool name, request fields, notes) from another tool's metadata, or None when there is none.
+    """(tool name, request fields, notes, LoRA hashes) from another tool's metadata, or None when there is none.
+
+    The LoRA hashes are (name, hash) pairs where the tool writes them (Fooocus), for models.loras to look
+    the files up by.
 
     `text` is the PNG's text chunks. sd-parsers reads each tool's layout; a ComfyUI graph is also walked
     (comfyui_graph), for what sd-parsers leaves out or cannot read. Returns None for A1111-style
@@ -54,11 +58,12 @@ def read_other_tool(text: dict[str, str]):
         return None
     if parsed is None:  # a ComfyUI graph sd-parsers cannot read: the walk alone
         tool, prompt, negative, sampler_name = "ComfyUI", walked.prompt, walked.negative_prompt, walked.sampler_name
-        parameters, model_names, passes = dict(walked.parameters), [], walked.passes
+        parameters, model_names, passes, metadata = dict(walked.parameters), [], walked.passes, {}
     else:
         tool, info, samplers = parsed
         sampler = samplers[0]
-        parameters = {**_attempt(lambda: dict(info.metadata), {}), **_attempt(lambda: dict(sampler.parameters), {})}
+        metadata = _attempt(lambda: dict(info.metadata), {})
+        parameters = {**metadata, **_attempt(lambda: dict(sampler.parameters), {})}
         prompt, negative = _attempt(lambda: info.full_prompt, None), _attempt(lambda: info.full_negative_prompt, None)
         sampler_name, passes = _attempt(lambda: str(sampler.name), "?"), len(samplers)
         # PromptInfo.models raises on a graph with a LoraLoader node (it hashes a list): read each model alone.
@@ -93,8 +98,12 @@ def read_other_tool(text: dict[str, str]):
         notes.append(note)
     if passes > 1:
         notes.append(f"{passes} sampler passes (a refiner or hires pass, say): only the first is used")
-    notes.extend(_model_notes(tool, model_names, parameters, graph))
-    return tool, fields, tuple(notes)
+    notes.extend(_model_notes(tool, model_names, parameters))
+    loras, lora_hashes, lora_notes = _loras(tool, walked, metadata)
+    if loras:
+        fields["loras"] = loras
+    notes.extend(lora_notes)
+    return tool, fields, tuple(notes), lora_hashes
 
 
 def _parse(text: dict[str, str], comfyui_api: bool):
@@ -150,8 +159,8 @@ def _number(key: str, value: Any, whole: bool) -> tuple[int | float | None, str 
     return int(number), None
 
 
-def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], graph: dict | None) -> list[str]:
-    """What the PNG says of its model and LoRAs, which are its tool's names, not this machine's files."""
+def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any]) -> list[str]:
+    """What the PNG says of its model, which is its tool's name, not this machine's file."""
     notes = []
     names = set(model_names)
     names.update(node["ckpt_name"] for node in _as_list(parameters.get("CheckpointLoaderSimple"))
@@ -159,11 +168,60 @@ def _model_notes(tool: str, model_names: list[str], parameters: dict[str, Any], 
     if names:
         shown_names = ", ".join(sorted(shown(name, 80) for name in names if name))
         notes.append(f"model {shown_names} is {tool}'s name for it: the model chosen here is used")
-    loras = comfyui_graph.loras(graph)
-    if loras:
-        notes.append(f"LoRA {', '.join(loras)} (from its LoraLoader nodes) is not applied: this run is the plain "
-                     "model's")
     return notes
+
+
+def _loras(tool: str, walked, metadata: dict[str, Any]) -> tuple[list[list], tuple[tuple[str, str], ...], list[str]]:
+    """The LoRAs the tool ran with, as (name, weight) pairs for the request, the hashes it gives, and notes.
+
+    ComfyUI: the LoraLoader nodes on the sampler's model input (strength_model; a different strength_clip is
+    noted, as this tool runs one weight per LoRA). Fooocus: its `loras` list of [name, weight, hash], or its
+    `lora_combined_N` fields ("name : weight"). InvokeAI: its `loras` list of {model or lora: {name...}, weight}.
+    Whatever does not read as a name and a weight is named in a note; the files are looked for later."""
+    found: list[tuple[Any, Any]] = []
+    hashes: list[tuple[str, str]] = []
+    notes: list[str] = []
+    if tool == "ComfyUI" and walked is not None:
+        for name, strength_model, strength_clip in walked.loras:
+            found.append((name, strength_model))
+            if strength_clip is not None and strength_clip != strength_model and isinstance(name, str):
+                notes.append(f"LoRA {shown(name, 80)}: its text-encoder strength {shown(strength_clip, 20)} differs "
+                             f"from its model strength {shown(strength_model, 20)}: both run at the model's here")
+    elif tool == "Fooocus":
+        listed = _as_list(metadata.get("loras"))
+        for item in listed:
+            if isinstance(item, (list, tuple)) and len(item) >= 2:
+                found.append((item[0], item[1]))
+                if len(item) >= 3 and isinstance(item[0], str) and isinstance(item[2], str) and item[2]:
+                    hashes.append((item[0], item[2].strip().lower()))
+            else:
+                found.append((item, None))
+        if not listed:
+            for key in sorted(k for k in metadata if isinstance(k, str) and k.startswith("lora_combined_")):
+                value = metadata[key]
+                parts = value.split(" : ") if isinstance(value, str) else []
+                if parts and parts[0] == "None":
+                    continue  # an empty LoRA slot
+                # "name : weight", or "enabled : name : weight"
+                if len(parts) == 3 and parts[0] != "True":
+                    continue
+                found.append((parts[-2], parts[-1]) if len(parts) >= 2 else (value, None))
+    elif tool == "InvokeAI":
+        for item in _as_list(metadata.get("loras")):
+            model = item.get("model") or item.get("lora") if isinstance(item, dict) else None
+            name = model.get("name") or model.get("model_name") if isinstance(model, dict) else None
+            found.append((name, item.get("weight") if isinstance(item, dict) else None))
+    pairs = []
+    for name, weight in found:
+        if not isinstance(name, str) or not name.strip():
+            notes.append(f"a LoRA entry {shown(name, 60)!r} names no file: left out")
+            continue
+        value, note = _number(f"LoRA {shown(name, 60)} weight", 1.0 if weight is None else weight, whole=False)
+        if value is None or not -MAX_LORA_WEIGHT <= value <= MAX_LORA_WEIGHT:
+            notes.append(note or f"LoRA {shown(name, 60)} weight {shown(weight, 20)} is out of range: left out")
+            continue
+        pairs.append([name.strip(), value])
+    return pairs, tuple(hashes), notes
 
 
 def _sampler(tool: str, name: str, parameters: dict[str, Any]) -> tuple[tuple[str, str] | None, str | None]:

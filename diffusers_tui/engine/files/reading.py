@@ -7,6 +7,7 @@ be carried over is named in a note.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from diffusers_tui.engine.files.recipe import OWN_NOISE_KEY, OWN_SAMPLER_KEY, OW
 from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
+from diffusers_tui.engine.models.loras import MAX_LORA_WEIGHT
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sampling import registry as schedulers
 from diffusers_tui.engine.text import shown
@@ -27,7 +29,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
+               "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY}
 
@@ -39,8 +41,12 @@ class Recipe:
     fields: dict[str, Any]
     source: str  # "diffusers-tui", "a1111", or the other tool's name ("ComfyUI", "InvokeAI", ...)
     notes: tuple[str, ...] = ()
-    #: A1111's `Lora hashes`: (name, short hash) pairs, by which its LoRAs are looked for (models.loras).
+    #: The LoRA hashes the PNG gives (A1111's `Lora hashes`, Fooocus's list): (name, hash) pairs, by which
+    #: its LoRAs are looked for (models.loras).
     lora_hashes: tuple[tuple[str, str], ...] = ()
+    #: The embeddings the run used (A1111's `TI hashes`, our recipe's list): (name, hash) pairs, so the ones
+    #: missing here can be named (models.loras.matched).
+    embedding_hashes: tuple[tuple[str, str], ...] = ()
 
     def request(self, **overrides) -> GenerationRequest:
         """A validated request: these fields, then `overrides` (the model to run on, say)."""
@@ -57,8 +63,8 @@ def recipe_from_png(path: str | os.PathLike) -> Recipe:
     if RECIPE_KEY in text:
         recipe = _own_recipe(text[RECIPE_KEY], path)
     elif other is not None:
-        tool, fields, notes = other
-        recipe = Recipe(fields, tool, (f"read as a {tool} image",) + notes)
+        tool, fields, notes, lora_hashes = other
+        recipe = Recipe(fields, tool, (f"read as a {tool} image",) + notes, lora_hashes)
     elif PARAMETERS_KEY in text:
         recipe = parse_a1111(text[PARAMETERS_KEY])
         recipe = replace(recipe, notes=recipe.notes + _graph_beside_a1111(text, recipe.fields))
@@ -114,7 +120,11 @@ def _own_recipe(text: str, path) -> Recipe:
         raise RequestError("from", f"{shown(path)}: its diffusers-tui recipe is damaged") from None
     dropped = sorted(shown(key, 40) for key in set(request) - set(fields))
     notes = (f"not used (from a newer version): {', '.join(dropped)}",) if dropped else ()
-    return Recipe(fields, "diffusers-tui", notes)
+    try:
+        embeddings = tuple((str(item["name"]), str(item["a1111_hash"])) for item in json.loads(text).get("embeddings") or ())
+    except (TypeError, KeyError, AttributeError):
+        embeddings, notes = (), notes + ("its list of embeddings is damaged: not checked",)
+    return Recipe(fields, "diffusers-tui", notes, embedding_hashes=embeddings)
 
 
 def parse_a1111(text: str) -> Recipe:
@@ -176,7 +186,20 @@ def parse_a1111(text: str) -> Recipe:
         notes.append(f"not used: {', '.join(unused)}")
     lora_hashes = tuple((name.strip(), digest.strip().lower()) for name, _, digest in
                         (item.rpartition(":") for item in pairs.get("Lora hashes", "").split(",")) if name.strip())
-    return Recipe(fields, "a1111", tuple(notes), lora_hashes)
+    # Fooocus's A1111-style line names its LoRAs in `Lora weights` ("name: 0.5, ..."), not in prompt tags.
+    for item in filter(str.strip, pairs.get("Lora weights", "").split(",")):
+        name, _, weight = item.rpartition(":")
+        try:
+            value = float(weight) if weight.isascii() else math.nan
+        except ValueError:
+            value = math.nan
+        if name.strip() and -MAX_LORA_WEIGHT <= value <= MAX_LORA_WEIGHT:
+            fields.setdefault("loras", []).append([name.strip(), value])
+        else:
+            notes.append(f"Lora weights {shown(item.strip(), 80)!r} is not a LoRA's name and weight: left out")
+    embedding_hashes = tuple((name.strip(), digest.strip().lower()) for name, _, digest in
+                             (item.rpartition(":") for item in pairs.get("TI hashes", "").split(",")) if name.strip())
+    return Recipe(fields, "a1111", tuple(notes), lora_hashes, embedding_hashes)
 
 
 def _unquote(value: str) -> str:

@@ -55,6 +55,9 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     ]
     if lora_hashes:
         fields.append(f"Lora hashes: {json.dumps(lora_hashes)}")
+    embeddings = recipe.get("embeddings") or []
+    if embeddings:  # A1111's: each embedding's name and the start of its file's SHA-256
+        fields.append("TI hashes: " + json.dumps(", ".join(f"{item['name']}: {item['a1111_hash']}" for item in embeddings)))
     if recipe.get("model_revision"):
         fields.append(f"Model hash: {recipe['model_revision'][:10]}")
     convention = (recipe.get("scheduler_config") or {}).get("convention", "A1111 CPU")
@@ -198,6 +201,18 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     if loras:
         lines.append(f"pipe.set_adapters({[f'lora_{index}' for index in range(len(loras))]!r}, "
                      f"adapter_weights={[lora['weight'] for lora in loras]!r})")
+    for embedding in recipe.get("embeddings") or []:  # the same files, as the same words (engine.models.embeddings)
+        path, token = embedding["path"], embedding["name"]
+        if embedding.get("encoders") == 2:  # SDXL's: one tensor for each text encoder
+            reader = ("safetensors.torch.load_file(path)" if path.endswith(".safetensors") else
+                      "torch.load(path, map_location='cpu', weights_only=True)")
+            lines += ["import safetensors.torch", f"path = {path!r}", f"embedding = {reader}",
+                      f"pipe.load_textual_inversion(embedding['clip_l'], token={token!r}, "
+                      "text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)",
+                      f"pipe.load_textual_inversion(embedding['clip_g'], token={token!r}, "
+                      "text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)"]
+        else:
+            lines.append(f"pipe.load_textual_inversion({path!r}, token={token!r})")
     if recipe.get("vae_mode") in ("sliced", "tiled"):
         lines.append("pipe.vae.enable_slicing()")
     if recipe.get("vae_mode") == "tiled":

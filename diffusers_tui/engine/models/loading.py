@@ -36,6 +36,8 @@ class LoadOptions:
     taesd_folder: str | None = None
     #: Folders where a LoRA named by its file stem is looked for, in order (see models.loras).
     lora_dirs: tuple[str, ...] = ()
+    #: Folders of textual-inversion embeddings, each file a word by its stem (models.embeddings).
+    embedding_dirs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
@@ -68,6 +70,12 @@ class LoadedModel:
     statuses: tuple | None = None
     #: The LoRA adapters loaded into its pipeline, by file SHA-256 -> adapter name (see models.loras).
     lora_adapters: dict[str, str] = field(default_factory=dict)
+    #: The adapters and weights last set on it ((names, weights)), or None while they are off.
+    lora_weights: tuple | None = None
+    #: The textual-inversion embeddings loaded into it: word (lowercased) -> file SHA-256 (models.embeddings).
+    embeddings: dict[str, str] = field(default_factory=dict)
+    #: How many of its text encoders took each (2: an SDXL embedding, one tensor per encoder).
+    embedding_encoders: dict[str, int] = field(default_factory=dict)
     #: Components its folder was saved without ([null, null]): loading, and the snippet, pass them as None.
     absent_components: tuple[str, ...] = ()
     #: How its VAE decodes: full, sliced or tiled (LoadOptions.vae); how it was offloaded.

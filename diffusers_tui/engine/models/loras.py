@@ -8,10 +8,9 @@ hash, so the same file under two names loads once, and a changed file loads agai
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -65,6 +64,30 @@ def of_request(request) -> list[tuple[str, float]]:
     return [*request.loras, *prompt_tags(request.prompt)]
 
 
+def named_loras(request) -> list[str]:
+    """The LoRA names a request runs with (its own, then its prompt's tags), each once, as written."""
+    return list(dict.fromkeys(name for name, _ in of_request(request)))
+
+
+def with_lora_weight(request, name: str, weight: float):
+    """`request` with LoRA `name` at `weight` in all (a study's LoRA axis): where the prompt tags it, the first
+    tag takes the weight and any other tag of it 0 (the prompt stays A1111's, tag for tag); otherwise its
+    entries in `loras` give way to one at the weight."""
+    from dataclasses import replace as replaced
+
+    stem, seen = _stem(name), [False]
+
+    def retag(match: re.Match) -> str:
+        if _stem(match.group(1).strip()) != stem:
+            return match.group(0)
+        value, seen[0] = (0.0 if seen[0] else weight), True
+        return f"<lora:{match.group(1).strip()}:{value:g}>"
+
+    prompt = PROMPT_TAG.sub(retag, request.prompt)
+    others = tuple(pair for pair in request.loras if _stem(pair[0]) != stem)
+    return replaced(request, prompt=prompt, loras=others if seen[0] else (*others, (name, weight)))
+
+
 def check_weight(weight: object, name: str = "") -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
             -MAX_LORA_WEIGHT <= float(weight) <= MAX_LORA_WEIGHT):  # NaN fails this too
@@ -74,18 +97,80 @@ def check_weight(weight: object, name: str = "") -> float:
 
 
 def resolve(name: str, folders: Sequence[str | os.PathLike] = ()) -> Path:
-    """The LoRA file `name` names: a path to a file, or a file stem (A1111's rule) in `folders`, in order."""
+    """The LoRA file `name` names: a path to a file; a path inside one of `folders` (other tools write
+    "styles/detail.safetensors", or with backslashes); or a file stem anywhere under them, A1111's rule."""
     path = Path(name).expanduser()
     if path.is_file():
         return path
+    relative, stem = name.replace("\\", "/").strip("/"), _stem(name)
     for folder in folders:
-        folder = Path(folder).expanduser()
-        for suffix in ("", *LORA_SUFFIXES):
-            candidate = folder / f"{name}{suffix}"
-            if candidate.is_file() and candidate.suffix.lower() in LORA_SUFFIXES:
+        root = Path(folder).expanduser().resolve()
+        for candidate in (root / relative, *(root / f"{relative}{suffix}" for suffix in LORA_SUFFIXES)):
+            # Inside the folder only: a name read from a PNG is untrusted ("../../elsewhere").
+            if candidate.suffix.lower() in LORA_SUFFIXES and candidate.is_file() and \
+                    candidate.resolve().is_relative_to(root):
+                return candidate
+    for folder in folders:
+        for candidate in lora_files(folder):
+            if candidate.stem == stem:
                 return candidate
     searched = ", ".join(shown(str(folder), 120) for folder in folders) or "no LoRA folder (set lora_dir)"
     raise RequestError("lora", f"{shown(name, 120)!r} is not a LoRA file, nor a name in: {searched}")
+
+
+#: Files looked at under one LoRA folder at most: a folder pointed at a whole disk ends the walk there.
+MAX_LISTED = 20_000
+
+
+def lora_files(folder: str | os.PathLike) -> list[Path]:
+    """The LoRA files under `folder` and its subfolders (A1111 lists those too), sorted by path; [] for a
+    folder that is missing or cannot be read."""
+    return files_under(folder, LORA_SUFFIXES)
+
+
+def files_under(folder: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files with one of `suffixes` under `folder` and its subfolders, sorted by path."""
+    root = Path(folder).expanduser()
+    found, looked = [], 0
+    for directory, subfolders, names in os.walk(root, onerror=None, followlinks=False):
+        subfolders.sort()
+        looked += len(names)
+        found.extend(Path(directory) / name for name in names if name.lower().endswith(suffixes))
+        if looked > MAX_LISTED:
+            break
+    return sorted(path for path in found if path.is_file())
+
+
+@dataclass(frozen=True)
+class NamedFile:
+    """A LoRA or embedding file in its folders, by the name A1111 gives it (its stem); `shadowed_by` names
+    the file an earlier folder or subfolder holds under the same name, which is the one the name finds."""
+
+    name: str
+    path: Path
+    size_bytes: int
+    shadowed_by: Path | None = None
+
+
+def list_loras(folders: Sequence[str | os.PathLike]) -> list[NamedFile]:
+    """Every LoRA file in `folders`, in the order a name is looked for (folder by folder, then by path)."""
+    return named_files(folders, LORA_SUFFIXES, key=str)
+
+
+def named_files(folders: Sequence[str | os.PathLike], suffixes: tuple[str, ...], key=str) -> list[NamedFile]:
+    """Every file with one of `suffixes` in `folders`, in the order a name is looked for; `key` makes the name
+    a name finds it by (str.lower where case does not matter), so a later file of that name is shadowed."""
+    first: dict[str, Path] = {}
+    listed = []
+    for folder in folders:
+        for path in files_under(folder, suffixes):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            listed.append(NamedFile(path.stem, path, size, first.get(key(path.stem))))
+            first.setdefault(key(path.stem), path)
+    return listed
 
 
 def file_hash(path: Path) -> str:
@@ -106,6 +191,8 @@ def _sha256(path: Path, after_header: bool) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, after_header)
     if key not in _HASHES:
+        import hashlib  # off the app's start path, which lists LoRAs but hashes none
+
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             if after_header:
@@ -120,14 +207,15 @@ def _sha256(path: Path, after_header: bool) -> str:
 _HASHES: dict[tuple, str] = {}
 
 
-def by_a1111_hash(short: str, folders: Sequence[str | os.PathLike]) -> Path | None:
-    """The LoRA file in `folders` whose A1111 short hash is `short`, if one is."""
+def by_hash(digest: str, folders: Sequence[str | os.PathLike]) -> Path | None:
+    """The LoRA file in `folders` that a tool's hash names: A1111's short hash (kohya's, 12 characters), or
+    the start of the whole file's SHA-256 (Fooocus writes 10 characters)."""
+    digest = digest.strip().lower()
+    if len(digest) < 8 or any(character not in "0123456789abcdef" for character in digest):
+        return None
     for folder in folders:
-        folder = Path(folder).expanduser()
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in LORA_SUFFIXES and path.is_file() and a1111_hash(path) == short.lower()[:12]:
+        for path in lora_files(folder):
+            if a1111_hash(path) == digest[:12] or file_hash(path).startswith(digest):
                 return path
     return None
 
@@ -143,8 +231,9 @@ def apply(loaded, loras: Iterable[tuple[str, float]], options=None) -> list[dict
     pipe = loaded.pipeline
     adapters: dict[str, str] = loaded.lora_adapters
     if not loras:
-        if adapters and pipe is not None:
+        if adapters and pipe is not None and loaded.lora_weights is not None:
             pipe.disable_lora()  # the plain model, exactly: peft layers then skip their update altogether
+            loaded.lora_weights = None
         return []
     if pipe is None or not hasattr(pipe, "load_lora_weights"):
         raise RequestError("lora", "this model has no LoRA loader (a bare UNet, or a pipeline diffusers loads "
@@ -160,86 +249,103 @@ def apply(loaded, loras: Iterable[tuple[str, float]], options=None) -> list[dict
             adapter = f"lora_{digest[:16]}"
             _load(pipe, path, adapter)
             adapters[digest] = adapter
+            loaded.lora_weights = ("changed by a load",)  # diffusers makes a new adapter the active one
         if digest in records:  # named twice (a tag and --lora, say): its weights add up, as A1111's do
             records[digest]["weight"] += check_weight(weight, name)
             continue
         records[digest] = {"name": name, "path": str(path.resolve()), "sha256": digest,
                            "a1111_hash": a1111_hash(path), "weight": check_weight(weight, name)}
     records = list(records.values())
-    names = [adapters[record["sha256"]] for record in records]
-    pipe.enable_lora()
-    pipe.set_adapters(names, adapter_weights=[record["weight"] for record in records])
+    wanted = (tuple(adapters[record["sha256"]] for record in records), tuple(record["weight"] for record in records))
+    if loaded.lora_weights != wanted:  # the run before set these: nothing to do
+        pipe.enable_lora()
+        pipe.set_adapters(list(wanted[0]), adapter_weights=list(wanted[1]))
+        loaded.lora_weights = wanted
     return records
 
 
 def _load(pipe, path: Path, adapter: str) -> None:
+    import logging
+
+    # diffusers logs a failed load's whole state-dict error (a line per layer) before raising it: the
+    # RequestError below is the one line the user gets.
+    peft_log = logging.getLogger("diffusers.loaders.peft")
+    level = peft_log.level
+    peft_log.setLevel(logging.CRITICAL)
     try:
         pipe.load_lora_weights(str(path), adapter_name=adapter)
     except ImportError as error:  # peft missing: diffusers says which package
         raise RequestError("lora", f"{shown(path.name)}: loading LoRAs needs peft ({shown(error, 200)}); "
                                    "pip install peft") from None
     except Exception as error:  # noqa: BLE001 - a file from anywhere: whatever diffusers raises is named
-        raise RequestError("lora", f"{shown(path.name)} does not apply to this model: "
-                                   f"{shown(str(error).splitlines()[0] if str(error) else type(error).__name__, 300)} "
-                                   "(a LoRA for another model family, or a LyCORIS LoKr/LoHa file?)") from None
+        text = str(error)
+        why = ("its layers are not this model's sizes" if "size mismatch" in text else
+               shown(text.splitlines()[0] if text else type(error).__name__, 300))
+        raise RequestError("lora", f"{shown(path.name)} does not apply to this model: {why} (a LoRA for another "
+                                   "model family, or a LyCORIS LoKr/LoHa file?)") from None
+    finally:
+        peft_log.setLevel(level)
     # diffusers loads a file none of whose keys match the model's layers without a word, and nothing with it.
     if not any(adapter in names for names in pipe.get_list_adapters().values()):
         raise RequestError("lora", f"{shown(path.name)} does not apply to this model: none of its layers are the "
                                    "model's (a LoRA for another model family?)")
 
 
-def recorded(result, applied: list[dict]):
-    """`result` with the LoRAs it ran with (apply's records) in its recipe; a comparison's lanes likewise."""
-    if not applied:
-        return result
-    if hasattr(result, "lanes"):
-        return replace(result, lanes=tuple(replace(lane, result=recorded(lane.result, applied))
-                                           for lane in result.lanes))
-    return replace(result, recipe={**result.recipe, "loras": applied})
-
-
 def matched(recipe, folders: Sequence[str | os.PathLike] = ()):
-    """A read recipe (files.reading.Recipe) with its LoRAs looked for here, as A1111 finds them: by the short
-    hash its `Lora hashes` gives, then by name. A prompt tag found by hash under another name is renamed;
-    one not found is taken out of the prompt, a listed file out of its LoRAs, and each is named in the
-    notes, so the rest re-runs."""
+    """A read recipe (files.reading.Recipe) with its LoRAs looked for here, as A1111 finds them: by the hash
+    the PNG gives (A1111's `Lora hashes`, Fooocus's), then by name. A prompt tag found by hash under another
+    name is renamed, a listed LoRA found by hash is named by its path; one not found is taken out of the
+    prompt or the list, and each is named in the notes, so the rest re-runs."""
     fields, notes = dict(recipe.fields), list(recipe.notes)
     hashes = dict(getattr(recipe, "lora_hashes", ()) or ())
+    changed = False
 
     def found(name: str) -> tuple[Path | None, bool]:
-        """The file `name` stands for, and whether its hash found it."""
-        by_hash = by_a1111_hash(hashes[name], folders) if name in hashes else None
-        if by_hash is not None:
-            return by_hash, True
+        """The file `name` stands for, and whether its hash found it (noted where the name differs)."""
+        hashed = by_hash(hashes[name], folders) if name in hashes else None
+        if hashed is not None:
+            if hashed.stem != _stem(name):
+                notes.append(f"LoRA {shown(name, 80)!r} found by its hash ({shown(hashes[name], 20)}) as "
+                             f"{shown(str(hashed), 200)}")
+            return hashed, True
         try:
             return resolve(name, folders), False
         except RequestError:
             return None, False
 
-    prompt, renamed, missing = str(fields.get("prompt") or ""), [], []
+    prompt, missing = str(fields.get("prompt") or ""), []
     for match in PROMPT_TAG.finditer(prompt):
-        name = match.group(1).strip()
-        path, by_hash = found(name)
+        path, was_hashed = found(match.group(1).strip())
         if path is None:
             missing.append(match.group(0))
-        elif by_hash and path.stem != name:
-            renamed.append((match.group(0), match.group(0).replace(match.group(1), path.stem, 1), name, path))
-    for tag in missing:
-        prompt = prompt.replace(tag, "")
-    for tag, new_tag, name, path in renamed:
-        prompt = prompt.replace(tag, new_tag)
-        notes.append(f"LoRA {shown(name, 80)!r} found by its hash ({hashes[name]}) as {shown(str(path), 200)}")
-    pairs = [pair for pair in fields.get("loras") or () if isinstance(pair, (list, tuple)) and pair
-             and isinstance(pair[0], str)]
-    kept = [pair for pair in pairs if found(pair[0])[0] is not None]
-    lost = [pair[0] for pair in pairs if pair not in kept]
-    if missing or lost:
+            prompt = re.sub(r"[ \t]{2,}", " ", prompt.replace(match.group(0), "")).strip()
+        elif was_hashed and path.stem != match.group(1).strip():
+            prompt = prompt.replace(match.group(0), match.group(0).replace(match.group(1), path.stem, 1))
+            changed = True
+    kept = []
+    for pair in fields.get("loras") or ():
+        if not (isinstance(pair, (list, tuple)) and pair and isinstance(pair[0], str)):
+            kept.append(pair)  # the request refuses it, naming it
+            continue
+        path, was_hashed = found(pair[0])
+        if path is None:
+            missing.append(pair[0])
+            continue
+        kept.append([str(path), *pair[1:]] if was_hashed else list(pair))
+        changed = changed or was_hashed
+    if missing:
         searched = ", ".join(str(folder) for folder in folders) or "no LoRA folder (set lora_dir)"
-        notes.append(f"LoRA {', '.join(shown(item, 80) for item in [*missing, *lost])} not found (looked in: "
+        notes.append(f"LoRA {', '.join(shown(item, 80) for item in missing)} not found (looked in: "
                      f"{shown(searched, 200)}): left out, so this is not the recipe's picture")
-    if not (missing or lost or renamed):
+    if not (missing or changed):
         return recipe
-    fields["prompt"] = re.sub(r"[ \t]{2,}", " ", prompt).strip() if missing else prompt
+    fields["prompt"] = prompt
     if "loras" in fields:
         fields["loras"] = kept
     return replace(recipe, fields=fields, notes=tuple(notes))
+
+
+def _stem(name: str) -> str:
+    """A LoRA name's file stem: "styles/detail.safetensors" and "detail" are both "detail"."""
+    stem = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return stem.rsplit(".", 1)[0] if stem.lower().endswith(LORA_SUFFIXES) else stem

@@ -25,6 +25,7 @@ from diffusers_tui.engine.preview import finite_frames, with_last_preview
 from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
+from diffusers_tui.engine.models import dressing, loras
 from diffusers_tui.engine.sampling import pipeline_batch, runner
 from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.estimates import current_sigma
@@ -56,12 +57,15 @@ def can_batch(loaded) -> bool:
 
 
 def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None = None,
-            cancel: threading.Event | None = None) -> ComparisonResult:
-    """Run every lane of `request` (and its reference) on `loaded`."""
+            cancel: threading.Event | None = None, switch_loras=None) -> ComparisonResult:
+    """Run every lane of `request` (and its reference) on `loaded`.
+
+    `switch_loras(lane_request)` sets the model's LoRAs (and embeddings) for a lane and returns what its
+    recipe records (models.dressing.dress): lanes with the same LoRAs at the same weights run together, group by group, as
+    LoRA weights are the model's, not a batch row's."""
     cancel = cancel or threading.Event()
     on_lane_step = on_lane_step or (lambda index, snapshot: None)
     requests = request.lane_requests()
-    batched = request.batch and can_batch(loaded)
     started = time.perf_counter()
     frames: list[list[StepSnapshot]] = [[] for _ in requests]
 
@@ -70,21 +74,23 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
             frames[index].append(snapshot)
         on_lane_step(index, snapshot)
 
-    if batched:
-        results = _with_adaptive_lanes_alone(loaded, requests, record, cancel,
-                                             lambda chosen, chosen_record: _LockstepLoop(loaded, chosen).run(
-                                                 chosen_record, cancel))
-    elif request.batch and pipeline_batch.can_batch(loaded):
-        results = _with_adaptive_lanes_alone(loaded, requests, record, cancel,
-                                             lambda chosen, chosen_record: _through_the_pipeline(
-                                                 loaded, chosen, chosen_record, cancel))
-        batched = True
-    else:
-        results = []
-        for index, lane_request in enumerate(requests):
-            if cancel.is_set():
-                break
-            results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
+    groups: dict[tuple, list[int]] = {}
+    for index, lane_request in enumerate(requests):
+        groups.setdefault(tuple(loras.of_request(lane_request)) if switch_loras else (), []).append(index)
+    results: list = [None] * len(requests)
+    batched = False
+    for indices in groups.values():
+        if cancel.is_set():
+            break
+        applied = switch_loras(requests[indices[0]]) if switch_loras else {}
+        ran, batched = _run_lanes(loaded, request.batch, [requests[i] for i in indices],
+                                  lambda i, snapshot, indices=indices: record(indices[i], snapshot), cancel)
+        for index, result in zip(indices, ran):
+            results[index] = dressing.recorded(result, applied)
+        if len(ran) < len(indices):
+            break
+    # Cancelled part way: the lanes up to the first that did not run, as one by one gives.
+    results = results[:results.index(None)] if None in results else results
     lanes = list(request.lanes) + request.reference_lanes()
     lane_results = []
     for index, (lane, result) in enumerate(zip(lanes, results)):
@@ -102,6 +108,25 @@ def compare(loaded, request: ComparisonRequest, on_lane_step: OnLaneStep | None 
         batched=batched, elapsed_s=time.perf_counter() - started,
         cancelled=cancel.is_set() or len(lane_results) < len(request.lanes), notes=notes,
     )
+
+
+def _run_lanes(loaded, batch: bool, requests: list[GenerationRequest], record, cancel) -> tuple[list, bool]:
+    """Run `requests` together where the model allows (a lockstep loop, or the pipeline's own batch), else one
+    after another; returns their results (fewer when cancelled) and whether they were batched."""
+    if batch and can_batch(loaded):
+        return _with_adaptive_lanes_alone(loaded, requests, record, cancel,
+                                          lambda chosen, chosen_record: _LockstepLoop(loaded, chosen).run(
+                                              chosen_record, cancel)), True
+    if batch and pipeline_batch.can_batch(loaded):
+        return _with_adaptive_lanes_alone(loaded, requests, record, cancel,
+                                          lambda chosen, chosen_record: _through_the_pipeline(
+                                              loaded, chosen, chosen_record, cancel)), True
+    results = []
+    for index, lane_request in enumerate(requests):
+        if cancel.is_set():
+            break
+        results.append(runner.run(loaded, lane_request, lambda s, i=index: record(i, s), cancel))
+    return results, False
 
 
 def _adapts_to_x(request: GenerationRequest) -> bool:

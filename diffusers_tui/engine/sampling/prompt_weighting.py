@@ -4,9 +4,9 @@ A1111's emphasis is parsed as A1111 parses it (its `parse_prompt_attention`: rou
 multiply by 1.1, square ones divide by 1.1, `(text:w)` sets w, `\\(` is a literal bracket) and
 written in compel's syntax: `(text)w` per weighted run, and `("chunk", "chunk").and()` for BREAK,
 which, like A1111's BREAK, encodes each chunk on its own and joins them. compel then builds the
-embeddings for CLIP text encoders (SD 1.x/2.x with one, SDXL with two). `<lora:...>` and
-`<hypernet:...>` tags are taken out of the text (nothing here loads them) and named in a note;
-the prompt is stored as typed either way.
+embeddings for CLIP text encoders (SD 1.x/2.x with one, SDXL with two). `<lora:...>` tags are
+taken out of the text (models.loras loads them), `<hypernet:...>` ones too (nothing loads those), and
+both are named in a note; the prompt is stored as typed either way.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def prompt_kwargs(pipe, prompt: str, negative: str) -> dict[str, Any]:
     """The pipeline's prompt arguments: embeddings built by compel from A1111 syntax."""
     from compel import CompelForSD, CompelForSDXL
 
-    positive_text, negative_text = to_compel(prompt)[0], to_compel(negative)[0]
+    positive_text, negative_text = _with_embedding_vectors(pipe, to_compel(prompt)[0], to_compel(negative)[0])
     if weighting_kind(pipe) == "sdxl":
         conditioning = CompelForSDXL(pipe)(positive_text, negative_prompt=negative_text)
         return {"prompt_embeds": conditioning.embeds, "pooled_prompt_embeds": conditioning.pooled_embeds,
@@ -164,8 +164,18 @@ def prompt_kwargs(pipe, prompt: str, negative: str) -> dict[str, Any]:
 
 def recipe_facts(pipe, prompt: str, negative: str) -> dict[str, str]:
     """What the recipe's snippet needs to build the same embeddings: compel's wrapper and texts."""
+    positive_text, negative_text = _with_embedding_vectors(pipe, to_compel(prompt)[0], to_compel(negative)[0])
     return {"wrapper": "CompelForSDXL" if weighting_kind(pipe) == "sdxl" else "CompelForSD",
-            "prompt": to_compel(prompt)[0], "negative_prompt": to_compel(negative)[0]}
+            "prompt": positive_text, "negative_prompt": negative_text}
+
+
+def _with_embedding_vectors(pipe, *texts: str) -> tuple[str, ...]:
+    """The texts with each multi-vector embedding's word followed by its other vectors' tokens ("x x_1 x_2"),
+    as the pipeline's own prompt encoding writes them (compel reads the text as it is)."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    if convert is None or not getattr(pipe, "tokenizer", None):
+        return texts
+    return tuple(convert(text, pipe.tokenizer) for text in texts)
 
 
 def prompt_syntax_note(prompt: str, negative: str, summary) -> str | None:

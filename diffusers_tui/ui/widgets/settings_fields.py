@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option
 
 from diffusers_tui.engine import DEFAULT_PROMPT, describe_range, schedule_names, scheduler_names
@@ -16,7 +16,8 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
                  "preview_every": "#preview-every", "scheduler": "#scheduler", "model": "#model",
                  "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
                  "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
-                 "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds"}
+                 "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds",
+                 "lora": "#loras", "loras": "#loras"}
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
 FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
 #: The live preview methods the panel offers, with what each is (none is for the commands).
@@ -55,7 +56,7 @@ def fields_below_the_fold() -> list:
         Label("Study axes x · y · z (KIND=VALUES) · seeds"),
         Horizontal(*(Input(placeholder=example, id=f"axis-{place}", classes="axis",
                            tooltip=f"a study axis ({where}): sampler, schedule, steps, guidance, seed, eta, "
-                                   "s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd or prompt (search/replace), e.g. guidance=3,5,7, "
+                                   "s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (search/replace) or lora (a LoRA's weight; lora:NAME=... for one of several), e.g. guidance=3,5,7, "
                                    "seed=1-4 or eta=0,0.5,1; "
                                    "the marked samplers and the steps above take the free places")
                      for place, where, example in (("x", "across", "guidance=3,7"), ("y", "down", "y"),
@@ -72,6 +73,11 @@ def fields_below_the_fold() -> list:
             Checkbox("lock", id="seed-lock")),
         Label("Size (blank: the model's own)"),
         Input(placeholder="e.g. 64x64", id="size"),
+        Label("LoRAs · NAME:WEIGHT, ... · enter adds"),
+        Input(placeholder="none; e.g. detail:0.7, style:0.5", id="loras",
+              tooltip="LoRA files to run with, each at a weight (-10 to 10): a name from the list below (the "
+                      "LoRA folders, lora_dir) or a file's path; typing narrows the list"),
+        OptionList(id="lora-list"),
         Label("Preview · every N calls · frames/s"),
         Horizontal(
             Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0", allow_blank=False, id="preview"),
