@@ -286,3 +286,15 @@ def test_models_lists_the_lora_and_embedding_files_by_the_names_that_find_them(t
     assert f"hidden: the name finds {loras / 'detail.safetensors'}" in out
     assert "EasyNeg" in out.split("Embeddings (")[1]
     assert main(["models"]) == 0 and "LoRAs: no folder (set lora_dir" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, key", [("LoKr", "lokr_w1"), ("LoHa", "hada_w1_a")])
+def test_a_lycoris_file_that_is_not_a_lora_is_named_as_what_it_is(tmp_path, kind, key):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / f"{kind}.safetensors"
+    save_file({f"lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.{key}": torch.ones(4, 4)}, path)
+    with pytest.raises(RequestError, match=f"{kind}.safetensors is a LyCORIS {kind} file, which diffusers' LoRA "
+                                           "loader does not read"):
+        Engine().run(GenerationRequest(prompt="a red circle", model="demo", steps=2, loras=((str(path), 1.0),)))

@@ -264,8 +264,31 @@ def apply(loaded, loras: Iterable[tuple[str, float]], options=None) -> list[dict
     return records
 
 
+#: Key parts of LyCORIS files that are not LoRAs (LoKr, LoHa, (IA)^3, OFT), which diffusers does not read.
+LYCORIS_KINDS = {".lokr_": "LoKr", ".hada_": "LoHa", ".on_input": "(IA)^3", ".oft_": "OFT"}
+
+
+def _lycoris_kind(path: Path) -> str | None:
+    """The LyCORIS kind a .safetensors file's keys show (read from its header alone), or None."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception:  # noqa: BLE001 - a damaged file: loading it says what is wrong
+        return None
+    return next((kind for part, kind in LYCORIS_KINDS.items() if any(part in key for key in keys)), None)
+
+
 def _load(pipe, path: Path, adapter: str) -> None:
     import logging
+
+    kind = _lycoris_kind(path)
+    if kind:
+        raise RequestError("lora", f"{shown(path.name)} is a LyCORIS {kind} file, which diffusers' LoRA loader does "
+                                   "not read: use a plain LoRA")
 
     # diffusers logs a failed load's whole state-dict error (a line per layer) before raising it: the
     # RequestError below is the one line the user gets.
