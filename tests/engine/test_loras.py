@@ -298,3 +298,20 @@ def test_a_lycoris_file_that_is_not_a_lora_is_named_as_what_it_is(tmp_path, kind
     with pytest.raises(RequestError, match=f"{kind}.safetensors is a LyCORIS {kind} file, which diffusers' LoRA "
                                            "loader does not read"):
         Engine().run(GenerationRequest(prompt="a red circle", model="demo", steps=2, loras=((str(path), 1.0),)))
+
+
+@pytest.mark.parametrize("family", ["sdxl", "flux", "sd3"])
+def test_loras_load_on_the_other_families_with_a_lora_loader(family, tiny_sdxl, tmp_path):
+    """SDXL's UNet, and Flux's and SD3's transformers: weight 0 is the plain model, weight 1 changes the picture."""
+    from tests import tiny_transformers
+    from tests.tiny_loras import make_lora
+
+    model = tiny_sdxl if family == "sdxl" else getattr(tiny_transformers, f"build_tiny_{family}")(tmp_path / family)
+    path = make_lora(str(model), tmp_path / "loras", seed=3)
+    engine = Engine()
+    base = dict(prompt="a red circle", model=str(model), seed=1, steps=2, width=32, height=32, preview_method="none")
+    plain = _pixels(engine.run(GenerationRequest(**base)))
+    zero = engine.run(GenerationRequest(**base, loras=((str(path), 0.0),)))
+    one = engine.run(GenerationRequest(**base, loras=((str(path), 1.0),)))
+    assert np.array_equal(_pixels(zero), plain) and np.abs(_pixels(one) - plain).max() > 0
+    assert one.recipe["loras"][0]["weight"] == 1.0
