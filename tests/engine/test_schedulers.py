@@ -4,6 +4,7 @@ import pytest
 
 from diffusers_tui.engine.sampling import registry as schedulers
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError
+from diffusers_tui.engine.demo.shapes import ShapeSpec
 from diffusers_tui.engine.request import GenerationRequest
 
 
@@ -207,10 +208,21 @@ def test_a1111s_own_parser_reads_back_the_sampler_and_schedule_we_ran(engine, ti
 
 @pytest.mark.slow
 def test_every_sampler_draws_what_the_demo_prompt_says_at_20_steps(engine):
-    """DDIM drew garbage on the demo while clip_sample came from its class defaults; every entry must draw."""
+    """DDIM drew garbage on the demo while clip_sample came from its class defaults; every entry must draw.
+
+    Raced a prompt at a time (one batched model call a round: the engine's comparison, which gives each
+    lane what its run alone gives); the fast tier's test below runs one of each kind alone."""
+    from diffusers_tui.engine import build_comparison
+
     available = [status.entry.name for status in engine.scheduler_statuses("demo") if status.available]
     assert available[0] == "model default" and len(available) == len(schedulers.REGISTRY) + 1
-    _draws_the_prompt(engine, available)
+    for seed, spec in enumerate(SPECS):
+        names = available[seed::len(SPECS)]
+        base = GenerationRequest(prompt=spec.caption, model="demo", steps=20, seed=seed, preview_method="none")
+        race = engine.compare(build_comparison(base, [_lane(name) for name in names], "20"))
+        assert race.batched and not race.cancelled and len(race.lanes) == len(names)
+        for name, lane in zip(names, race.lanes):
+            _assert_draws(lane.result.image, spec, name)
 
 
 def test_one_sampler_of_each_kind_draws_what_the_demo_prompt_says_at_20_steps(engine):
@@ -220,24 +232,31 @@ def test_one_sampler_of_each_kind_draws_what_the_demo_prompt_says_at_20_steps(en
 
 
 COMFYUI_IDS = {entry.name for entry in schedulers.REGISTRY if entry.tool == "ComfyUI"}
+SPECS = (ShapeSpec("red", "circle", "blue"), ShapeSpec("yellow", "square", "purple"),
+         ShapeSpec("white", "triangle", "green"))
+
+
+def _lane(name: str) -> str:
+    """A sampler as a comparison lane names it: ComfyUI's ids on karras (its default, normal, ends DPM++ 3M SDE
+    in speckle at 20 steps on the demo, as ComfyUI's own code does: benchmarks/sampler_parity.py, within 1
+    level of it); the others on their own schedule."""
+    return f"{name} karras" if name in COMFYUI_IDS else f"{name} Automatic" if name != "model default" else name
 
 
 def _draws_the_prompt(engine, names):
-    from diffusers_tui.engine.demo.shapes import ShapeSpec, read_shape
-
-    specs = [ShapeSpec("red", "circle", "blue"), ShapeSpec("yellow", "square", "purple"),
-             ShapeSpec("white", "triangle", "green")]
-    available = names
-    for index, name in enumerate(available):
-        seed = index % len(specs)
-        spec = specs[seed]
-        # ComfyUI's ids on karras: its default, normal, ends DPM++ 3M SDE in speckle at 20 steps on the demo, as
-        # ComfyUI's own code does (benchmarks/sampler_parity.py: within 1 level of it).
+    for index, name in enumerate(names):
+        seed = index % len(SPECS)
         schedule = "karras" if name in COMFYUI_IDS else "Automatic"
-        result = engine.run(GenerationRequest(prompt=spec.caption, model="demo", scheduler=name, schedule=schedule,
-                                              steps=20, seed=seed, preview_method="none"))
-        reading = read_shape(result.image)
-        assert (reading.colour, reading.shape, reading.background) == (spec.colour, spec.shape, spec.background), name
+        result = engine.run(GenerationRequest(prompt=SPECS[seed].caption, model="demo", scheduler=name,
+                                              schedule=schedule, steps=20, seed=seed, preview_method="none"))
+        _assert_draws(result.image, SPECS[seed], name)
+
+
+def _assert_draws(image, spec, name: str) -> None:
+    from diffusers_tui.engine.demo.shapes import read_shape
+
+    reading = read_shape(image)
+    assert (reading.colour, reading.shape, reading.background) == (spec.colour, spec.shape, spec.background), name
 
 
 @pytest.mark.slow
