@@ -98,7 +98,7 @@ class Engine:
 
             if live is not None:
                 loaded.decoders.resolve(live.method or request.preview_method)  # a bad method fails now
-                live.start(request.preview_method)
+                live.start(request.preview_method, on_cpu=loaded.device.type == "cpu")
             try:
                 result = _reporting_failures(lambda: runner.run(loaded, request, watched, cancel), progress, loaded)
             finally:
@@ -142,7 +142,7 @@ class Engine:
                     on_lane_step(index, snapshot)
 
             if live is not None:
-                live.start(request.base.preview_method)
+                live.start(request.base.preview_method, on_cpu=loaded.device.type == "cpu")
             try:
                 result = _reporting_failures(lambda: lockstep.compare(loaded, request, watched, cancel, lambda lane: (
                     dressing.dress(loaded, lane, self.options))), progress, loaded)

@@ -5,10 +5,10 @@ most `fps` times a second, takes the newest step of each lane (older ones are sk
 the newest wins), decodes it by the current method and hands it to the consumer. The
 method may be changed from any thread while a run goes on; it applies from the next frame.
 
-Frames also never take more than `max_share` of the processor time: the thread's own work
-(a decode, and the consumer's conversion to cells) holds the interpreter lock the step loop
-needs, so when a model's steps are quick beside a frame's cost the frame rate drops instead
-of the run slowing down. Slow steps (a real model) leave the cap at `fps`.
+On the CPU, frames also never take more than `max_share` of the processor time: the thread's
+own work (a decode, and the consumer's conversion to cells) then competes with the model for
+the interpreter lock and the cores, so the frame rate drops instead of the run slowing down.
+On a GPU the step loop mostly waits on the device, and frames keep the `fps` cap.
 """
 
 from __future__ import annotations
@@ -58,9 +58,12 @@ class LivePreview:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._request_method: str | None = None
+        self._share_capped = True
 
-    def start(self, request_method: str | None) -> None:
+    def start(self, request_method: str | None, on_cpu: bool = True) -> None:
+        """Start the thread; `on_cpu`: the model runs on the CPU, so frames keep within `max_share`."""
         self._request_method = request_method
+        self._share_capped = on_cpu
         self._thread = threading.Thread(target=self._loop, name="live-preview", daemon=True)
         self._thread.start()
 
@@ -122,7 +125,7 @@ class LivePreview:
                 busy = time.thread_time() - started_busy
                 self.frames += 1
                 self.busy_s += busy
-                next_due = next_frame_due(started, busy, interval, self.max_share)
+                next_due = next_frame_due(started, busy, interval, self.max_share if self._share_capped else 1.0)
             except BaseException as error:  # noqa: BLE001 - reported to the run by finish()
                 self._failure = error
                 with self._wake:
