@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue, say, warn
-from diffusers_tui.commands.generate import loras_of
+from diffusers_tui.commands.generate import loras_of, sampler_options_of
 from diffusers_tui.engine import (DISTANCE_NAME, OWN_REFERENCE, ComparisonRequest, ComparisonResult, build_comparison, build_request,
                                   parse_scheduler_list, quiet)
 
@@ -24,7 +24,7 @@ def request_of(args, settings) -> ComparisonRequest:
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
                                 **{name: getattr(args, name) for name in ("eta", "s_noise", "shift", "s_churn",
                                                                            "s_tmin", "s_tmax")},
-                                "loras": loras_of(args),
+                                "loras": loras_of(args), "sampler_options": sampler_options_of(args),
                                 "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []
     return build_comparison(base, schedulers, args.step_list or str(settings["steps"]),

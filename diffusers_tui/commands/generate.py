@@ -22,6 +22,14 @@ def loras_of(args) -> tuple | None:
     return tuple(parse_lora(text) for text in args.lora) if getattr(args, "lora", None) else None
 
 
+def sampler_options_of(args) -> tuple | None:
+    """--sampler-option's (name, value) pairs; None when not given."""
+    from diffusers_tui.engine import parse_sampler_option
+
+    options = getattr(args, "sampler_option", None)
+    return tuple(dict(parse_sampler_option(text) for text in options).items()) if options else None
+
+
 def request_of(args, settings, engine) -> GenerationRequest:
     """The run's request: settings < the --from recipe < options given on this command line."""
     keeps_previews = bool(args.save_every or args.export)
@@ -29,7 +37,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax")},
-        "loras": loras_of(args),
+        "loras": loras_of(args), "sampler_options": sampler_options_of(args),
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",
     }

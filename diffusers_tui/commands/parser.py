@@ -97,6 +97,11 @@ def _lora_option(group) -> None:
     group.add_argument("--lora", action="append", metavar="FILE_OR_NAME[:WEIGHT]",
                        help="run with a LoRA: a file, or a name in the LoRA folders (--lora-dir), at a weight "
                             "(default 1), e.g. --lora detail:0.7 (repeatable)")
+    group.add_argument("--sampler-option", action="append", metavar="NAME=VALUE",
+                       help="an engine sampler's own option, as ComfyUI's sampler nodes give it: r (DPM++ SDE, "
+                            "SEEDS-2), r_1, r_2 (SEEDS-3), max_stage (ER-SDE), max_order (iPNDM, DEIS), order (LMS), "
+                            "ge_gamma (gradient estimation), predictor_order, corrector_order, sde_start_percent, "
+                            "sde_end_percent (SA-Solver), e.g. --sampler-option r=0.3 (repeatable)")
 
 
 def _sampler_options(group) -> None:
@@ -201,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         compare.add_argument(f"--{place}", metavar="KIND=VALUES",
                              help=f"a study axis, {where}: KIND is one of sampler, schedule, steps, guidance, seed, "
                                   "eta, s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (A1111's search/replace: the first value is searched for), "
-                                  "lora (the run's LoRA's weight; lora:NAME=0,0.5,1 names one); "
+                                  "lora (the run's LoRA's weight; lora:NAME=0,0.5,1 names one), "
+                                  "option:NAME (a sampler option, --sampler-option); "
                                   "whole numbers take ranges, 1-5, 1-9 (+2), 1-100 [4]; e.g. --x guidance=3,5,7")
     _schedule_option(compare)
     compare.add_argument("--steps", dest="step_list", metavar="LIST",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.sampling.noise_settings import sampler_note
     from diffusers_tui.engine.models.embeddings import list_embeddings
     from diffusers_tui.engine.models.loras import NamedFile, list_loras, parse_lora
+    from diffusers_tui.engine.sampling.sampler_options import parse as parse_sampler_option
     from diffusers_tui.engine.vocabulary import prompt_note
     from diffusers_tui.engine.sampling.registry import (MODEL_DEFAULT, SchedulerEntry, SchedulerStatus, sampler_facts,
                                                         schedule_names, scheduler_entries, scheduler_names)
@@ -78,7 +79,7 @@ _SOURCES = {
     "guidance_note": "models.families",
     "sampler_note": "sampling.noise_settings",
     "parse_lora": "models.loras", "list_loras": "models.loras", "NamedFile": "models.loras",
-    "list_embeddings": "models.embeddings",
+    "list_embeddings": "models.embeddings", "parse_sampler_option": "sampling.sampler_options",
     "MODEL_DEFAULT": "sampling.registry", "SchedulerEntry": "sampling.registry",
     "SchedulerStatus": "sampling.registry", "sampler_facts": "sampling.registry",
     "schedule_names": "sampling.registry", "scheduler_entries": "sampling.registry",
@@ -86,7 +87,7 @@ _SOURCES = {
     "SigmaSamplerScheduler": "sampling.sigma.stand_in",
 }
 #: Public names that differ from their name in the submodule.
-_RENAMED = {"describe_vocabulary": "describe"}
+_RENAMED = {"describe_vocabulary": "describe", "parse_sampler_option": "parse"}
 
 __all__ = [
     # the facade and how it loads
@@ -96,7 +97,7 @@ __all__ = [
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
     "prompt_note", "prompt_syntax_note", "guidance_note", "sampler_note", "describe_vocabulary", "parse_lora",
-    "list_loras", "list_embeddings", "NamedFile",
+    "list_loras", "list_embeddings", "NamedFile", "parse_sampler_option",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",
     # limits and parsing of typed values

@@ -13,19 +13,21 @@ from dataclasses import dataclass
 
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models.loras import MAX_LORA_WEIGHT
+from diffusers_tui.engine.sampling import sampler_options
 from diffusers_tui.engine.request import (MAX_CHURN, MAX_CHURN_SIGMA, MAX_GUIDANCE, MAX_NOISE_SCALE, MAX_SEED,
                                           MAX_SHIFT, MAX_STEPS, NOISE_CONVENTIONS)
 from diffusers_tui.engine.text import shown
 
 #: What an axis can vary, and the names people type for it.
 AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift",
-              "noise", "ensd", "prompt", "lora")
+              "noise", "ensd", "prompt", "lora", "option")
 _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
             "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
             "s/r": "prompt", "eta noise seed delta": "ensd", "sigma noise": "s_noise", "s noise": "s_noise",
             "s-noise": "s_noise", "flow shift": "shift", "eta ddim": "eta", "sigma churn": "s_churn",
             "sigma min": "s_tmin", "sigma tmin": "s_tmin", "sigma max": "s_tmax", "sigma tmax": "s_tmax",
-            "lora weight": "lora", "lora_weight": "lora", "loras": "lora"}
+            "lora weight": "lora", "lora_weight": "lora", "loras": "lora", "sampler option": "option",
+            "sampler_option": "option"}
 #: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
 FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift", "noise", "ensd")
 #: Axis kinds whose values are real numbers, with their ranges: (lowest, highest, whether the lowest is allowed).
@@ -44,13 +46,16 @@ class Axis:
 
     kind: str
     values: tuple
-    #: The LoRA a "lora" axis weights ("lora:detail=0,0.5,1"); "" for the request's only LoRA.
+    #: The LoRA a "lora" axis weights ("lora:detail=0,0.5,1"; "" for the request's only LoRA), or the sampler
+    #: option an "option" axis sets ("option:r=0.3,0.5").
     target: str = ""
 
     @property
     def title(self) -> str:
         if self.kind == "lora":
             return f"LoRA {shown(self.target, 40)}" if self.target else "LoRA weight"
+        if self.kind == "option":
+            return self.target
         return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
                 "seed": "seed", "eta": "eta", "s_noise": "s_noise", "s_churn": "s_churn", "s_tmin": "s_tmin",
                 "s_tmax": "s_tmax", "shift": "shift", "noise": "noise",
@@ -58,7 +63,7 @@ class Axis:
 
     def label(self, value) -> str:
         """How a value is written on the grid and in the table."""
-        if self.kind in REAL_KINDS:
+        if self.kind in REAL_KINDS or self.kind == "option":
             return f"{value:g}"
         if self.kind == "prompt":
             return shown(str(value), 40)
@@ -66,8 +71,8 @@ class Axis:
 
     def spec(self) -> str:
         """The axis as it is typed: what a saved study records."""
-        kind = f"lora:{self.target}" if self.target else self.kind
-        return f"{kind}=" + ",".join(self.label(value) if self.kind in REAL_KINDS else str(value)
+        kind = f"{self.kind}:{self.target}" if self.target else self.kind
+        return f"{kind}=" + ",".join(self.label(value) if self.kind in (*REAL_KINDS, "option") else str(value)
                                           for value in self.values)
 
 
@@ -76,9 +81,12 @@ def parse_axis(text: str, field: str = "axis") -> Axis:
     kind, separator, values_text = str(text).partition("=")
     kind, colon, target = kind.partition(":")
     kind = _ALIASES.get(kind.strip().lower(), kind.strip().lower())
-    if colon and (kind != "lora" or not target.strip()):
-        raise RequestError(field, f"{shown(str(text), 80)!r}: only a LoRA axis names what it varies, as "
-                                  "lora:NAME=0,0.5,1")
+    if colon and (kind not in ("lora", "option") or not target.strip()):
+        raise RequestError(field, f"{shown(str(text), 80)!r}: only a LoRA axis and a sampler option's name what "
+                                  "they vary, as lora:NAME=0,0.5,1 or option:r=0.3,0.5")
+    if kind == "option" and not colon:
+        raise RequestError(field, f"name the sampler option: option:NAME=VALUES, e.g. option:r=0.3,0.5 (options: "
+                                  f"{', '.join(sampler_options.OPTIONS)})")
     if not separator or kind not in AXIS_KINDS:
         raise RequestError(field, f"{shown(str(text), 80)!r} is not KIND=VALUES, e.g. \"guidance=3,5,7\"; kinds: "
                                   f"{', '.join(AXIS_KINDS)}")
@@ -89,6 +97,11 @@ def parse_axis(text: str, field: str = "axis") -> Axis:
         values = _whole_numbers(kind, parts, field)
     elif kind in REAL_KINDS:
         values = [_real(kind, part, field) for part in parts]
+    elif kind == "option":
+        try:
+            values = [sampler_options.parse(f"{target.strip()}={part}")[1] for part in parts]
+        except RequestError as error:
+            raise RequestError(field, str(error).split(": ", 1)[-1]) from None
     elif kind == "noise":
         by_lower = {name.lower(): name for name in NOISE_CONVENTIONS}
         unknown = [part for part in parts if part.lower() not in by_lower]
@@ -156,15 +169,19 @@ def _real(kind: str, text: str, field: str) -> float:
 
 def with_lane_settings(request, settings: tuple):
     """`request` (a GenerationRequest) with a lane's other fields set; a LoRA axis's ("lora", (name, weight))
-    weights that LoRA (models.loras.with_lora_weight)."""
+    weights that LoRA (models.loras.with_lora_weight), a sampler option's ("option", (name, value)) sets it."""
     from dataclasses import replace
 
     from diffusers_tui.engine.models.loras import with_lora_weight
 
-    request = replace(request, **{name: value for name, value in settings if name != "lora"})
+    request = replace(request, **{name: value for name, value in settings if name not in ("lora", "option")})
     for name, value in settings:
         if name == "lora":
             request = with_lora_weight(request, *value)
+        elif name == "option":  # a sampler option's value, in place of the request's own
+            options = dict(request.sampler_options)
+            options[value[0]] = value[1]
+            request = replace(request, sampler_options=tuple(options.items()))
     return request
 
 

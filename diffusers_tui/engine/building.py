@@ -29,7 +29,7 @@ SETTING_OF_FIELD = {"model": "model", "scheduler": "scheduler", "schedule": "sch
                     "preview_method": "preview_method", "noise": "noise", "ensd": "ensd"}
 #: Request fields a recipe may bring.
 RECIPE_FIELDS = ("prompt", "negative_prompt", "model", "scheduler", "schedule", "steps", "guidance", "seed", "width", "height",
-                 "noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "loras")
+                 "noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "loras", "sampler_options")
 
 
 def build_request(settings: Mapping[str, Any] | None = None, *, recipe=None, given: Mapping[str, Any] | None = None,
@@ -172,8 +172,8 @@ def _lane_with(base: GenerationRequest, chosen: list, at: tuple) -> Lane:
             settings.append((axis.kind, value))
         elif axis.kind == "prompt":
             settings.append(("prompt", replaced_prompt(base.prompt, axis, value)))
-        elif axis.kind == "lora":
-            settings.append(("lora", (axis.target, value)))
+        elif axis.kind in ("lora", "option"):
+            settings.append((axis.kind, (axis.target, value)))
     sampler = values["sampler"]
     if "schedule" in values:
         sampler = f"{sampler} {values['schedule']}"

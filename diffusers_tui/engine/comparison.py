@@ -44,8 +44,8 @@ def setting_label(name: str, value) -> str:
     """A lane's other field, short: "guidance 7", "seed 3", a prompt shortened."""
     if name == "prompt":
         return f"prompt {shown(str(value), 30)!r}"
-    if name == "lora":
-        return f"LoRA {shown(value[0], 30)} {value[1]:g}"
+    if name in ("lora", "option"):
+        return f"{'LoRA ' if name == 'lora' else ''}{shown(value[0], 30)} {value[1]:g}"
     if isinstance(value, float):
         return f"{name} {value:g}"
     return f"{name} {value}"

@@ -167,6 +167,9 @@ class GenerationRequest:
     #: LoRAs to run with, as (file path or name, weight) pairs; a name is a file stem in the engine's LoRA
     #: folders (A1111's rule). See engine.models.loras.
     loras: tuple = ()
+    #: Numeric options of the engine's samplers beyond these (ComfyUI's sampler nodes expose them: DPM++ SDE's
+    #: r, SA-Solver's orders...), as (name, value) pairs. See engine.sampling.sampler_options.
+    sampler_options: tuple = ()
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -204,6 +207,9 @@ class GenerationRequest:
         if self.shift is not None:
             check_real("shift", self.shift, 0.0, MAX_SHIFT, low_included=False)
         _check_loras(self)
+        from diffusers_tui.engine.sampling.sampler_options import checked
+
+        object.__setattr__(self, "sampler_options", checked(self.sampler_options))
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:

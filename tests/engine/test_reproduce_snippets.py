@@ -65,6 +65,10 @@ def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, P
                                     scheduler="Euler a", steps=3, seed=5, noise=noise, preview_method="none",
                                     guidance=7.0 if mode == "text-to-image" else 0.0)
         saved[f"Euler a, {noise}"] = engine.save(engine.run(request), outputs)
+    if mode == "text-to-image":  # a sampler option (the stand-in's config carries it)
+        request = GenerationRequest(prompt="a blue square", model=model, scheduler="dpmpp_sde", steps=3, seed=5,
+                                    guidance=7.0, preview_method="none", sampler_options=(("r", 0.3),))
+        saved["dpmpp_sde, r 0.3"] = engine.save(engine.run(request), outputs)
     if mode == "text-to-image":  # A1111 emphasis and BREAK: the snippet builds the embeddings with compel too
         request = GenerationRequest(prompt="a (blue:1.3) square BREAK [red]", model=model, scheduler="Euler a",
                                     steps=3, seed=6, guidance=7.0, preview_method="none")

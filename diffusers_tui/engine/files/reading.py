@@ -14,13 +14,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
-from diffusers_tui.engine.files.recipe import OWN_NOISE_KEY, OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY
+from diffusers_tui.engine.files.recipe import (OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
+                                               PARAMETERS_KEY, RECIPE_KEY)
 from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
 from diffusers_tui.engine.models.loras import MAX_LORA_WEIGHT
 from diffusers_tui.engine.request import GenerationRequest
 from diffusers_tui.engine.sampling import registry as schedulers
+from diffusers_tui.engine.sampling import sampler_options
 from diffusers_tui.engine.text import shown
 
 #: A1111's own pattern for `key: value` pairs (values with commas are JSON-quoted).
@@ -31,7 +33,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
-               OWN_NOISE_KEY}
+               OWN_NOISE_KEY, OWN_OPTIONS_KEY}
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,11 @@ def parse_a1111(text: str) -> Recipe:
         fields["noise"] = "A1111 CPU"
     if pairs.get(OWN_NOISE_KEY) in ("ComfyUI",):
         fields["noise"] = pairs[OWN_NOISE_KEY]
+    for item in filter(str.strip, _unquote(pairs.get(OWN_OPTIONS_KEY, "")).split(",")):
+        try:
+            fields.setdefault("sampler_options", []).append(sampler_options.parse(item))
+        except RequestError as error:
+            notes.append(f"{OWN_OPTIONS_KEY} {shown(item.strip(), 40)!r}: {shown(error, 200)}: not used")
     if "ENSD" in pairs:
         try:
             fields["ensd"] = int(pairs["ENSD"])

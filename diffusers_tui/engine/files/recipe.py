@@ -23,6 +23,8 @@ PARAMETERS_KEY = "parameters"
 OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY = "diffusers-tui sampler", "diffusers-tui schedule"
 #: Where a run's noise followed ComfyUI's rules, which A1111's RNG field cannot say.
 OWN_NOISE_KEY = "diffusers-tui noise"
+#: The engine samplers' own options (engine.sampling.sampler_options), which A1111 has no field for.
+OWN_OPTIONS_KEY = "diffusers-tui sampler options"
 
 
 def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
@@ -103,6 +105,9 @@ def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> 
               if name and getattr(request, setting) != unset and setting not in unused]
     if request.shift is not None:
         fields.append(f"Shift: {request.shift:g}")
+    taken = [(option, value) for option, value in request.sampler_options if option not in unused]
+    if name and taken:
+        fields.append(f"{OWN_OPTIONS_KEY}: " + _quoted(", ".join(f"{option}={value:g}" for option, value in taken)))
     return fields
 
 

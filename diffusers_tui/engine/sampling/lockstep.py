@@ -170,7 +170,7 @@ def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, can
                round(float(getattr(trial, "init_noise_sigma", 1.0)), 6), lane_request.prompt,
                lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd,
                lane_request.eta, lane_request.s_noise, lane_request.shift, lane_request.s_churn,
-               lane_request.s_tmin, lane_request.s_tmax)
+               lane_request.s_tmin, lane_request.s_tmax, lane_request.sampler_options)
         groups.setdefault(key, []).append(index)
     results: list = [None] * len(requests)
     for indices in groups.values():

@@ -1,4 +1,5 @@
-"""Which of a request's sampler settings (eta, s_noise, churn) its sampler takes, and the note for the rest.
+"""Which of a request's sampler settings (eta, s_noise, churn, sampler options) its sampler takes, and the note for
+the rest.
 
 A1111 passes each only to the k-diffusion functions that take it (sampler_extra_params), and writes it to
 the infotext only then; the σ engine's samplers read them alike.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from diffusers_tui.engine.errors import SchedulerUnavailableError
 from diffusers_tui.engine.sampling import registry
+from diffusers_tui.engine.sampling.sampler_options import OPTIONS
 from diffusers_tui.engine.sampling.sigma import catalogue
 
 #: Each setting, its value when not set, and why a sampler that does not take it ignores it.
@@ -29,7 +31,9 @@ def churns(entry) -> bool:
 
 
 def takes(entry, setting: str, request) -> bool:
-    """Whether `setting` of `request` reaches `entry`'s sampler."""
+    """Whether `setting` of `request` (or its sampler option of that name) reaches `entry`'s sampler."""
+    if setting in OPTIONS:
+        return entry.is_engine and catalogue.sampler(entry.options["sampler"]).function_ref in OPTIONS[setting].functions
     if setting == "eta":
         return entry.takes_eta
     if setting == "s_noise":  # churn noise is scaled by it too, where there is churn
@@ -42,6 +46,7 @@ def unused_settings(request, summary=None) -> tuple[str | None, tuple[str, ...]]
     named, the model's own (from `summary`) is the one asked about."""
     name = request.scheduler or getattr(summary, "default_scheduler", None)
     given = [setting for setting, (unset, _) in SETTINGS.items() if getattr(request, setting) != unset]
+    given += [name for name, _ in getattr(request, "sampler_options", ())]
     if name is None or not given:
         return name, ()
     try:
@@ -56,9 +61,17 @@ def sampler_note(request, summary=None) -> str | None:
     name, unused = unused_settings(request, summary)
     if not unused:
         return None
-    reasons = dict.fromkeys(SETTINGS[setting][1] for setting in unused)
-    return (f"{' and '.join(f'{setting} {getattr(request, setting):g}' for setting in unused)} not used: {name} "
+    reasons = dict.fromkeys(_why(setting) for setting in unused)
+    values = {**{setting: getattr(request, setting, None) for setting in SETTINGS}, **dict(request.sampler_options)}
+    return (f"{' and '.join(f'{setting} {values[setting]:g}' for setting in unused)} not used: {name} "
             f"{'; it '.join(reasons)}")
+
+
+def _why(setting: str) -> str:
+    """Why a sampler that does not take `setting` ignores it."""
+    if setting in OPTIONS:
+        return f"does not read {setting} ({OPTIONS[setting].about})"
+    return SETTINGS[setting][1]
 
 
 def comparison_notes(requests) -> tuple[str, ...]:
@@ -70,4 +83,4 @@ def comparison_notes(requests) -> tuple[str, ...]:
         for setting in settings:
             unused.setdefault(setting, set()).add(name)
     return tuple(f"{setting} not used by {', '.join(sorted(names))}: {'it' if len(names) == 1 else 'each'} "
-                 f"{SETTINGS[setting][1]}" for setting, names in unused.items())
+                 f"{_why(setting)}" for setting, names in unused.items())

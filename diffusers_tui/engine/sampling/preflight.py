@@ -52,7 +52,8 @@ def scheduler_for(loaded, request: GenerationRequest):
         convention = noise_convention(entry.options["sampler"], request.noise)
         ensd = request.ensd if convention.startswith("A1111") else 0  # ComfyUI has no seed delta
         options = {"seed": request.seed, "convention": convention, "ensd": ensd, "s_noise": request.s_noise,
-                   "s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax}
+                   "s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax,
+                   "sampler_options": dict(request.sampler_options)}
         return options if request.eta is None else {**options, "eta": request.eta}
 
     scheduler = make_scheduler(loaded, request.scheduler, request.schedule, run_options)

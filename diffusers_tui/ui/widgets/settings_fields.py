@@ -56,7 +56,7 @@ def fields_below_the_fold() -> list:
         Label("Study axes x · y · z (KIND=VALUES) · seeds"),
         Horizontal(*(Input(placeholder=example, id=f"axis-{place}", classes="axis",
                            tooltip=f"a study axis ({where}): sampler, schedule, steps, guidance, seed, eta, "
-                                   "s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (search/replace) or lora (a LoRA's weight; lora:NAME=... for one of several), e.g. guidance=3,5,7, "
+                                   "s_noise, s_churn, s_tmin, s_tmax, shift, noise, ensd, prompt (search/replace), lora (a LoRA's weight; lora:NAME=... for one of several) or option:NAME (a sampler option: r, max_order, ...), e.g. guidance=3,5,7, "
                                    "seed=1-4 or eta=0,0.5,1; "
                                    "the marked samplers and the steps above take the free places")
                      for place, where, example in (("x", "across", "guidance=3,7"), ("y", "down", "y"),

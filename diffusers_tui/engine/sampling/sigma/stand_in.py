@@ -56,7 +56,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                  beta_schedule: str = "scaled_linear", trained_betas: Any = None, prediction_type: str = "epsilon",
                  flow: bool = False, shift: float = 1.0, use_dynamic_shifting: bool = False,
                  base_shift: float = 0.5, max_shift: float = 1.15, rescale_betas_zero_snr: bool = False,
-                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float | None = None):
+                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float | None = None,
+                 sampler_options: dict | None = None):
         self.spec = catalogue.sampler(sampler)
         self.model_sigmas = _model_sigmas(self.config)
         self.sigma_list: list[float] = []
@@ -259,6 +260,7 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         options = {**spec.options, "model_sigmas": model, "shift": model.shift}
         churn = {"s_churn": self.config.s_churn, "s_tmin": self.config.s_tmin, "s_tmax": self.config.s_tmax}
         options.update({name: value for name, value in churn.items() if value})  # 0 and None: the defaults
+        options.update(self.config.sampler_options or {})  # a request's own (engine.sampling.sampler_options)
         if self.config.flow:
             offset = model.sigma((1.0 - 1e-4) * model.multiplier)
             options["first_sigma_offset"] = float(torch.tensor(offset, dtype=torch.float32))
