@@ -497,9 +497,13 @@ async def test_the_lora_field_lists_the_folders_files_narrows_as_you_type_and_ru
         field.value = ""
         await pilot.pause()  # the list fills again, unfiltered
         listed.focus()
-        listed.highlighted = 1
-        await pilot.press("enter")
+        await pilot.press("down", "enter")
         assert field.value == "diffusers-1:1, " and app.focused is field
+        field.value = "diff"  # enter in the field takes the list's first match
+        await pilot.pause()
+        field.focus()
+        await pilot.press("enter")
+        assert field.value == "diffusers-2:1, "
         field.value = "diffusers-1:0.6"
         app.query_one("#steps", Input).value = "3"
         await pilot.press("ctrl+g")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
 from textual.widgets.option_list import Option
 
 from diffusers_tui.engine import DEFAULT_PROMPT, describe_range, schedule_names, scheduler_names
+from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList
 
 #: Which widget shows a request field (or a comparison's), so a bad value marks the right input.
@@ -74,10 +75,7 @@ def fields_below_the_fold() -> list:
         Label("Size (blank: the model's own)"),
         Input(placeholder="e.g. 64x64", id="size"),
         Label("LoRAs · NAME:WEIGHT, ... · enter adds"),
-        Input(placeholder="none; e.g. detail:0.7, style:0.5", id="loras",
-              tooltip="LoRA files to run with, each at a weight (-10 to 10): a name from the list below (the "
-                      "LoRA folders, lora_dir) or a file's path; typing narrows the list"),
-        OptionList(id="lora-list"),
+        LoraPicker(),
         Label("Preview · every N calls · frames/s"),
         Horizontal(
             Select([("x0 estimate", "x0"), ("noisy", "noisy")], value="x0", allow_blank=False, id="preview"),

@@ -12,9 +12,9 @@ from textual.widgets import Checkbox, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import OptionDoesNotExist
 
 from diffusers_tui.engine import (LIMITS, MODEL_DEFAULT, RequestError, SchedulerStatus, build_comparison, build_request,
-                                  describe_range, describe_vocabulary, parse_lora, parse_number, parse_size, parse_whole,
+                                  describe_range, describe_vocabulary, parse_number, parse_size, parse_whole,
                                   random_seed, schedule_names, scheduler_entries, shown)
-from diffusers_tui.ui.widgets.lora_list import fill_lora_list, with_lora
+from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import fill_sampler_list, offer_schedules
 from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PREVIEW_METHOD_CHOICES,
                                                       fields_above_the_fold, fields_below_the_fold)
@@ -36,7 +36,6 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Input.-bad-value, SettingsPanel TextArea.-bad-value { border: tall $error; }
     SettingsPanel #generate { width: 100%; margin-top: 1; }
     SettingsPanel #mode { color: $text-muted; }
-    SettingsPanel #lora-list { height: 5; }
     """
 
     def __init__(self, model: str, **kwargs) -> None:
@@ -54,8 +53,8 @@ class SettingsPanel(VerticalScroll):
         # registry now would import diffusers on the UI thread before the first frame.
         self._statuses: list = [SchedulerStatus(entry, True) for entry in scheduler_entries()]
         self._filter = ""
-        #: The LoRA folders' files (engine NamedFile), and what to say when there are none.
-        self._loras, self._no_loras = [], "LoRA folders not looked at yet"
+        #: The LoRA folders' files (engine NamedFile) and what to say when there are none, once listed.
+        self._loras: tuple | None = None
         #: Whether every field is mounted (see Completed).
         self.complete = False
         self.call_after_refresh(self._mount_fields_below_the_fold)
@@ -71,7 +70,8 @@ class SettingsPanel(VerticalScroll):
     async def _mount_fields_below_the_fold(self) -> None:
         await self.mount_all(fields_below_the_fold())
         self.complete = True
-        self._fill_loras()
+        if self._loras is not None:
+            self.query_one(LoraPicker).show(*self._loras)
         self.post_message(self.Completed())
 
     # ----- the model -----
@@ -163,28 +163,12 @@ class SettingsPanel(VerticalScroll):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "sampler-filter":
             self.filter_schedulers(event.value)
-        elif event.input.id == "loras":
-            self._fill_loras()
 
     def show_loras(self, loras: list, none_found: str) -> None:
         """The LoRA files to offer (engine NamedFile), or `none_found` saying why there are none."""
-        self._loras, self._no_loras = list(loras), none_found
+        self._loras = (list(loras), none_found)
         if self.complete:
-            self._fill_loras()
-
-    def _fill_loras(self) -> None:
-        fill_lora_list(self.query_one("#lora-list", OptionList), self._loras, self._text("#loras"), self._no_loras)
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option_list.id == "lora-list" and event.option.id is not None:
-            field = self.query_one("#loras", Input)
-            field.value = with_lora(field.value, event.option.id)
-            field.cursor_position = len(field.value)
-            field.focus()
-
-    def lora_pairs(self) -> tuple[tuple[str, float], ...]:
-        """The LoRA field as (name or path, weight) pairs; RequestError("lora") names a bad item."""
-        return tuple(parse_lora(item) for item in self._text("#loras").split(",") if item.strip())
+            self.query_one(LoraPicker).show(*self._loras)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_list.id == "scheduler" and event.option.id is not None:
@@ -260,7 +244,7 @@ class SettingsPanel(VerticalScroll):
             "preview": self.query_one("#preview", Select).value,
             "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
             "preview_method": self.preview_method,
-            "loras": self.lora_pairs(),
+            "loras": self.query_one(LoraPicker).pairs(),
         }
 
     def build_request(self, settings: dict, model: str):
@@ -369,7 +353,7 @@ class SettingsPanel(VerticalScroll):
         if "seed" in fields:
             self.query_one("#seed-lock", Checkbox).value = True  # a recipe's seed is the point of it
         if "loras" in fields:
-            self.query_one("#loras", Input).value = ", ".join(
+            self.query_one(LoraPicker).text = ", ".join(
                 f"{shown(name, None)}:{weight:g}" for name, weight in fields["loras"] or ())
         if "width" in fields or "height" in fields:
             width, height = fields.get("width"), fields.get("height")
