@@ -166,7 +166,7 @@ class DiffusersTuiApp(App):
 
     @property
     def panel(self) -> SettingsPanel:
-        return self.query_one(SettingsPanel)
+        return self.main_screen.query_one(SettingsPanel)  # whichever screen is on top
 
     def _every_binding(self) -> list[Binding]:
         return [*self.BINDINGS, *LivePane.BINDINGS, *SchedulerList.BINDINGS, *COMPARE_BINDINGS, *HISTORY_BINDINGS,
@@ -230,6 +230,8 @@ class DiffusersTuiApp(App):
         self.post_message(ModelsListed(names, loras, no_loras))
 
     def on_models_listed(self, message: ModelsListed) -> None:
+        if not any(isinstance(screen, MainScreen) for screen in self.screen_stack):
+            return  # the app is closing: nothing to show the list in
         self.model_names = list(message.names)
         self.panel.show_models(self.model, self.model_names)
         self.panel.show_loras(message.loras, message.no_loras)

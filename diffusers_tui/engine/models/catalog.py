@@ -53,9 +53,10 @@ def list_models(folders: tuple[str, ...] = ()) -> list[ModelInfo]:
         if info:
             found.append(info)
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        cache = scan_cache_dir()
+        # Named here: scan_cache_dir's own default is the folder as it was when its module was first imported.
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except Exception:  # no cache folder yet (CacheNotFound) or unreadable: nothing to list
         cache = None
     if cache is not None:
