@@ -38,15 +38,16 @@ def test_demo_flow_draws_what_the_prompt_says(engine, seed, spec):
 
 
 def test_its_previews_show_the_picture_forming(engine):
-    """Halfway through, the live preview (auto: its TAESD) already shows the prompt's colours."""
+    """Halfway through, the live preview by its TAESD (what auto picks where a frame decodes within the budget,
+    as on most machines) already shows the prompt's colours."""
     spec = CASES[0]
     frames = []
     result = engine.run(GenerationRequest(prompt=spec.caption, model="demo-flow", seed=0), on_step=frames.append)
-    halfway = engine.preview(frames[len(frames) // 2 - 1])
+    halfway = engine.preview(frames[len(frames) // 2 - 1], "taesd")
     assert halfway.size == result.image.size
     reading = read_shape(halfway)
     assert (reading.colour, reading.background) == (spec.colour, spec.background)
-    early, late = (np.asarray(engine.preview(frames[i]), dtype=float) for i in (0, -1))
+    early, late = (np.asarray(engine.preview(frames[i], "taesd"), dtype=float) for i in (0, -1))
     final = np.asarray(result.image, dtype=float)
     assert np.abs(late - final).mean() < np.abs(early - final).mean()  # each step nearer the final image
 

@@ -245,7 +245,7 @@ def test_a_lora_axis_names_its_lora_where_the_run_has_none_or_several_and_retags
     base = GenerationRequest(prompt="a red square", model=str(tiny_sd), steps=3)
     with pytest.raises(RequestError, match="it has none: name it, as lora:NAME=0,0.5,1"):
         build_comparison(base, ["Euler"], "3", axes={"x": "lora=0,1"})
-    with pytest.raises(RequestError, match="only a LoRA axis names what it varies"):
+    with pytest.raises(RequestError, match="only a LoRA axis and a sampler option's name what they vary"):
         parse_axis("guidance:x=1,2")
     assert parse_axis("lora:detail=0,0.5").spec() == "lora:detail=0,0.5"
     tagged = replace(base, prompt="a red square <lora:diffusers-1:0.8>", loras=(("diffusers-2", 1.0),))
@@ -300,18 +300,29 @@ def test_a_lycoris_file_that_is_not_a_lora_is_named_as_what_it_is(tmp_path, kind
         Engine().run(GenerationRequest(prompt="a red circle", model="demo", steps=2, loras=((str(path), 1.0),)))
 
 
-@pytest.mark.parametrize("family", ["sdxl", "flux", "sd3"])
-def test_loras_load_on_the_other_families_with_a_lora_loader(family, tiny_sdxl, tmp_path):
-    """SDXL's UNet, and Flux's and SD3's transformers: weight 0 is the plain model, weight 1 changes the picture."""
+FAMILIES = ["sdxl", "sd3", "flux", "flux2_klein", "qwen_image", "sana", "chroma", "pixart_sigma", "auraflow"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loras_load_on_every_family_whose_pipeline_has_a_lora_loader(family, tiny_sdxl, tmp_path):
+    """SDXL's UNet and each transformer family's: weight 0 is the plain model and weight 1 changes the picture,
+    where the pipeline has diffusers' LoRA loader; where it has none, one line says so."""
     from tests import tiny_transformers
     from tests.tiny_loras import make_lora
 
     model = tiny_sdxl if family == "sdxl" else getattr(tiny_transformers, f"build_tiny_{family}")(tmp_path / family)
-    path = make_lora(str(model), tmp_path / "loras", seed=3)
+    width, height = (128, 96) if family == "sana" else (32, 32)  # Sana's pipeline bins sizes to its own
+    base = dict(prompt="a red circle", model=str(model), seed=1, steps=2, width=width, height=height,
+                preview_method="none")
     engine = Engine()
-    base = dict(prompt="a red circle", model=str(model), seed=1, steps=2, width=32, height=32, preview_method="none")
+    pipeline = engine.loaded_model(str(model)).pipeline
+    if not hasattr(pipeline, "load_lora_weights"):
+        with pytest.raises(RequestError, match="this model has no LoRA loader"):
+            engine.run(GenerationRequest(**base, loras=(("any.safetensors", 1.0),)))
+        return
+    path = make_lora(str(model), tmp_path / "loras", seed=3)
     plain = _pixels(engine.run(GenerationRequest(**base)))
     zero = engine.run(GenerationRequest(**base, loras=((str(path), 0.0),)))
     one = engine.run(GenerationRequest(**base, loras=((str(path), 1.0),)))
-    assert np.array_equal(_pixels(zero), plain) and np.abs(_pixels(one) - plain).max() > 0
+    assert np.array_equal(_pixels(zero), plain) and np.abs(_pixels(one) - plain).max() > 0, type(pipeline).__name__
     assert one.recipe["loras"][0]["weight"] == 1.0
