@@ -23,7 +23,7 @@ def request_of(args, settings) -> ComparisonRequest:
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
                                 **{name: getattr(args, name) for name in ("eta", "s_noise", "shift", "s_churn",
-                                                                           "s_tmin", "s_tmax")},
+                                                                           "s_tmin", "s_tmax", "guidance_rescale")},
                                 "loras": loras_of(args), "sampler_options": sampler_options_of(args),
                                 "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []

@@ -36,7 +36,8 @@ def request_of(args, settings, engine) -> GenerationRequest:
     given = {
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
-        **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax")},
+        **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax",
+                                                        "guidance_rescale")},
         "loras": loras_of(args), "sampler_options": sampler_options_of(args),
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",

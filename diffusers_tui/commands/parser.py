@@ -117,6 +117,9 @@ def _sampler_options(group) -> None:
     group.add_argument("--s-tmax", type=float, dest="s_tmax", help="churn only at σ at or below this (default: none)")
     group.add_argument("--shift", type=float, help="a flow-matching model's schedule shift in place of its own "
                                                    "(SD3: 3; Flux's by image size is turned off)")
+    group.add_argument("--guidance-rescale", type=float, dest="guidance_rescale",
+                       help="CFG rescale (diffusers' guidance_rescale, 0 to 1): the guided prediction's spread "
+                            "brought back toward the text prediction's; SD 1.x/2.x and SDXL (default: 0, off)")
 
 
 def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:

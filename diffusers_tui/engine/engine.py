@@ -392,8 +392,8 @@ def _guidance(loaded) -> dict:
     if loaded.pipeline is None:
         return {"guidance": "none", "guidance_meaning": "none: an unconditional model takes no guidance",
                 "negative_prompt": False}
-    from diffusers_tui.engine.models.families import guidance_style
+    from diffusers_tui.engine.models.families import guidance_style, takes
 
     style = guidance_style(loaded.pipeline)
     return {"guidance": style.kind, "guidance_meaning": style.meaning, "guidance_default": style.default,
-            "negative_prompt": style.negative_prompt}
+            "negative_prompt": style.negative_prompt, "guidance_rescale": takes(loaded.pipeline, "guidance_rescale")}

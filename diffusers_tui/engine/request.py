@@ -170,6 +170,9 @@ class GenerationRequest:
     #: Numeric options of the engine's samplers beyond these (ComfyUI's sampler nodes expose them: DPM++ SDE's
     #: r, SA-Solver's orders...), as (name, value) pairs. See engine.sampling.sampler_options.
     sampler_options: tuple = ()
+    #: CFG rescale (Lin et al. 2023, diffusers' guidance_rescale): the guided prediction's spread brought back
+    #: toward the text prediction's by this fraction, 0 (off) to 1. For pipelines that have it.
+    guidance_rescale: float = 0.0
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -210,6 +213,7 @@ class GenerationRequest:
         from diffusers_tui.engine.sampling.sampler_options import checked
 
         object.__setattr__(self, "sampler_options", checked(self.sampler_options))
+        check_real("guidance_rescale", self.guidance_rescale, 0.0, 1.0)
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:
@@ -386,3 +390,5 @@ class ModelSummary:
     guidance_meaning: str = "classifier-free guidance"
     guidance_default: float | None = None
     negative_prompt: bool = True
+    #: Whether the pipeline rescales guided predictions (diffusers' guidance_rescale: SD 1.x/2.x, SDXL).
+    guidance_rescale: bool = False

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
-from diffusers_tui.engine.files.recipe import (OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
-                                               PARAMETERS_KEY, RECIPE_KEY)
+from diffusers_tui.engine.files.recipe import (OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY, OWN_SAMPLER_KEY,
+                                               OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY)
 from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
@@ -33,7 +33,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
-               OWN_NOISE_KEY, OWN_OPTIONS_KEY}
+               OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY}
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,8 @@ def parse_a1111(text: str) -> Recipe:
         except ValueError:
             notes.append(f"ENSD {shown(pairs['ENSD'], 40)!r} is not a whole number: not used")
     for key, name in (("Eta", "eta"), ("Eta DDIM", "eta"), ("Sigma noise", "s_noise"), ("Sigma churn", "s_churn"),
-                      ("Sigma tmin", "s_tmin"), ("Sigma tmax", "s_tmax"), ("Shift", "shift")):
+                      ("Sigma tmin", "s_tmin"), ("Sigma tmax", "s_tmax"), ("Shift", "shift"),
+                      (OWN_RESCALE_KEY, "guidance_rescale")):
         if key in pairs:
             try:
                 fields[name] = float(pairs[key])

@@ -25,6 +25,8 @@ OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY = "diffusers-tui sampler", "diffusers-tui sche
 OWN_NOISE_KEY = "diffusers-tui noise"
 #: The engine samplers' own options (engine.sampling.sampler_options), which A1111 has no field for.
 OWN_OPTIONS_KEY = "diffusers-tui sampler options"
+#: CFG rescale (diffusers' guidance_rescale), which A1111 itself has no field for.
+OWN_RESCALE_KEY = "diffusers-tui guidance rescale"
 
 
 def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
@@ -105,6 +107,8 @@ def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> 
               if name and getattr(request, setting) != unset and setting not in unused]
     if request.shift is not None:
         fields.append(f"Shift: {request.shift:g}")
+    if request.guidance_rescale and recipe.get("mode") != "unet":
+        fields.append(f"{OWN_RESCALE_KEY}: {request.guidance_rescale:g}")
     taken = [(option, value) for option, value in request.sampler_options if option not in unused]
     if name and taken:
         fields.append(f"{OWN_OPTIONS_KEY}: " + _quoted(", ".join(f"{option}={value:g}" for option, value in taken)))

@@ -251,6 +251,8 @@ def call_arguments(pipe, request) -> dict[str, Any]:
         arguments["negative_prompt"] = request.negative_prompt or style.empty_negative
     elif takes(pipe, "negative_prompt"):
         arguments["negative_prompt"] = None  # Flux dev takes one only for its true CFG, which stays off
+    if getattr(request, "guidance_rescale", 0.0) and takes(pipe, "guidance_rescale"):
+        arguments["guidance_rescale"] = request.guidance_rescale
     if getattr(request, "eta", None) is not None and takes(pipe, "eta"):
         arguments["eta"] = request.eta  # DDIM's eta: the pipeline hands it to the scheduler's step
     if takes(pipe, "use_resolution_binning"):
@@ -274,6 +276,11 @@ def guidance_note(request, summary) -> str | None:
     elif request.negative_prompt and summary.guidance == "cfg" and request.guidance <= 1:
         # Pipelines run the unconditional (negative) branch only when classifier-free guidance is on: above 1.
         notes.append(f"the negative prompt is not used at guidance {request.guidance:g} (it steers only above 1)")
+    if request.guidance_rescale and not getattr(summary, "guidance_rescale", False):
+        notes.append(f"guidance rescale {request.guidance_rescale:g} is not used: this pipeline has none "
+                     "(SD 1.x/2.x and SDXL have it)")
+    elif request.guidance_rescale and summary.guidance == "cfg" and request.guidance <= 1:
+        notes.append(f"guidance rescale {request.guidance_rescale:g} is not used at guidance {request.guidance:g}")
     if summary.guidance == "none" and request.guidance not in (0, 1):
         notes.append(f"guidance {request.guidance:g} is not used: {summary.guidance_meaning.removeprefix('none: ')}")
     if summary.guidance == "distilled" and summary.guidance_default is not None and request.guidance > 3 * summary.guidance_default:

@@ -170,7 +170,7 @@ def _through_the_pipeline(loaded, requests: list[GenerationRequest], record, can
                round(float(getattr(trial, "init_noise_sigma", 1.0)), 6), lane_request.prompt,
                lane_request.negative_prompt, lane_request.guidance, lane_request.noise, lane_request.ensd,
                lane_request.eta, lane_request.s_noise, lane_request.shift, lane_request.s_churn,
-               lane_request.s_tmin, lane_request.s_tmax, lane_request.sampler_options)
+               lane_request.s_tmin, lane_request.s_tmax, lane_request.sampler_options, lane_request.guidance_rescale)
         groups.setdefault(key, []).append(index)
     results: list = [None] * len(requests)
     for indices in groups.values():
@@ -309,6 +309,10 @@ class _LockstepLoop:
             if lane.guided:
                 uncond, text = lane_output.chunk(2)
                 lane_output = uncond + lane.request.guidance * (text - uncond)
+                if lane.request.guidance_rescale > 0:  # as the pipeline rescales it (diffusers' own function)
+                    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+                    lane_output = rescale_noise_cfg(lane_output, text, guidance_rescale=lane.request.guidance_rescale)
             results.append(lane_output)
         return results
 
