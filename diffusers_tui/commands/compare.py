@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from diffusers_tui.commands.common import engine_for, print_table, save_or_rescue, say, warn
-from diffusers_tui.commands.generate import loras_of, sampler_options_of
+from diffusers_tui.commands.generate import loras_of, sampler_options_of, seed_resize_of
 from diffusers_tui.engine import (DISTANCE_NAME, OWN_REFERENCE, ComparisonRequest, ComparisonResult, build_comparison, build_request,
                                   parse_scheduler_list, quiet)
 
@@ -23,7 +23,9 @@ def request_of(args, settings) -> ComparisonRequest:
     base = build_request(settings.values, pinned=settings.pinned,
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
                                 **{name: getattr(args, name) for name in ("eta", "s_noise", "shift", "s_churn",
-                                                                           "s_tmin", "s_tmax", "guidance_rescale")},
+                                                                           "s_tmin", "s_tmax", "guidance_rescale",
+                                                                           "variation_seed", "variation_strength")},
+                                "seed_resize_from": seed_resize_of(args),
                                 "loras": loras_of(args), "sampler_options": sampler_options_of(args),
                                 "preview_method": "latent" if args.reference else "none"})
     schedulers = parse_scheduler_list(args.schedulers) if args.schedulers.strip() else []

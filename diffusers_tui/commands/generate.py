@@ -22,6 +22,14 @@ def loras_of(args) -> tuple | None:
     return tuple(parse_lora(text) for text in args.lora) if getattr(args, "lora", None) else None
 
 
+def seed_resize_of(args) -> tuple | None:
+    """--seed-resize-from as (width, height); None when not given."""
+    from diffusers_tui.engine import parse_size
+
+    text = getattr(args, "seed_resize_from", None)
+    return parse_size(text) if text else None
+
+
 def sampler_options_of(args) -> tuple | None:
     """--sampler-option's (name, value) pairs; None when not given."""
     from diffusers_tui.engine import parse_sampler_option
@@ -37,7 +45,8 @@ def request_of(args, settings, engine) -> GenerationRequest:
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax",
-                                                        "guidance_rescale")},
+                                                        "guidance_rescale", "variation_seed", "variation_strength")},
+        "seed_resize_from": seed_resize_of(args),
         "loras": loras_of(args), "sampler_options": sampler_options_of(args),
         # Previews cost a conversion each: made only when something keeps them.
         "preview_method": None if keeps_previews else "none",

@@ -117,6 +117,12 @@ def _sampler_options(group) -> None:
     group.add_argument("--s-tmax", type=float, dest="s_tmax", help="churn only at σ at or below this (default: none)")
     group.add_argument("--shift", type=float, help="a flow-matching model's schedule shift in place of its own "
                                                    "(SD3: 3; Flux's by image size is turned off)")
+    group.add_argument("--variation-seed", type=_seed, dest="variation_seed",
+                       help="A1111's variation seed: the starting noise moves toward this seed's by "
+                            "--variation-strength (0 to 1; default 0, none)")
+    group.add_argument("--variation-strength", type=float, dest="variation_strength")
+    group.add_argument("--seed-resize-from", type=_size, dest="seed_resize_from", metavar="WIDTHxHEIGHT",
+                       help="A1111's seed resize: the seed's noise drawn as for this size, centred in this run's")
     group.add_argument("--guidance-rescale", type=float, dest="guidance_rescale",
                        help="CFG rescale (diffusers' guidance_rescale, 0 to 1): the guided prediction's spread "
                             "brought back toward the text prediction's; SD 1.x/2.x and SDXL (default: 0, off)")

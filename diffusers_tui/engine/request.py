@@ -170,9 +170,12 @@ class GenerationRequest:
     #: Numeric options of the engine's samplers beyond these (ComfyUI's sampler nodes expose them: DPM++ SDE's
     #: r, SA-Solver's orders...), as (name, value) pairs. See engine.sampling.sampler_options.
     sampler_options: tuple = ()
-    #: CFG rescale (Lin et al. 2023, diffusers' guidance_rescale): the guided prediction's spread brought back
-    #: toward the text prediction's by this fraction, 0 (off) to 1. For pipelines that have it.
+    #: CFG rescale (diffusers' guidance_rescale), 0 (off) to 1, for the pipelines that have it.
     guidance_rescale: float = 0.0
+    #: A1111's variation seed and strength (0 to 1), and its seed resize as (width, height): engine.sampling.variation.
+    variation_seed: int | None = None
+    variation_strength: float = 0.0
+    seed_resize_from: tuple | None = None
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -214,6 +217,9 @@ class GenerationRequest:
 
         object.__setattr__(self, "sampler_options", checked(self.sampler_options))
         check_real("guidance_rescale", self.guidance_rescale, 0.0, 1.0)
+        from diffusers_tui.engine.sampling.variation import checked_resize
+
+        object.__setattr__(self, "seed_resize_from", checked_resize(self, MAX_SEED, MAX_SIDE))
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:

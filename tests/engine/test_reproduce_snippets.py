@@ -65,6 +65,17 @@ def _saved_snippets(engine, model: str, mode: str, outputs: Path) -> dict[str, P
                                     scheduler="Euler a", steps=3, seed=5, noise=noise, preview_method="none",
                                     guidance=7.0 if mode == "text-to-image" else 0.0)
         saved[f"Euler a, {noise}"] = engine.save(engine.run(request), outputs)
+    # A1111's variation seed and seed resize: written out for CPU noise (a diffusers class's, an engine sampler's),
+    # through the stand-in for the engine's NV noise; the ancestral noise continues from the seed's generator.
+    for name, noise, resize in (("Euler a", "A1111 CPU", None), ("DPM++ 2M (diffusers)", "auto", (24, 40)),
+                                ("Euler a", "A1111 NV", (40, 24))):
+        if name not in available and not (mode == "unet" and name == "Euler a"):
+            continue
+        request = GenerationRequest(prompt="a blue square" if mode == "text-to-image" else "", model=model, mode=mode,
+                                    scheduler=name, steps=3, seed=5, noise=noise, variation_seed=9,
+                                    variation_strength=0.4, seed_resize_from=resize, preview_method="none",
+                                    guidance=7.0 if mode == "text-to-image" else 0.0)
+        saved[f"{name}, {noise}, variation {resize}"] = engine.save(engine.run(request), outputs)
     if mode == "text-to-image":  # a sampler option (the stand-in's config carries it)
         request = GenerationRequest(prompt="a blue square", model=model, scheduler="dpmpp_sde", steps=3, seed=5,
                                     guidance=7.0, preview_method="none", sampler_options=(("r", 0.3),))

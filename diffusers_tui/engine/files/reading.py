@@ -31,6 +31,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
+               "Variation seed", "Variation seed strength", "Seed resize from",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY}
@@ -102,8 +103,10 @@ def checked_fields(fields: dict[str, Any], path) -> tuple[dict[str, Any], tuple[
     kept, notes = {}, []
     for key, value in fields.items():
         try:
-            # A stand-in prompt, so a field is not blamed for the prompt it was checked without.
-            GenerationRequest(**({key: value} if key == "prompt" else {"prompt": "-", key: value}))
+            # A stand-in prompt, so a field is not blamed for the prompt it was checked without; a variation
+            # strength goes with its seed, which it needs.
+            partner = {"variation_seed": fields.get("variation_seed")} if key == "variation_strength" else {}
+            GenerationRequest(**({key: value} if key == "prompt" else {"prompt": "-", key: value, **partner}))
         except RequestError as error:
             if key == "scheduler" and isinstance(value, str):
                 notes.append(f"scheduler {shown(value, 80)!r} is not available here: the model's own is used")
@@ -154,6 +157,20 @@ def parse_a1111(text: str) -> Recipe:
             fields.update(width=width, height=height)
         except ValueError:
             notes.append(f"Size {pairs['Size']!r} is not WIDTHxHEIGHT: not used")
+    for key, name, convert in (("Variation seed", "variation_seed", int),
+                               ("Variation seed strength", "variation_strength", float)):
+        if key in pairs:
+            try:
+                fields[name] = convert(pairs[key])
+            except ValueError:
+                notes.append(f"{key} {shown(pairs[key], 40)!r} is not a number: not used")
+    if "Seed resize from" in pairs:
+        try:
+            size = tuple(int(part) for part in pairs["Seed resize from"].lower().split("x"))
+            if len(size) == 2 and min(size) > 0:  # A1111 wrote -1x-1 for none
+                fields["seed_resize_from"] = size
+        except ValueError:
+            notes.append(f"Seed resize from {shown(pairs['Seed resize from'], 40)!r} is not WIDTHxHEIGHT: not used")
     sampler_key, schedule_key = ("Sampler", "Schedule type") if "Sampler" in pairs else (OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY)
     if sampler_key in pairs:
         choice, note = _map_sampler(pairs[sampler_key], pairs.get(schedule_key))

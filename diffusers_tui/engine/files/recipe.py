@@ -11,6 +11,7 @@ from typing import Any
 
 from diffusers_tui.engine.errors import OutputError
 from diffusers_tui.engine.request import GenerationRequest
+from diffusers_tui.engine.sampling import variation
 
 RECIPE_KEY = "diffusers-tui"
 #: The stand-in scheduler class of the project's own samplers (engine.sampling.sigma).
@@ -54,6 +55,7 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
     fields += noise_setting_fields(request, recipe)
     fields += [
         f"Seed: {request.seed}",
+        *_variation_fields(request),
         f"Size: {recipe.get('width')}x{recipe.get('height')}",
         f"Model: {_quoted(str(recipe.get('model', request.model)))}",
     ]
@@ -93,6 +95,17 @@ def _with_lora_tags(prompt: str, loras: list[dict]) -> tuple[str, str]:
         if lora.get("a1111_hash"):
             hashes.append(f"{name}: {lora['a1111_hash']}")
     return " ".join([prompt, *tags]) if tags else prompt, ", ".join(hashes)
+
+
+def _variation_fields(request: GenerationRequest) -> list[str]:
+    """A1111's variation seed and seed resize fields, as it writes them: only where they are set."""
+    fields = []
+    if request.variation_strength:
+        fields += [f"Variation seed: {request.variation_seed or 0}",
+                   f"Variation seed strength: {request.variation_strength:g}"]
+    if request.seed_resize_from is not None:
+        fields.append(f"Seed resize from: {request.seed_resize_from[0]}x{request.seed_resize_from[1]}")
+    return fields
 
 
 def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> list[str]:
@@ -182,7 +195,7 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
             f".to({device!r}).eval()",
             f"scheduler.set_timesteps({request.steps}, device={device!r})",
             f"generator = torch.Generator().manual_seed({request.seed})",
-            *_unet_starting_noise(recipe, device, dtype),
+            *_unet_starting_noise(recipe, device, dtype, request),
             "x = x * scheduler.init_noise_sigma",
             "with torch.inference_mode():",
             "    for t in scheduler.timesteps:",
@@ -244,7 +257,11 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         prompt = f"prompt={request.prompt!r}"  # by name: Flux.2 takes an image first
     extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
     lines.append(f"generator = torch.Generator().manual_seed({request.seed})")
-    if _draws_its_own_start(recipe):  # A1111's GPU or NV starting noise, as the run drew it
+    if variation.applies(request):  # A1111's variation seed or seed resize, as the run drew it
+        lines += variation.snippet_lines(request, "pipe.unet.config.in_channels", "pipe.vae_scale_factor",
+                                         recipe["height"], recipe["width"], device, dtype, _convention(recipe))
+        extra += "latents=latents, "
+    elif _draws_its_own_start(recipe):  # A1111's GPU or NV starting noise, as the run drew it
         lines += ["factor = pipe.vae_scale_factor",
                   f"latents = scheduler.starting_noise((1, pipe.unet.config.in_channels, {recipe['height']} // factor, "
                   f"{recipe['width']} // factor), {device!r}, torch.{dtype})"]
@@ -282,8 +299,17 @@ def _draws_its_own_start(recipe: dict[str, Any]) -> bool:
         "convention") in ("A1111 GPU", "A1111 NV")
 
 
-def _unet_starting_noise(recipe: dict[str, Any], device: str, dtype: str) -> list[str]:
+def _convention(recipe: dict[str, Any]) -> str | None:
+    """The engine sampler's noise convention; None for a diffusers class (the pipeline's CPU generator)."""
+    return (recipe.get("scheduler_config") or {}).get("convention") if recipe.get("scheduler_class") == ENGINE_CLASS \
+        else None
+
+
+def _unet_starting_noise(recipe: dict[str, Any], device: str, dtype: str, request=None) -> list[str]:
     shape = f"(1, unet.config.in_channels, {recipe['height']}, {recipe['width']})"
+    if request is not None and variation.applies(request):
+        return variation.snippet_lines(request, "unet.config.in_channels", "1", recipe["height"], recipe["width"],
+                                       device, dtype, _convention(recipe), name="x")
     if _draws_its_own_start(recipe):
         return [f"x = scheduler.starting_noise({shape}, {device!r}, torch.{dtype})"]
     return [f"x = torch.randn({shape}, generator=generator, dtype=torch.float32).to({device!r}, torch.{dtype})"]

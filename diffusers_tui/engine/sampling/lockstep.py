@@ -26,7 +26,7 @@ from diffusers_tui.engine.preview.images import tensor_to_image
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.models import dressing, loras
-from diffusers_tui.engine.sampling import pipeline_batch, runner
+from diffusers_tui.engine.sampling import pipeline_batch, runner, variation
 from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.noise_settings import comparison_notes
@@ -140,8 +140,10 @@ def _adapts_to_x(request: GenerationRequest) -> bool:
 
 
 def _with_adaptive_lanes_alone(loaded, requests, record, cancel, run_batched) -> list[GenerationResult]:
-    """The lanes batched by `run_batched`, but for adaptive samplers' lanes, each run on its own."""
-    alone = [index for index, lane_request in enumerate(requests) if _adapts_to_x(lane_request)]
+    """The lanes batched by `run_batched`, but for adaptive samplers' lanes, and lanes with a variation seed or
+    seed resize (their starting noise is drawn by the single-run loops), each run on its own."""
+    alone = [index for index, lane_request in enumerate(requests)
+             if _adapts_to_x(lane_request) or variation.applies(lane_request)]
     together = [index for index in range(len(requests)) if index not in alone]
     results: list = [None] * len(requests)
     if together:

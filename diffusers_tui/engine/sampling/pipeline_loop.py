@@ -20,7 +20,7 @@ import torch
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
-from diffusers_tui.engine.sampling import prompt_weighting
+from diffusers_tui.engine.sampling import prompt_weighting, variation
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0, sigma_list
 from diffusers_tui.engine.sampling.facts import run_facts
@@ -112,6 +112,20 @@ def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded) -> 
     return scheduler.starting_noise(shape, loaded.device, loaded.dtype)
 
 
+def _varied_starting_noise(pipe, scheduler, request, width: int, height: int, loaded) -> torch.Tensor:
+    """The starting noise with the request's variation seed and seed resize (engine.sampling.variation),
+    handed to a UNet pipeline as its latents; drawn under the run's noise convention (a diffusers class's
+    is the pipeline's CPU generator, A1111's CPU noise)."""
+    unet = getattr(pipe, "unet", None)
+    if unet is None:
+        raise RequestError("variation_seed", "variation seeds and seed resize are A1111's, for UNet models here "
+                                             "(SD 1.x, SDXL); leave them out for this model")
+    factor = pipe.vae_scale_factor
+    shape = (1, unet.config.in_channels, height // factor, width // factor)
+    convention = getattr(scheduler.config, "convention", None) or "A1111 CPU"
+    return variation.starting_noise(request, shape, convention, loaded.device, loaded.dtype, factor)
+
+
 def _is_engine_flow(scheduler) -> bool:
     return type(scheduler).__name__ == "SigmaSamplerScheduler" and scheduler.config.flow
 
@@ -167,7 +181,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         output_type="np",
         **arguments,
     )
-    if getattr(scheduler, "draws_its_own_start", False):
+    if variation.applies(request):  # A1111's variation seed or seed resize: the start is drawn here
+        kwargs["latents"] = _varied_starting_noise(pipe, scheduler, request, width, height, loaded)
+    elif getattr(scheduler, "draws_its_own_start", False):
         kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded)
     if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents) skips calls: see
         watcher.after_step = lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents})

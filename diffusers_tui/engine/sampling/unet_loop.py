@@ -12,6 +12,7 @@ from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
+from diffusers_tui.engine.sampling import variation
 from diffusers_tui.engine.sampling.preflight import accepts
 
 
@@ -22,7 +23,10 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
     scheduler.set_timesteps(request.steps, device=device)
     shape = (1, unet.config.in_channels, height, width)
-    if getattr(scheduler, "draws_its_own_start", False):  # A1111's GPU or NV noise: the engine draws it
+    if variation.applies(request):  # A1111's variation seed or seed resize, under the run's convention
+        convention = getattr(scheduler.config, "convention", None) or "A1111 CPU"
+        sample = variation.starting_noise(request, shape, convention, device, dtype, latent_factor=1)
+    elif getattr(scheduler, "draws_its_own_start", False):  # A1111's GPU or NV noise: the engine draws it
         sample = scheduler.starting_noise(shape, device, dtype)
     else:
         sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)

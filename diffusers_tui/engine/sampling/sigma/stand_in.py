@@ -276,6 +276,15 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         self.noise_source = self.new_noise_source(device)
         return self.noise_source.initial(shape).to(device, dtype)
 
+    def varied_starting_noise(self, shape, device, dtype, variation_seed: int | None, strength: float,
+                              resize_from=None, latent_factor: int = 8) -> torch.Tensor:
+        """This run's unit starting noise with A1111's variation seed and seed resize, under its convention
+        (engine.sampling.variation); the sampler's own noise still continues from the seed's source."""
+        from diffusers_tui.engine.sampling.variation import varied_noise
+
+        return varied_noise(int(self.config.seed), variation_seed, strength, resize_from, shape,
+                            self.config.convention, device, dtype, latent_factor)
+
     @property
     def draws_its_own_start(self) -> bool:
         """Whether the starting noise differs from a CPU generator's seeded with the seed (A1111 GPU, NV)."""
