@@ -102,21 +102,15 @@ def _pasted(full: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 
 #: What a recipe's snippet runs to draw A1111 CPU starting noise with a variation seed and seed resize, when
-#: it may not import this package (a diffusers class's): the same steps as varied_noise, written out.
+#: it may not import this package (a diffusers class's): the same steps as varied_noise, written out, with
+#: slerp's own source.
 _SNIPPET_CPU = """def a1111_randn(seed, shape):  # A1111's randn(seed, shape), CPU source
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-def a1111_slerp(val, low, high):  # A1111's slerp (modules/rng.py)
-    low_norm, high_norm = low / torch.norm(low, dim=1, keepdim=True), high / torch.norm(high, dim=1, keepdim=True)
-    dot = (low_norm * high_norm).sum(1)
-    if dot.mean() > 0.9995:
-        return low * val + high * (1 - val)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    return (torch.sin((1.0 - val) * omega) / so).unsqueeze(1) * low + (torch.sin(val * omega) / so).unsqueeze(1) * high
+{slerp_source}
 full, small = {full}, {small}
 noise = a1111_randn({seed}, small)
 if {strength}:
-    noise = a1111_slerp({strength}, noise, a1111_randn({variation_seed}, small))
+    noise = slerp({strength}, noise, a1111_randn({variation_seed}, small))
 if small != full:  # A1111's seed resize: centred, cropped where larger
     x = a1111_randn({seed}, full)
     dx, dy = (full[2] - small[2]) // 2, (full[1] - small[1]) // 2
@@ -137,6 +131,8 @@ def snippet_lines(request, channels: str, factor: str, height: int, width: int, 
     if convention not in (None, "A1111 CPU"):
         return [f"{name} = scheduler.varied_starting_noise((1, *{full}), {device!r}, torch.{dtype}, "
                 f"{request.variation_seed!r}, {request.variation_strength!r}, {resize!r}, {factor})"]
+    import inspect
+
     return _SNIPPET_CPU.format(full=full, small=small, seed=request.seed, strength=request.variation_strength,
-                               variation_seed=request.variation_seed or 0, name=name, device=device,
-                               dtype=dtype).splitlines()
+                               variation_seed=request.variation_seed or 0, name=name, device=device, dtype=dtype,
+                               slerp_source=inspect.getsource(slerp).rstrip()).splitlines()
