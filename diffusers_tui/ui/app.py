@@ -329,9 +329,13 @@ class DiffusersTuiApp(App):
     def apply_recipe(self, recipe, switch_model: bool = True) -> None:
         """Put a saved recipe into the controls, and switch to its model (its scheduler once loaded)."""
         fields = recipe.fields
-        self.panel.fill(fields)
+        kept = self.panel.fill(fields)
         for note in recipe.notes:
             self.log_line(f"note: {note}")
+        if kept:
+            listed = ", ".join(f"{name} {shown(value, 40)}" for name, value in kept.items())
+            self.log_line(f"note: kept from the recipe for the runs that follow (no field shows them): {listed}; "
+                          "open another recipe, or restart, to drop them")
         if not all(is_clean(fields.get(name) or "") for name in ("prompt", "negative_prompt")):
             self.log_line("note: the recipe's prompt held control characters: they are shown, and used, escaped")
         # No scheduler in a recipe is the model's own (its first row), as the recipe's run used.

@@ -101,7 +101,7 @@ async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path, eng
     from diffusers_tui.engine.files.reading import parse_a1111
 
     recipe = parse_a1111("a lighthouse\nNegative prompt: rain\nSteps: 4, Sampler: DDIM, CFG scale: 3, Seed: 9, "
-                         "Size: 16x16")
+                         "Variation seed: 6, Variation seed strength: 0.5, Eta DDIM: 0.3, Size: 16x16")
     app = DiffusersTuiApp(engine_for(str(tiny_sd)), outputs_dir=str(tmp_path), model=str(tiny_sd), recipe=recipe)
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
@@ -112,6 +112,10 @@ async def test_a_recipe_given_at_start_fills_the_controls(tiny_sd, tmp_path, eng
         await _finished(pilot, app)
         request = app.result.request
         assert (request.steps, request.seed, request.guidance, request.scheduler) == (4, 9, 3.0, "DDIM")
+        # What no field shows is kept for the runs, and the log says so.
+        assert (request.variation_seed, request.variation_strength, request.eta) == (6, 0.5, 0.3)
+        log = "\n".join(app.query_one("#log").lines)
+        assert "kept from the recipe for the runs that follow" in log and "variation_seed 6" in log
 
 
 @pytest.mark.parametrize("requested, environ, is_tty, probed, expected, asks", [

@@ -16,7 +16,7 @@ from diffusers_tui.engine import (LIMITS, MODEL_DEFAULT, RequestError, Scheduler
                                   random_seed, schedule_names, scheduler_entries, shown)
 from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import fill_sampler_list, offer_schedules
-from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PREVIEW_METHOD_CHOICES,
+from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PREVIEW_METHOD_CHOICES, RECIPE_EXTRAS,
                                                       fields_above_the_fold, fields_below_the_fold)
 
 class SettingsPanel(VerticalScroll):
@@ -55,6 +55,8 @@ class SettingsPanel(VerticalScroll):
         self._filter = ""
         #: The LoRA folders' files (engine NamedFile) and what to say when there are none, once listed.
         self._loras: tuple | None = None
+        #: A recipe's fields that no input shows, kept for the runs that follow (see fill).
+        self.recipe_extras: dict = {}
         #: Whether every field is mounted (see Completed).
         self.complete = False
         self.call_after_refresh(self._mount_fields_below_the_fold)
@@ -253,7 +255,7 @@ class SettingsPanel(VerticalScroll):
         fields = self.request_fields()
         seed = self.locked_seed() if self.seed_locked else random_seed()
         unshown = {name: value for name, value in settings.items() if name not in FORM_SETTINGS}
-        request = build_request(unshown, given={**fields, "model": model, "seed": seed})
+        request = build_request(unshown, given={**self.recipe_extras, **fields, "model": model, "seed": seed})
         self.show_seed(request.seed)
         return request
 
@@ -338,8 +340,11 @@ class SettingsPanel(VerticalScroll):
         if method in dict((value, label) for label, value in PREVIEW_METHOD_CHOICES):
             self.query_one("#preview-method", Select).value = method
 
-    def fill(self, fields: dict) -> None:
-        """Put a recipe's fields into the inputs: prompt, steps, guidance, seed (locked), size."""
+    def fill(self, fields: dict) -> dict:
+        """Put a recipe's fields into the inputs: prompt, steps, guidance, seed (locked), size, LoRAs. Those it
+        has no input for (eta, a variation seed...) are kept for the runs that follow (recipe_extras), and
+        returned, so the app can say so."""
+        self.recipe_extras = {name: fields[name] for name in RECIPE_EXTRAS if fields.get(name) is not None}
         # Control characters in a recipe's text are shown escaped: they would drive the terminal.
         if "prompt" in fields:
             self.query_one("#prompt", TextArea).text = shown(fields["prompt"], None, multiline=True)
@@ -358,6 +363,7 @@ class SettingsPanel(VerticalScroll):
         if "width" in fields or "height" in fields:
             width, height = fields.get("width"), fields.get("height")
             self.query_one("#size", Input).value = f"{width}x{height}" if width and height else ""
+        return self.recipe_extras
 
     def setting_values(self) -> dict:
         """What F9 keeps as the next start's defaults; RequestError names a bad field."""
