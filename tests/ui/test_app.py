@@ -59,8 +59,8 @@ async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_pa
         assert "step 7/7" in _progress(app) or f"/{app.result.total_calls}" in _progress(app)
         assert app.query_one(LivePane).strips
         await pilot.press("ctrl+s")
-        await _until(pilot, lambda: list((tmp_path / "out").rglob("*.png")), "the save")
-        saved = list((tmp_path / "out").rglob("*.png"))
+        await _until(pilot, lambda: list((tmp_path / "out").rglob("[!.]*.png")), "the save")
+        saved = list((tmp_path / "out").rglob("[!.]*.png"))
         assert len(saved) == 1
         assert png_recipe.read_recipe(saved[0])["request"]["prompt"] == "a blue square"
 
@@ -314,8 +314,8 @@ async def test_a_failed_save_keeps_the_image_and_ctrl_o_saves_it_elsewhere(make_
         folder = app.screen.query_one("#save-to-folder", Input)
         folder.value = str(tmp_path / "elsewhere")
         await pilot.press("enter")
-        await _until(pilot, lambda: list((tmp_path / "elsewhere").rglob("*.png")), "the save elsewhere")
-        saved = list((tmp_path / "elsewhere").rglob("*.png"))
+        await _until(pilot, lambda: list((tmp_path / "elsewhere").rglob("[!.]*.png")), "the save elsewhere")
+        saved = list((tmp_path / "elsewhere").rglob("[!.]*.png"))
         assert len(saved) == 1 and png_recipe.read_recipe(saved[0])["request"]["seed"] == kept.request.seed
         assert app.outputs_dir == str(tmp_path / "elsewhere")
     assert blocker.read_text() == "a file where the outputs folder should be"

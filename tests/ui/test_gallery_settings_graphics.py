@@ -22,9 +22,9 @@ async def _run_and_save(pilot, app, tmp_path, steps: int, seed: int) -> None:
     app.query_one("#seed-lock", Checkbox).value = True
     await _generate(pilot, app, steps)
     await _finished(pilot, app)
-    saved = len(list((tmp_path / "out").rglob("*.png")))
+    saved = len(list((tmp_path / "out").rglob("[!.]*.png")))
     await pilot.press("ctrl+s")
-    await _until(pilot, lambda: len(list((tmp_path / "out").rglob("*.png"))) > saved, "the save")
+    await _until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) > saved, "the save")
 
 
 async def test_history_shows_saves_newest_first_and_loads_a_recipe_that_reruns_it(make_app, tiny_sd, tmp_path):

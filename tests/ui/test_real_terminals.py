@@ -142,9 +142,13 @@ def test_the_finished_image_on_screen_is_the_saved_png(display, terminal, tmp_pa
         time.sleep(1)
         _x(display, "xdotool", "key", "ctrl+s")
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list((tmp_path / "out").rglob("*.png")):
+
+        def saved_pngs() -> list:  # the finished files: a save writes a hidden .saving-* file, then renames it
+            return [path for path in (tmp_path / "out").rglob("*.png") if not path.name.startswith(".")]
+
+        while time.monotonic() < deadline and not saved_pngs():
             time.sleep(0.5)
-        saved = list((tmp_path / "out").rglob("*.png"))
+        saved = saved_pngs()
         assert saved, "ctrl+s saved nothing"
     finally:
         os.killpg(window.pid, 9)
