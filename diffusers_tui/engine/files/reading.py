@@ -145,7 +145,9 @@ def parse_a1111(text: str) -> Recipe:
     pairs = {key.strip(): _unquote(value.strip()) for key, value in _A1111_PAIR.findall(settings_line)}
     fields: dict[str, Any] = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
     notes: list[str] = []
-    for key, name, convert in (("Steps", "steps", int), ("CFG scale", "guidance", float), ("Seed", "seed", int)):
+    for key, name, convert in (("Steps", "steps", int), ("CFG scale", "guidance", float), ("Seed", "seed", int),
+                               ("Variation seed", "variation_seed", int),
+                               ("Variation seed strength", "variation_strength", float)):
         if key in pairs:
             try:
                 fields[name] = convert(pairs[key])
@@ -157,13 +159,6 @@ def parse_a1111(text: str) -> Recipe:
             fields.update(width=width, height=height)
         except ValueError:
             notes.append(f"Size {pairs['Size']!r} is not WIDTHxHEIGHT: not used")
-    for key, name, convert in (("Variation seed", "variation_seed", int),
-                               ("Variation seed strength", "variation_strength", float)):
-        if key in pairs:
-            try:
-                fields[name] = convert(pairs[key])
-            except ValueError:
-                notes.append(f"{key} {shown(pairs[key], 40)!r} is not a number: not used")
     if "Seed resize from" in pairs:
         try:
             size = tuple(int(part) for part in pairs["Seed resize from"].lower().split("x"))
