@@ -173,3 +173,13 @@ def test_the_stand_in_calls_the_model_where_a1111_does(name, calls, first, last)
     # A1111 starts its timestep samplers from unit noise (√(1+σ²) in σ space), LCM from σ_max·noise.
     expected = math.sqrt(1 + top**2) if name != "LCM" else top
     assert scheduler.init_noise_sigma == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", ["DDIM", "DDIM CFG++", "PLMS"])
+def test_a_timestep_sampler_that_would_make_no_model_call_is_refused_in_one_line(engine, name):
+    """At 1 step A1111's timesteps are t = 1 alone: its loop makes no call and returns the noise."""
+    from diffusers_tui.engine import GenerationRequest, RequestError
+
+    with pytest.raises(RequestError, match=r"steps: .*no model call at 1 step.*use 2 steps or more"):
+        engine.run(GenerationRequest(prompt="a circle", scheduler=name, steps=1))
+    assert engine.run(GenerationRequest(prompt="a circle", scheduler=name, steps=2)).model_calls >= 1

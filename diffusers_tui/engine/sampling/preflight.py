@@ -116,7 +116,15 @@ def check_steps(scheduler, request: GenerationRequest) -> None:
     outright; finding that out before the model runs saves the run.
     """
     if type(scheduler).__name__ == registry.ENGINE_CLASS:
-        return  # the engine's samplers run any step count; a trial would only build their noise twice
+        # The engine's samplers run any step count, but a sampler on its own timesteps can plan no model
+        # call at all: A1111's DDIM and PLMS at 1 step have t = 1 alone, and A1111 returns the noise.
+        scheduler.set_timesteps(request.steps)
+        if scheduler.expected_calls == 0:
+            name = request.scheduler or "This sampler"
+            raise RequestError("steps", f"{name} makes no model call at {request.steps} step (its timesteps are "
+                                        "t = 1 alone, and it would return the starting noise as A1111 does); "
+                                        "use 2 steps or more")
+        return
     reason = _schedule_failure(type(scheduler), json.dumps(dict(scheduler.config), sort_keys=True, default=str),
                                request.steps)
     name = request.scheduler or type(scheduler).__name__
