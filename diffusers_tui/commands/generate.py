@@ -11,7 +11,7 @@ import sys
 import threading
 
 from diffusers_tui.commands.common import engine_for, recipe_of, save_or_rescue, say, warn
-from diffusers_tui.engine import (GenerationRequest, RunError, build_request, guidance_note, prompt_note, sampler_note,
+from diffusers_tui.engine import (GenerationRequest, RunError, build_request, guidance_note, init_image_note, prompt_note, sampler_note,
                                   prompt_syntax_note)
 
 
@@ -45,7 +45,8 @@ def request_of(args, settings, engine) -> GenerationRequest:
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax",
-                                                        "guidance_rescale", "variation_seed", "variation_strength")},
+                                                        "guidance_rescale", "variation_seed", "variation_strength",
+                                                        "init_image", "strength")},
         "seed_resize_from": seed_resize_of(args),
         "loras": loras_of(args), "sampler_options": sampler_options_of(args),
         # Previews cost a conversion each: made only when something keeps them.
@@ -70,7 +71,7 @@ def run(args, settings) -> int:
         say(f"note: {note}", file=sys.stderr)
     for note in (prompt_syntax_note(request.prompt, request.negative_prompt, summary),
                  prompt_note(request.prompt, summary), guidance_note(request, summary),
-                 sampler_note(request, summary)):
+                 sampler_note(request, summary), init_image_note(request, summary)):
         if note:
             say(f"note: {note}", file=sys.stderr)
     bar = tqdm(total=None, unit="call", file=sys.stderr, dynamic_ncols=True, leave=False, delay=0.1)

@@ -143,6 +143,12 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
                                                 "restarts at seed + ENSD (default: 0, none)")
     _sampler_options(group)
     _lora_option(group)
+    group.add_argument("--init-image", dest="init_image", metavar="PICTURE",
+                       help="img2img: start from this picture (PNG, JPEG...), stretched to the run's size as "
+                            "A1111's \"Just resize\" does, noised to --strength's σ and denoised from there")
+    group.add_argument("--strength", type=float,
+                       help="img2img's denoising strength, 0 to 1, as A1111's: 0 keeps the picture (one step at the "
+                            "smallest σ), 1 starts from σ max (default: 0.75)")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.vocabulary import describe as describe_vocabulary
     from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
     from diffusers_tui.engine.models.families import guidance_note
+    from diffusers_tui.engine.files.init_image import init_image_note
     from diffusers_tui.engine.sampling.noise_settings import sampler_note
     from diffusers_tui.engine.models.embeddings import list_embeddings
     from diffusers_tui.engine.models.loras import NamedFile, list_loras, parse_lora
@@ -76,7 +77,7 @@ _SOURCES = {
     "is_clean": "text", "shown": "text",
     "describe_vocabulary": "vocabulary", "prompt_note": "vocabulary",
     "prompt_syntax_note": "sampling.prompt_weighting",
-    "guidance_note": "models.families",
+    "guidance_note": "models.families", "init_image_note": "files.init_image",
     "sampler_note": "sampling.noise_settings",
     "parse_lora": "models.loras", "list_loras": "models.loras", "NamedFile": "models.loras",
     "list_embeddings": "models.embeddings", "parse_sampler_option": "sampling.sampler_options",
@@ -96,7 +97,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
-    "prompt_note", "prompt_syntax_note", "guidance_note", "sampler_note", "describe_vocabulary", "parse_lora",
+    "prompt_note", "prompt_syntax_note", "guidance_note", "init_image_note", "sampler_note", "describe_vocabulary", "parse_lora",
     "list_loras", "list_embeddings", "NamedFile", "parse_sampler_option",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",

@@ -31,7 +31,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
-               "Variation seed", "Variation seed strength", "Seed resize from",
+               "Variation seed", "Variation seed strength", "Seed resize from", "Denoising strength",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY}
@@ -147,7 +147,8 @@ def parse_a1111(text: str) -> Recipe:
     notes: list[str] = []
     for key, name, convert in (("Steps", "steps", int), ("CFG scale", "guidance", float), ("Seed", "seed", int),
                                ("Variation seed", "variation_seed", int),
-                               ("Variation seed strength", "variation_strength", float)):
+                               ("Variation seed strength", "variation_strength", float),
+                               ("Denoising strength", "strength", float)):
         if key in pairs:
             try:
                 fields[name] = convert(pairs[key])
@@ -199,6 +200,10 @@ def parse_a1111(text: str) -> Recipe:
                 fields[name] = float(pairs[key])
             except ValueError:
                 notes.append(f"{key} {shown(pairs[key], 40)!r} is not a number: not used")
+    if "strength" in fields and not {"Hires upscale", "Hires upscaler", "Hires resize"} & set(pairs):
+        notes.append(f"made from an init image (img2img, Denoising strength {fields['strength']:g}): give "
+                     "the picture (--init-image, or the app's init image field) to re-run it; without one it runs "
+                     "from noise")
     if "Model" in pairs:
         notes.append(f"model {pairs['Model']!r} is A1111's name for it: the model chosen here is used")
     unused = sorted(set(pairs) - _A1111_USED)

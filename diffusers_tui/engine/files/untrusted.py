@@ -131,10 +131,11 @@ def _inflate(data: bytes) -> bytes:
     return value
 
 
-def open_picture(path: str | os.PathLike):
+def open_picture(path: str | os.PathLike, background: str | None = None):
     """A PIL image of a regular file, refused above MAX_PICTURE_PIXELS before any pixel is decoded.
 
-    Returns the image in RGB; UnreadableFileError names the problem.
+    Returns the image in RGB (an RGBA one laid on `background` first, where given, as A1111's
+    images.flatten does); UnreadableFileError names the problem.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -150,6 +151,10 @@ def open_picture(path: str | os.PathLike):
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(handle) as image:
                     _refuse_large(*image.size, name)
+                    if background is not None and image.mode == "RGBA":
+                        laid = Image.new("RGBA", image.size, background)
+                        laid.paste(image, mask=image)
+                        return laid.convert("RGB")
                     return image.convert("RGB")
         except Image.DecompressionBombError:
             raise UnreadableFileError(f"{name} is too large to show (a decompression bomb, as Pillow says)") \

@@ -81,6 +81,8 @@ class LoadedModel:
     #: How its VAE decodes: full, sliced or tiled (LoadOptions.vae); how it was offloaded.
     vae_mode: str = "full"
     offload: str = "none"
+    #: Pipelines built from this one with from_pipe (image-to-image, PAG), sharing its modules: by kind.
+    related_pipelines: dict[str, Any] = field(default_factory=dict)
 
     @property
     def original_scheduler_config(self) -> dict[str, Any]:

@@ -20,7 +20,8 @@ import torch
 from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
-from diffusers_tui.engine.sampling import prompt_weighting, variation
+from diffusers_tui.engine.files import init_image
+from diffusers_tui.engine.sampling import img2img, prompt_weighting, variation
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0, sigma_list
 from diffusers_tui.engine.sampling.facts import run_facts
@@ -131,7 +132,13 @@ def _is_engine_flow(scheduler) -> bool:
 
 
 def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
-    pipe = loaded.pipeline
+    init = None
+    if img2img.applies(request):  # the family's image-to-image pipeline, sharing the loaded one's modules
+        img2img.check_fits(request, scheduler)
+        init = init_image.load(request.init_image, width, height)
+        pipe = img2img.image_pipeline(loaded)
+    else:
+        pipe = loaded.pipeline
     pipe.scheduler = scheduler
     family = families.family_of(loaded)
     # The generator the pipeline draws its starting noise from; the step noise continues it.
@@ -181,7 +188,10 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         output_type="np",
         **arguments,
     )
-    if variation.applies(request):  # A1111's variation seed or seed resize: the start is drawn here
+    if init is not None:  # the start is the init image, noised by the scheduler's add_noise
+        del kwargs["width"], kwargs["height"]
+        kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, init, width, height))
+    elif variation.applies(request):  # A1111's variation seed or seed resize: the start is drawn here
         kwargs["latents"] = _varied_starting_noise(pipe, scheduler, request, width, height, loaded)
     elif getattr(scheduler, "draws_its_own_start", False):
         kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded)
@@ -217,6 +227,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     facts = run_facts(loaded, scheduler, width, height, request)
     facts["call_arguments"] = arguments
     facts["step_generator"] = watcher.hands_generator
+    if init is not None:
+        facts["init_image"] = {**img2img.recipe_facts(init), "pass_size": "width" in kwargs}
     if weighted:
         facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
     return GenerationResult(

@@ -54,6 +54,10 @@ def scheduler_for(loaded, request: GenerationRequest):
         options = {"seed": request.seed, "convention": convention, "ensd": ensd, "s_noise": request.s_noise,
                    "s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax,
                    "sampler_options": dict(request.sampler_options)}
+        if request.init_image is not None:  # img2img: the sampler runs its tool's part of the schedule
+            from diffusers_tui.engine.sampling.img2img import strength
+
+            options["denoise"] = strength(request)
         return options if request.eta is None else {**options, "eta": request.eta}
 
     scheduler = make_scheduler(loaded, request.scheduler, request.schedule, run_options)
@@ -118,7 +122,12 @@ def check_steps(scheduler, request: GenerationRequest) -> None:
     if type(scheduler).__name__ == registry.ENGINE_CLASS:
         # The engine's samplers run any step count, but a sampler on its own timesteps can plan no model
         # call at all: A1111's DDIM and PLMS at 1 step have t = 1 alone, and A1111 returns the noise.
-        scheduler.set_timesteps(request.steps)
+        from diffusers_tui.engine.sampling.sigma.partial import NoStepsError
+
+        try:
+            scheduler.set_timesteps(request.steps)
+        except NoStepsError as error:
+            raise RequestError("strength", str(error)) from None
         if scheduler.expected_calls == 0:
             name = request.scheduler or "This sampler"
             raise RequestError("steps", f"{name} makes no model call at {request.steps} step (its timesteps are "

@@ -12,7 +12,8 @@ from diffusers_tui.engine.sampling.estimates import current_sigma
 from diffusers_tui.engine.sampling.facts import run_facts
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.sampling.policy import NanWatch, denoised_estimate, not_finite_message, preview_due
-from diffusers_tui.engine.sampling import variation
+from diffusers_tui.engine.files import init_image
+from diffusers_tui.engine.sampling import img2img, variation
 from diffusers_tui.engine.sampling.preflight import accepts
 
 
@@ -23,14 +24,20 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
     scheduler.set_timesteps(request.steps, device=device)
     shape = (1, unet.config.in_channels, height, width)
-    if variation.applies(request):  # A1111's variation seed or seed resize, under the run's convention
+    init = None
+    if img2img.applies(request):  # the init picture, noised to the strength's σ and stepped from there
+        img2img.check_fits(request, scheduler)
+        init = init_image.load(request.init_image, width, height)
+        sample = img2img.unet_start(scheduler, request, init, generator, device, dtype)
+    elif variation.applies(request):  # A1111's variation seed or seed resize, under the run's convention
         convention = getattr(scheduler.config, "convention", None) or "A1111 CPU"
         sample = variation.starting_noise(request, shape, convention, device, dtype, latent_factor=1)
     elif getattr(scheduler, "draws_its_own_start", False):  # A1111's GPU or NV noise: the engine draws it
         sample = scheduler.starting_noise(shape, device, dtype)
     else:
         sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    sample = sample * scheduler.init_noise_sigma
+    if init is None:
+        sample = sample * scheduler.init_noise_sigma
     step_kwargs = {"generator": generator} if accepts(scheduler.step, "generator") else {}
     total = len(scheduler.timesteps)
     # Values read once: reading a device tensor's value every step would wait for the device.
@@ -64,8 +71,10 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
             if getattr(scheduler, "finished", False):  # an adaptive sampler (DPM adaptive) done early
                 break
     image = None if cancelled or stopped else tensor_to_image(sample[0])
+    facts = run_facts(loaded, scheduler, width, height, request)
+    if init is not None:
+        facts["init_image"] = img2img.recipe_facts(init)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
-        model_calls=calls, total_calls=total,
-        recipe=run_facts(loaded, scheduler, width, height, request), stopped=stopped,
+        model_calls=calls, total_calls=total, recipe=facts, stopped=stopped,
     )

@@ -38,10 +38,13 @@ LCM_SIGMA_DATA, LCM_TIMESTEP_SCALING = 0.5, 10.0
 def a1111_timestep_sigmas(model: ModelSigmas, steps: int) -> list[float]:
     """σ of A1111's CompVis timesteps, top first: t = 1, 1 + s, 1 + 2s ... (s = 1000 // steps), and no
     trailing 0. 20 steps give t = 951 ... 1: DDIM makes 19 model calls on them, as A1111's does."""
-    count = len(model.sigmas)
+    return [float(model.sigmas[t]) for t in reversed(a1111_timesteps(len(model.sigmas), steps))]
+
+
+def a1111_timesteps(count: int, steps: int) -> list[int]:
+    """A1111's CompVis timesteps for `steps` on a `count`-timestep model, rising: 1, 1 + s, 1 + 2s ..."""
     stride = max(count // steps, 1)
-    timesteps = [min(t + 1, count - 1) for t in range(0, count, stride)]
-    return [float(model.sigmas[t]) for t in reversed(timesteps)]
+    return [min(t + 1, count - 1) for t in range(0, count, stride)]
 
 
 def a1111_unipc_sigmas(model: ModelSigmas, steps: int) -> list[float]:

@@ -23,6 +23,7 @@ from diffusers_tui.engine.sampling.sigma import catalogue
 from diffusers_tui.engine.sampling.sigma.context import SamplerContext
 from diffusers_tui.engine.sampling.sigma.model_sigmas import ModelSigmas
 from diffusers_tui.engine.sampling.sigma.noise import NoiseSource
+from diffusers_tui.engine.sampling.sigma.partial import partial_schedule
 
 
 #: Room for an adaptive sampler's model calls (DPM adaptive); it stops well before on any real model.
@@ -57,10 +58,12 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                  flow: bool = False, shift: float = 1.0, use_dynamic_shifting: bool = False,
                  base_shift: float = 0.5, max_shift: float = 1.15, rescale_betas_zero_snr: bool = False,
                  s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float | None = None,
-                 sampler_options: dict | None = None):
+                 sampler_options: dict | None = None, denoise: float | None = None, exact_steps: bool = False):
         self.spec = catalogue.sampler(sampler)
         self.model_sigmas = _model_sigmas(self.config)
         self.sigma_list: list[float] = []
+        #: img2img (config.denoise set): the part of the schedule it runs, and how its start is made.
+        self.partial = None
         self.eval_sigmas: list[float] = []
         self.timesteps = torch.zeros(0)
         self.sigmas = torch.zeros(0)
@@ -112,7 +115,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
 
     def _start_scale(self) -> float:
         """What a watched flow run multiplies the pipeline's unit noise by: its first σ (init_noise_sigma)."""
-        return self.init_noise_sigma if self.config.flow and self.watching_start else 1.0
+        # img2img's start is made whole by add_noise.
+        return self.init_noise_sigma if self.config.flow and self.watching_start and self.partial is None else 1.0
 
     # ----- what pipelines read -----
 
@@ -156,7 +160,13 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
             model = ModelSigmas.for_flow(mu, exponential=True)
         model = self.spec.model_table(model)
         self.active_sigmas = model
-        self.sigma_list = catalogue.sigmas_for(self.spec, self.config.schedule, model, steps)
+        if self.config.denoise is None:
+            self.partial = None
+            self.sigma_list = catalogue.sigmas_for(self.spec, self.config.schedule, model, steps)
+        else:  # img2img: the tool's part of the schedule for this strength (NoStepsError where it keeps none)
+            self.partial = partial_schedule(self.spec, self.config.schedule, model, steps, self.config.denoise,
+                                            flow=self.config.flow, exact_steps=self.config.exact_steps)
+            self.sigma_list = self.partial.sigmas
         self.eval_sigmas = _dry_run(self.spec, self.sigma_list, self._context(model, dry=True))
         nearest = catalogue.convention(self.config.convention).nearest_timestep
         self._nearest = nearest
@@ -227,8 +237,18 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         return x - sigma * output
 
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """img2img's start from the init latent: noised as the sampler's tool does it (sigma.partial), with this
+        run's own starting noise (the seed's, as A1111 and ComfyUI draw it), not the pipeline's `noise`."""
+        if self.partial is not None:
+            own = self.starting_noise(original.shape, original.device, torch.float32)
+            start = original.float() * self.partial.latent_scale + own * self.partial.noise_scale
+            return start.to(original.dtype)
         sigma = self.active_sigmas.sigma(float(timesteps.flatten()[0]))
         return original * (1 - sigma) + noise * sigma if self.config.flow else original + noise * sigma
+
+    def scale_noise(self, sample: torch.Tensor, timestep, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Flow pipelines' name for add_noise (SD3 and Flux img2img)."""
+        return self.add_noise(sample, noise, torch.as_tensor(timestep))
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps
@@ -251,10 +271,14 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
             # draws it again and drops it, so A1111's ancestral noise continues where that one left off.
             if self.noise_source is None:
                 self.noise_source = self.new_noise_source(sample.device)
-            noise = self.noise_source.for_sampler(sample, brownian=spec.brownian, sigmas=self.sigma_list,
+            # A1111's img2img tree spans the whole schedule, not the part it runs.
+            tree_sigmas = self.partial.tree_sigmas if self.partial is not None else self.sigma_list
+            noise = self.noise_source.for_sampler(sample, brownian=spec.brownian, sigmas=tree_sigmas,
                                                   tree_on_cpu=spec.options.get("tree_on_cpu"))
         # A1111's DPM fast and adaptive integrate over the model's σ range; ComfyUI's over the σ list's.
         sigma_min, sigma_max = (model.sigma_min, model.sigma_max) if spec.tool == catalogue.A1111 else (0.0, 0.0)
+        if spec.tool == catalogue.A1111 and self.partial is not None and self.partial.solver_range:
+            sigma_min, sigma_max = self.partial.solver_range  # img2img: the kept schedule's own range
         # What ComfyUI's samplers read from model_sampling: percent_to_sigma (SA-Solver's noise window) and,
         # on flow models, the offset first σ of the log-SNR samplers (held in float32, as ComfyUI holds it).
         options = {**spec.options, "model_sigmas": model, "shift": model.shift}

@@ -1,0 +1,111 @@
+"""img2img: a run that starts from a picture, noised to the strength's σ and denoised from there.
+
+A pipeline model runs through its family's image-to-image pipeline, built from the loaded one
+with diffusers' `from_pipe` (the same modules: nothing loads twice) and kept for later runs. An
+engine sampler runs its tool's part of the schedule and noises the latent by its tool's rule
+(sigma.partial; the pipeline is called at strength 1, so it keeps every timestep the sampler
+gives it); a diffusers class runs diffusers' own strength rule. The UNet loop does the same by
+hand on a pixel-space model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers_tui.engine.errors import RequestError
+
+#: A1111's img2img denoising strength default (its processing class's; its hires fix defaults to 0.7).
+DEFAULT_STRENGTH = 0.75
+#: A1111's hires-fix denoising strength default (its txt2img page).
+DEFAULT_HIRES_STRENGTH = 0.7
+
+
+def applies(request) -> bool:
+    return request.init_image is not None
+
+
+def strength(request) -> float:
+    return DEFAULT_STRENGTH if request.strength is None else float(request.strength)
+
+
+def image_pipeline(loaded):
+    """The loaded pipeline's image-to-image sibling (diffusers' AutoPipelineForImage2Image.from_pipe), made once."""
+    cached = loaded.related_pipelines.get("img2img")
+    if cached is not None:
+        return cached
+    from diffusers import AutoPipelineForImage2Image
+
+    name = type(loaded.pipeline).__name__
+    try:
+        pipe = AutoPipelineForImage2Image.from_pipe(loaded.pipeline)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RequestError("init_image", f"{name} has no image-to-image pipeline in diffusers ({error}); "
+                                         "leave out the init image for this model") from None
+    pipe.set_progress_bar_config(disable=True)
+    loaded.related_pipelines["img2img"] = pipe
+    return pipe
+
+
+def check_fits(request, scheduler) -> None:
+    """What an img2img request cannot do, said before anything runs."""
+    if request.variation_strength or request.seed_resize_from is not None:
+        raise RequestError("init_image", "variation seeds and seed resize with an init image are not run here "
+                                         "yet; leave them out for img2img")
+    if not _is_engine(scheduler) and int(request.steps * strength(request)) < 1:
+        raise RequestError("strength", f"diffusers' {type(scheduler).__name__} runs no step at strength "
+                                       f"{strength(request):g} and {request.steps} steps (it keeps int(steps · "
+                                       "strength) of them); raise either, or choose an engine sampler (A1111's "
+                                       "names), whose strength 0 is one step at the smallest σ")
+
+
+def pipeline_kwargs(pipe, scheduler, request, init, width: int, height: int) -> dict[str, Any]:
+    """The image-to-image call's own arguments: the picture, the strength, and the size where it takes one."""
+    from diffusers_tui.engine.models import families
+
+    kwargs: dict[str, Any] = {"image": init.image,
+                              # An engine sampler already runs only its part of the schedule: keep it all.
+                              "strength": 1.0 if _is_engine(scheduler) else strength(request)}
+    if families.takes(pipe, "width"):
+        kwargs.update(width=width, height=height)
+    return kwargs
+
+
+def unet_start(scheduler, request, init, generator, device, dtype):
+    """The UNet loop's first sample from the init picture: noised to the strength's first σ (engine sampler),
+    or by diffusers' rule (its timesteps cut to int(steps · strength), then add_noise at the first)."""
+    import numpy as np
+    import torch
+
+    pixels = torch.from_numpy(np.asarray(init.image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    pixels = pixels.to(device, dtype)
+    if _is_engine(scheduler):
+        return scheduler.add_noise(pixels, None, None)
+    kept = min(int(request.steps * strength(request)), request.steps)
+    start = (request.steps - kept) * scheduler.order
+    scheduler.timesteps = scheduler.timesteps[start:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    noise = torch.randn(pixels.shape, generator=generator, dtype=torch.float32).to(device, dtype)
+    return scheduler.add_noise(pixels, noise, scheduler.timesteps[:1])
+
+
+def snippet_lines(request, recipe: dict[str, Any]) -> list[str]:
+    """The snippet's lines that make its pipeline image-to-image and read the same picture the same way."""
+    init = recipe["init_image"]
+    return ["from PIL import Image",
+            f"init_image = Image.open({init['path']!r})",
+            "if init_image.mode == 'RGBA':  # laid on white, as A1111 does",
+            "    laid = Image.new('RGBA', init_image.size, '#ffffff')",
+            "    laid.paste(init_image, mask=init_image)",
+            "    init_image = laid",
+            f"init_image = init_image.convert('RGB').resize(({recipe['width']}, {recipe['height']}), Image.LANCZOS)",
+            "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)",
+            "pipe.scheduler = scheduler"]
+
+
+def recipe_facts(init) -> dict[str, Any]:
+    return {"path": init.path, "sha256": init.sha256, "size": list(init.original_size)}
+
+
+def _is_engine(scheduler) -> bool:
+    return type(scheduler).__name__ == "SigmaSamplerScheduler"
