@@ -27,6 +27,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "width": (8, MAX_SIDE),
     "height": (8, MAX_SIDE),
     "preview_every": (1, MAX_STEPS),
+    "strength": (0, 1),
 }
 
 

@@ -29,7 +29,7 @@ from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
 from diffusers_tui.ui.bindings import APP_BINDINGS, COMPARE_BINDINGS, HISTORY_BINDINGS, STUDY_BINDINGS
 from diffusers_tui.ui.keeper import Keeper
-from diffusers_tui.ui.messages import (Exported, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
+from diffusers_tui.ui.messages import (Exported, InitImageReady, ModelLoaded, ModelLoadFailed, ModelsListed, Notice, RunFailed,
                                        RunFinished, Saved, SaveFailed, ScheduleComputed, StepRendered)
 from diffusers_tui.ui.screens.main import MainScreen, main_layout
 from diffusers_tui.ui.widgets.live_pane import LivePane
@@ -576,6 +576,17 @@ class DiffusersTuiApp(App):
             self.notify("nothing to export yet: generate first (ctrl+g)", severity="warning")
             return
         self.keeper.export(self.result)
+
+    def action_use_as_init(self) -> None:
+        """img2img: the current result becomes the next run's init image (saved first, so the recipe has its file)."""
+        if self.result is None or self.result.image is None or self.running:
+            self.notify("no finished result to start from yet: generate first (ctrl+g)", severity="warning")
+            return
+        self.keeper.use_as_init(self.result)
+
+    def on_init_image_ready(self, message: InitImageReady) -> None:
+        self.panel.query_one("#init-image", Input).value = str(message.path)
+        self.log_line(f"the next run starts from {message.path} (img2img; blank the init image field for noise)")
 
     def action_history(self) -> None:
         self.keeper.open_history()

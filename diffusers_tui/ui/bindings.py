@@ -21,6 +21,8 @@ APP_BINDINGS = [
     Binding("f2", "scheduler(-1)", "Prev sched", id="scheduler.previous", tooltip="Previous available scheduler"),
     Binding("f5", "steps(1)", "Steps+", id="steps.up", tooltip="One more step", priority=True),
     Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer", priority=True),
+    Binding("ctrl+t", "use_as_init", "As init", id="init.take", priority=True, show=False,
+            tooltip="img2img: the current result (saved first) becomes the next run's init image"),
     Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
     Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
     Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",

@@ -15,7 +15,7 @@ from diffusers_tui import settings as settings_module
 from diffusers_tui.engine import Engine, GenerationResult, RequestError, UserFacingError
 from diffusers_tui.ui.bindings import unknown_keys
 from diffusers_tui.ui.failures import describe_failure
-from diffusers_tui.ui.messages import Exported, Saved, SaveFailed
+from diffusers_tui.ui.messages import Exported, InitImageReady, Saved, SaveFailed
 from diffusers_tui.ui.widgets.settings_panel import SettingsPanel
 
 
@@ -88,6 +88,22 @@ class Keeper:
                     path = engine.save(result, folder)
                     self.host.post_message(Saved(path, 0, result))
                 self.host.post_message(Exported(engine.export(result, path.with_suffix(""))))
+            except Exception as error:  # noqa: BLE001 - the worker always reports back
+                self.host.post_message(SaveFailed(describe_failure(error)[0]))
+
+        self.host.run_worker(work, thread=True, group="save")
+
+    def use_as_init(self, result: GenerationResult) -> None:
+        """ctrl+t: the result, saved first where it is not yet, becomes the next run's init image."""
+        engine, folder, saved_path = self.host.engine, self.host.outputs_dir, self.saved_path
+
+        def work() -> None:
+            try:
+                path = saved_path
+                if path is None:
+                    path = engine.save(result, folder)
+                    self.host.post_message(Saved(path, 0, result))
+                self.host.post_message(InitImageReady(path))
             except Exception as error:  # noqa: BLE001 - the worker always reports back
                 self.host.post_message(SaveFailed(describe_failure(error)[0]))
 

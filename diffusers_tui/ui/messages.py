@@ -128,6 +128,13 @@ class Saved(Message):
 
 
 @dataclass
+class InitImageReady(Message):
+    """The current result, saved at `path`, is to be the next run's init image (ctrl+t)."""
+
+    path: Path
+
+
+@dataclass
 class Exported(Message):
     """A run's steps were exported (the engine's Exported)."""
 

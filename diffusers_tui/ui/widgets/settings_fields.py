@@ -18,7 +18,7 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
                  "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
                  "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
                  "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds",
-                 "lora": "#loras", "loras": "#loras"}
+                 "lora": "#loras", "loras": "#loras", "init_image": "#init-image", "strength": "#strength"}
 #: A recipe's fields the panel has no input for: kept from a recipe for the runs that follow it.
 RECIPE_EXTRAS = ("noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "sampler_options",
                  "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from")
@@ -77,6 +77,13 @@ def fields_below_the_fold() -> list:
             Checkbox("lock", id="seed-lock")),
         Label("Size (blank: the model's own)"),
         Input(placeholder="e.g. 64x64", id="size"),
+        Label("Init image (img2img) · strength · ctrl+t takes the result"),
+        Horizontal(
+            Input(placeholder="blank: from noise", id="init-image",
+                  tooltip="img2img: a picture to start from, stretched to the size (A1111's \"Just resize\"); "
+                          "ctrl+t puts the current result here"),
+            Input(placeholder="0.75", id="strength",
+                  tooltip="denoising strength, 0 to 1 (A1111's): 0 keeps the picture, 1 starts from full noise")),
         Label("LoRAs · NAME:WEIGHT, ... · enter adds"),
         LoraPicker(),
         Label("Preview · every N calls · frames/s"),

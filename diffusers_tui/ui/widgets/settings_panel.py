@@ -247,6 +247,8 @@ class SettingsPanel(VerticalScroll):
             "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
             "preview_method": self.preview_method,
             "loras": self.query_one(LoraPicker).pairs(),
+            "init_image": self._text("#init-image").strip() or None,
+            "strength": parse_number("strength", self._text("#strength")) if self._text("#strength") else None,
         }
 
     def build_request(self, settings: dict, model: str):
@@ -350,9 +352,10 @@ class SettingsPanel(VerticalScroll):
             self.query_one("#prompt", TextArea).text = shown(fields["prompt"], None, multiline=True)
         if "negative_prompt" in fields:
             self.query_one("#negative", Input).value = shown(fields["negative_prompt"] or "", None)
-        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed")):
+        for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed"),
+                               ("#init-image", "init_image"), ("#strength", "strength")):
             if name in fields:
-                self.query_one(selector, Input).value = str(fields[name])
+                self.query_one(selector, Input).value = "" if fields[name] is None else shown(str(fields[name]), None)
         if fields.get("schedule"):
             self.select_schedule(fields["schedule"])
         if "seed" in fields:

@@ -1,0 +1,57 @@
+"""Pilot test of img2img in the app: the init image and strength fields, and ctrl+t taking the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input
+
+from diffusers_tui.engine.files import recipe as png_recipe
+from tests.ui.test_app import SIZE
+from tests.waiting import model_loaded, run_finished, until
+
+
+async def test_ctrl_t_takes_the_result_as_the_next_runs_init_image(make_app, tmp_path):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await model_loaded(pilot, app)
+        app.query_one("#steps", Input).value = "6"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        first = app.result
+        assert first.request.init_image is None
+        await pilot.press("ctrl+t")  # saved first, then put into the init image field
+        field = app.query_one("#init-image", Input)
+        await until(pilot, lambda: field.value and Path(field.value).is_file(), "the init image field filled")
+        assert any("next run starts from" in line for line in app.log_lines)
+        app.query_one("#strength", Input).value = "0.5"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        second = app.result
+        assert second.request.init_image == field.value and second.request.strength == 0.5
+        assert second.recipe["init_image"]["sha256"] and second.model_calls < 6  # part of the schedule
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) == 2, "the second save")
+        newest = sorted((tmp_path / "out").rglob("[!.]*.png"))[-1]
+        assert png_recipe.read_recipe(newest)["request"]["init_image"] == field.value
+
+
+async def test_a_bad_init_image_or_strength_marks_its_field_and_the_app_stays_up(make_app, tmp_path):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await model_loaded(pilot, app)
+        app.query_one("#steps", Input).value = "4"
+        field, strength = app.query_one("#init-image", Input), app.query_one("#strength", Input)
+        field.value = str(tmp_path / "missing.png")
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        await until(pilot, lambda: field.has_class("-bad-value"), "the init image field marked")
+        assert "missing.png" in app.log_lines[-1] and app.result is None
+        field.value, strength.value = "", "1.5"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        assert strength.has_class("-bad-value") and "0 to 1" in app.log_lines[-1]
+        strength.value = ""
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        assert app.result is not None and app.result.image is not None
