@@ -149,6 +149,13 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group.add_argument("--strength", type=float,
                        help="img2img's denoising strength, 0 to 1, as A1111's: 0 keeps the picture (one step at the "
                             "smallest σ), 1 starts from σ max (default: 0.75)")
+    group.add_argument("--hires-scale", type=float, dest="hires_scale", metavar="SCALE",
+                       help="A1111's hires fix: after the run, upscale by SCALE (1 to 4) and denoise again at "
+                            "--strength (default 0.7) for --hires-steps steps (default: --steps)")
+    group.add_argument("--hires-steps", type=int, dest="hires_steps")
+    group.add_argument("--hires-upscaler", dest="hires_upscaler",
+                       help="Latent (default), Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
+                            "Latent (nearest), Latent (nearest-exact), Lanczos or Nearest")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")

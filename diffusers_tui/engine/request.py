@@ -94,6 +94,11 @@ class GenerationRequest:
     #: 0 to 1; None: 0.75, A1111's default). See engine.sampling.img2img.
     init_image: str | None = None
     strength: float | None = None
+    #: A1111's hires fix: a second, img2img pass at hires_scale times the size (None: off) after hires_upscaler,
+    #: of hires_steps steps (0: `steps`), at `strength` (None: 0.7). See engine.sampling.hires.
+    hires_scale: float | None = None
+    hires_steps: int = 0
+    hires_upscaler: str = "Latent"
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -144,6 +149,9 @@ class GenerationRequest:
                 raise RequestError("init_image", "is empty: give the path of a picture, or leave it out")
         if self.strength is not None:
             check_real("strength", self.strength, 0.0, 1.0)
+        from diffusers_tui.engine.sampling.hires import check_fields
+
+        check_fields(self, check_real, check_whole, MAX_STEPS)
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:
@@ -275,6 +283,8 @@ class GenerationResult:
     #: Every StepSnapshot that carried a preview, in order: what scrubbing, --save-every
     #: and export show. The result owns them; nothing hands them back to the engine.
     frames: tuple[StepSnapshot, ...] = ()
+    #: The final latents, before the decode (a hires pass starts from them); None where there are none.
+    latents: Any = None
 
     @property
     def shown_image(self) -> Any:

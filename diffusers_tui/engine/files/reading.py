@@ -32,6 +32,7 @@ _A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 #: A1111 keys this tool has no use for are listed in a note rather than silently dropped.
 _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Version",
                "Variation seed", "Variation seed strength", "Seed resize from", "Denoising strength",
+               "Hires upscale", "Hires steps", "Hires upscaler", "Hires resize",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
                OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY}
@@ -200,7 +201,9 @@ def parse_a1111(text: str) -> Recipe:
                 fields[name] = float(pairs[key])
             except ValueError:
                 notes.append(f"{key} {shown(pairs[key], 40)!r} is not a number: not used")
-    if "strength" in fields and not {"Hires upscale", "Hires upscaler", "Hires resize"} & set(pairs):
+    if "strength" in fields and {"Hires upscale", "Hires upscaler", "Hires resize"} & set(pairs):
+        _read_hires(pairs, fields, notes)  # A1111 turns the hires fix on exactly so (ui.py)
+    elif "strength" in fields:
         notes.append(f"made from an init image (img2img, Denoising strength {fields['strength']:g}): give "
                      "the picture (--init-image, or the app's init image field) to re-run it; without one it runs "
                      "from noise")
@@ -225,6 +228,37 @@ def parse_a1111(text: str) -> Recipe:
     embedding_hashes = tuple((name.strip(), digest.strip().lower()) for name, _, digest in
                              (item.rpartition(":") for item in pairs.get("TI hashes", "").split(",")) if name.strip())
     return Recipe(fields, "a1111", tuple(notes), lora_hashes, embedding_hashes)
+
+
+def _read_hires(pairs: dict[str, str], fields: dict[str, Any], notes: list[str]) -> None:
+    """A1111's hires fix fields: the scale (2, its page's, where only the upscaler is given), steps, upscaler."""
+    from diffusers_tui.engine.sampling.hires import LATENT_UPSCALERS, canonical_upscaler
+
+    try:
+        fields["hires_scale"] = float(pairs.get("Hires upscale", "2"))
+        fields["hires_steps"] = int(pairs.get("Hires steps", "0"))
+    except ValueError:
+        notes.append("Hires upscale or Hires steps is not a number: the hires fix is left out")
+        fields.pop("hires_scale", None)
+        return
+    if "Hires resize" in pairs and "Hires upscale" not in pairs:
+        try:
+            wide, high = (int(part) for part in pairs["Hires resize"].lower().split("x"))
+        except ValueError:
+            wide = high = 0
+        width, height = fields.get("width"), fields.get("height")
+        if width and height and wide * height == high * width and wide > 0:
+            fields["hires_scale"] = wide / width
+        else:
+            notes.append(f"Hires resize {shown(pairs['Hires resize'], 40)!r} (a size of its own, cropped to fit) "
+                         "is not run here: the hires fix doubles the size instead")
+    name = pairs.get("Hires upscaler", "Latent")
+    try:
+        fields["hires_upscaler"] = canonical_upscaler(name)
+    except RequestError:
+        fields["hires_upscaler"] = "Lanczos"
+        notes.append(f"Hires upscaler {shown(name, 40)!r} (an upscaler model) is not loaded here: Lanczos is used "
+                     f"(the others: {', '.join([*LATENT_UPSCALERS, 'Nearest'])})")
 
 
 def _unquote(value: str) -> str:

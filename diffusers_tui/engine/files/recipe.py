@@ -61,6 +61,7 @@ def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
         from diffusers_tui.engine.sampling.img2img import strength
 
         fields.append(f"Denoising strength: {strength(request):g}")
+    fields += _hires_fields(request)
     if lora_hashes:
         fields.append(f"Lora hashes: {json.dumps(lora_hashes)}")
     embeddings = recipe.get("embeddings") or []
@@ -108,6 +109,18 @@ def _variation_fields(request: GenerationRequest) -> list[str]:
     if request.seed_resize_from is not None:
         fields.append(f"Seed resize from: {request.seed_resize_from[0]}x{request.seed_resize_from[1]}")
     return fields
+
+
+def _hires_fields(request: GenerationRequest) -> list[str]:
+    """A1111's hires fix fields, as it writes them (Hires steps only where not 0: the first pass's steps)."""
+    if request.hires_scale is None:
+        return []
+    from diffusers_tui.engine.sampling.hires import strength
+
+    fields = [f"Denoising strength: {strength(request):g}", f"Hires upscale: {request.hires_scale:g}"]
+    if request.hires_steps:
+        fields.append(f"Hires steps: {request.hires_steps}")
+    return [*fields, f"Hires upscaler: {_quoted(request.hires_upscaler)}"]
 
 
 def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> list[str]:

@@ -129,11 +129,55 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     if recipe.get("step_generator"):  # this pipeline steps without its generator: hand it over, as the run did
         lines += ["step = scheduler.step",
                   "scheduler.step = lambda *args, **kwargs: step(*args, **{'generator': generator, **kwargs})"]
+    if recipe.get("hires"):
+        return "\n".join([*lines, *_hires_lines(request, recipe, prompt, extra, size), "image.save('reproduced.png')"])
     return "\n".join([
         *lines,
         f"image = pipe({prompt}, num_inference_steps={request.steps}, {extra}{size}generator=generator).images[0]",
         "image.save('reproduced.png')",
     ])
+
+
+def _hires_lines(request: GenerationRequest, recipe: dict[str, Any], prompt: str, extra: str, size: str) -> list[str]:
+    """A1111's hires fix as the run made it: the first pass's latents (or picture) upscaled, then an img2img
+    pass from them with its own scheduler, from a fresh generator of the same seed (engine.sampling.hires)."""
+    from diffusers_tui.engine.sampling import hires
+
+    second = recipe["hires"]
+    steps, strength = second["steps"], second["strength"]
+    upscaler, width, height = second["upscaler"], second["width"], second["height"]
+    first_call = f"pipe({prompt}, num_inference_steps={request.steps}, {extra}{size}generator=generator"
+    if upscaler in hires.LATENT_UPSCALERS:
+        mode, antialias = hires.LATENT_UPSCALERS[upscaler]
+        lines = [f"latents = {first_call}, output_type='latent').images",
+                 "factor = pipe.vae_scale_factor",
+                 f"start = torch.nn.functional.interpolate(latents.float(), size=({height} // factor, {width} // factor), "
+                 f"mode={mode!r}, antialias={antialias!r}).to(latents.dtype)"]
+    else:
+        lines = ["from PIL import Image", f"first = {first_call}).images[0]",
+                 f"start = first.resize(({width}, {height}), resample=Image.{'LANCZOS' if upscaler == 'Lanczos' else 'NEAREST'})"]
+    config = json.dumps(second["scheduler_config"], sort_keys=True)
+    engine = recipe["scheduler_class"] == ENGINE_CLASS
+    scheduler_class = ENGINE_CLASS if engine else f"diffusers.{recipe['scheduler_class']}"
+    if engine:  # the engine sampler runs its own part of the schedule: the pipeline keeps it whole
+        call_steps, call_strength = steps, 1.0
+    else:
+        from diffusers_tui.engine.sampling.img2img import exact_step_count
+
+        call_steps = exact_step_count(steps, strength)
+        call_strength = strength
+    lines += [f"scheduler = {scheduler_class}.from_config(json.loads({config!r}))",
+              "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)",
+              "pipe.scheduler = scheduler"]
+    if _needs_uncond(recipe):
+        lines.append("scheduler.watch_uncond(getattr(pipe, 'unet', None) or pipe.transformer)")
+    lines.append(f"generator = torch.Generator().manual_seed({request.seed})")
+    if recipe.get("step_generator"):
+        lines += ["step = scheduler.step",
+                  "scheduler.step = lambda *args, **kwargs: step(*args, **{'generator': generator, **kwargs})"]
+    takes_size = f"width={width}, height={height}, " if second.get("takes_size") else ""
+    return [*lines, f"image = pipe({prompt}, num_inference_steps={call_steps}, {extra}image=start, "
+                    f"strength={call_strength!r}, {takes_size}generator=generator).images[0]"]
 
 
 def _needs_uncond(recipe: dict[str, Any]) -> bool:

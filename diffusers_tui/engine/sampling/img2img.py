@@ -58,16 +58,30 @@ def check_fits(request, scheduler) -> None:
                                        "names), whose strength 0 is one step at the smallest σ")
 
 
-def pipeline_kwargs(pipe, scheduler, request, init, width: int, height: int) -> dict[str, Any]:
-    """The image-to-image call's own arguments: the picture, the strength, and the size where it takes one."""
+def pipeline_kwargs(pipe, scheduler, request, image, width: int, height: int, exact_steps: bool = False
+                    ) -> dict[str, Any]:
+    """The image-to-image call's own arguments: the picture (or latents), the strength, and the size where it
+    takes one. `exact_steps`: a diffusers class is given int(steps / strength) steps, so that it keeps `steps`
+    (A1111's fix-steps rule, which an engine sampler's own schedule follows)."""
     from diffusers_tui.engine.models import families
 
-    kwargs: dict[str, Any] = {"image": init.image,
+    engine = _is_engine(scheduler)
+    kwargs: dict[str, Any] = {"image": image,
                               # An engine sampler already runs only its part of the schedule: keep it all.
-                              "strength": 1.0 if _is_engine(scheduler) else strength(request)}
+                              "strength": 1.0 if engine else strength(request)}
+    if exact_steps and not engine:
+        kwargs["num_inference_steps"] = exact_step_count(request.steps, strength(request))
     if families.takes(pipe, "width"):
         kwargs.update(width=width, height=height)
     return kwargs
+
+
+def exact_step_count(steps: int, strength: float) -> int:
+    """The steps a diffusers class is given for A1111's fix-steps rule: the fewest of which it keeps `steps`."""
+    count, kept = steps, max(strength, 1e-3)
+    while int(count * kept) < steps:  # diffusers keeps int(count · strength) of them
+        count += 1
+    return count
 
 
 def unet_start(scheduler, request, init, generator, device, dtype):

@@ -131,11 +131,16 @@ def _is_engine_flow(scheduler) -> bool:
     return type(scheduler).__name__ == "SigmaSamplerScheduler" and scheduler.config.flow
 
 
-def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> GenerationResult:
+def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, start=None, exact_steps: bool = False,
+                 decode: bool = True) -> GenerationResult:
+    """One run through the pipeline. `start`: an img2img start in memory (a hires pass's upscaled latents or
+    picture), stepped by `exact_steps` (A1111's fix-steps rule); `decode` False leaves the image None (the
+    final latents are the result's either way)."""
     init = None
     if img2img.applies(request):  # the family's image-to-image pipeline, sharing the loaded one's modules
         img2img.check_fits(request, scheduler)
         init = init_image.load(request.init_image, width, height)
+    if init is not None or start is not None:
         pipe = img2img.image_pipeline(loaded)
     else:
         pipe = loaded.pipeline
@@ -158,7 +163,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         total = int(getattr(scheduler, "expected_calls", 0) or getattr(pipeline, "num_timesteps", 0)
                     or len(scheduler.timesteps))
         calls = index + 1
-        state.update(calls=calls, total=total)
+        state.update(calls=calls, total=total, latents=tensors["latents"])
         record = None
         if preview_due(calls, total, request):
             recorder = state["recorder"] = state["recorder"] or LatentRecorder(loaded.decoders, total)
@@ -185,12 +190,13 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
         # A CPU generator gives the same starting noise on every device.
         generator=generator,
         # Floats, so a decode that overflowed shows up as NaN instead of a black picture.
-        output_type="np",
+        output_type="np" if decode else "latent",
         **arguments,
     )
-    if init is not None:  # the start is the init image, noised by the scheduler's add_noise
+    if init is not None or start is not None:  # the start is the init image, noised by the scheduler's add_noise
         del kwargs["width"], kwargs["height"]
-        kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, init, width, height))
+        kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, start if init is None else init.image,
+                                              width, height, exact_steps))
     elif variation.applies(request):  # A1111's variation seed or seed resize: the start is drawn here
         kwargs["latents"] = _varied_starting_noise(pipe, scheduler, request, width, height, loaded)
     elif getattr(scheduler, "draws_its_own_start", False):
@@ -212,7 +218,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
                 kwargs.pop("negative_prompt", None)
                 kwargs.update(prompt_weighting.prompt_kwargs(pipe, request.prompt, request.negative_prompt))
             decoded = pipe(**kwargs).images
-        if np.isfinite(decoded).all():
+        if not decode:
+            pass
+        elif np.isfinite(decoded).all():
             image = pipe.numpy_to_pil(decoded)[0]
         else:
             stopped = not_finite_message("decoded image (VAE output)", loaded.dtype)
@@ -229,9 +237,12 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel) -> 
     facts["step_generator"] = watcher.hands_generator
     if init is not None:
         facts["init_image"] = {**img2img.recipe_facts(init), "pass_size": "width" in kwargs}
+    if start is not None:
+        facts["takes_size"] = "width" in kwargs
     if weighted:
         facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
     return GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"], recipe=facts, stopped=stopped,
+        latents=None if state.get("latents") is None else unpacked(state["latents"]),
     )

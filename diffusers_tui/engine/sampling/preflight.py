@@ -43,8 +43,9 @@ def make_scheduler(loaded, name: str | None, schedule: str = "Automatic", run_op
         raise SchedulerUnavailableError(f"scheduler: {entry.name} needs a package: {error}") from None
 
 
-def scheduler_for(loaded, request: GenerationRequest):
-    """The scheduler one run steps: fresh, and seeded where it draws noise by itself."""
+def scheduler_for(loaded, request: GenerationRequest, second_pass: bool = False):
+    """The scheduler one run steps: fresh, and seeded where it draws noise by itself. `second_pass`: a hires
+    fix's img2img pass (its strength, by A1111's fix-steps rule)."""
     def run_options(entry) -> dict:
         # The engine's samplers draw their noise under the run's convention, from the run's seed.
         if not entry.is_engine:
@@ -54,10 +55,10 @@ def scheduler_for(loaded, request: GenerationRequest):
         options = {"seed": request.seed, "convention": convention, "ensd": ensd, "s_noise": request.s_noise,
                    "s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax,
                    "sampler_options": dict(request.sampler_options)}
-        if request.init_image is not None:  # img2img: the sampler runs its tool's part of the schedule
+        if request.init_image is not None or second_pass:  # img2img: the sampler runs its tool's part of the schedule
             from diffusers_tui.engine.sampling.img2img import strength
 
-            options["denoise"] = strength(request)
+            options.update(denoise=strength(request), exact_steps=second_pass)
         return options if request.eta is None else {**options, "eta": request.eta}
 
     scheduler = make_scheduler(loaded, request.scheduler, request.schedule, run_options)

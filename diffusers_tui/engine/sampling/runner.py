@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.pipeline_loop import run_pipeline
 from diffusers_tui.engine.sampling.preflight import check_mode, check_steps, resolve_size, scheduler_for
+from diffusers_tui.engine.sampling import hires
 from diffusers_tui.engine.sampling.unet_loop import run_unet_loop
 
 OnStep = Callable[[StepSnapshot], None]
@@ -23,9 +25,42 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     """Run `request` on `loaded`; see the module docstring for the contract."""
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
+    if hires.applies(request):
+        return run_hires(loaded, request, width, height, on_step or (lambda snapshot: None), cancel or threading.Event())
     scheduler = scheduler_for(loaded, request)
     check_steps(scheduler, request)
     cancel = cancel or threading.Event()
     on_step = on_step or (lambda snapshot: None)
     loop = run_unet_loop if loaded.mode == "unet" else run_pipeline
     return loop(loaded, request, scheduler, width, height, on_step, cancel)
+
+
+def run_hires(loaded, request: GenerationRequest, width: int, height: int, on_step: OnStep,
+              cancel: threading.Event) -> GenerationResult:
+    """A1111's hires fix (engine.sampling.hires): the first pass, the upscale, the img2img second pass."""
+    import dataclasses
+
+    if loaded.mode == "unet":
+        raise RequestError("hires_scale", "the hires fix is for pipeline models (it upscales latents or decodes "
+                                          "and encodes pictures); leave it out for a UNet model")
+    first, second, (width2, height2) = hires.passes(request, width, height, loaded.size_multiple)
+    scheduler, scheduler2 = scheduler_for(loaded, first), scheduler_for(loaded, second, second_pass=True)
+    check_steps(scheduler, first)
+    check_steps(scheduler2, second)
+    expected2 = getattr(scheduler2, "expected_calls", 0) or second.steps
+    in_pixels = request.hires_upscaler in hires.PIXEL_UPSCALERS
+    result = run_pipeline(loaded, first, scheduler, width, height,
+                          lambda snapshot: on_step(dataclasses.replace(snapshot, total=snapshot.total + expected2)),
+                          cancel, decode=in_pixels)
+    if result.cancelled or result.stopped or result.latents is None:
+        return dataclasses.replace(result, request=request)
+    factor = loaded.pipeline.vae_scale_factor
+    start = hires.upscale(loaded.pipeline, result.latents, result.image, request.hires_upscaler, width2, height2,
+                          factor)
+    result2 = run_pipeline(loaded, second, scheduler2, width2, height2,
+                           hires.counted_on(on_step, result.model_calls, result.total_calls), cancel, start=start,
+                           exact_steps=True)
+    facts = {**result.recipe, "hires": hires.recipe_facts(request, second, result2.recipe, result2.model_calls)}
+    return dataclasses.replace(result2, request=request, recipe=facts, elapsed_s=result.elapsed_s + result2.elapsed_s,
+                               model_calls=result.model_calls + result2.model_calls,
+                               total_calls=result.total_calls + result2.total_calls)
