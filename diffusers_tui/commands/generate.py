@@ -47,7 +47,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax",
                                                         "guidance_rescale", "variation_seed", "variation_strength",
                                                         "init_image", "strength", "hires_scale", "hires_steps",
-                                                        "hires_upscaler")},
+                                                        "hires_upscaler", "batch_size", "batch_count")},
         "seed_resize_from": seed_resize_of(args),
         "loras": loras_of(args), "sampler_options": sampler_options_of(args),
         # Previews cost a conversion each: made only when something keeps them.

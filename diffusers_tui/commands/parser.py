@@ -156,6 +156,11 @@ def _run_options(parser: argparse.ArgumentParser, scheduler_help: str) -> None:
     group.add_argument("--hires-upscaler", dest="hires_upscaler",
                        help="Latent (default), Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
                             "Latent (nearest), Latent (nearest-exact), Lanczos or Nearest")
+    group.add_argument("--batch-size", type=int, dest="batch_size",
+                       help="images per model call (1 to 16; default 1): seeds count up from --seed, as A1111's")
+    group.add_argument("--batch-count", type=int, dest="batch_count",
+                       help="calls in a row (1 to 100; default 1); every image is saved with its own seed and "
+                            "recipe, and the batch as a grid")
     group.add_argument("--size", type=_size, help="WIDTHxHEIGHT in pixels (default: the model's own)")
     group.add_argument("--preview", choices=["x0", "noisy"],
                        help="what --save-every snapshots show: denoised estimate (x0, default) or noisy sample")

@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from diffusers_tui.engine import vocabulary
 from diffusers_tui.engine.errors import OutOfMemory, RunError, UserFacingError
 from diffusers_tui.engine.models.loading import LoadOptions
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, ModelSummary
@@ -48,7 +49,7 @@ class Engine:
             scheduler_class=type(loaded.scheduler).__name__, default_scheduler=own[0].name if own else None,
             statuses=tuple(self._statuses(loaded)), notes=tuple(loaded.notes),
             preview_methods=loaded.decoders.methods, preview_auto=loaded.decoders.auto,
-            preview_note=loaded.decoders.fetch_note(), **_vocabulary(loaded),
+            preview_note=loaded.decoders.fetch_note(), **vocabulary.of_model(loaded),
             prompt_weighting=prompt_weighting.weighting_kind(loaded.pipeline) if loaded.pipeline is not None else None,
             **_guidance(loaded))
 
@@ -233,9 +234,12 @@ class Engine:
     # ----- what the user keeps -----
     @staticmethod
     def save(result: GenerationResult, outputs_dir: str | os.PathLike, with_steps: bool = False) -> Path:
-        """Save a run's image with its recipe (and its frames, with_steps) into a new numbered file."""
+        """Save a run's image with its recipe (and its frames, with_steps) into a new numbered file (a batch: each
+        image with its own seed and recipe, then the grid, whose path is returned)."""
         from diffusers_tui.engine.files import outputs
 
+        for item in result.batch:
+            outputs.save_result(item, outputs_dir)
         return outputs.save_result(result, outputs_dir, list(result.frames) if with_steps else None)
 
     @staticmethod
@@ -300,17 +304,6 @@ class Engine:
         from diffusers_tui.engine.models.dressing import matched
 
         return matched(reading.recipe_from_png(path), self.options)
-
-
-def _vocabulary(loaded) -> dict:
-    """The built-in text-to-image demo's closed vocabulary, for the summary; nothing for other models."""
-    if loaded.source.kind != "demo" or loaded.mode == "unet":
-        return {}
-    from diffusers_tui.engine.demo import shapes
-
-    return {"vocabulary": (("colours", shapes.COLOURS), ("shapes", shapes.SHAPES),
-                           ("other words", ("a", "on", "background"))),
-            "prompt_pattern": "a <colour> <shape> on a <colour> background"}
 
 
 class _Progress:

@@ -99,6 +99,10 @@ class GenerationRequest:
     hires_scale: float | None = None
     hires_steps: int = 0
     hires_upscaler: str = "Latent"
+    #: A1111's batches: images per model call, and calls in a row; seeds count up from `seed` over all of them.
+    #: See engine.sampling.batches.
+    batch_size: int = 1
+    batch_count: int = 1
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt)
@@ -152,6 +156,9 @@ class GenerationRequest:
         from diffusers_tui.engine.sampling.hires import check_fields
 
         check_fields(self, check_real, check_whole, MAX_STEPS)
+        from diffusers_tui.engine.sampling.batches import check_batch
+
+        check_batch(self, check_whole)
         check_real("s_churn", self.s_churn, 0.0, MAX_CHURN)
         check_real("s_tmin", self.s_tmin, 0.0, MAX_CHURN_SIGMA)
         if self.s_tmax is not None:
@@ -285,6 +292,8 @@ class GenerationResult:
     frames: tuple[StepSnapshot, ...] = ()
     #: The final latents, before the decode (a hires pass starts from them); None where there are none.
     latents: Any = None
+    #: A batch's images as runs of their own (each its seed, image and recipe); `image` is then their grid.
+    batch: tuple["GenerationResult", ...] = ()
 
     @property
     def shown_image(self) -> Any:

@@ -28,6 +28,9 @@ LIMITS: dict[str, tuple[float, float]] = {
     "height": (8, MAX_SIDE),
     "preview_every": (1, MAX_STEPS),
     "strength": (0, 1),
+    # A1111's batch size slider stops at 8, its batch count at 100.
+    "batch_size": (1, 16),
+    "batch_count": (1, 100),
 }
 
 

@@ -36,3 +36,14 @@ def prompt_note(prompt: str, summary) -> str | None:
     plural = "s" if len(unknown) > 1 else ""
     return (f"{summary.name} does not know the word{plural} {listed}: it draws what it can of the rest. "
             f"{describe(summary)}")
+
+
+def of_model(loaded) -> dict:
+    """The built-in text-to-image demo's closed vocabulary, for the summary; nothing for other models."""
+    if loaded.source.kind != "demo" or loaded.mode == "unet":
+        return {}
+    from diffusers_tui.engine.demo import shapes
+
+    return {"vocabulary": (("colours", shapes.COLOURS), ("shapes", shapes.SHAPES),
+                           ("other words", ("a", "on", "background"))),
+            "prompt_pattern": "a <colour> <shape> on a <colour> background"}

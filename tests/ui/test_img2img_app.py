@@ -55,3 +55,24 @@ async def test_a_bad_init_image_or_strength_marks_its_field_and_the_app_stays_up
         await pilot.press("ctrl+g")
         await run_finished(pilot, app)
         assert app.result is not None and app.result.image is not None
+
+
+async def test_a_batch_forms_as_a_grid_and_saves_every_image_and_the_grid(make_app, tmp_path):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await model_loaded(pilot, app)
+        app.query_one("#steps", Input).value = "4"
+        app.query_one("#batch-size", Input).value = "4"
+        app.query_one("#seed-lock").value = True
+        app.query_one("#seed", Input).value = "30"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        result = app.result
+        assert [item.request.seed for item in result.batch] == [30, 31, 32, 33] and result.image.size == (128, 128)
+        assert result.frames[-1].latents.noisy.shape[-2:] == (32, 32)  # the demo's 16 x 16 latents, 2 x 2
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) == 5, "the four images and the grid")
+        app.query_one("#batch-size", Input).value = "0"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        assert app.query_one("#batch-size").has_class("-bad-value") and "1 to 16" in app.log_lines[-1]

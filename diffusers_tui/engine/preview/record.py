@@ -8,6 +8,7 @@ for the copy, and whoever reads a step waits for that step's copy alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +47,10 @@ class LatentRecorder:
         self._used = 0
 
     def record(self, x0: torch.Tensor | None, noisy: torch.Tensor) -> StepLatents:
-        """Keep the first item of a batch of latents; returns the step's record without waiting."""
-        noisy = noisy[0].detach()
-        x0 = x0[0].detach() if x0 is not None else None
+        """Keep a step's latents (a batch's laid out as one grid, as its picture is); returns the step's record
+        without waiting."""
+        noisy = tiled(noisy.detach())
+        x0 = tiled(x0.detach()) if x0 is not None else None
         if noisy.device.type != "cuda":
             return StepLatents(x0.float().clone() if x0 is not None else None, noisy.float().clone(), self.decoders)
         if self._buffer is None or self._used + 2 > len(self._buffer):
@@ -63,3 +65,18 @@ class LatentRecorder:
         event = torch.cuda.Event()
         event.record()
         return StepLatents(x0_slot if x0 is not None else None, noisy_slot, self.decoders, event)
+
+
+def tiled(batch: torch.Tensor) -> torch.Tensor:
+    """A batch of latents (n, C, h, w) as one (C, rows·h, columns·w) latent, in rows of ceil(√n) (the batch's grid;
+    empty places are zeros); a batch of one is its latent."""
+    if batch.shape[0] == 1:
+        return batch[0]
+    count, channels, height, width = batch.shape
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    sheet = batch.new_zeros((channels, rows * height, columns * width))
+    for index in range(count):
+        row, column = divmod(index, columns)
+        sheet[:, row * height:(row + 1) * height, column * width:(column + 1) * width] = batch[index]
+    return sheet

@@ -10,6 +10,7 @@ and the final decode.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any
@@ -21,7 +22,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.files import init_image
-from diffusers_tui.engine.sampling import img2img, prompt_weighting, variation
+from diffusers_tui.engine.sampling import batches, img2img, prompt_weighting, variation
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0, sigma_list
 from diffusers_tui.engine.sampling.facts import run_facts
@@ -148,6 +149,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     family = families.family_of(loaded)
     # The generator the pipeline draws its starting noise from; the step noise continues it.
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
+    if request.batch_size > 1:  # one generator per image, seeded seed + i: each image's noise as its own run's
+        generator = [torch.Generator(device="cpu").manual_seed(request.seed + i) for i in range(request.batch_size)]
     watcher = _StepWatcher(scheduler, generator if families.steps_without_generator(pipe, scheduler) else None)
     nan_watch = NanWatch()
     started = time.perf_counter()
@@ -193,6 +196,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
         output_type="np" if decode else "latent",
         **arguments,
     )
+    if request.batch_size > 1:
+        kwargs["num_images_per_prompt"] = request.batch_size
     if init is not None or start is not None:  # the start is the init image, noised by the scheduler's add_noise
         del kwargs["width"], kwargs["height"]
         kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, start if init is None else init.image,
@@ -221,7 +226,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
         if not decode:
             pass
         elif np.isfinite(decoded).all():
-            image = pipe.numpy_to_pil(decoded)[0]
+            images = pipe.numpy_to_pil(decoded)
+            image = images[0] if len(images) == 1 else batches.grid(images)
         else:
             stopped = not_finite_message("decoded image (VAE output)", loaded.dtype)
     except _Cancelled:
@@ -241,8 +247,11 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
         facts["takes_size"] = "width" in kwargs
     if weighted:
         facts["compel"] = prompt_weighting.recipe_facts(pipe, request.prompt, request.negative_prompt)
-    return GenerationResult(
+    result = GenerationResult(
         request=request, image=image, cancelled=cancelled, elapsed_s=time.perf_counter() - started,
         model_calls=state["calls"], total_calls=state["total"], recipe=facts, stopped=stopped,
         latents=None if state.get("latents") is None else unpacked(state["latents"]),
     )
+    if request.batch_size > 1 and image is not None:  # each image a run of its own; `image` is their grid
+        result = dataclasses.replace(result, batch=batches.split(result, images))
+    return result

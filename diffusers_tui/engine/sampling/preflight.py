@@ -52,9 +52,14 @@ def scheduler_for(loaded, request: GenerationRequest, second_pass: bool = False)
             return {}
         convention = noise_convention(entry.options["sampler"], request.noise)
         ensd = request.ensd if convention.startswith("A1111") else 0  # ComfyUI has no seed delta
+        if request.batch_size > 1 and convention == "ComfyUI":
+            raise RequestError("batch_size", "ComfyUI draws a batch's noise from one seed, and batches here count "
+                                             "seeds up as A1111 does: use A1111 noise, or a batch count")
         options = {"seed": request.seed, "convention": convention, "ensd": ensd, "s_noise": request.s_noise,
                    "s_churn": request.s_churn, "s_tmin": request.s_tmin, "s_tmax": request.s_tmax,
                    "sampler_options": dict(request.sampler_options)}
+        if request.batch_size > 1:
+            options["batch_seeds"] = [request.seed + index for index in range(request.batch_size)]
         if request.init_image is not None or second_pass:  # img2img: the sampler runs its tool's part of the schedule
             from diffusers_tui.engine.sampling.img2img import strength
 

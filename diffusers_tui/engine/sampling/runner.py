@@ -14,7 +14,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.pipeline_loop import run_pipeline
 from diffusers_tui.engine.sampling.preflight import check_mode, check_steps, resolve_size, scheduler_for
-from diffusers_tui.engine.sampling import hires
+from diffusers_tui.engine.sampling import batches, hires
 from diffusers_tui.engine.sampling.unet_loop import run_unet_loop
 
 OnStep = Callable[[StepSnapshot], None]
@@ -25,6 +25,11 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     """Run `request` on `loaded`; see the module docstring for the contract."""
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
+    if batches.applies(request) and (request.batch_count > 1 or loaded.mode == "unet"):
+        if loaded.mode == "unet" and request.batch_size > 1:
+            raise RequestError("batch_size", "the UNet loop runs one image a call: use a batch count")
+        return batches.run_batches(request, lambda call, forward: run(loaded, call, forward, cancel),
+                                   on_step or (lambda snapshot: None))
     if hires.applies(request):
         return run_hires(loaded, request, width, height, on_step or (lambda snapshot: None), cancel or threading.Event())
     scheduler = scheduler_for(loaded, request)

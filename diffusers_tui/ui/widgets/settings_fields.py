@@ -18,7 +18,8 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
                  "compare": "#scheduler", "compare_steps": "#compare-steps", "reference": "#reference", "fps": "#fps",
                  "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
                  "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds",
-                 "lora": "#loras", "loras": "#loras", "init_image": "#init-image", "strength": "#strength"}
+                 "lora": "#loras", "loras": "#loras", "init_image": "#init-image", "strength": "#strength",
+                 "batch_size": "#batch-size", "batch_count": "#batch-count"}
 #: A recipe's fields the panel has no input for: kept from a recipe for the runs that follow it.
 RECIPE_EXTRAS = ("noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "sampler_options",
                  "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from", "hires_scale",
@@ -76,8 +77,11 @@ def fields_below_the_fold() -> list:
         Horizontal(
             Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked"),
             Checkbox("lock", id="seed-lock")),
-        Label("Size (blank: the model's own)"),
-        Input(placeholder="e.g. 64x64", id="size"),
+        Label("Size (blank: the model's own) · batch size · count"),
+        Horizontal(
+            Input(placeholder="e.g. 64x64", id="size"),
+            Input("1", id="batch-size", tooltip="images per model call (1 to 16), shown as a grid; seeds count up"),
+            Input("1", id="batch-count", tooltip="calls in a row (1 to 100); each image is saved with its own seed")),
         Label("Init image (img2img) · strength · ctrl+t takes the result"),
         Horizontal(
             Input(placeholder="blank: from noise", id="init-image",

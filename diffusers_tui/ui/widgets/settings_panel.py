@@ -248,6 +248,8 @@ class SettingsPanel(VerticalScroll):
             "preview_method": self.preview_method,
             "loras": self.query_one(LoraPicker).pairs(),
             "init_image": self._text("#init-image").strip() or None,
+            "batch_size": parse_whole("batch_size", self._text("#batch-size"), *_limits("batch_size")),
+            "batch_count": parse_whole("batch_count", self._text("#batch-count"), *_limits("batch_count")),
             "strength": parse_number("strength", self._text("#strength")) if self._text("#strength") else None,
         }
 
@@ -353,7 +355,8 @@ class SettingsPanel(VerticalScroll):
         if "negative_prompt" in fields:
             self.query_one("#negative", Input).value = shown(fields["negative_prompt"] or "", None)
         for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed"),
-                               ("#init-image", "init_image"), ("#strength", "strength")):
+                               ("#init-image", "init_image"), ("#strength", "strength"),
+                               ("#batch-size", "batch_size"), ("#batch-count", "batch_count")):
             if name in fields:
                 self.query_one(selector, Input).value = "" if fields[name] is None else shown(str(fields[name]), None)
         if fields.get("schedule"):

@@ -58,7 +58,8 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                  flow: bool = False, shift: float = 1.0, use_dynamic_shifting: bool = False,
                  base_shift: float = 0.5, max_shift: float = 1.15, rescale_betas_zero_snr: bool = False,
                  s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float | None = None,
-                 sampler_options: dict | None = None, denoise: float | None = None, exact_steps: bool = False):
+                 sampler_options: dict | None = None, denoise: float | None = None, exact_steps: bool = False,
+                 batch_seeds: list | None = None):
         self.spec = catalogue.sampler(sampler)
         self.model_sigmas = _model_sigmas(self.config)
         self.sigma_list: list[float] = []
@@ -292,7 +293,9 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
                               sigma_min=sigma_min, sigma_max=sigma_max, options=options)
 
     def new_noise_source(self, device) -> NoiseSource:
-        return NoiseSource(self.config.convention, [int(self.config.seed)], device, ensd=self.config.ensd)
+        # A batch (batch_seeds): one seed per image, each image's noise its own generator's, as A1111 draws it.
+        seeds = [int(seed) for seed in self.config.batch_seeds or [self.config.seed]]
+        return NoiseSource(self.config.convention, seeds, device, ensd=self.config.ensd)
 
     def starting_noise(self, shape, device, dtype) -> torch.Tensor:
         """This run's unit starting noise, drawn under its convention (the caller scales it by
