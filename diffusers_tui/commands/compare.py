@@ -24,7 +24,7 @@ def request_of(args, settings) -> ComparisonRequest:
                          given={"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed,
                                 **{name: getattr(args, name) for name in ("eta", "s_noise", "shift", "s_churn",
                                                                            "s_tmin", "s_tmax", "guidance_rescale",
-                                                                           "variation_seed", "variation_strength")},
+                                                                           "variation_seed", "variation_strength", "pag_scale")},
                                 "seed_resize_from": seed_resize_of(args),
                                 "loras": loras_of(args), "sampler_options": sampler_options_of(args),
                                 "preview_method": "latent" if args.reference else "none"})

@@ -45,7 +45,7 @@ def request_of(args, settings, engine) -> GenerationRequest:
         "prompt": getattr(args, "prompt", None), "negative_prompt": getattr(args, "negative", None),
         "seed": args.seed, "preview_every": args.save_every or 1,
         **{name: getattr(args, name, None) for name in ("eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax",
-                                                        "guidance_rescale", "variation_seed", "variation_strength",
+                                                        "guidance_rescale", "variation_seed", "variation_strength", "pag_scale",
                                                         "init_image", "strength", "hires_scale", "hires_steps",
                                                         "hires_upscaler", "batch_size", "batch_count")},
         "seed_resize_from": seed_resize_of(args),

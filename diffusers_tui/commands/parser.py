@@ -123,6 +123,9 @@ def _sampler_options(group) -> None:
     group.add_argument("--variation-strength", type=float, dest="variation_strength")
     group.add_argument("--seed-resize-from", type=_size, dest="seed_resize_from", metavar="WIDTHxHEIGHT",
                        help="A1111's seed resize: the seed's noise drawn as for this size, centred in this run's")
+    group.add_argument("--pag-scale", type=float, dest="pag_scale",
+                       help="perturbed-attention guidance's scale, through the pipeline's PAG variant (SD 1.x/2.x, "
+                            "SDXL, SD3; default: 0, off)")
     group.add_argument("--guidance-rescale", type=float, dest="guidance_rescale",
                        help="CFG rescale (diffusers' guidance_rescale, 0 to 1): the guided prediction's spread "
                             "brought back toward the text prediction's; SD 1.x/2.x and SDXL (default: 0, off)")

@@ -20,7 +20,7 @@ from diffusers_tui.engine.text import shown
 
 #: What an axis can vary, and the names people type for it.
 AXIS_KINDS = ("sampler", "schedule", "steps", "guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift",
-              "noise", "ensd", "prompt", "lora", "option", "guidance_rescale")
+              "noise", "ensd", "prompt", "lora", "option", "guidance_rescale", "pag_scale")
 _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "schedule", "schedule_type": "schedule",
             "cfg": "guidance", "cfg scale": "guidance", "seeds": "seed", "prompt s/r": "prompt", "sr": "prompt",
             "s/r": "prompt", "eta noise seed delta": "ensd", "sigma noise": "s_noise", "s noise": "s_noise",
@@ -28,15 +28,16 @@ _ALIASES = {"scheduler": "sampler", "samplers": "sampler", "schedule type": "sch
             "sigma min": "s_tmin", "sigma tmin": "s_tmin", "sigma max": "s_tmax", "sigma tmax": "s_tmax",
             "lora weight": "lora", "lora_weight": "lora", "loras": "lora", "sampler option": "option",
             "sampler_option": "option", "cfg rescale": "guidance_rescale", "guidance rescale": "guidance_rescale",
-            "rescale": "guidance_rescale"}
+            "rescale": "guidance_rescale", "pag": "pag_scale", "pag scale": "pag_scale"}
 #: Axis kinds that are request fields of their own name (sampler, schedule and prompt are built differently).
 FIELD_KINDS = ("guidance", "seed", "eta", "s_noise", "s_churn", "s_tmin", "s_tmax", "shift", "noise", "ensd",
-               "guidance_rescale")
+               "guidance_rescale", "pag_scale")
 #: Axis kinds whose values are real numbers, with their ranges: (lowest, highest, whether the lowest is allowed).
 REAL_KINDS = {"guidance": (0.0, MAX_GUIDANCE, True), "eta": (0.0, MAX_NOISE_SCALE, True),
               "s_noise": (0.0, MAX_NOISE_SCALE, True), "s_churn": (0.0, MAX_CHURN, True),
               "s_tmin": (0.0, MAX_CHURN_SIGMA, True), "s_tmax": (0.0, MAX_CHURN_SIGMA, True), "shift": (0.0, MAX_SHIFT, False),
-              "lora": (-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, True), "guidance_rescale": (0.0, 1.0, True)}
+              "lora": (-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, True), "guidance_rescale": (0.0, 1.0, True),
+              "pag_scale": (0.0, MAX_GUIDANCE, True)}
 #: Where an axis's values go, in A1111's order: across, down, then one sub-grid per value.
 POSITIONS = ("x", "y", "z")
 MAX_VALUES = 64
@@ -61,7 +62,8 @@ class Axis:
         return {"sampler": "sampler", "schedule": "schedule type", "steps": "steps", "guidance": "guidance",
                 "seed": "seed", "eta": "eta", "s_noise": "s_noise", "s_churn": "s_churn", "s_tmin": "s_tmin",
                 "s_tmax": "s_tmax", "shift": "shift", "noise": "noise",
-                "ensd": "ENSD", "prompt": "prompt S/R", "guidance_rescale": "guidance rescale"}[self.kind]
+                "ensd": "ENSD", "prompt": "prompt S/R", "guidance_rescale": "guidance rescale",
+                "pag_scale": "PAG scale"}[self.kind]
 
     def label(self, value) -> str:
         """How a value is written on the grid and in the table."""

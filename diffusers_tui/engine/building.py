@@ -31,7 +31,7 @@ SETTING_OF_FIELD = {"model": "model", "scheduler": "scheduler", "schedule": "sch
 RECIPE_FIELDS = ("prompt", "negative_prompt", "model", "scheduler", "schedule", "steps", "guidance", "seed", "width", "height",
                  "noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "loras", "sampler_options",
                  "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from", "init_image", "strength",
-                 "hires_scale", "hires_steps", "hires_upscaler", "batch_size", "batch_count")
+                 "hires_scale", "hires_steps", "hires_upscaler", "batch_size", "batch_count", "pag_scale")
 
 
 def build_request(settings: Mapping[str, Any] | None = None, *, recipe=None, given: Mapping[str, Any] | None = None,

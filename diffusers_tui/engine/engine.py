@@ -386,7 +386,9 @@ def _guidance(loaded) -> dict:
         return {"guidance": "none", "guidance_meaning": "none: an unconditional model takes no guidance",
                 "negative_prompt": False}
     from diffusers_tui.engine.models.families import guidance_style, takes
+    from diffusers_tui.engine.sampling.variants import has_pag
 
     style = guidance_style(loaded.pipeline)
     return {"guidance": style.kind, "guidance_meaning": style.meaning, "guidance_default": style.default,
-            "negative_prompt": style.negative_prompt, "guidance_rescale": takes(loaded.pipeline, "guidance_rescale")}
+            "negative_prompt": style.negative_prompt, "guidance_rescale": takes(loaded.pipeline, "guidance_rescale"),
+            "pag": has_pag(loaded.pipeline)}

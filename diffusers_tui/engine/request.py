@@ -86,6 +86,8 @@ class GenerationRequest:
     sampler_options: tuple = ()
     #: CFG rescale (diffusers' guidance_rescale), 0 (off) to 1, for the pipelines that have it.
     guidance_rescale: float = 0.0
+    #: Perturbed-attention guidance's scale (0: off), through the pipeline's PAG variant (engine.sampling.variants).
+    pag_scale: float = 0.0
     #: A1111's variation seed and strength (0 to 1), and its seed resize as (width, height): engine.sampling.variation.
     variation_seed: int | None = None
     variation_strength: float = 0.0
@@ -144,6 +146,7 @@ class GenerationRequest:
 
         object.__setattr__(self, "sampler_options", checked(self.sampler_options))
         check_real("guidance_rescale", self.guidance_rescale, 0.0, 1.0)
+        check_real("pag_scale", self.pag_scale, 0.0, MAX_GUIDANCE)
         from diffusers_tui.engine.sampling.variation import checked_resize
 
         object.__setattr__(self, "seed_resize_from", checked_resize(self, MAX_SEED, MAX_SIDE))
@@ -341,3 +344,5 @@ class ModelSummary:
     negative_prompt: bool = True
     #: Whether the pipeline rescales guided predictions (diffusers' guidance_rescale: SD 1.x/2.x, SDXL).
     guidance_rescale: bool = False
+    #: Whether diffusers has a perturbed-attention guidance variant of its pipeline (SD 1.x/2.x, SDXL, SD3...).
+    pag: bool = False

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from diffusers_tui.engine.errors import RequestError, SchedulerUnavailableError, UnreadableFileError
-from diffusers_tui.engine.files.recipe import (OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY, OWN_SAMPLER_KEY,
-                                               OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY)
+from diffusers_tui.engine.files.recipe import (OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_PAG_KEY, OWN_RESCALE_KEY,
+                                               OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY, PARAMETERS_KEY, RECIPE_KEY)
 from diffusers_tui.engine.files import comfyui_graph
 from diffusers_tui.engine.files.other_tools import read_other_tool
 from diffusers_tui.engine.files.untrusted import png_text
@@ -35,7 +35,7 @@ _A1111_USED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size",
                "Hires upscale", "Hires steps", "Hires upscaler", "Hires resize",
                "RNG", "ENSD", "Eta", "Eta DDIM", "Sigma noise", "Lora hashes", "Lora weights", "TI hashes", "Sigma churn", "Sigma tmin", "Sigma tmax", "Shift",
                OWN_SAMPLER_KEY, OWN_SCHEDULE_KEY,
-               OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY}
+               OWN_NOISE_KEY, OWN_OPTIONS_KEY, OWN_RESCALE_KEY, OWN_PAG_KEY}
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def parse_a1111(text: str) -> Recipe:
             notes.append(f"ENSD {shown(pairs['ENSD'], 40)!r} is not a whole number: not used")
     for key, name in (("Eta", "eta"), ("Eta DDIM", "eta"), ("Sigma noise", "s_noise"), ("Sigma churn", "s_churn"),
                       ("Sigma tmin", "s_tmin"), ("Sigma tmax", "s_tmax"), ("Shift", "shift"),
-                      (OWN_RESCALE_KEY, "guidance_rescale")):
+                      (OWN_RESCALE_KEY, "guidance_rescale"), (OWN_PAG_KEY, "pag_scale")):
         if key in pairs:
             try:
                 fields[name] = float(pairs[key])

@@ -26,6 +26,8 @@ OWN_NOISE_KEY = "diffusers-tui noise"
 OWN_OPTIONS_KEY = "diffusers-tui sampler options"
 #: CFG rescale (diffusers' guidance_rescale), which A1111 itself has no field for.
 OWN_RESCALE_KEY = "diffusers-tui guidance rescale"
+#: Perturbed-attention guidance's scale, which A1111 itself has no field for.
+OWN_PAG_KEY = "diffusers-tui PAG scale"
 
 
 def a1111_parameters(request: GenerationRequest, recipe: dict[str, Any]) -> str:
@@ -137,6 +139,8 @@ def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> 
         fields.append(f"Shift: {request.shift:g}")
     if request.guidance_rescale and recipe.get("mode") != "unet":
         fields.append(f"{OWN_RESCALE_KEY}: {request.guidance_rescale:g}")
+    if request.pag_scale:
+        fields.append(f"{OWN_PAG_KEY}: {request.pag_scale:g}")
     taken = [(option, value) for option, value in request.sampler_options if option not in unused]
     if name and taken:
         fields.append(f"{OWN_OPTIONS_KEY}: " + _quoted(", ".join(f"{option}={value:g}" for option, value in taken)))

@@ -113,6 +113,9 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
     extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
     lines.append(f"generator = torch.Generator().manual_seed({request.seed})")
     size = f"width={recipe['width']}, height={recipe['height']}, "
+    if "pag_scale" in arguments and not recipe.get("init_image"):  # perturbed-attention guidance: the PAG pipeline
+        lines += ["pipe = diffusers.AutoPipelineForText2Image.from_pipe(pipe, enable_pag=True)",
+                  "pipe.scheduler = scheduler"]
     if recipe.get("init_image"):  # img2img: the image-to-image pipeline from the same modules, the same picture
         lines += img2img.snippet_lines(request, recipe)
         strength = 1.0 if recipe["scheduler_class"] == ENGINE_CLASS else img2img.strength(request)
@@ -167,7 +170,8 @@ def _hires_lines(request: GenerationRequest, recipe: dict[str, Any], prompt: str
         call_steps = exact_step_count(steps, strength)
         call_strength = strength
     lines += [f"scheduler = {scheduler_class}.from_config(json.loads({config!r}))",
-              "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)",
+              "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe"
+              + (", enable_pag=True)" if "pag_scale" in (recipe.get("call_arguments") or {}) else ")"),
               "pipe.scheduler = scheduler"]
     if _needs_uncond(recipe):
         lines.append("scheduler.watch_uncond(getattr(pipe, 'unet', None) or pipe.transformer)")

@@ -281,6 +281,9 @@ def guidance_note(request, summary) -> str | None:
                      "(SD 1.x/2.x and SDXL have it)")
     elif request.guidance_rescale and summary.guidance == "cfg" and request.guidance <= 1:
         notes.append(f"guidance rescale {request.guidance_rescale:g} is not used at guidance {request.guidance:g}")
+    if getattr(request, "pag_scale", 0.0) and not getattr(summary, "pag", False):
+        notes.append(f"PAG scale {request.pag_scale:g} cannot run: this pipeline has no perturbed-attention guidance "
+                     "variant in diffusers (SD 1.x/2.x, SDXL and SD3 have one)")
     if summary.guidance == "none" and request.guidance not in (0, 1):
         notes.append(f"guidance {request.guidance:g} is not used: {summary.guidance_meaning.removeprefix('none: ')}")
     if summary.guidance == "distilled" and summary.guidance_default is not None and request.guidance > 3 * summary.guidance_default:

@@ -28,24 +28,6 @@ def strength(request) -> float:
     return DEFAULT_STRENGTH if request.strength is None else float(request.strength)
 
 
-def image_pipeline(loaded):
-    """The loaded pipeline's image-to-image sibling (diffusers' AutoPipelineForImage2Image.from_pipe), made once."""
-    cached = loaded.related_pipelines.get("img2img")
-    if cached is not None:
-        return cached
-    from diffusers import AutoPipelineForImage2Image
-
-    name = type(loaded.pipeline).__name__
-    try:
-        pipe = AutoPipelineForImage2Image.from_pipe(loaded.pipeline)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise RequestError("init_image", f"{name} has no image-to-image pipeline in diffusers ({error}); "
-                                         "leave out the init image for this model") from None
-    pipe.set_progress_bar_config(disable=True)
-    loaded.related_pipelines["img2img"] = pipe
-    return pipe
-
-
 def check_fits(request, scheduler) -> None:
     """What an img2img request cannot do, said before anything runs."""
     if request.variation_strength or request.seed_resize_from is not None:
@@ -113,7 +95,8 @@ def snippet_lines(request, recipe: dict[str, Any]) -> list[str]:
             "    laid.paste(init_image, mask=init_image)",
             "    init_image = laid",
             f"init_image = init_image.convert('RGB').resize(({recipe['width']}, {recipe['height']}), Image.LANCZOS)",
-            "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)",
+            "pipe = diffusers.AutoPipelineForImage2Image.from_pipe(pipe"
+            + (", enable_pag=True)" if "pag_scale" in (recipe.get("call_arguments") or {}) else ")"),
             "pipe.scheduler = scheduler"]
 
 

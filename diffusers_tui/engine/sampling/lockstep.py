@@ -139,11 +139,19 @@ def _adapts_to_x(request: GenerationRequest) -> bool:
     return entry.is_engine and catalogue.sampler(entry.options["sampler"]).adapts_to_x
 
 
+def _runs_alone(request) -> bool:
+    """A lane the batched loops cannot run: a variation seed or seed resize (drawn by the single-run loops), PAG
+    (the PAG pipeline's attention), an init image, the hires fix or a batch of its own."""
+    from diffusers_tui.engine.sampling import batches, hires, img2img
+
+    return (variation.applies(request) or request.pag_scale > 0 or img2img.applies(request) or hires.applies(request)
+            or batches.applies(request))
+
+
 def _with_adaptive_lanes_alone(loaded, requests, record, cancel, run_batched) -> list[GenerationResult]:
     """The lanes batched by `run_batched`, but for adaptive samplers' lanes, and lanes with a variation seed or
     seed resize (their starting noise is drawn by the single-run loops), each run on its own."""
-    alone = [index for index, lane_request in enumerate(requests)
-             if _adapts_to_x(lane_request) or variation.applies(lane_request)]
+    alone = [index for index, lane_request in enumerate(requests) if _adapts_to_x(lane_request) or _runs_alone(lane_request)]
     together = [index for index in range(len(requests)) if index not in alone]
     results: list = [None] * len(requests)
     if together:

@@ -22,7 +22,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.models import families
 from diffusers_tui.engine.preview.record import LatentRecorder
 from diffusers_tui.engine.files import init_image
-from diffusers_tui.engine.sampling import batches, img2img, prompt_weighting, variation
+from diffusers_tui.engine.sampling import batches, img2img, prompt_weighting, variants, variation
 from diffusers_tui.engine.request import GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.estimates import current_sigma, estimate_x0, sigma_list
 from diffusers_tui.engine.sampling.facts import run_facts
@@ -141,10 +141,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     if img2img.applies(request):  # the family's image-to-image pipeline, sharing the loaded one's modules
         img2img.check_fits(request, scheduler)
         init = init_image.load(request.init_image, width, height)
-    if init is not None or start is not None:
-        pipe = img2img.image_pipeline(loaded)
-    else:
-        pipe = loaded.pipeline
+    # The family's image-to-image and/or PAG pipeline, sharing the loaded one's modules (variants).
+    pag = request.pag_scale > 0
+    pipe = variants.pipeline_for(loaded, img2img=init is not None or start is not None, pag=pag)
     pipe.scheduler = scheduler
     family = families.family_of(loaded)
     # The generator the pipeline draws its starting noise from; the step noise continues it.
@@ -198,6 +197,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     )
     if request.batch_size > 1:
         kwargs["num_images_per_prompt"] = request.batch_size
+    if pag:  # perturbed-attention guidance: the PAG pipeline's scale (its layers: the pipeline's default)
+        kwargs["pag_scale"] = arguments["pag_scale"] = request.pag_scale
     if init is not None or start is not None:  # the start is the init image, noised by the scheduler's add_noise
         del kwargs["width"], kwargs["height"]
         kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, start if init is None else init.image,
@@ -217,7 +218,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     # A flow schedule that starts below σ = 1: the pipeline's unit noise is scaled to σ₀ (ComfyUI's start).
     start_watch = scheduler.watch_start(denoiser) if _is_engine_flow(scheduler) and denoiser else None
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), variants.restoring_attention(denoiser, pag):
             if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
                 del kwargs["prompt"]
                 kwargs.pop("negative_prompt", None)

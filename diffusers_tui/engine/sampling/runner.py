@@ -25,6 +25,9 @@ def run(loaded, request: GenerationRequest, on_step: OnStep | None = None,
     """Run `request` on `loaded`; see the module docstring for the contract."""
     check_mode(loaded, request)
     width, height = resolve_size(loaded, request)
+    if loaded.mode == "unet" and request.pag_scale:
+        raise RequestError("pag_scale", "perturbed-attention guidance is a pipeline's (it perturbs a text model's "
+                                        "attention); leave it at 0 for a UNet model")
     if batches.applies(request) and (request.batch_count > 1 or loaded.mode == "unet"):
         if loaded.mode == "unet" and request.batch_size > 1:
             raise RequestError("batch_size", "the UNet loop runs one image a call: use a batch count")

@@ -23,7 +23,7 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
 #: A recipe's fields the panel has no input for: kept from a recipe for the runs that follow it.
 RECIPE_EXTRAS = ("noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "sampler_options",
                  "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from", "hires_scale",
-                 "hires_steps", "hires_upscaler")
+                 "hires_steps", "hires_upscaler", "pag_scale")
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
 FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
 #: The live preview methods the panel offers, with what each is (none is for the commands).
