@@ -77,12 +77,12 @@ def fields_below_the_fold() -> list:
         Horizontal(
             Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked"),
             Checkbox("lock", id="seed-lock")),
-        Label("Size (blank: the model's own) · batch size · count"),
+        Label("Size · batch size · batch count"),
         Horizontal(
-            Input(placeholder="e.g. 64x64", id="size"),
+            Input(placeholder="native", id="size", tooltip="WIDTHxHEIGHT, e.g. 64x64; blank: the model's own"),
             Input("1", id="batch-size", tooltip="images per model call (1 to 16), shown as a grid; seeds count up"),
             Input("1", id="batch-count", tooltip="calls in a row (1 to 100); each image is saved with its own seed")),
-        Label("Init image (img2img) · strength · ctrl+t takes the result"),
+        Label("Init image · strength (ctrl+t)"),
         Horizontal(
             Input(placeholder="blank: from noise", id="init-image",
                   tooltip="img2img: a picture to start from, stretched to the size (A1111's \"Just resize\"); "

@@ -30,6 +30,7 @@ class SettingsPanel(VerticalScroll):
     SettingsPanel Horizontal { height: auto; }
     SettingsPanel Horizontal Input { width: 1fr; }
     SettingsPanel Input.axis { padding: 0; }
+    SettingsPanel #size, SettingsPanel #init-image { width: 2fr; }
     SettingsPanel #preview { width: 20; }
     SettingsPanel #preview-method { margin-top: 1; }
     SettingsPanel #schedule { margin-top: 0; }
