@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Log, OptionList, Select, TextArea
 
 from diffusers_tui import settings as settings_module
 from diffusers_tui.engine import (MAX_STEPS, MODEL_DEFAULT, GenerationRequest, RequestError, UserFacingError, is_clean, list_loras, prompt_note,
-                                  prompt_syntax_note, random_seed, guidance_note, sampler_note,
+                                  prompt_syntax_note, random_seed, guidance_note, init_image_note, sampler_note,
                                   shown)
 from diffusers_tui.ui import generation, render, terminal_output
 from diffusers_tui.ui.failures import describe_failure
@@ -378,6 +378,9 @@ class DiffusersTuiApp(App):
             self.log_line(f"note: {syntax_note}")
             if "not applied" in syntax_note:
                 self.notify(syntax_note, title="Prompt syntax", severity="warning", timeout=10)
+        resized = init_image_note(request, self.summary)
+        if resized:
+            self.log_line(f"note: {resized}")
         unused = "; ".join(filter(None, (guidance_note(request, self.summary), sampler_note(request, self.summary))))
         if unused:
             self.log_line(f"note: {unused}")

@@ -161,3 +161,18 @@ def test_img2img_snippets_run_as_written_and_save_the_same_pixels(engine, tmp_pa
                                     steps=6, seed=5, init_image=str(corner_circle), strength=0.6)
         saved[name] = engine.save(engine.run(request), tmp_path / "out")
     _assert_same_pixels(saved, _run_snippets(saved, tmp_path / "runs"))
+
+
+@pytest.mark.parametrize("scheduler", ["Euler", None])
+def test_the_run_shows_the_noised_picture_as_step_0_then_counts_the_calls_it_makes(engine, corner_circle, scheduler):
+    snapshots = []
+    result = engine.run(GenerationRequest(prompt=PROMPT, scheduler=scheduler, steps=10, init_image=str(corner_circle),
+                                          strength=0.5, preview="noisy"), on_step=snapshots.append)
+    assert [s.step for s in snapshots] == list(range(0, result.model_calls + 1))
+    assert {s.total for s in snapshots} == {result.total_calls} and result.frames[0].step == 0
+    start = result.frames[0].latents
+    picture = start.decoders.image(start, "noisy", "vae")
+    overlap = _overlap(_red(picture), _red(Image.open(corner_circle)))
+    assert overlap > 0.3  # the circle in its corner, under noise
+    # The steps are the kept part's: diffusers' DPM++ 2M at 10 steps and 0.5 starts at t = 500, not 999.
+    assert snapshots[1].timestep < 999 and snapshots[1].timestep == snapshots[0].timestep

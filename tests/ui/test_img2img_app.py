@@ -25,11 +25,14 @@ async def test_ctrl_t_takes_the_result_as_the_next_runs_init_image(make_app, tmp
         await until(pilot, lambda: field.value and Path(field.value).is_file(), "the init image field filled")
         assert any("next run starts from" in line for line in app.log_lines)
         app.query_one("#strength", Input).value = "0.5"
+        app.query_one("#size", Input).value = "64x48"  # the picture is 64x64: stretched, and the log says so
         await pilot.press("ctrl+g")
         await run_finished(pilot, app)
         second = app.result
         assert second.request.init_image == field.value and second.request.strength == 0.5
         assert second.recipe["init_image"]["sha256"] and second.model_calls < 6  # part of the schedule
+        assert second.image.size == (64, 48)
+        assert any("init image 64x64 resized to 64x48" in line for line in app.log_lines)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) == 2, "the second save")
         newest = sorted((tmp_path / "out").rglob("[!.]*.png"))[-1]

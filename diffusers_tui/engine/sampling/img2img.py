@@ -58,6 +58,11 @@ def pipeline_kwargs(pipe, scheduler, request, image, width: int, height: int, ex
     return kwargs
 
 
+def kept_steps(request) -> int:
+    """The steps diffusers' image-to-image pipelines keep of `steps` at the strength: int(steps · strength)."""
+    return min(int(request.steps * strength(request)), request.steps)
+
+
 def exact_step_count(steps: int, strength: float) -> int:
     """The steps a diffusers class is given for A1111's fix-steps rule: the fewest of which it keeps `steps`."""
     count, kept = steps, max(strength, 1e-3)
@@ -76,13 +81,37 @@ def unet_start(scheduler, request, init, generator, device, dtype):
     pixels = pixels.to(device, dtype)
     if _is_engine(scheduler):
         return scheduler.add_noise(pixels, None, None)
-    kept = min(int(request.steps * strength(request)), request.steps)
-    start = (request.steps - kept) * scheduler.order
+    start = (request.steps - kept_steps(request)) * scheduler.order
     scheduler.timesteps = scheduler.timesteps[start:]
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
     noise = torch.randn(pixels.shape, generator=generator, dtype=torch.float32).to(device, dtype)
     return scheduler.add_noise(pixels, noise, scheduler.timesteps[:1])
+
+
+def watch_start(scheduler, denoiser, emit):
+    """Hand the noised start to `emit(start)` just before the first model call, so a run from a picture shows
+    it as step 0: the scheduler's add_noise (scale_noise on flow pipelines) is watched for it. Returns the
+    denoiser hook's handle, to remove after the run."""
+    kept: dict[str, Any] = {}
+    for name in ("add_noise", "scale_noise"):
+        original = getattr(scheduler, name, None)
+        if original is None:
+            continue
+
+        def watched(*args, _original=original, **kwargs):
+            start = _original(*args, **kwargs)
+            kept.setdefault("start", start)
+            return start
+
+        setattr(scheduler, name, watched)  # on this run's own scheduler only
+
+    def before_the_first_call(module, args, kwargs):
+        if "start" in kept and not kept.get("shown"):
+            kept["shown"] = True
+            emit(kept["start"])
+
+    return denoiser.register_forward_pre_hook(before_the_first_call, with_kwargs=True)
 
 
 def snippet_lines(request, recipe: dict[str, Any]) -> list[str]:

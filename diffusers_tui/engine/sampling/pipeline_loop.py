@@ -64,10 +64,13 @@ class _StepWatcher:
                 kwargs["generator"] = generator
             if self.timesteps is None:  # read once a run: the schedule is set before the first step
                 self.timesteps = [float(t) for t in scheduler.timesteps.cpu()]
+                # An image-to-image pipeline starts part way into the scheduler's timesteps (its begin index).
+                self.offset = getattr(scheduler, "begin_index", None) or 0
                 self._flow = is_flow_scheduler(scheduler)
                 self._sigma_values = sigma_list(scheduler, self._flow)
-            value = self.timesteps[min(self.calls, len(self.timesteps) - 1)]
-            sigma = current_sigma(scheduler, value, self.calls, flow=self._flow, sigma_values=self._sigma_values)
+            value = self.timesteps[min(self.calls + self.offset, len(self.timesteps) - 1)]
+            sigma = current_sigma(scheduler, value, self.calls + self.offset, flow=self._flow,
+                                  sigma_values=self._sigma_values)
             output = original_step(model_output, timestep, sample, *args, **kwargs)
             values = output if isinstance(output, tuple) else output.to_tuple()
             reported = values[1] if len(values) > 1 else None
@@ -80,6 +83,7 @@ class _StepWatcher:
             return output
 
         self._pending: tuple | None = None
+        self.offset = 0
         #: Called after each step with (call index, timestep, new latents): for pipelines whose own callback
         #: skips calls (PixArt's legacy callback sits out its "warm-up" calls when a sampler makes more
         #: model calls than steps).
@@ -89,8 +93,8 @@ class _StepWatcher:
         scheduler.step = step
 
     def timestep(self, index: int, timestep) -> float:
-        if self.timesteps is not None and index < len(self.timesteps):
-            return self.timesteps[index]
+        if self.timesteps is not None and index + self.offset < len(self.timesteps):
+            return self.timesteps[index + self.offset]
         return float(timestep)
 
     def denoised(self) -> torch.Tensor | None:
@@ -217,6 +221,18 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     uncond_watch = scheduler.watch_uncond(denoiser) if getattr(scheduler, "needs_uncond", False) and denoiser else None
     # A flow schedule that starts below σ = 1: the pipeline's unit noise is scaled to σ₀ (ComfyUI's start).
     start_watch = scheduler.watch_start(denoiser) if _is_engine_flow(scheduler) and denoiser else None
+    if init is not None and denoiser is not None:  # the noised picture is step 0, shown before the first call
+        def show_start(start) -> None:
+            total = int(getattr(scheduler, "expected_calls", 0) or img2img.kept_steps(request))
+            recorder = state["recorder"] = state["recorder"] or LatentRecorder(loaded.decoders, total)
+            record = recorder.record(None, unpacked(start)) if request.preview_method != "none" else None
+            first = float(scheduler.timesteps[getattr(scheduler, "begin_index", None) or 0])
+            on_step(StepSnapshot(step=0, total=total, timestep=first, sigma=None,
+                                 elapsed_s=time.perf_counter() - started, latents=record, preview_kind=request.preview))
+
+        start_shown = img2img.watch_start(scheduler, denoiser, show_start)
+    else:
+        start_shown = None
     try:
         with torch.inference_mode(), variants.restoring_attention(denoiser, pag):
             if weighted:  # A1111 emphasis and BREAK: embeddings from compel instead of the plain text
@@ -236,7 +252,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     except _NotFinite:
         stopped = not_finite_message(f"latents by model call {state['calls']} of {state['total']}", loaded.dtype)
     finally:
-        for watch in (uncond_watch, start_watch):
+        for watch in (uncond_watch, start_watch, start_shown):
             if watch is not None:
                 watch.remove()
     facts = run_facts(loaded, scheduler, width, height, request)

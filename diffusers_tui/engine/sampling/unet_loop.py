@@ -44,6 +44,11 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     timestep_values = [float(t) for t in scheduler.timesteps.cpu()]
     recorder, nan_watch = LatentRecorder(loaded.decoders, total), NanWatch()
     started = time.perf_counter()
+    if init is not None:  # the noised picture is step 0, shown before the first call
+        record = recorder.record(None, sample) if request.preview_method != "none" else None
+        on_step(StepSnapshot(step=0, total=getattr(scheduler, "expected_calls", 0) or total,
+                             timestep=timestep_values[0], sigma=None, elapsed_s=0.0, latents=record,
+                             preview_kind=request.preview))
     calls, cancelled, stopped = 0, False, None
     with torch.inference_mode():
         for timestep, value in zip(scheduler.timesteps, timestep_values):
