@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the names, for readers and type checkers
     from diffusers_tui.engine.sampling.prompt_weighting import prompt_syntax_note
     from diffusers_tui.engine.models.families import guidance_note
     from diffusers_tui.engine.files.init_image import init_image_note
+    from diffusers_tui.engine.sampling.batches import cell as batch_cell
     from diffusers_tui.engine.sampling.noise_settings import sampler_note
     from diffusers_tui.engine.models.embeddings import list_embeddings
     from diffusers_tui.engine.models.loras import NamedFile, list_loras, parse_lora
@@ -77,7 +78,7 @@ _SOURCES = {
     "is_clean": "text", "shown": "text",
     "describe_vocabulary": "vocabulary", "prompt_note": "vocabulary",
     "prompt_syntax_note": "sampling.prompt_weighting",
-    "guidance_note": "models.families", "init_image_note": "files.init_image",
+    "guidance_note": "models.families", "init_image_note": "files.init_image", "batch_cell": "sampling.batches",
     "sampler_note": "sampling.noise_settings",
     "parse_lora": "models.loras", "list_loras": "models.loras", "NamedFile": "models.loras",
     "list_embeddings": "models.embeddings", "parse_sampler_option": "sampling.sampler_options",
@@ -88,7 +89,7 @@ _SOURCES = {
     "SigmaSamplerScheduler": "sampling.sigma.stand_in",
 }
 #: Public names that differ from their name in the submodule.
-_RENAMED = {"describe_vocabulary": "describe", "parse_sampler_option": "parse"}
+_RENAMED = {"describe_vocabulary": "describe", "parse_sampler_option": "parse", "batch_cell": "cell"}
 
 __all__ = [
     # the facade and how it loads
@@ -97,7 +98,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "StepSnapshot", "ComparisonRequest", "ComparisonResult", "Lane",
     "LaneResult", "DISTANCE_NAME", "build_request", "build_comparison", "LivePreview", "PREVIEW_METHODS",
     "Axis", "AXIS_KINDS", "parse_axis", "OWN_REFERENCE", "convergence_data", "schedule_data", "trajectory_data",
-    "prompt_note", "prompt_syntax_note", "guidance_note", "init_image_note", "sampler_note", "describe_vocabulary", "parse_lora",
+    "prompt_note", "prompt_syntax_note", "guidance_note", "init_image_note", "batch_cell", "sampler_note", "describe_vocabulary", "parse_lora",
     "list_loras", "list_embeddings", "NamedFile", "parse_sampler_option",
     # what was kept
     "History", "HistoryEntry", "Recipe", "Exported", "read_bounded",

@@ -87,6 +87,8 @@ class DiffusersTuiApp(App):
         #: The last run's result: it owns its frames (every preview, for the scrubber).
         self.result = None
         self.frame_index: int | None = None
+        #: Which image of a batch the pane shows after the run (None: the whole grid); ctrl+b steps through them.
+        self.image_of_batch: int | None = None
         self.run_id = 0
         self.running = False
         self._cancel_event: threading.Event | None = None
@@ -175,7 +177,7 @@ class DiffusersTuiApp(App):
     #: Actions that read or change the main screen's fields: off while another screen is up.
     MAIN_SCREEN_ACTIONS = {"generate", "compare", "cancel", "save", "scheduler", "steps", "new_seed", "lock_seed",
                            "toggle_preview", "focus_prompt", "focus_pane", "scrub", "history", "export",
-                           "save_settings"}
+                           "save_settings", "batch_image"}
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in self.MAIN_SCREEN_ACTIONS and not isinstance(self.screen, MainScreen):
@@ -396,7 +398,7 @@ class DiffusersTuiApp(App):
         self.running = True
         self.idle.clear()
         self.main_screen.remove_class("-choosing-sampler")  # the run's notes go to the log: show it
-        self.result, self.frame_index = None, None
+        self.result, self.frame_index, self.image_of_batch = None, None, None
         self.keeper.forget()
         self.main_screen.show_live_pane()
         self.main_screen.set_progress(f"starting: {request.scheduler or 'model default'}, "
@@ -450,7 +452,7 @@ class DiffusersTuiApp(App):
         if self.running and self._live is not None:
             self._live.method = event.value
         elif self.result is not None and self.frame_index is not None:
-            self.main_screen.show_frame(self.result, self.frame_index, self._pane_cells)
+            self._show_frame(self.frame_index)
 
     def get_driver_class(self):
         """Textual's driver for this terminal; the Linux one with its output metered (ui.link)."""
@@ -551,7 +553,19 @@ class DiffusersTuiApp(App):
 
     def _show_frame(self, index: int | None) -> None:
         if self.result is not None:
-            self.main_screen.show_frame(self.result, index, self._pane_cells)
+            self.main_screen.show_frame(self.result, index, self._pane_cells, self.image_of_batch)
+
+    def action_batch_image(self) -> None:
+        """A batch's images one at a time (its grid, image 1, image 2 ... the grid again), scrubbable alike."""
+        if self.running or self.result is None or not self.result.batch:
+            self.notify("no batch to look through: set a batch size or count and generate", severity="warning")
+            return
+        count = len(self.result.batch)
+        now = self.image_of_batch
+        self.image_of_batch = 0 if now is None else (None if now + 1 >= count else now + 1)
+        shown_now = "the whole batch" if self.image_of_batch is None else f"image {self.image_of_batch + 1} of {count}"
+        self.log_line(f"showing {shown_now} (ctrl+b for the next)")
+        self._show_frame(self.frame_index)
 
     @property
     def main_screen(self) -> MainScreen:

@@ -23,6 +23,8 @@ APP_BINDINGS = [
     Binding("f4", "steps(-1)", "Steps-", id="steps.down", tooltip="One step fewer", priority=True),
     Binding("ctrl+t", "use_as_init", "As init", id="init.take", priority=True, show=False,
             tooltip="img2img: the current result (saved first) becomes the next run's init image"),
+    Binding("ctrl+b", "batch_image", "Batch image", id="batch.image", priority=True, show=False,
+            tooltip="After a batch: its images one at a time (then the whole grid again), scrubbable alike"),
     Binding("ctrl+r", "new_seed", "New seed", id="seed.new", tooltip="Pick a new random seed"),
     Binding("ctrl+l", "lock_seed", "Lock seed", id="seed.lock", tooltip="Keep the seed between runs (or not)"),
     Binding("ctrl+x", "toggle_preview", "x0/noisy", id="preview.toggle",

@@ -84,3 +84,11 @@ def test_what_a_batch_cannot_do_is_said_in_one_line(engine, tiny_ddpm):
         engine.run(GenerationRequest(model=str(tiny_ddpm), steps=2, batch_size=2))
     counted = engine.run(GenerationRequest(model=str(tiny_ddpm), steps=2, seed=3, batch_count=2))
     assert [item.request.seed for item in counted.batch] == [3, 4]
+
+
+def test_an_image_of_the_batch_is_its_place_in_the_grid(engine):
+    from diffusers_tui.engine import batch_cell
+
+    result = engine.run(GenerationRequest(prompt=PROMPT, scheduler="Euler", steps=3, seed=2, batch_size=3))
+    for index, item in enumerate(result.batch):
+        assert np.array_equal(np.asarray(batch_cell(result.image, 3, index)), np.asarray(item.image))

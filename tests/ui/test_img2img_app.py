@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.widgets import Input
 
 from diffusers_tui.engine.files import recipe as png_recipe
+from diffusers_tui.ui.widgets.live_pane import LivePane
 from tests.ui.test_app import SIZE
 from tests.waiting import model_loaded, run_finished, until
 
@@ -73,6 +74,13 @@ async def test_a_batch_forms_as_a_grid_and_saves_every_image_and_the_grid(make_a
         result = app.result
         assert [item.request.seed for item in result.batch] == [30, 31, 32, 33] and result.image.size == (128, 128)
         assert result.frames[-1].latents.noisy.shape[-2:] == (32, 32)  # the demo's 16 x 16 latents, 2 x 2
+        pane = app.query_one(LivePane)
+        await pilot.press("ctrl+b")  # image 1 alone: the final picture, then its place in each frame
+        await until(pilot, lambda: pane.caption.startswith("image 1/4 (seed 30) · final"), "image 1 alone")
+        await pilot.press("left")
+        await until(pilot, lambda: pane.caption.startswith("image 1/4 (seed 30) · step 4/4"), "image 1's last step")
+        await pilot.press("ctrl+b", "ctrl+b", "ctrl+b", "ctrl+b")  # images 2, 3, 4, then the whole grid again
+        await until(pilot, lambda: pane.caption.startswith("step 4/4"), "the whole batch again")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) == 5, "the four images and the grid")
         app.query_one("#batch-size", Input).value = "0"

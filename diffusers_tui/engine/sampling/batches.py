@@ -74,6 +74,15 @@ def grid(images: list):
     return sheet
 
 
+def cell(sheet, count: int, index: int):
+    """Image `index`'s place in a grid of `count` laid out by `grid` (a batch's picture, or a frame of it)."""
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    width, height = sheet.size[0] // columns, sheet.size[1] // rows
+    left, top = (index % columns) * width, (index // columns) * height
+    return sheet.crop((left, top, left + width, top + height))
+
+
 def run_batches(request, run_call: Callable, on_step) -> object:
     """Every call of the batch, one after the other, reported to `on_step` as one run; returns the whole
     batch's result (its `batch`: every image's own run; `image`: their grid)."""

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Log, Static
 
-from diffusers_tui.engine import Engine
+from diffusers_tui.engine import Engine, batch_cell
 from diffusers_tui.ui.graphics import final_image_class
 from diffusers_tui.ui.messages import FrameReady
 from diffusers_tui.ui.render import render_strips
@@ -93,20 +93,33 @@ class MainScreen(Screen):
         self.set_progress(f"step {result.model_calls}/{result.total_calls} · {result.calls_per_second:.1f} it/s · "
                           f"{result.elapsed_s:.2f}s{' · cancelled' if result.cancelled else ''}")
 
-    def show_frame(self, result, index: int | None, cells: tuple[int, int]) -> None:
-        """After a run: frame `index` of its record (None or past the end: the final image)."""
-        frames = result.frames
+    def show_frame(self, result, index: int | None, cells: tuple[int, int], image_of_batch: int | None = None) -> None:
+        """After a run: frame `index` of its record (None or past the end: the final image); of a batch, the
+        whole grid, or image `image_of_batch` alone (its place in each frame's grid)."""
+        frames, alone = result.frames, image_of_batch is not None and bool(result.batch)
+        which = ""
+        if alone:
+            item = result.batch[image_of_batch]
+            which = f"image {image_of_batch + 1}/{len(result.batch)} (seed {item.request.seed}) · "
         if index is None or index >= len(frames):
-            image, caption = result.shown_image, "final image · [ ] scrub · ctrl+s save"
-            if self.show_final_graphics(result.image, caption):
+            final = result.batch[image_of_batch].image if alone else result.image
+            image, caption = final or result.shown_image, f"{which}final image · [ ] scrub · ctrl+s save"
+            if self.show_final_graphics(final, caption):
                 return
         else:
             snapshot = frames[index]
             # Decoded in the render thread, by the panel's method: a full decode can take seconds.
             method = self.query_one(SettingsPanel).preview_method
             image = partial(Engine.preview, snapshot, method)
+            if alone:  # its place in the frame's grid; a batch count's calls each lay out their own batch
+                size, calls = result.request.batch_size, result.request.batch_count
+                place, call = image_of_batch % size, index // max(len(frames) // calls, 1)
+                image = partial(lambda frame, where: batch_cell(frame(), size, where), image, place)
+                shown_item = result.batch[min(call * size + place, len(result.batch) - 1)]
+                which = (f"image {min(call * size + place, len(result.batch) - 1) + 1}/{len(result.batch)} "
+                         f"(seed {shown_item.request.seed}) · ")
             sigma = f" · σ={snapshot.sigma:.3f}" if snapshot.sigma is not None else ""
-            caption = (f"step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
+            caption = (f"{which}step {snapshot.step}/{snapshot.total} · t={snapshot.timestep:.0f}{sigma} · "
                        f"{snapshot.elapsed_s:.2f}s")
         self.show_live_pane()
         if image is not None:
