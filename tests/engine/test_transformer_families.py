@@ -245,3 +245,26 @@ def test_a_transformer_family_outside_the_tested_ones_runs_and_says_what_it_lack
     result = engine.run(_request(model, steps=3), on_step=snapshots.append)
     assert result.image.size == _size(model) and len(snapshots) == 3
     assert np.asarray(engine.preview(snapshots[-1], "latent"), dtype=float).std() > 0
+
+
+def test_img2img_hires_and_pag_run_or_say_in_one_line_why_not(engine, transformer_model, tmp_path):
+    """Every family: a run from a picture, the hires fix and PAG either run (through from_pipe) or are refused in
+    one line naming the field; none fails part way."""
+    from PIL import Image
+
+    from diffusers_tui.engine import GenerationRequest, RequestError
+
+    name, model = transformer_model
+    picture = tmp_path / "start.png"
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(picture)
+    for fields, field in (({"init_image": str(picture), "strength": 0.6}, "init_image"),
+                          ({"hires_scale": 2, "hires_steps": 2}, "hires_scale"), ({"pag_scale": 2.0}, "pag_scale")):
+        request = GenerationRequest(prompt="a red circle", model=model, scheduler="Euler", steps=3, seed=1, **fields)
+        try:
+            result = engine.run(request)
+        except RequestError as error:
+            assert error.field == field and "\n" not in str(error), (name, str(error))
+            continue
+        assert result.image is not None and result.model_calls >= 1, name
+        if field == "hires_scale":
+            assert result.image.size[0] == 2 * result.recipe["width"], name

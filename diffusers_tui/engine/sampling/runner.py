@@ -14,7 +14,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.pipeline_loop import run_pipeline
 from diffusers_tui.engine.sampling.preflight import check_mode, check_steps, resolve_size, scheduler_for
-from diffusers_tui.engine.sampling import batches, hires
+from diffusers_tui.engine.sampling import batches, hires, variants
 from diffusers_tui.engine.sampling.unet_loop import run_unet_loop
 
 OnStep = Callable[[StepSnapshot], None]
@@ -52,6 +52,11 @@ def run_hires(loaded, request: GenerationRequest, width: int, height: int, on_st
         raise RequestError("hires_scale", "the hires fix is for pipeline models (it upscales latents or decodes "
                                           "and encodes pictures); leave it out for a UNet model")
     first, second, (width2, height2) = hires.passes(request, width, height, loaded.size_multiple)
+    try:  # its second pass is img2img: a model without an image-to-image pipeline says so before the first
+        variants.pipeline_for(loaded, img2img=True, pag=request.pag_scale > 0)
+    except RequestError as error:
+        reason = str(error).split(": ", 1)[1]
+        raise RequestError("hires_scale", f"the hires fix's second pass is img2img: {reason}") from None
     scheduler, scheduler2 = scheduler_for(loaded, first), scheduler_for(loaded, second, second_pass=True)
     check_steps(scheduler, first)
     check_steps(scheduler2, second)

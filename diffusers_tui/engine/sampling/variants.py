@@ -51,9 +51,31 @@ def pipeline_for(loaded, img2img: bool = False, pag: bool = False):
         field = "pag_scale" if pag else "init_image"
         raise RequestError(field, f"{name} has no {'image-to-image ' if img2img else ''}{'PAG ' if pag else ''}"
                                   f"pipeline in diffusers ({error}); leave it out for this model") from None
+    from diffusers_tui.engine.models import families
+
+    if img2img and not families.takes(pipe, "strength"):  # Flux.2's image input is a reference to edit from
+        raise RequestError("init_image", f"{type(pipe).__name__} takes a picture as a reference to edit from, not as "
+                                         "a start to denoise: img2img is not run on this model")
+    missing = _missing_pag_layer(pipe) if pag else None
+    if missing is not None:
+        raise RequestError("pag_scale", f"{type(pipe).__name__} perturbs the attention of {missing!r} (diffusers' "
+                                        "default PAG layers), which this model does not have; leave the PAG scale "
+                                        "at 0")
     pipe.set_progress_bar_config(disable=True)
     loaded.related_pipelines[key] = pipe
     return pipe
+
+
+def _missing_pag_layer(pipe) -> str | None:
+    """The first of the PAG pipeline's layers that names no module of its denoiser (a small model's), or None."""
+    import re
+
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    names = [name for name, _ in denoiser.named_modules()] if denoiser is not None else []
+    for layer in getattr(pipe, "pag_applied_layers", None) or ():
+        if not any(re.search(layer, name) for name in names):
+            return layer
+    return None
 
 
 @contextlib.contextmanager
