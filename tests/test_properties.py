@@ -28,6 +28,11 @@ _FIELD_VALUES = {
     "width": st.none() | st.integers(-8, 5000) | _ANYTHING, "height": st.none() | st.integers(-8, 5000) | _ANYTHING,
     "preview": st.sampled_from(["x0", "noisy"]) | _ANYTHING, "preview_every": st.integers(-1, 1001) | _ANYTHING,
     "preview_method": st.sampled_from(["auto", "linear", "vae", "none"]) | _ANYTHING,
+    "init_image": st.none() | _ANY_TEXT | _ANYTHING, "strength": st.none() | st.floats(-1, 2) | _ANYTHING,
+    "hires_scale": st.none() | st.floats(0, 5) | _ANYTHING, "hires_steps": st.integers(-1, 1001) | _ANYTHING,
+    "hires_upscaler": st.sampled_from(["Latent", "lanczos", "Latent (bicubic)", "ESRGAN"]) | _ANYTHING,
+    "batch_size": st.integers(-1, 20) | _ANYTHING, "batch_count": st.integers(-1, 120) | _ANYTHING,
+    "pag_scale": st.floats(-1, 60) | _ANYTHING,
 }
 FIELD_NAMES = {f.name for f in fields(GenerationRequest)}
 
@@ -55,6 +60,10 @@ _RUNNABLE = st.fixed_dictionaries({
     "preview": st.sampled_from(["x0", "noisy"]),
     "preview_every": st.integers(1, 4),
     "preview_method": st.sampled_from(["auto", "linear", "vae", "none"]),
+    "batch_count": st.integers(1, 2),
+    "pag_scale": st.sampled_from([0.0, 1.5]),
+    "hires_scale": st.sampled_from([None, None, 2.0]),
+    "hires_steps": st.integers(0, 2),
 })
 
 
