@@ -31,6 +31,10 @@ LIMITS: dict[str, tuple[float, float]] = {
     # A1111's batch size slider stops at 8, its batch count at 100.
     "batch_size": (1, 16),
     "batch_count": (1, 100),
+    # A1111's hires fix: its upscale slider (1 to 4) and second-pass steps (0: the first pass's).
+    "hires_scale": (1, 4),
+    "hires_steps": (0, MAX_STEPS),
+    "pag_scale": (0, MAX_GUIDANCE),
 }
 
 

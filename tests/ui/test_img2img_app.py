@@ -87,3 +87,37 @@ async def test_a_batch_forms_as_a_grid_and_saves_every_image_and_the_grid(make_a
         await pilot.press("ctrl+g")
         await run_finished(pilot, app)
         assert app.query_one("#batch-size").has_class("-bad-value") and "1 to 16" in app.log_lines[-1]
+
+
+async def test_the_hires_fix_and_pag_fields_run_both_passes_and_bad_values_mark_the_field(make_app, tmp_path):
+    app = make_app("demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await model_loaded(pilot, app)
+        app.query_one("#steps", Input).value = "4"
+        app.query_one("#hires-scale", Input).value = "2"
+        app.query_one("#hires-steps", Input).value = "3"
+        app.query_one("#hires-upscaler", Input).value = "lanczos"
+        app.query_one("#pag-scale", Input).value = "1.5"
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        result = app.result
+        assert result.image.size == (128, 128) and result.model_calls == 7  # 4 + 3: both passes
+        assert result.request.hires_upscaler == "Lanczos" and result.request.pag_scale == 1.5
+        assert [frame.step for frame in result.frames] == list(range(1, 8))  # the scrubber walks both passes
+        for selector, bad, words in (("#hires-scale", "9", "1 to 4"), ("#hires-upscaler", "ESRGAN", "not an upscaler"),
+                                     ("#pag-scale", "x", "not a number")):
+            widget = app.query_one(selector, Input)
+            good, widget.value = widget.value, bad
+            await pilot.press("ctrl+g")
+            await run_finished(pilot, app)
+            assert widget.has_class("-bad-value") and words in app.log_lines[-1], (selector, app.log_lines[-1])
+            widget.value = good
+        # A recipe fills them, and blank ones give the request's defaults.
+        app.query_one("#hires-scale", Input).value = ""
+        app.query_one("#pag-scale", Input).value = ""
+        await pilot.press("ctrl+g")
+        await run_finished(pilot, app)
+        assert app.result.request.hires_scale is None and app.result.request.pag_scale == 0
+        app.query_one("#seed-lock").value = True
+        app.panel.fill(result.request.to_dict())
+        assert app.query_one("#hires-scale", Input).value == "2.0" and app.query_one("#pag-scale", Input).value == "1.5"

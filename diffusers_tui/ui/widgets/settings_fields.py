@@ -7,7 +7,8 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
 from textual.widgets.option_list import Option
 
-from diffusers_tui.engine import DEFAULT_PROMPT, describe_range, schedule_names, scheduler_names
+from diffusers_tui.engine import (DEFAULT_PROMPT, LIMITS, describe_range, parse_number, parse_whole, schedule_names,
+                                  scheduler_names)
 from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import SchedulerList
 
@@ -19,16 +20,30 @@ FIELD_WIDGETS = {"prompt": "#prompt", "negative_prompt": "#negative", "steps": "
                  "preview_method": "#preview-method", "schedule": "#schedule", "x axis": "#axis-x",
                  "y axis": "#axis-y", "z axis": "#axis-z", "axis": "#axis-x", "seeds": "#seeds",
                  "lora": "#loras", "loras": "#loras", "init_image": "#init-image", "strength": "#strength",
-                 "batch_size": "#batch-size", "batch_count": "#batch-count"}
+                 "batch_size": "#batch-size", "batch_count": "#batch-count", "hires_scale": "#hires-scale",
+                 "hires_steps": "#hires-steps", "hires_upscaler": "#hires-upscaler", "pag_scale": "#pag-scale"}
+#: Inputs that hold one request field each, and how their text reads: "text", "number" or "whole" (in the
+#: field's range); a blank one gives nothing, so the request's default holds.
+PLAIN_FIELDS = (("#init-image", "init_image", "text"), ("#strength", "strength", "number"),
+                ("#batch-size", "batch_size", "whole"), ("#batch-count", "batch_count", "whole"),
+                ("#hires-scale", "hires_scale", "number"), ("#hires-steps", "hires_steps", "whole"),
+                ("#hires-upscaler", "hires_upscaler", "text"), ("#pag-scale", "pag_scale", "number"))
 #: A recipe's fields the panel has no input for: kept from a recipe for the runs that follow it.
 RECIPE_EXTRAS = ("noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "sampler_options",
-                 "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from", "hires_scale",
-                 "hires_steps", "hires_upscaler", "pag_scale")
+                 "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from")
 #: Settings the panel has a field for: its fields, not the settings, are what a run uses.
 FORM_SETTINGS = ("model", "scheduler", "schedule", "steps", "guidance", "size", "preview", "preview_every", "preview_method")
 #: The live preview methods the panel offers, with what each is (none is for the commands).
 PREVIEW_METHOD_CHOICES = (("auto: best that fits", "auto"), ("latent: linear map", "latent"),
                           ("taesd: tiny decoder", "taesd"), ("vae: full decode", "vae"))
+
+
+def read_plain(name: str, kind: str, text: str):
+    """A plain field's text as its request value (PLAIN_FIELDS); RequestError names the field and its range."""
+    if kind == "whole":
+        low, high = LIMITS[name]
+        return parse_whole(name, text, int(low), int(high))
+    return parse_number(name, text) if kind == "number" else text
 
 
 def fields_above_the_fold(model: str) -> ComposeResult:
@@ -69,10 +84,12 @@ def fields_below_the_fold() -> list:
                                                    ("z", "sub-grids", "z")))),
         Input("1", id="seeds", tooltip="run every lane on this many seeds counting up from the seed: the table "
                                        "gives means and spreads, and a ranking says where the seeds disagree"),
-        Label("Steps · guidance", id="guidance-label"),
+        Label("Steps · guidance · PAG", id="guidance-label"),
         Horizontal(
             Input("20", id="steps", tooltip=f"denoising steps, {describe_range('steps')}"),
-            Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}")),
+            Input("5.0", id="guidance", tooltip=f"classifier-free guidance, {describe_range('guidance')}"),
+            Input(placeholder="off", id="pag-scale",
+                  tooltip="perturbed-attention guidance's scale (SD 1.x/2.x, SDXL, SD3); blank or 0: off")),
         Label("Seed"),
         Horizontal(
             Input("0", id="seed", tooltip=f"{describe_range('seed')}; a new random one each run unless locked"),
@@ -89,6 +106,14 @@ def fields_below_the_fold() -> list:
                           "ctrl+t puts the current result here"),
             Input(placeholder="0.75", id="strength",
                   tooltip="denoising strength, 0 to 1 (A1111's): 0 keeps the picture, 1 starts from full noise")),
+        Label("Hires fix: scale · steps · upscaler"),
+        Horizontal(
+            Input(placeholder="off", id="hires-scale",
+                  tooltip="A1111's hires fix: upscale by this (1 to 4) and denoise again at the strength (0.7)"),
+            Input(placeholder="same", id="hires-steps", tooltip="the second pass's steps (blank: the steps above)"),
+            Input(placeholder="Latent", id="hires-upscaler",
+                  tooltip="Latent, Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
+                          "Latent (nearest), Latent (nearest-exact), Lanczos or Nearest")),
         Label("LoRAs · NAME:WEIGHT, ... · enter adds"),
         LoraPicker(),
         Label("Preview · every N calls · frames/s"),

@@ -16,8 +16,9 @@ from diffusers_tui.engine import (LIMITS, MODEL_DEFAULT, RequestError, Scheduler
                                   random_seed, schedule_names, scheduler_entries, shown)
 from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import fill_sampler_list, offer_schedules
-from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PREVIEW_METHOD_CHOICES, RECIPE_EXTRAS,
-                                                      fields_above_the_fold, fields_below_the_fold)
+from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PLAIN_FIELDS, PREVIEW_METHOD_CHOICES,
+                                                      RECIPE_EXTRAS, fields_above_the_fold, fields_below_the_fold,
+                                                      read_plain)
 
 class SettingsPanel(VerticalScroll):
     """Every input of a run. Values are read by the app when it builds a request."""
@@ -248,10 +249,8 @@ class SettingsPanel(VerticalScroll):
             "preview_every": parse_whole("preview_every", self._text("#preview-every"), *_limits("preview_every")),
             "preview_method": self.preview_method,
             "loras": self.query_one(LoraPicker).pairs(),
-            "init_image": self._text("#init-image").strip() or None,
-            "batch_size": parse_whole("batch_size", self._text("#batch-size"), *_limits("batch_size")),
-            "batch_count": parse_whole("batch_count", self._text("#batch-count"), *_limits("batch_count")),
-            "strength": parse_number("strength", self._text("#strength")) if self._text("#strength") else None,
+            **{name: read_plain(name, kind, text) for selector, name, kind in PLAIN_FIELDS
+               if (text := self._text(selector).strip())},
         }
 
     def build_request(self, settings: dict, model: str):
@@ -356,8 +355,7 @@ class SettingsPanel(VerticalScroll):
         if "negative_prompt" in fields:
             self.query_one("#negative", Input).value = shown(fields["negative_prompt"] or "", None)
         for selector, name in (("#steps", "steps"), ("#guidance", "guidance"), ("#seed", "seed"),
-                               ("#init-image", "init_image"), ("#strength", "strength"),
-                               ("#batch-size", "batch_size"), ("#batch-count", "batch_count")):
+                               *((selector, name) for selector, name, _ in PLAIN_FIELDS)):
             if name in fields:
                 self.query_one(selector, Input).value = "" if fields[name] is None else shown(str(fields[name]), None)
         if fields.get("schedule"):
