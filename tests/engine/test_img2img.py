@@ -176,3 +176,10 @@ def test_the_run_shows_the_noised_picture_as_step_0_then_counts_the_calls_it_mak
     assert overlap > 0.3  # the circle in its corner, under noise
     # The steps are the kept part's: diffusers' DPM++ 2M at 10 steps and 0.5 starts at t = 500, not 999.
     assert snapshots[1].timestep < 999 and snapshots[1].timestep == snapshots[0].timestep
+
+
+def test_the_resize_note_waits_for_a_model(corner_circle):
+    """The app asks for notes as it builds a run, also while the model is still loading (no summary yet)."""
+    from diffusers_tui.engine import init_image_note
+
+    assert init_image_note(GenerationRequest(prompt=PROMPT, init_image=str(corner_circle)), None) is None

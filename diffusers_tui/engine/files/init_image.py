@@ -67,7 +67,7 @@ def _sha256(path: str) -> str:
 def init_image_note(request, summary) -> str | None:
     """What a request's init image will go through before the run (its resize), or None; a picture that cannot
     be read says so when the run starts."""
-    if request.init_image is None:
+    if request.init_image is None or summary is None:  # no model loaded yet: the run itself will say
         return None
     from PIL import Image
 
