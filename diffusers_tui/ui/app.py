@@ -599,7 +599,9 @@ class DiffusersTuiApp(App):
         if self.result is None or self.result.image is None or self.running:
             self.notify("no finished result to start from yet: generate first (ctrl+g)", severity="warning")
             return
-        self.keeper.use_as_init(self.result)
+        # A batch: the image ctrl+b shows, or the first (its grid is not one picture to start from).
+        chosen = self.result.batch[self.image_of_batch or 0] if self.result.batch else self.result
+        self.keeper.use_as_init(chosen, is_current=chosen is self.result)
 
     def on_init_image_ready(self, message: InitImageReady) -> None:
         self.panel.query_one("#init-image", Input).value = str(message.path)

@@ -93,9 +93,11 @@ class Keeper:
 
         self.host.run_worker(work, thread=True, group="save")
 
-    def use_as_init(self, result: GenerationResult) -> None:
-        """ctrl+t: the result, saved first where it is not yet, becomes the next run's init image."""
-        engine, folder, saved_path = self.host.engine, self.host.outputs_dir, self.saved_path
+    def use_as_init(self, result: GenerationResult, is_current: bool = True) -> None:
+        """ctrl+t: the result, saved first where it is not yet, becomes the next run's init image (`is_current`
+        False: one image of the current batch, which is saved on its own)."""
+        engine, folder = self.host.engine, self.host.outputs_dir
+        saved_path = self.saved_path if is_current else None
 
         def work() -> None:
             try:

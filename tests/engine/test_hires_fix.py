@@ -89,9 +89,11 @@ def test_hires_snippets_run_as_written_and_save_the_same_pixels(engine, tmp_path
     from tests.engine.test_reproduce_snippets import _assert_same_pixels, _run_snippets
 
     saved = {}
-    for name, scheduler, upscaler in (("latent", "Euler", "Latent"), ("lanczos", "DPM++ 2M", "Lanczos"),
-                                      ("own", None, "Latent (nearest)")):
+    for name, scheduler, upscaler, extra in (
+            ("latent", "Euler", "Latent", {}), ("lanczos", "DPM++ 2M", "Lanczos", {}),
+            ("own", None, "Latent (nearest)", {}),
+            ("gpu-noise", "Euler a", "Latent", {"noise": "A1111 GPU", "guidance_rescale": 0.5, "pag_scale": 1.5})):
         request = GenerationRequest(prompt=PROMPT, scheduler=scheduler, steps=5, seed=2, hires_scale=2,
-                                    hires_steps=3, hires_upscaler=upscaler, strength=0.5)
+                                    hires_steps=3, hires_upscaler=upscaler, strength=0.5, **extra)
         saved[name] = engine.save(engine.run(request), tmp_path / "out")
     _assert_same_pixels(saved, _run_snippets(saved, tmp_path / "runs"))

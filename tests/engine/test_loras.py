@@ -326,3 +326,17 @@ def test_loras_load_on_every_family_whose_pipeline_has_a_lora_loader(family, tin
     one = engine.run(GenerationRequest(**base, loras=((str(path), 1.0),)))
     assert np.array_equal(_pixels(zero), plain) and np.abs(_pixels(one) - plain).max() > 0, type(pipeline).__name__
     assert one.recipe["loras"][0]["weight"] == 1.0
+
+
+def test_each_image_of_a_batch_is_saved_with_the_loras_it_ran_with(tiny_sd, loras, tmp_path):
+    from diffusers_tui.engine.files.recipe import read_parameters, read_recipe
+
+    engine = Engine(LoadOptions(lora_dirs=(str(loras["folder"]),)))
+    result = engine.run(GenerationRequest(prompt="a red square", model=str(tiny_sd), seed=3, steps=3,
+                                          preview_method="none", loras=(("diffusers-1", 0.8),), batch_count=2))
+    grid = engine.save(result, tmp_path)
+    images = sorted(path for path in tmp_path.rglob("[!.]*.png") if path != grid)
+    assert len(images) == 2
+    for path in images:
+        assert "<lora:diffusers-1:0.8>" in read_parameters(path)
+        assert [record["weight"] for record in read_recipe(path)["loras"]] == [0.8]

@@ -83,6 +83,12 @@ async def test_a_batch_forms_as_a_grid_and_saves_every_image_and_the_grid(make_a
         await until(pilot, lambda: pane.caption.startswith("step 4/4"), "the whole batch again")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(list((tmp_path / "out").rglob("[!.]*.png"))) == 5, "the four images and the grid")
+        await pilot.press("ctrl+b", "ctrl+b")  # image 2 alone; ctrl+t takes it, saved on its own
+        await pilot.press("ctrl+t")
+        field = app.query_one("#init-image", Input)
+        await until(pilot, lambda: field.value.endswith("-31.png"), "image 2 (seed 31) as the init image")
+        app.panel.fill({"prompt": "a blue square"})  # another tool's recipe: no init image, one image a run
+        assert field.value == "" and app.query_one("#batch-size", Input).value == "1"
         app.query_one("#batch-size", Input).value = "0"
         await pilot.press("ctrl+g")
         await run_finished(pilot, app)

@@ -152,8 +152,14 @@ def _hires_lines(request: GenerationRequest, recipe: dict[str, Any], prompt: str
     first_call = f"pipe({prompt}, num_inference_steps={request.steps}, {extra}{size}generator=generator"
     if upscaler in hires.LATENT_UPSCALERS:
         mode, antialias = hires.LATENT_UPSCALERS[upscaler]
-        lines = [f"latents = {first_call}, output_type='latent').images",
-                 "factor = pipe.vae_scale_factor",
+        lines = [f"latents = {first_call}, output_type='latent').images"]
+        import diffusers
+
+        if hasattr(getattr(diffusers, recipe.get("pipeline_class") or "", None), "_unpack_latents"):
+            # Flux-like pipelines hand out packed tokens: unpacked to (B, C, h, w), as the run did.
+            lines += [f"latents = pipe._unpack_latents(latents, {recipe['height']}, {recipe['width']}, "
+                      "pipe.vae_scale_factor)", "latents = latents[:, :, 0] if latents.ndim == 5 else latents"]
+        lines += ["factor = pipe.vae_scale_factor",
                  f"start = torch.nn.functional.interpolate(latents.float(), size=({height} // factor, {width} // factor), "
                  f"mode={mode!r}, antialias={antialias!r}).to(latents.dtype)"]
     else:
@@ -180,6 +186,14 @@ def _hires_lines(request: GenerationRequest, recipe: dict[str, Any], prompt: str
         lines += ["step = scheduler.step",
                   "scheduler.step = lambda *args, **kwargs: step(*args, **{'generator': generator, **kwargs})"]
     takes_size = f"width={width}, height={height}, " if second.get("takes_size") else ""
+    # The second pass's own call arguments (its pipeline's: no starting latents, no argument it lacks).
+    if second.get("call_arguments") is not None:
+        arguments = dict(second["call_arguments"])
+        if "prompt_embeds" in prompt:
+            arguments.pop("negative_prompt", None)
+        extra = "".join(f"{key}={value!r}, " for key, value in arguments.items())
+    else:
+        extra = extra.replace("latents=latents, ", "")
     return [*lines, f"image = pipe({prompt}, num_inference_steps={call_steps}, {extra}image=start, "
                     f"strength={call_strength!r}, {takes_size}generator=generator).images[0]"]
 

@@ -24,7 +24,9 @@ def recorded(result, dressed: dict[str, list[dict]]):
     if hasattr(result, "lanes"):
         return replace(result, lanes=tuple(replace(lane, result=recorded(lane.result, dressed))
                                            for lane in result.lanes))
-    return replace(result, recipe={**result.recipe, **dressed})
+    # A batch's images are saved with recipes of their own: each gets the records too.
+    return replace(result, recipe={**result.recipe, **dressed},
+                   batch=tuple(replace(item, recipe={**item.recipe, **dressed}) for item in result.batch))
 
 
 def matched(recipe, options=None):

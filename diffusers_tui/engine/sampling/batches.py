@@ -27,6 +27,14 @@ def check_batch(request, check_whole) -> None:
     """The batch fields checked (called by the request, which hands over its number check)."""
     check_whole("batch_size", request.batch_size, 1, MAX_BATCH_SIZE)
     check_whole("batch_count", request.batch_count, 1, MAX_BATCH_COUNT)
+    images = request.batch_size * request.batch_count
+    top = int(LIMITS["seed"][1])
+    if request.batch_size > 1 or request.batch_count > 1:  # every image's seed (or variation seed) must be one
+        counted, name = ((request.variation_seed or 0), "variation_seed") if request.variation_strength else \
+            (request.seed, "seed")
+        if counted + images - 1 > top:
+            raise RequestError(name, f"{counted} counts up past 2^64-1 over the batch's {images} images; choose a "
+                                     "smaller one")
     if request.batch_size > 1 and (request.variation_strength or request.seed_resize_from is not None):
         raise RequestError("batch_size", "a batch with variation seeds is not run here yet: use a batch count "
                                          "(one image a call) for them")

@@ -101,4 +101,5 @@ def recipe_facts(request, second, facts: dict[str, Any], calls: int) -> dict[str
     """What the recipe keeps of the second pass (the first pass's facts are the recipe's own)."""
     return {"upscale": request.hires_scale, "upscaler": request.hires_upscaler, "steps": second.steps,
             "strength": second.strength, "width": second.width, "height": second.height, "model_calls": calls,
-            "scheduler_config": facts.get("scheduler_config"), "takes_size": bool(facts.get("takes_size"))}
+            "scheduler_config": facts.get("scheduler_config"), "takes_size": bool(facts.get("takes_size")),
+            "call_arguments": facts.get("call_arguments")}

@@ -106,7 +106,7 @@ class _StepWatcher:
         return estimate_x0(self.scheduler, model_output, sample, timestep, sigma)
 
 
-def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded) -> torch.Tensor:
+def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded, batch: int = 1) -> torch.Tensor:
     """A1111's GPU or NV starting noise, drawn by the engine and handed to a UNet pipeline as its latents
     (which it scales by init_noise_sigma, as it would its own)."""
     unet = getattr(pipe, "unet", None)
@@ -114,7 +114,7 @@ def _engine_starting_noise(pipe, scheduler, width: int, height: int, loaded) -> 
         raise RequestError("noise", f"{scheduler.config.convention} noise is drawn here for UNet models only "
                                     "(SD 1.x, SDXL); choose A1111 CPU or ComfyUI for this model")
     factor = pipe.vae_scale_factor
-    shape = (1, unet.config.in_channels, height // factor, width // factor)
+    shape = (batch, unet.config.in_channels, height // factor, width // factor)  # one seed per image of a batch
     return scheduler.starting_noise(shape, loaded.device, loaded.dtype)
 
 
@@ -147,6 +147,9 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
         init = init_image.load(request.init_image, width, height)
     # The family's image-to-image and/or PAG pipeline, sharing the loaded one's modules (variants).
     pag = request.pag_scale > 0
+    if pag and getattr(scheduler, "needs_uncond", False):
+        raise RequestError("pag_scale", f"{request.scheduler} steps along the unconditional estimate, which PAG's "
+                                        "third batch half hides; choose another sampler for PAG, or leave it at 0")
     pipe = variants.pipeline_for(loaded, img2img=init is not None or start is not None, pag=pag)
     pipe.scheduler = scheduler
     family = families.family_of(loaded)
@@ -210,7 +213,7 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     elif variation.applies(request):  # A1111's variation seed or seed resize: the start is drawn here
         kwargs["latents"] = _varied_starting_noise(pipe, scheduler, request, width, height, loaded)
     elif getattr(scheduler, "draws_its_own_start", False):
-        kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded)
+        kwargs["latents"] = _engine_starting_noise(pipe, scheduler, width, height, loaded, request.batch_size)
     if families.callback_style(pipe) == "legacy":  # PixArt's callback(step, timestep, latents) skips calls: see
         watcher.after_step = lambda index, timestep, latents: callback(pipe, index, timestep, {"latents": latents})
     else:

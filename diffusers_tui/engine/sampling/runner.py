@@ -14,7 +14,7 @@ from diffusers_tui.engine.errors import RequestError
 from diffusers_tui.engine.request import GenerationRequest, GenerationResult, StepSnapshot
 from diffusers_tui.engine.sampling.pipeline_loop import run_pipeline
 from diffusers_tui.engine.sampling.preflight import check_mode, check_steps, resolve_size, scheduler_for
-from diffusers_tui.engine.sampling import batches, hires, variants
+from diffusers_tui.engine.sampling import batches, hires, img2img, variants
 from diffusers_tui.engine.sampling.unet_loop import run_unet_loop
 
 OnStep = Callable[[StepSnapshot], None]
@@ -60,6 +60,13 @@ def run_hires(loaded, request: GenerationRequest, width: int, height: int, on_st
     scheduler, scheduler2 = scheduler_for(loaded, first), scheduler_for(loaded, second, second_pass=True)
     check_steps(scheduler, first)
     check_steps(scheduler2, second)
+    if not getattr(scheduler2, "expected_calls", 0):  # a diffusers class: given int(steps / strength) steps
+        given = img2img.exact_step_count(second.steps, second.strength)
+        limit = int(getattr(scheduler2.config, "num_train_timesteps", 1000))
+        if given > limit:
+            raise RequestError("strength", f"{type(scheduler2).__name__} would need {given} steps for {second.steps} "
+                                           f"at strength {second.strength:g}, more than its {limit}; raise the "
+                                           "strength or choose an engine sampler")
     expected2 = getattr(scheduler2, "expected_calls", 0) or second.steps
     in_pixels = request.hires_upscaler in hires.PIXEL_UPSCALERS
     result = run_pipeline(loaded, first, scheduler, width, height,

@@ -28,6 +28,8 @@ PLAIN_FIELDS = (("#init-image", "init_image", "text"), ("#strength", "strength",
                 ("#batch-size", "batch_size", "whole"), ("#batch-count", "batch_count", "whole"),
                 ("#hires-scale", "hires_scale", "number"), ("#hires-steps", "hires_steps", "whole"),
                 ("#hires-upscaler", "hires_upscaler", "text"), ("#pag-scale", "pag_scale", "number"))
+#: What a plain field shows when a recipe does not give it (blank: the request's default).
+PLAIN_DEFAULTS = {selector: "1" if selector in ("#batch-size", "#batch-count") else "" for selector, _, _ in PLAIN_FIELDS}
 #: A recipe's fields the panel has no input for: kept from a recipe for the runs that follow it.
 RECIPE_EXTRAS = ("noise", "ensd", "eta", "s_noise", "shift", "s_churn", "s_tmin", "s_tmax", "sampler_options",
                  "guidance_rescale", "variation_seed", "variation_strength", "seed_resize_from")

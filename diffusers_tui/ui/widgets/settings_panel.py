@@ -16,9 +16,9 @@ from diffusers_tui.engine import (LIMITS, MODEL_DEFAULT, RequestError, Scheduler
                                   random_seed, schedule_names, scheduler_entries, shown)
 from diffusers_tui.ui.widgets.lora_list import LoraPicker
 from diffusers_tui.ui.widgets.sampler_list import fill_sampler_list, offer_schedules
-from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PLAIN_FIELDS, PREVIEW_METHOD_CHOICES,
-                                                      RECIPE_EXTRAS, fields_above_the_fold, fields_below_the_fold,
-                                                      read_plain)
+from diffusers_tui.ui.widgets.settings_fields import (FIELD_WIDGETS, FORM_SETTINGS, PLAIN_DEFAULTS, PLAIN_FIELDS,
+                                                      PREVIEW_METHOD_CHOICES, RECIPE_EXTRAS, fields_above_the_fold,
+                                                      fields_below_the_fold, read_plain)
 
 class SettingsPanel(VerticalScroll):
     """Every input of a run. Values are read by the app when it builds a request."""
@@ -358,6 +358,8 @@ class SettingsPanel(VerticalScroll):
                                *((selector, name) for selector, name, _ in PLAIN_FIELDS)):
             if name in fields:
                 self.query_one(selector, Input).value = "" if fields[name] is None else shown(str(fields[name]), None)
+            elif selector in PLAIN_DEFAULTS:  # another tool's recipe: no init image, one image, no hires fix
+                self.query_one(selector, Input).value = PLAIN_DEFAULTS[selector]
         if fields.get("schedule"):
             self.select_schedule(fields["schedule"])
         if "seed" in fields:
