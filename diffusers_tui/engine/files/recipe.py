@@ -137,7 +137,9 @@ def noise_setting_fields(request: GenerationRequest, recipe: dict[str, Any]) -> 
               if name and getattr(request, setting) != unset and setting not in unused]
     if request.shift is not None:
         fields.append(f"Shift: {request.shift:g}")
-    if request.guidance_rescale and recipe.get("mode") != "unet":
+    # Written where it was applied: not on a pipeline that has none (SD 1.x's image-to-image one drops it).
+    passed = "call_arguments" not in recipe or "guidance_rescale" in (recipe.get("call_arguments") or {})
+    if request.guidance_rescale and recipe.get("mode") != "unet" and passed:
         fields.append(f"{OWN_RESCALE_KEY}: {request.guidance_rescale:g}")
     if request.pag_scale:
         fields.append(f"{OWN_PAG_KEY}: {request.pag_scale:g}")
