@@ -51,6 +51,18 @@ def test_the_pixel_upscalers_decode_resize_and_encode(engine):
     assert result.recipe["hires"]["model_calls"] == 8 and result.model_calls == 16
 
 
+@pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
+def test_a_batch_through_the_hires_fix_is_each_images_own_hires_run(engine, upscaler):
+    base = dict(prompt=PROMPT, scheduler="Euler a", steps=5, seed=3, hires_scale=2, hires_steps=3,
+                hires_upscaler=upscaler)
+    batch = engine.run(GenerationRequest(**base, batch_size=2))
+    assert batch.image.size == (256, 128) and batch.model_calls == 8  # both passes, both images in each call
+    for item in batch.batch:
+        alone = engine.run(GenerationRequest(**{**base, "seed": item.request.seed}))
+        assert np.abs(np.asarray(alone.image, dtype=int) - np.asarray(item.image, dtype=int)).max() <= 1
+        assert item.recipe["hires"]["scheduler_config"]["seed"] == item.request.seed  # its snippet re-runs it
+
+
 def test_the_infotext_is_a1111s_and_reads_back_to_the_same_two_passes(engine, tmp_path):
     request = GenerationRequest(prompt=PROMPT, scheduler="Euler a", steps=6, seed=9, hires_scale=2, hires_steps=3,
                                 hires_upscaler="Latent (bicubic antialiased)", strength=0.6)

@@ -38,9 +38,6 @@ def check_batch(request, check_whole) -> None:
     if request.batch_size > 1 and (request.variation_strength or request.seed_resize_from is not None):
         raise RequestError("batch_size", "a batch with variation seeds is not run here yet: use a batch count "
                                          "(one image a call) for them")
-    if request.batch_size > 1 and request.hires_scale is not None:
-        raise RequestError("batch_size", "a batch through the hires fix is not run here yet: use a batch count "
-                                         "(one image a call) for it")
 
 
 def call_request(request, call: int):
@@ -63,6 +60,10 @@ def split(result, images: list) -> tuple:
         if "batch_seeds" in config:  # the engine sampler's noise: this image's seed alone
             config.update(seed=seed, batch_seeds=None)
             recipe["scheduler_config"] = config
+        second = dict(recipe.get("hires") or {})
+        if "batch_seeds" in (second.get("scheduler_config") or {}):  # a hires pass's sampler likewise
+            second["scheduler_config"] = {**second["scheduler_config"], "seed": seed, "batch_seeds": None}
+            recipe["hires"] = second
         alone = dataclasses.replace(request, seed=seed, batch_size=1, batch_count=1)
         items.append(dataclasses.replace(result, request=alone, image=image, recipe=recipe, frames=(), batch=(),
                                          latents=None))

@@ -76,8 +76,9 @@ def passes(request, width: int, height: int, multiple: int):
     return first, second, target
 
 
-def upscale(pipe, latents, image, upscaler: str, width: int, height: int, factor: int):
-    """The second pass's start: latents interpolated (the latent modes), or the picture resized (PIL)."""
+def upscale(pipe, latents, pictures: list, upscaler: str, width: int, height: int, factor: int):
+    """The second pass's start: latents interpolated (the latent modes), or the pictures resized (PIL; one
+    picture, or a batch's list)."""
     if upscaler in LATENT_UPSCALERS:
         import torch
 
@@ -86,7 +87,9 @@ def upscale(pipe, latents, image, upscaler: str, width: int, height: int, factor
                                                antialias=antialias).to(latents.dtype)
     from PIL import Image
 
-    return image.resize((width, height), resample=Image.LANCZOS if upscaler == "Lanczos" else Image.NEAREST)
+    resized = [picture.resize((width, height), resample=Image.LANCZOS if upscaler == "Lanczos" else Image.NEAREST)
+               for picture in pictures]
+    return resized[0] if len(resized) == 1 else resized
 
 
 def counted_on(on_step, calls_before: int, total_before: int):

@@ -75,12 +75,16 @@ def run_hires(loaded, request: GenerationRequest, width: int, height: int, on_st
     if result.cancelled or result.stopped or result.latents is None:
         return dataclasses.replace(result, request=request)
     factor = loaded.pipeline.vae_scale_factor
-    start = hires.upscale(loaded.pipeline, result.latents, result.image, request.hires_upscaler, width2, height2,
-                          factor)
+    pictures = [item.image for item in result.batch] or [result.image]  # a batch's own pictures, not its grid
+    start = hires.upscale(loaded.pipeline, result.latents, pictures, request.hires_upscaler, width2, height2, factor)
     result2 = run_pipeline(loaded, second, scheduler2, width2, height2,
                            hires.counted_on(on_step, result.model_calls, result.total_calls), cancel, start=start,
                            exact_steps=True)
     facts = {**result.recipe, "hires": hires.recipe_facts(request, second, result2.recipe, result2.model_calls)}
-    return dataclasses.replace(result2, request=request, recipe=facts, elapsed_s=result.elapsed_s + result2.elapsed_s,
-                               model_calls=result.model_calls + result2.model_calls,
-                               total_calls=result.total_calls + result2.total_calls)
+    combined = dataclasses.replace(result2, request=request, recipe=facts,
+                                   elapsed_s=result.elapsed_s + result2.elapsed_s,
+                                   model_calls=result.model_calls + result2.model_calls,
+                                   total_calls=result.total_calls + result2.total_calls)
+    if result2.batch:  # each image: a hires run of its own, with both passes' facts for its seed
+        combined = dataclasses.replace(combined, batch=batches.split(combined, [item.image for item in result2.batch]))
+    return combined
