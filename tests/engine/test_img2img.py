@@ -183,3 +183,26 @@ def test_the_resize_note_waits_for_a_model(corner_circle):
     from diffusers_tui.engine import init_image_note
 
     assert init_image_note(GenerationRequest(prompt=PROMPT, init_image=str(corner_circle)), None) is None
+
+
+@pytest.mark.slow
+def test_a_variation_seed_moves_the_starts_noise_as_a1111s_img2img_does(engine, corner_circle, tiny_ddpm, tmp_path):
+    """Strength 0 is the seed's own run; on the UNet loop (no VAE encode to sample) strength 1 is the variation
+    seed's; a diffusers class, which draws its start's noise itself, says it needs an engine sampler."""
+    base = dict(prompt=PROMPT, scheduler="Euler", steps=8, seed=3, init_image=str(corner_circle), strength=0.7)
+    plain = engine.run(GenerationRequest(**base))
+    none = engine.run(GenerationRequest(**base, variation_seed=9, variation_strength=0.0))
+    half = engine.run(GenerationRequest(**base, variation_seed=9, variation_strength=0.5))
+    assert np.array_equal(np.asarray(plain.image), np.asarray(none.image))
+    assert np.abs(np.asarray(half.image, dtype=int) - np.asarray(plain.image, dtype=int)).mean() > 1
+    pixel = dict(model=str(tiny_ddpm), scheduler="Euler", steps=8, init_image=str(corner_circle), strength=0.7)
+    varied = engine.run(GenerationRequest(**pixel, seed=3, variation_seed=9, variation_strength=1.0))
+    assert np.array_equal(np.asarray(varied.image), np.asarray(engine.run(GenerationRequest(**pixel, seed=9)).image))
+    with pytest.raises(RequestError, match="needs an engine sampler"):
+        engine.run(GenerationRequest(**{**base, "scheduler": None}, variation_seed=9, variation_strength=0.5))
+    from tests.engine.test_reproduce_snippets import _assert_same_pixels, _run_snippets
+
+    saved = {"pipe": engine.save(half, tmp_path / "out"),  # the snippets draw the same start
+             "unet": engine.save(engine.run(GenerationRequest(**pixel, seed=3, variation_seed=9,
+                                                              variation_strength=0.4)), tmp_path / "out")}
+    _assert_same_pixels(saved, _run_snippets(saved, tmp_path / "runs"))

@@ -117,6 +117,11 @@ def reproduce_snippet(request: GenerationRequest, recipe: dict[str, Any]) -> str
         lines += ["pipe = diffusers.AutoPipelineForText2Image.from_pipe(pipe, enable_pag=True)",
                   "pipe.scheduler = scheduler"]
     if recipe.get("init_image"):  # img2img: the image-to-image pipeline from the same modules, the same picture
+        if variation.applies(request):  # A1111's variation noise for the start, as the run drew it
+            lines += [*variation.snippet_lines(request, "pipe.unet.config.in_channels", "pipe.vae_scale_factor",
+                                               recipe["height"], recipe["width"], device, dtype, _convention(recipe),
+                                               name="variation_noise"),
+                      "scheduler.img2img_noise = variation_noise"]
         lines += img2img.snippet_lines(request, recipe)
         strength = 1.0 if recipe["scheduler_class"] == ENGINE_CLASS else img2img.strength(request)
         size = f"image=init_image, strength={strength!r}, " + (size if recipe["init_image"].get("pass_size") else "")
@@ -242,6 +247,11 @@ def _unet_init_start(request: GenerationRequest, recipe: dict[str, Any], device:
              "pixels = torch.from_numpy(np.asarray(init_image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]",
              f"pixels = pixels.to({device!r}, torch.{dtype})"]
     if recipe["scheduler_class"] == ENGINE_CLASS:  # its config's denoise: the tool's part of the schedule
+        if variation.applies(request):  # A1111's variation noise for the start, as the run drew it
+            lines += [*variation.snippet_lines(request, "unet.config.in_channels", "1", recipe["height"],
+                                               recipe["width"], device, dtype, _convention(recipe),
+                                               name="variation_noise"),
+                      "scheduler.img2img_noise = variation_noise"]
         return [*lines, "x = scheduler.add_noise(pixels, None, None)"]
     return [*lines,
             f"start = ({request.steps} - min(int({request.steps} * {img2img.strength(request)!r}), {request.steps}))"

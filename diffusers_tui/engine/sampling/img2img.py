@@ -30,9 +30,11 @@ def strength(request) -> float:
 
 def check_fits(request, scheduler) -> None:
     """What an img2img request cannot do, said before anything runs."""
-    if request.variation_strength or request.seed_resize_from is not None:
-        raise RequestError("init_image", "variation seeds and seed resize with an init image are not run here "
-                                         "yet; leave them out for img2img")
+    varied = request.variation_strength or request.seed_resize_from is not None
+    if varied and not _is_engine(scheduler):
+        raise RequestError("init_image", f"diffusers' {type(scheduler).__name__} draws an image-to-image start's "
+                                         "noise itself: a variation seed or seed resize with an init image needs "
+                                         "an engine sampler (A1111's names)")
     if not _is_engine(scheduler) and int(request.steps * strength(request)) < 1:
         raise RequestError("strength", f"diffusers' {type(scheduler).__name__} runs no step at strength "
                                        f"{strength(request):g} and {request.steps} steps (it keeps int(steps · "

@@ -207,6 +207,8 @@ def run_pipeline(loaded, request, scheduler, width, height, on_step, cancel, sta
     if pag:  # perturbed-attention guidance: the PAG pipeline's scale (its layers: the pipeline's default)
         kwargs["pag_scale"] = arguments["pag_scale"] = request.pag_scale
     if init is not None or start is not None:  # the start is the init image, noised by the scheduler's add_noise
+        if init is not None and variation.applies(request):  # A1111's variation noise, as its img2img draws it
+            scheduler.img2img_noise = _varied_starting_noise(pipe, scheduler, request, width, height, loaded)
         del kwargs["width"], kwargs["height"]
         kwargs.update(img2img.pipeline_kwargs(pipe, scheduler, request, start if init is None else init.image,
                                               width, height, exact_steps))

@@ -28,6 +28,9 @@ def run_unet_loop(loaded, request, scheduler, width, height, on_step, cancel) ->
     if img2img.applies(request):  # the init picture, noised to the strength's σ and stepped from there
         img2img.check_fits(request, scheduler)
         init = init_image.load(request.init_image, width, height)
+        if variation.applies(request):  # A1111's variation noise for the start (engine samplers: check_fits)
+            scheduler.img2img_noise = variation.starting_noise(request, shape, scheduler.config.convention, device,
+                                                               dtype, latent_factor=1)
         sample = img2img.unet_start(scheduler, request, init, generator, device, dtype)
     elif variation.applies(request):  # A1111's variation seed or seed resize, under the run's convention
         convention = getattr(scheduler.config, "convention", None) or "A1111 CPU"

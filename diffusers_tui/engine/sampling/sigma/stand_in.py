@@ -63,8 +63,10 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         self.spec = catalogue.sampler(sampler)
         self.model_sigmas = _model_sigmas(self.config)
         self.sigma_list: list[float] = []
-        #: img2img (config.denoise set): the part of the schedule it runs, and how its start is made.
+        #: img2img (config.denoise set): the part of the schedule it runs, and how its start is made; and the unit
+        #: noise its start takes where the caller draws it (A1111's variation seed), else None: the seed's own.
         self.partial = None
+        self.img2img_noise: torch.Tensor | None = None
         self.eval_sigmas: list[float] = []
         self.timesteps = torch.zeros(0)
         self.sigmas = torch.zeros(0)
@@ -241,7 +243,9 @@ class SigmaSamplerScheduler(SchedulerMixin, ConfigMixin):
         """img2img's start from the init latent: noised as the sampler's tool does it (sigma.partial), with this
         run's own starting noise (the seed's, as A1111 and ComfyUI draw it), not the pipeline's `noise`."""
         if self.partial is not None:
-            own = self.starting_noise(original.shape, original.device, torch.float32)
+            given = self.img2img_noise  # A1111's variation seed, drawn by the caller; else the seed's own
+            own = given.to(original.device, torch.float32) if given is not None else \
+                self.starting_noise(original.shape, original.device, torch.float32)
             start = original.float() * self.partial.latent_scale + own * self.partial.noise_scale
             return start.to(original.dtype)
         sigma = self.active_sigmas.sigma(float(timesteps.flatten()[0]))
