@@ -28,16 +28,28 @@ def _progress(app) -> str:
 
 
 async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_path, tiny_sd):
+    import threading
+
     app = make_app(str(tiny_sd))
-    frames_seen = []
+    frames_seen, frame_drawn, calls = [], threading.Event(), [0]
     async with app.run_test(size=SIZE) as pilot:
         await _loaded(pilot, app)
+        # The tiny model's whole run is quicker than a frame's decode on a busy machine: its third model call
+        # waits (in the worker thread) until a live frame of the first two is on screen, or 30 s.
+        def hold(module, args):
+            calls[0] += 1
+            if calls[0] == 3:
+                frame_drawn.wait(30)
+
+        slowed = app.engine.loaded_model(str(tiny_sd)).pipeline.unet.register_forward_pre_hook(hold)
         pane = app.query_one(LivePane)
         original_show = pane.show
 
         def counting_show(pixels, caption=None):
             if pixels is not None:
                 frames_seen.append(caption)
+                if str(caption).startswith("step "):
+                    frame_drawn.set()
             original_show(pixels, caption)
 
         pane.show = counting_show
@@ -48,17 +60,16 @@ async def test_generate_streams_frames_reaches_n_of_n_and_saves(make_app, tmp_pa
         await pilot.press("f3")  # next scheduler
         chosen = app.query_one("#scheduler", OptionList)
         name = chosen.get_option_at_index(chosen.highlighted).id
-        # Long enough (40 calls) that the first live frame, due at the first step, lands while it runs even on a
-        # busy machine (frames keep within 2% of the processor: a short run may show only its final picture).
-        app.query_one("#steps", Input).value = "39"
-        await pilot.press("f5")  # steps up: 40
+        app.query_one("#steps", Input).value = "6"
+        await pilot.press("f5")  # steps up: 7
         await pilot.press("ctrl+g")
         await _finished(pilot, app)
+        slowed.remove()
         assert app.result is not None and not app.result.cancelled
         assert app.result.request.prompt == "a blue square" and app.result.request.scheduler == name
-        assert app.result.request.steps == 40
+        assert app.result.request.steps == 7
         assert len(frames_seen) > 1 and frames_seen[0].startswith("step ")  # the pane changed while running
-        assert "step 40/40" in _progress(app) or f"/{app.result.total_calls}" in _progress(app)
+        assert "step 7/7" in _progress(app) or f"/{app.result.total_calls}" in _progress(app)
         assert app.query_one(LivePane).strips
         await pilot.press("ctrl+s")
         await _until(pilot, lambda: list((tmp_path / "out").rglob("[!.]*.png")), "the save")
