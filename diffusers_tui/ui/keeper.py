@@ -79,25 +79,18 @@ class Keeper:
     # ----- export -----
     def export(self, result: GenerationResult) -> None:
         """The run's frames as an animation and a contact sheet, next to its saved PNG (saved first)."""
-        engine, folder, saved_path = self.host.engine, self.host.outputs_dir, self.saved_path
-
-        def work() -> None:
-            try:
-                path = saved_path
-                if path is None:
-                    path = engine.save(result, folder)
-                    self.host.post_message(Saved(path, 0, result))
-                self.host.post_message(Exported(engine.export(result, path.with_suffix(""))))
-            except Exception as error:  # noqa: BLE001 - the worker always reports back
-                self.host.post_message(SaveFailed(describe_failure(error)[0]))
-
-        self.host.run_worker(work, thread=True, group="save")
+        engine = self.host.engine
+        self._after_saving(result, self.saved_path,
+                           lambda path: Exported(engine.export(result, path.with_suffix(""))))
 
     def use_as_init(self, result: GenerationResult, is_current: bool = True) -> None:
         """ctrl+t: the result, saved first where it is not yet, becomes the next run's init image (`is_current`
         False: one image of the current batch, which is saved on its own)."""
+        self._after_saving(result, self.saved_path if is_current else None, InitImageReady)
+
+    def _after_saving(self, result: GenerationResult, saved_path: Path | None, then) -> None:
+        """In a worker: save `result` where `saved_path` is None, then post `then(path)`'s message."""
         engine, folder = self.host.engine, self.host.outputs_dir
-        saved_path = self.saved_path if is_current else None
 
         def work() -> None:
             try:
@@ -105,7 +98,7 @@ class Keeper:
                 if path is None:
                     path = engine.save(result, folder)
                     self.host.post_message(Saved(path, 0, result))
-                self.host.post_message(InitImageReady(path))
+                self.host.post_message(then(path))
             except Exception as error:  # noqa: BLE001 - the worker always reports back
                 self.host.post_message(SaveFailed(describe_failure(error)[0]))
 
